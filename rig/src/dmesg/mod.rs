@@ -1,0 +1,1 @@
+//! Kernel-log analyzer (in progress).

@@ -1,0 +1,282 @@
+//! Child process ownership. Every child rig starts (QEMU above all) runs in its own process group
+//! and is owned by a [`Supervised`] guard: dropping it (success, error, panic unwinding) sends
+//! SIGTERM to the group, waits a grace period, sends SIGKILL and reaps. A global registry lets the
+//! SIGINT/SIGTERM handler ([`install_signal_handlers`]) do the same for every live child before rig
+//! exits, and `PR_SET_PDEATHSIG` kills a child whose rig died without cleaning up (SIGKILL).
+
+use std::fs::File;
+use std::io;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("cannot start {program}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot create {path}")]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot wait for {program}")]
+    Wait {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Process groups of live supervised children, for the signal handler.
+static LIVE_GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+fn register(pgid: i32) {
+    if let Ok(mut v) = LIVE_GROUPS.lock() {
+        v.push(pgid);
+    }
+}
+
+fn unregister(pgid: i32) {
+    if let Ok(mut v) = LIVE_GROUPS.lock() {
+        v.retain(|&p| p != pgid);
+    }
+}
+
+/// Kills every live supervised process group (SIGTERM, short grace, SIGKILL). Used on Ctrl-C.
+pub fn kill_all_children() {
+    let groups: Vec<i32> = LIVE_GROUPS.lock().map(|v| v.clone()).unwrap_or_default();
+    for &g in &groups {
+        unsafe { libc::kill(-g, libc::SIGTERM) };
+    }
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < deadline {
+        if groups.iter().all(|&g| unsafe { libc::kill(-g, 0) } != 0) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for &g in &groups {
+        unsafe { libc::kill(-g, libc::SIGKILL) };
+    }
+}
+
+/// On SIGINT/SIGTERM/SIGHUP: kill and reap every supervised child, then exit with 128+signal.
+/// Call once from `main`.
+pub fn install_signal_handlers() -> io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("rig-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                eprintln!("rig: caught signal {sig}, stopping QEMU");
+                kill_all_children();
+                std::process::exit(128 + sig);
+            }
+        })?;
+    Ok(())
+}
+
+/// A child in its own process group, killed and reaped when dropped.
+pub struct Supervised {
+    program: String,
+    child: Child,
+    pgid: i32,
+    stderr_path: Option<PathBuf>,
+    status: Option<ExitStatus>,
+    grace: Duration,
+}
+
+impl Supervised {
+    /// Spawns `cmd` in a new process group with stdin from /dev/null; stdout and stderr go to
+    /// `stderr_log` when given (so an early exit can be explained), else are inherited.
+    pub fn spawn(mut cmd: Command, stderr_log: Option<&Path>) -> Result<Self, ProcessError> {
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        cmd.stdin(Stdio::null());
+        if let Some(path) = stderr_log {
+            let f = File::create(path).map_err(|source| ProcessError::Log {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let f2 = f.try_clone().map_err(|source| ProcessError::Log {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            cmd.stdout(f).stderr(f2);
+        }
+        cmd.process_group(0);
+        unsafe {
+            cmd.pre_exec(|| {
+                // If rig dies without running its destructors, the kernel kills the child.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|source| ProcessError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+        let pgid = child.id() as i32;
+        register(pgid);
+        Ok(Supervised {
+            program,
+            child,
+            pgid,
+            stderr_path: stderr_log.map(Path::to_path_buf),
+            status: None,
+            grace: Duration::from_secs(3),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    /// `Some(status)` once the child has exited (reaped), without blocking.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, ProcessError> {
+        if self.status.is_some() {
+            return Ok(self.status);
+        }
+        let st = self.child.try_wait().map_err(|source| ProcessError::Wait {
+            program: self.program.clone(),
+            source,
+        })?;
+        if st.is_some() {
+            self.status = st;
+            unregister(self.pgid);
+        }
+        Ok(st)
+    }
+
+    /// Waits for the child to exit on its own until `timeout`; `None` if it is still running.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>, ProcessError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.try_wait()? {
+                return Ok(Some(st));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The tail of the child's captured stdout/stderr (for error messages).
+    pub fn stderr_tail(&self, max_lines: usize) -> String {
+        let Some(p) = &self.stderr_path else {
+            return String::new();
+        };
+        let text = std::fs::read_to_string(p).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(max_lines)..].join("\n")
+    }
+
+    pub fn stderr_path(&self) -> Option<&Path> {
+        self.stderr_path.as_deref()
+    }
+
+    /// SIGTERM to the group, grace period, SIGKILL, reap. Idempotent.
+    pub fn terminate(&mut self) -> Option<ExitStatus> {
+        if let Ok(Some(st)) = self.try_wait() {
+            // The leader is gone; make sure nothing else of its group lingers.
+            unsafe { libc::kill(-self.pgid, libc::SIGKILL) };
+            return Some(st);
+        }
+        unsafe { libc::kill(-self.pgid, libc::SIGTERM) };
+        if let Ok(Some(st)) = self.wait_timeout(self.grace) {
+            unsafe { libc::kill(-self.pgid, libc::SIGKILL) };
+            return Some(st);
+        }
+        unsafe { libc::kill(-self.pgid, libc::SIGKILL) };
+        let st = self.child.wait().ok();
+        self.status = st;
+        unregister(self.pgid);
+        st
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+/// Describes an exit status for humans: "exit code 1" or "killed by signal 9".
+pub fn describe_status(st: &ExitStatus) -> String {
+    match (st.code(), st.signal()) {
+        (Some(c), _) => format!("exit code {c}"),
+        (None, Some(s)) => format!("killed by signal {s}"),
+        _ => "unknown status".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alive(pid: i32) -> bool {
+        unsafe { libc::kill(pid, 0) == 0 }
+    }
+
+    #[test]
+    fn drop_kills_the_whole_group() {
+        // The shell starts a grandchild in the same group and then waits.
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("sleep 60 & echo $! > {}; wait", pidfile.display()));
+        let sup = Supervised::spawn(cmd, None).unwrap();
+        let leader = sup.pid() as i32;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !pidfile.exists() || std::fs::read_to_string(&pidfile).unwrap().trim().is_empty() {
+            assert!(Instant::now() < deadline, "child never wrote its pid");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let grandchild: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(alive(grandchild));
+        drop(sup);
+        assert!(!alive(leader));
+        // The grandchild was reparented; it must be gone or a zombie about to be reaped by init.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while alive(grandchild) {
+            let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
+            if stat.contains(") Z ") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "grandchild {grandchild} survived");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn early_exit_is_seen_with_its_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("err");
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo 'qemu: bad option' >&2; exit 3"]);
+        let mut sup = Supervised::spawn(cmd, Some(&log)).unwrap();
+        let st = sup.wait_timeout(Duration::from_secs(5)).unwrap().unwrap();
+        assert_eq!(st.code(), Some(3));
+        assert!(sup.stderr_tail(5).contains("bad option"));
+        assert_eq!(describe_status(&st), "exit code 3");
+    }
+}

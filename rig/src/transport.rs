@@ -1,0 +1,53 @@
+//! Ways into the guest. The serial console ([`crate::console::Console`]) is always there, also
+//! when the network is gone; ssh ([`crate::ssh`]) adds separate stderr, concurrency and uploads.
+//! Both implement [`Transport`], so scenario steps do not care which one carries them.
+
+use std::time::Duration;
+
+/// The result of one guest command.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CommandOutput {
+    pub stdout: String,
+    /// `None` where the transport cannot separate stderr (serial merges it into stdout).
+    pub stderr: Option<String>,
+    pub status: i32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("guest command `{command}` did not finish within {timeout:?} over {transport}; console showed last:\n{last_console}")]
+    Timeout {
+        transport: &'static str,
+        command: String,
+        timeout: Duration,
+        last_console: String,
+    },
+    #[error("QEMU exited ({status}) while `{command}` ran over {transport}; console showed last:\n{last_console}")]
+    GuestDied {
+        transport: &'static str,
+        command: String,
+        status: String,
+        last_console: String,
+    },
+    #[error("lost the {transport} connection while `{command}` ran: {reason}; console showed last:\n{last_console}")]
+    Disconnected {
+        transport: &'static str,
+        command: String,
+        reason: String,
+        last_console: String,
+    },
+    #[error("{transport}: {message}")]
+    Other {
+        transport: &'static str,
+        message: String,
+    },
+}
+
+/// Runs shell commands in the guest.
+pub trait Transport {
+    /// `serial` or `ssh`.
+    fn name(&self) -> &'static str;
+
+    /// Runs `command` with `sh -c` semantics; waits at most `timeout`.
+    fn run(&mut self, command: &str, timeout: Duration) -> Result<CommandOutput, TransportError>;
+}
