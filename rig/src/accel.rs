@@ -1,1 +1,206 @@
-//! (in progress)
+//! Choosing the accelerator. KVM is used only when a short real boot under KVM reaches the guest's
+//! init in time; otherwise TCG. On some hosts `/dev/kvm` exists but a KVM guest hangs, so the
+//! probe is a real boot with a short deadline, and its verdict is cached per host.
+
+use crate::artifacts::RunDir;
+use crate::board::{Arch, Board};
+use crate::cache::{Cache, CacheKey};
+use crate::events::{Event, Events};
+use crate::image::BootImage;
+use crate::qemu::Accel;
+use crate::vm::{Timeouts, Vm, VmConfig};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// What the user asked for with `--accel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccelChoice {
+    #[default]
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+impl FromStr for AccelChoice {
+    type Err = crate::board::UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(AccelChoice::Auto),
+            "kvm" => Ok(AccelChoice::Kvm),
+            "tcg" => Ok(AccelChoice::Tcg),
+            _ => Err(crate::board::UnknownName {
+                what: "accelerator",
+                given: s.into(),
+                known: "auto, kvm, tcg".into(),
+            }),
+        }
+    }
+}
+
+/// The deadline for the KVM probe boot: a working KVM reaches init in about a second.
+pub const PROBE_DEADLINE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Verdict {
+    pub accel: Accel,
+    pub reason: String,
+}
+
+/// Why KVM cannot even be tried, if so.
+pub fn kvm_precondition(board: Board, host: Option<Arch>) -> Result<(), String> {
+    if host != Some(board.arch()) {
+        return Err(format!(
+            "{} guest on a {} host",
+            board.arch(),
+            host.map(|a| a.to_string()).unwrap_or_else(|| "foreign".into())
+        ));
+    }
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .map(drop)
+        .map_err(|e| format!("/dev/kvm not usable: {e}"))
+}
+
+fn host_identity() -> String {
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return "unknown".into();
+    }
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    format!("{} {}", field(&uts.nodename), field(&uts.release))
+}
+
+/// Picks the accelerator for `board`. `Auto` probes KVM once per host (cached) with a real boot of
+/// `image`; explicit choices are honoured as given.
+pub fn choose(
+    choice: AccelChoice,
+    board: Board,
+    image: &BootImage,
+    cache: &Cache,
+    events: &Events,
+) -> Verdict {
+    let verdict = match choice {
+        AccelChoice::Kvm => Verdict {
+            accel: Accel::Kvm,
+            reason: "--accel kvm".into(),
+        },
+        AccelChoice::Tcg => Verdict {
+            accel: Accel::Tcg,
+            reason: "--accel tcg".into(),
+        },
+        AccelChoice::Auto => match kvm_precondition(board, Arch::host()) {
+            Err(why) => Verdict {
+                accel: Accel::Tcg,
+                reason: why,
+            },
+            Ok(()) => cached_probe(board, image, cache, events),
+        },
+    };
+    events.emit(Event::AccelChosen {
+        accel: verdict.accel.name().into(),
+        reason: verdict.reason.clone(),
+    });
+    verdict
+}
+
+fn cached_probe(board: Board, image: &BootImage, cache: &Cache, events: &Events) -> Verdict {
+    let mut key = CacheKey::new("accel-verdict");
+    key.str("host", &host_identity())
+        .str("board", board.name())
+        .str("qemu", &crate::doctor::tool_version(board.qemu_binary()).unwrap_or_default());
+    let read = |dir: &std::path::Path| -> Option<Verdict> {
+        let text = std::fs::read_to_string(dir.join("verdict.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    };
+    let entry = cache.entry("accel", &key);
+    if let Some(v) = read(&entry) {
+        return Verdict {
+            reason: format!("{} (cached verdict)", v.reason),
+            ..v
+        };
+    }
+    let built = cache.get_or_build::<crate::cache::CacheError>("accel", &key, |dir| {
+        let v = probe(board, image, dir, events);
+        let _ = std::fs::write(
+            dir.join("verdict.json"),
+            serde_json::to_string_pretty(&v).unwrap_or_default(),
+        );
+        Ok(())
+    });
+    built
+        .ok()
+        .and_then(|d| read(&d))
+        .unwrap_or(Verdict {
+            accel: Accel::Tcg,
+            reason: "KVM probe could not record a verdict".into(),
+        })
+}
+
+/// Boots `image` under KVM with a short deadline; the console log stays in `dir`.
+pub fn probe(board: Board, image: &BootImage, dir: &std::path::Path, events: &Events) -> Verdict {
+    events.emit(Event::StepStarted {
+        step: "kvm-probe".into(),
+        detail: format!("booting under KVM for at most {PROBE_DEADLINE:?}"),
+    });
+    let run_dir = match RunDir::create_in(dir, "kvm-probe") {
+        Ok(r) => r,
+        Err(e) => {
+            return Verdict {
+                accel: Accel::Tcg,
+                reason: format!("KVM probe could not start: {e}"),
+            }
+        }
+    };
+    let mut cfg = VmConfig::new(board, Accel::Kvm, image.clone());
+    cfg.timeouts = Timeouts {
+        boot: PROBE_DEADLINE,
+        ..Timeouts::for_accel(Accel::Kvm)
+    };
+    cfg.memory_mib = 512;
+    let start = std::time::Instant::now();
+    let verdict = match Vm::boot(&cfg, &run_dir, &Events::none()) {
+        Ok(vm) => {
+            vm.shutdown();
+            Verdict {
+                accel: Accel::Kvm,
+                reason: format!("KVM probe booted in {:.1}s", start.elapsed().as_secs_f64()),
+            }
+        }
+        Err(e) => Verdict {
+            accel: Accel::Tcg,
+            reason: format!(
+                "KVM probe failed, falling back to TCG: {}",
+                e.to_string().lines().next().unwrap_or_default()
+            ),
+        },
+    };
+    events.emit(Event::StepFinished {
+        step: "kvm-probe".into(),
+        elapsed: start.elapsed(),
+        cached: false,
+    });
+    verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cross_arch_never_tries_kvm() {
+        let e = kvm_precondition(Board::Arm64Virt, Some(Arch::X86_64)).unwrap_err();
+        assert!(e.contains("arm64 guest on a x86_64 host"), "{e}");
+    }
+
+    #[test]
+    fn choice_parsing() {
+        assert_eq!("auto".parse::<AccelChoice>().unwrap(), AccelChoice::Auto);
+        assert_eq!("tcg".parse::<AccelChoice>().unwrap(), AccelChoice::Tcg);
+        assert!("hvf".parse::<AccelChoice>().is_err());
+    }
+}

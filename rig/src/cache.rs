@@ -175,7 +175,7 @@ impl Cache {
                 source,
             })?;
         build(tmp.path())?;
-        let tmp_path = tmp.into_path();
+        let tmp_path = tmp.keep();
         match fs::rename(&tmp_path, &final_dir) {
             Ok(()) => Ok(final_dir),
             // Someone else published the same key meanwhile: theirs is as good as ours.

@@ -1,1 +1,223 @@
-//! (in progress)
+//! Host provisioning: which tools rig needs, their versions, what is missing, and installing the
+//! missing ones with apt on Debian/Ubuntu.
+
+use std::path::Path;
+use std::process::Command;
+
+/// What a tool is needed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Need {
+    /// Booting and driving VMs, provisioning images.
+    Core,
+    /// Building kernels (`rig kernel build`, `rig-6.12` kernels, bisect).
+    Kbuild,
+    /// The test suite's host-side ssh server.
+    Tests,
+    /// Makes things faster or nicer; rig works without it.
+    Optional,
+}
+
+/// How to tell that a tool is there.
+#[derive(Debug, Clone, Copy)]
+pub enum Probe {
+    /// A command on PATH, asked for its version with this flag.
+    Command(&'static str, &'static str),
+    /// A file that must exist (headers, source tarballs).
+    File(&'static str),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Tool {
+    pub name: &'static str,
+    pub probe: Probe,
+    /// The Debian/Ubuntu package providing it.
+    pub package: &'static str,
+    pub need: Need,
+}
+
+pub const TOOLS: &[Tool] = &[
+    Tool { name: "qemu-system-x86_64", probe: Probe::Command("qemu-system-x86_64", "--version"), package: "qemu-system-x86", need: Need::Core },
+    Tool { name: "qemu-system-aarch64", probe: Probe::Command("qemu-system-aarch64", "--version"), package: "qemu-system-arm", need: Need::Core },
+    Tool { name: "mmdebstrap", probe: Probe::Command("mmdebstrap", "--version"), package: "mmdebstrap", need: Need::Core },
+    Tool { name: "cpio", probe: Probe::Command("cpio", "--version"), package: "cpio", need: Need::Core },
+    Tool { name: "gzip", probe: Probe::Command("gzip", "--version"), package: "gzip", need: Need::Core },
+    Tool { name: "depmod", probe: Probe::Command("depmod", "--version"), package: "kmod", need: Need::Core },
+    Tool { name: "dtc", probe: Probe::Command("dtc", "--version"), package: "device-tree-compiler", need: Need::Core },
+    Tool { name: "xz", probe: Probe::Command("xz", "--version"), package: "xz-utils", need: Need::Kbuild },
+    Tool { name: "make", probe: Probe::Command("make", "--version"), package: "make", need: Need::Kbuild },
+    Tool { name: "gcc", probe: Probe::Command("gcc", "--version"), package: "gcc", need: Need::Kbuild },
+    Tool { name: "aarch64-linux-gnu-gcc", probe: Probe::Command("aarch64-linux-gnu-gcc", "--version"), package: "gcc-aarch64-linux-gnu", need: Need::Kbuild },
+    Tool { name: "flex", probe: Probe::Command("flex", "--version"), package: "flex", need: Need::Kbuild },
+    Tool { name: "bison", probe: Probe::Command("bison", "--version"), package: "bison", need: Need::Kbuild },
+    Tool { name: "bc", probe: Probe::Command("bc", "--version"), package: "bc", need: Need::Kbuild },
+    Tool { name: "libelf headers", probe: Probe::File("/usr/include/gelf.h"), package: "libelf-dev", need: Need::Kbuild },
+    Tool { name: "openssl headers", probe: Probe::File("/usr/include/openssl/ssl.h"), package: "libssl-dev", need: Need::Kbuild },
+    Tool { name: "linux-source-6.12", probe: Probe::File("/usr/src/linux-source-6.12.tar.xz"), package: "linux-source-6.12", need: Need::Kbuild },
+    Tool { name: "rsync", probe: Probe::Command("rsync", "--version"), package: "rsync", need: Need::Kbuild },
+    Tool { name: "addr2line", probe: Probe::Command("addr2line", "--version"), package: "binutils", need: Need::Optional },
+    Tool { name: "aarch64-linux-gnu-addr2line", probe: Probe::Command("aarch64-linux-gnu-addr2line", "--version"), package: "binutils-aarch64-linux-gnu", need: Need::Optional },
+    Tool { name: "ccache", probe: Probe::Command("ccache", "--version"), package: "ccache", need: Need::Optional },
+    Tool { name: "dropbear", probe: Probe::Command("dropbear", "-V"), package: "dropbear-bin", need: Need::Tests },
+];
+
+/// The first line a tool prints about its version, or `None` when it is not there.
+pub fn tool_version(program: &str) -> Option<String> {
+    tool_version_with(program, "--version")
+}
+
+fn tool_version_with(program: &str, flag: &str) -> Option<String> {
+    let out = Command::new(program).arg(flag).output().ok()?;
+    let text = if out.stdout.is_empty() {
+        out.stderr
+    } else {
+        out.stdout
+    };
+    let text = String::from_utf8_lossy(&text);
+    Some(
+        text.lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("present")
+            .trim()
+            .to_string(),
+    )
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ToolStatus {
+    pub name: &'static str,
+    pub package: &'static str,
+    pub need: Need,
+    /// `None`: missing.
+    pub version: Option<String>,
+}
+
+pub fn check(tool: &Tool) -> ToolStatus {
+    let version = match tool.probe {
+        Probe::Command(cmd, flag) => tool_version_with(cmd, flag),
+        Probe::File(p) => Path::new(p).exists().then(|| format!("present ({p})")),
+    };
+    ToolStatus {
+        name: tool.name,
+        package: tool.package,
+        need: tool.need,
+        version,
+    }
+}
+
+pub fn check_all() -> Vec<ToolStatus> {
+    TOOLS.iter().map(check).collect()
+}
+
+/// Packages to install for the missing tools with the given needs (deduplicated, in table order).
+pub fn missing_packages(statuses: &[ToolStatus], needs: &[Need]) -> Vec<&'static str> {
+    let mut pkgs: Vec<&'static str> = Vec::new();
+    for s in statuses {
+        if s.version.is_none() && needs.contains(&s.need) && !pkgs.contains(&s.package) {
+            pkgs.push(s.package);
+        }
+    }
+    pkgs
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("this is not a Debian/Ubuntu host: install these packages (or their equivalents) yourself: {}", .0.join(" "))]
+    NotDebian(Vec<&'static str>),
+    #[error("installing packages needs root or sudo: run `sudo apt-get install -y {}`", .0.join(" "))]
+    NotRoot(Vec<&'static str>),
+    #[error("`{command}` failed ({status})")]
+    Apt { command: String, status: String },
+    #[error("cannot run `{command}`")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The apt commands that install `packages`, with `sudo` when not root.
+pub fn apt_commands(packages: &[&str], root: bool) -> Vec<Vec<String>> {
+    let prefix: Vec<String> = if root { vec![] } else { vec!["sudo".into()] };
+    let mut update = prefix.clone();
+    update.extend(["apt-get", "update"].map(String::from));
+    let mut install = prefix;
+    install.extend(
+        ["apt-get", "install", "-y", "--no-install-recommends"].map(String::from),
+    );
+    install.extend(packages.iter().map(|p| p.to_string()));
+    vec![update, install]
+}
+
+/// Installs `packages` with apt. Output goes to the terminal (apt shows its own progress).
+pub fn install(packages: &[&'static str]) -> Result<(), SetupError> {
+    if packages.is_empty() {
+        return Ok(());
+    }
+    if !Path::new("/etc/debian_version").exists() {
+        return Err(SetupError::NotDebian(packages.to_vec()));
+    }
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root && tool_version_with("sudo", "--version").is_none() {
+        return Err(SetupError::NotRoot(packages.to_vec()));
+    }
+    for argv in apt_commands(packages, root) {
+        let command = argv.join(" ");
+        let st = Command::new(&argv[0])
+            .args(&argv[1..])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map_err(|source| SetupError::Spawn {
+                command: command.clone(),
+                source,
+            })?;
+        if !st.success() {
+            return Err(SetupError::Apt {
+                command,
+                status: crate::process::describe_status(&st),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_packages_are_deduplicated_and_filtered_by_need() {
+        let st = |name, package, need, present: bool| ToolStatus {
+            name,
+            package,
+            need,
+            version: present.then(|| "1".to_string()),
+        };
+        let s = vec![
+            st("a", "pkg-a", Need::Core, false),
+            st("b", "pkg-a", Need::Core, false),
+            st("c", "pkg-c", Need::Kbuild, false),
+            st("d", "pkg-d", Need::Core, true),
+        ];
+        assert_eq!(missing_packages(&s, &[Need::Core]), vec!["pkg-a"]);
+        assert_eq!(
+            missing_packages(&s, &[Need::Core, Need::Kbuild]),
+            vec!["pkg-a", "pkg-c"]
+        );
+    }
+
+    #[test]
+    fn apt_commands_use_sudo_only_when_not_root() {
+        let c = apt_commands(&["qemu-system-arm"], true);
+        assert_eq!(c[0], ["apt-get", "update"]);
+        assert_eq!(c[1].last().unwrap(), "qemu-system-arm");
+        let c = apt_commands(&["x"], false);
+        assert_eq!(c[0][0], "sudo");
+    }
+
+    #[test]
+    fn version_of_a_present_and_a_missing_tool() {
+        assert!(tool_version("sh").is_some() || tool_version("ls").is_some());
+        assert!(tool_version("definitely-not-a-rig-tool").is_none());
+    }
+}

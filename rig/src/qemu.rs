@@ -1,1 +1,361 @@
-//! (in progress)
+//! QEMU command lines and kernel command lines, as small pure functions.
+//!
+//! [`argv`] turns a [`QemuConfig`] into the full argument vector (logged to the run's `qemu.argv`
+//! before spawning); [`kernel_cmdline`] builds and checks the kernel command line.
+
+use crate::board::{Board, DIMM_SLOTS};
+use std::path::PathBuf;
+
+/// The accelerator a VM runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+}
+
+/// Everything that determines a QEMU invocation.
+#[derive(Debug, Clone)]
+pub struct QemuConfig {
+    pub board: Board,
+    pub accel: Accel,
+    /// `None`: no kernel (a paused `-S` machine for QMP tests).
+    pub kernel: Option<PathBuf>,
+    pub initrd: Option<PathBuf>,
+    pub cmdline: String,
+    pub memory_mib: u64,
+    /// Upper bound for hot-plugged memory (`maxmem`).
+    pub max_memory_mib: u64,
+    pub smp: u32,
+    /// The serial console's unix socket (QEMU is the server; rig connects).
+    pub console_socket: PathBuf,
+    pub qmp_socket: PathBuf,
+    /// Host port on 127.0.0.1 forwarded to the guest's port 22.
+    pub ssh_forward_port: Option<u16>,
+    /// PCIe root ports left free for hot-plug.
+    pub hotplug_root_ports: usize,
+    /// Start paused (`-S`).
+    pub paused: bool,
+}
+
+impl QemuConfig {
+    /// Defaults for `board`: 1 GiB, room for 4 DIMMs up to 4 GiB, 2 vCPUs, 4 free root ports.
+    pub fn new(board: Board, accel: Accel, console_socket: PathBuf, qmp_socket: PathBuf) -> Self {
+        QemuConfig {
+            board,
+            accel,
+            kernel: None,
+            initrd: None,
+            cmdline: String::new(),
+            memory_mib: 1024,
+            max_memory_mib: 4096,
+            smp: 2,
+            console_socket,
+            qmp_socket,
+            ssh_forward_port: None,
+            hotplug_root_ports: crate::board::HOTPLUG_ROOT_PORTS,
+            paused: false,
+        }
+    }
+}
+
+/// The full QEMU argument vector (program first).
+pub fn argv(cfg: &QemuConfig) -> Vec<String> {
+    let mut a: Vec<String> = vec![cfg.board.qemu_binary().into()];
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
+    push(&["-nodefaults", "-no-user-config", "-display", "none"]);
+    // A guest panic (panic=-1) reboots, and -no-reboot turns that into a QEMU exit.
+    push(&["-no-reboot"]);
+    match cfg.board {
+        Board::X86_64Q35 => push(&["-machine", "q35"]),
+        Board::Arm64Virt => push(&["-machine", "virt"]),
+    }
+    let cpu = match cfg.accel {
+        Accel::Kvm => "host",
+        Accel::Tcg => cfg.board.tcg_cpu(),
+    };
+    let accel = match cfg.accel {
+        Accel::Kvm => "kvm".to_string(),
+        Accel::Tcg => "tcg,thread=multi".to_string(),
+    };
+    push(&["-accel", &accel, "-cpu", cpu]);
+    let smp = cfg.smp.to_string();
+    push(&["-smp", &smp]);
+    let mem = format!(
+        "{}M,slots={},maxmem={}M",
+        cfg.memory_mib, DIMM_SLOTS, cfg.max_memory_mib
+    );
+    push(&["-m", &mem]);
+
+    let console = format!(
+        "socket,id=con0,path={},server=on,wait=on",
+        cfg.console_socket.display()
+    );
+    push(&["-chardev", &console, "-serial", "chardev:con0"]);
+    let qmp = format!(
+        "socket,id=qmp0,path={},server=on,wait=off",
+        cfg.qmp_socket.display()
+    );
+    push(&["-chardev", &qmp, "-mon", "chardev=qmp0,mode=control"]);
+
+    for n in 0..cfg.hotplug_root_ports {
+        let id = Board::root_port_id(n);
+        let dev = format!("pcie-root-port,id={id},bus=pcie.0,chassis={},slot=0", n + 1);
+        push(&["-device", &dev]);
+    }
+
+    let mut netdev = "user,id=net0".to_string();
+    if let Some(port) = cfg.ssh_forward_port {
+        netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{port}-:22"));
+    }
+    push(&["-netdev", &netdev]);
+    // No option ROM: rig boots with -kernel, so iPXE is not needed.
+    push(&["-device", "virtio-net-pci,netdev=net0,romfile="]);
+    push(&["-device", "virtio-rng-pci"]);
+
+    if let Some(k) = &cfg.kernel {
+        let k = k.display().to_string();
+        push(&["-kernel", &k]);
+        if let Some(i) = &cfg.initrd {
+            let i = i.display().to_string();
+            push(&["-initrd", &i]);
+        }
+        push(&["-append", &cfg.cmdline]);
+    }
+    if cfg.paused {
+        push(&["-S"]);
+    }
+    a
+}
+
+/// Shell-quoted rendering of an argv, for `qemu.argv` and logs.
+pub fn shell_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|s| {
+            if !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_=,./:+@".contains(c))
+            {
+                s.clone()
+            } else {
+                format!("'{}'", s.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The kernel command line limit shared by x86 and arm64 (COMMAND_LINE_SIZE).
+pub const CMDLINE_MAX: usize = 2048;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CmdlineError {
+    #[error("kernel parameter `{param}` is malformed: {why}")]
+    Malformed { param: String, why: &'static str },
+    #[error("kernel command line is {len} bytes, over the limit of {max}")]
+    TooLong { len: usize, max: usize },
+}
+
+/// rig's kernel command line for `board`, plus `extra` parameters (scenario or user additions).
+///
+/// Parameters are checked as the line is built: no whitespace or control characters outside
+/// double quotes, balanced quotes, no empty parameter. A later duplicate key overrides an earlier one.
+pub fn kernel_cmdline(board: Board, extra: &[String]) -> Result<String, CmdlineError> {
+    let base = [
+        format!("console={}", board.console_device()),
+        "panic=-1".into(),
+        "oops=panic".into(),
+        "printk.time=1".into(),
+        "loglevel=7".into(),
+        "rdinit=/init".into(),
+        // New DIMMs stay offline until a scenario onlines them (movable or not).
+        "memhp_default_state=offline".into(),
+    ];
+    let mut params: Vec<String> = Vec::new();
+    for p in base.iter().chain(extra.iter()) {
+        check_param(p)?;
+        let key = p.split('=').next().unwrap_or(p);
+        params.retain(|q| q.split('=').next().unwrap_or(q) != key);
+        params.push(p.clone());
+    }
+    let line = params.join(" ");
+    if line.len() >= CMDLINE_MAX {
+        return Err(CmdlineError::TooLong {
+            len: line.len(),
+            max: CMDLINE_MAX,
+        });
+    }
+    Ok(line)
+}
+
+fn check_param(p: &str) -> Result<(), CmdlineError> {
+    let bad = |why| {
+        Err(CmdlineError::Malformed {
+            param: p.to_string(),
+            why,
+        })
+    };
+    if p.is_empty() {
+        return bad("empty parameter");
+    }
+    if p.starts_with('=') {
+        return bad("no name before `=`");
+    }
+    let mut in_quotes = false;
+    for c in p.chars() {
+        match c {
+            '"' => in_quotes = !in_quotes,
+            c if c.is_control() => return bad("control character"),
+            c if c.is_whitespace() && !in_quotes => return bad("whitespace outside double quotes"),
+            _ => {}
+        }
+    }
+    if in_quotes {
+        return bad("unbalanced double quote");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(board: Board) -> QemuConfig {
+        let mut c = QemuConfig::new(board, Accel::Tcg, "/t/con.sock".into(), "/t/qmp.sock".into());
+        c.kernel = Some("/k/Image".into());
+        c.initrd = Some("/k/initrd".into());
+        c.cmdline = "console=ttyAMA0".into();
+        c
+    }
+
+    fn has_pair(a: &[String], flag: &str, value: &str) -> bool {
+        a.windows(2).any(|w| w[0] == flag && w[1] == value)
+    }
+
+    #[test]
+    fn arm64_virt_argv() {
+        let a = argv(&cfg(Board::Arm64Virt));
+        assert_eq!(a[0], "qemu-system-aarch64");
+        assert!(has_pair(&a, "-machine", "virt"));
+        assert!(has_pair(&a, "-cpu", "cortex-a57"));
+        assert!(has_pair(&a, "-accel", "tcg,thread=multi"));
+        assert!(has_pair(&a, "-m", "1024M,slots=4,maxmem=4096M"));
+        assert!(has_pair(&a, "-kernel", "/k/Image"));
+        assert!(has_pair(&a, "-initrd", "/k/initrd"));
+        assert!(has_pair(&a, "-append", "console=ttyAMA0"));
+        assert!(a.contains(&"-no-reboot".to_string()));
+        assert!(!a.contains(&"-S".to_string()));
+    }
+
+    #[test]
+    fn x86_q35_argv_with_kvm() {
+        let mut c = cfg(Board::X86_64Q35);
+        c.accel = Accel::Kvm;
+        let a = argv(&c);
+        assert_eq!(a[0], "qemu-system-x86_64");
+        assert!(has_pair(&a, "-machine", "q35"));
+        assert!(has_pair(&a, "-accel", "kvm"));
+        assert!(has_pair(&a, "-cpu", "host"));
+    }
+
+    #[test]
+    fn root_ports_are_distinct_and_on_pcie0() {
+        let a = argv(&cfg(Board::X86_64Q35));
+        let ports: Vec<&String> = a.iter().filter(|s| s.starts_with("pcie-root-port")).collect();
+        assert_eq!(ports.len(), crate::board::HOTPLUG_ROOT_PORTS);
+        for (n, p) in ports.iter().enumerate() {
+            assert!(p.contains(&format!("id=rp{n},")), "{p}");
+            assert!(p.contains(&format!("chassis={},", n + 1)), "{p}");
+            assert!(p.contains("bus=pcie.0"), "{p}");
+        }
+    }
+
+    #[test]
+    fn sockets_console_waits_qmp_does_not() {
+        let a = argv(&cfg(Board::Arm64Virt));
+        assert!(has_pair(&a, "-chardev", "socket,id=con0,path=/t/con.sock,server=on,wait=on"));
+        assert!(has_pair(&a, "-serial", "chardev:con0"));
+        assert!(has_pair(&a, "-chardev", "socket,id=qmp0,path=/t/qmp.sock,server=on,wait=off"));
+        assert!(has_pair(&a, "-mon", "chardev=qmp0,mode=control"));
+    }
+
+    #[test]
+    fn ssh_forward_binds_loopback_only() {
+        let mut c = cfg(Board::Arm64Virt);
+        assert!(has_pair(&argv(&c), "-netdev", "user,id=net0"));
+        c.ssh_forward_port = Some(40022);
+        assert!(has_pair(&argv(&c), "-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:40022-:22"));
+    }
+
+    #[test]
+    fn paused_machine_without_kernel() {
+        let mut c = cfg(Board::X86_64Q35);
+        c.kernel = None;
+        c.paused = true;
+        let a = argv(&c);
+        assert!(a.contains(&"-S".to_string()));
+        assert!(!a.contains(&"-kernel".to_string()));
+        assert!(!a.contains(&"-append".to_string()));
+    }
+
+    #[test]
+    fn cmdline_has_board_console_and_panic_exit() {
+        let x = kernel_cmdline(Board::X86_64Q35, &[]).unwrap();
+        assert!(x.starts_with("console=ttyS0 panic=-1"), "{x}");
+        let a = kernel_cmdline(Board::Arm64Virt, &[]).unwrap();
+        assert!(a.contains("console=ttyAMA0"));
+        assert!(a.contains("memhp_default_state=offline"));
+    }
+
+    #[test]
+    fn cmdline_extra_overrides_and_appends() {
+        let l = kernel_cmdline(
+            Board::X86_64Q35,
+            &["loglevel=4".into(), "rig.modules=a,b".into(), "quiet".into()],
+        )
+        .unwrap();
+        assert!(l.contains("loglevel=4") && !l.contains("loglevel=7"), "{l}");
+        assert!(l.ends_with("rig.modules=a,b quiet"), "{l}");
+    }
+
+    #[test]
+    fn cmdline_rejects_malformed_params() {
+        for (p, why) in [
+            ("a b", "whitespace outside double quotes"),
+            ("x=\"open", "unbalanced double quote"),
+            ("", "empty parameter"),
+            ("=v", "no name before `=`"),
+            ("a\nb", "control character"),
+        ] {
+            let e = kernel_cmdline(Board::X86_64Q35, &[p.into()]).unwrap_err();
+            assert_eq!(
+                e,
+                CmdlineError::Malformed {
+                    param: p.into(),
+                    why
+                }
+            );
+        }
+        assert!(kernel_cmdline(Board::X86_64Q35, &["dyndbg=\"file x +p\"".into()]).is_ok());
+        let long = format!("x={}", "a".repeat(CMDLINE_MAX));
+        assert!(matches!(
+            kernel_cmdline(Board::X86_64Q35, &[long]),
+            Err(CmdlineError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn shell_line_quotes_what_needs_it() {
+        let l = shell_line(&["qemu".into(), "-append".into(), "a b".into(), "romfile=".into()]);
+        assert_eq!(l, "qemu -append 'a b' romfile=");
+    }
+}

@@ -1,1 +1,388 @@
-//! (in progress)
+//! QMP over the `qapi` crate: capabilities handshake, typed commands, any command by name, events,
+//! and a transcript of every message in both directions (`qmp.jsonl`).
+//!
+//! Events are collected whenever a response is read; waiting for one (`DEVICE_DELETED`) polls with a
+//! cheap `query-version` until the event shows up or the deadline passes. The caller passes an
+//! abort check so a wait ends the moment QEMU exits.
+
+use qapi::qmp;
+use serde_json::{json, Value};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum QmpError {
+    #[error("cannot connect to QMP socket {path}")]
+    Connect {
+        path: std::path::PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot open QMP transcript {path}")]
+    Transcript {
+        path: std::path::PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("QMP handshake failed: {0}")]
+    Handshake(String),
+    #[error("QMP `{command}` failed: {message}")]
+    Command { command: String, message: String },
+    #[error("QMP `{command}`: no answer ({source})")]
+    Io {
+        command: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("waited {timeout:?} for QMP event {event}{detail}")]
+    EventTimeout {
+        event: String,
+        detail: String,
+        timeout: Duration,
+    },
+    #[error("stopped waiting for QMP event {event}: {reason}")]
+    Aborted { event: String, reason: String },
+}
+
+/// Appends QMP traffic to the transcript, one JSON object per message:
+/// `{"t": seconds since connect, "dir": "out"|"in", "msg": ...}`.
+#[derive(Clone)]
+struct Transcript {
+    file: Arc<Mutex<File>>,
+    start: Instant,
+}
+
+impl Transcript {
+    fn record(&self, dir: &str, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        let text = text.trim();
+        if text.is_empty() {
+            return;
+        }
+        let msg: Value = serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into()));
+        let entry = json!({"t": self.start.elapsed().as_secs_f64(), "dir": dir, "msg": msg});
+        if let Ok(mut f) = self.file.lock() {
+            let _ = writeln!(f, "{entry}");
+        }
+    }
+}
+
+/// Splits the byte stream into lines for the transcript.
+struct LineRecorder {
+    transcript: Transcript,
+    dir: &'static str,
+    partial: Vec<u8>,
+}
+
+impl LineRecorder {
+    fn push(&mut self, data: &[u8]) {
+        for &b in data {
+            if b == b'\n' {
+                self.transcript.record(self.dir, &self.partial);
+                self.partial.clear();
+            } else {
+                self.partial.push(b);
+            }
+        }
+    }
+}
+
+pub struct TeeRead {
+    inner: UnixStream,
+    rec: LineRecorder,
+}
+
+impl Read for TeeRead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.rec.push(&buf[..n]);
+        Ok(n)
+    }
+}
+
+pub struct TeeWrite {
+    inner: UnixStream,
+    rec: LineRecorder,
+}
+
+impl Write for TeeWrite {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.rec.push(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+type Stream = qapi::Stream<BufReader<TeeRead>, TeeWrite>;
+
+/// A command sent by name with free-form arguments (scenario `qmp` steps, `object-add`).
+#[derive(serde::Serialize)]
+struct RawCommand {
+    execute: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arguments: Option<Value>,
+}
+
+/// Lets qapi read a response whose type rig does not know statically.
+#[derive(serde::Serialize)]
+struct AnyResponse;
+impl qapi::Command for AnyResponse {
+    type Ok = Value;
+    const NAME: &'static str = "";
+    const ALLOW_OOB: bool = false;
+}
+
+/// Called while waiting; `Some(reason)` aborts (QEMU exited).
+pub type AbortCheck<'a> = &'a mut dyn FnMut() -> Option<String>;
+
+pub struct Qmp {
+    inner: qapi::Qmp<Stream>,
+    events: Vec<Value>,
+    timeout: Duration,
+}
+
+impl Qmp {
+    /// Connects to QEMU's QMP socket, records traffic to `transcript`, and negotiates capabilities.
+    pub fn connect(socket: &Path, transcript: &Path, timeout: Duration) -> Result<Self, QmpError> {
+        let stream = UnixStream::connect(socket).map_err(|source| QmpError::Connect {
+            path: socket.to_path_buf(),
+            source,
+        })?;
+        Self::from_stream(stream, transcript, timeout)
+    }
+
+    pub fn from_stream(
+        stream: UnixStream,
+        transcript: &Path,
+        timeout: Duration,
+    ) -> Result<Self, QmpError> {
+        let connect_err = |source| QmpError::Connect {
+            path: transcript.to_path_buf(),
+            source,
+        };
+        stream.set_read_timeout(Some(timeout)).map_err(connect_err)?;
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(transcript)
+            .map_err(|source| QmpError::Transcript {
+                path: transcript.to_path_buf(),
+                source,
+            })?;
+        let t = Transcript {
+            file: Arc::new(Mutex::new(file)),
+            start: Instant::now(),
+        };
+        let rec = |dir| LineRecorder {
+            transcript: t.clone(),
+            dir,
+            partial: Vec::new(),
+        };
+        let reader = TeeRead {
+            inner: stream.try_clone().map_err(connect_err)?,
+            rec: rec("in"),
+        };
+        let writer = TeeWrite {
+            inner: stream,
+            rec: rec("out"),
+        };
+        let mut inner = qapi::Qmp::new(qapi::Stream::new(BufReader::new(reader), writer));
+        inner
+            .handshake()
+            .map_err(|e| QmpError::Handshake(e.to_string()))?;
+        Ok(Qmp {
+            inner,
+            events: Vec::new(),
+            timeout,
+        })
+    }
+
+    fn collect_events(&mut self) {
+        for e in self.inner.events() {
+            if let Ok(v) = serde_json::to_value(&e) {
+                self.events.push(v);
+            }
+        }
+    }
+
+    fn map_err(command: &str, e: qapi::ExecuteError) -> QmpError {
+        match e {
+            qapi::ExecuteError::Qapi(e) => QmpError::Command {
+                command: command.into(),
+                message: e.desc,
+            },
+            qapi::ExecuteError::Io(source) => QmpError::Io {
+                command: command.into(),
+                source,
+            },
+        }
+    }
+
+    /// Runs a typed qapi command.
+    pub fn execute<C: qapi::Command>(&mut self, command: &C) -> Result<C::Ok, QmpError> {
+        let r = self.inner.execute(command);
+        self.collect_events();
+        r.map_err(|e| Self::map_err(C::NAME, e))
+    }
+
+    /// Runs any command by name with JSON arguments; returns the `return` value.
+    pub fn execute_raw(&mut self, name: &str, arguments: Option<Value>) -> Result<Value, QmpError> {
+        let cmd = RawCommand {
+            execute: name.into(),
+            arguments,
+        };
+        let line = serde_json::to_vec(&cmd).map_err(|e| QmpError::Command {
+            command: name.into(),
+            message: e.to_string(),
+        })?;
+        let io_err = |source| QmpError::Io {
+            command: name.into(),
+            source,
+        };
+        let w = self.inner.inner_mut();
+        w.write_all(&line).map_err(io_err)?;
+        w.write_all(b"\n").map_err(io_err)?;
+        w.flush().map_err(io_err)?;
+        let r = self.inner.read_response::<AnyResponse>();
+        self.collect_events();
+        r.map_err(|e| Self::map_err(name, e))
+    }
+
+    pub fn query_status(&mut self) -> Result<qmp::StatusInfo, QmpError> {
+        self.execute(&qmp::query_status {})
+    }
+
+    /// `device_add` with `driver`, `id` and extra properties (e.g. `bus`).
+    pub fn device_add(
+        &mut self,
+        driver: &str,
+        id: &str,
+        props: &[(&str, Value)],
+    ) -> Result<(), QmpError> {
+        let mut arguments = qapi::Dictionary::new();
+        let mut bus = None;
+        for (k, v) in props {
+            if *k == "bus" {
+                bus = v.as_str().map(String::from);
+            } else {
+                arguments.insert((*k).to_string(), v.clone());
+            }
+        }
+        self.execute(&qmp::device_add {
+            driver: driver.into(),
+            id: Some(id.into()),
+            bus,
+            arguments,
+        })
+        .map(drop)
+    }
+
+    /// `device_del` and wait until QEMU reports `DEVICE_DELETED` for it (the guest must
+    /// cooperate: pciehp takes ~5 s after the attention button, ACPI ejects memory).
+    pub fn device_del(
+        &mut self,
+        id: &str,
+        timeout: Duration,
+        abort: AbortCheck<'_>,
+    ) -> Result<(), QmpError> {
+        self.events.retain(|e| !is_device_deleted(e, id));
+        self.execute(&qmp::device_del { id: id.into() })?;
+        self.wait_event("DEVICE_DELETED", Some(("device", id)), timeout, abort)
+            .map(drop)
+    }
+
+    pub fn object_add(&mut self, qom_type: &str, id: &str, props: Value) -> Result<(), QmpError> {
+        let mut args = json!({"qom-type": qom_type, "id": id});
+        if let (Some(a), Some(p)) = (args.as_object_mut(), props.as_object()) {
+            a.extend(p.clone());
+        }
+        self.execute_raw("object-add", Some(args)).map(drop)
+    }
+
+    pub fn object_del(&mut self, id: &str) -> Result<(), QmpError> {
+        self.execute_raw("object-del", Some(json!({ "id": id })))
+            .map(drop)
+    }
+
+    /// Asks QEMU to exit.
+    pub fn quit(&mut self) -> Result<(), QmpError> {
+        self.execute(&qmp::quit {}).map(drop)
+    }
+
+    /// Events seen so far and not yet consumed by a wait.
+    pub fn take_events(&mut self) -> Vec<Value> {
+        self.collect_events();
+        std::mem::take(&mut self.events)
+    }
+
+    /// Waits for event `name` whose `data.<field>` equals the value given (if any); returns it.
+    pub fn wait_event(
+        &mut self,
+        name: &str,
+        data_match: Option<(&str, &str)>,
+        timeout: Duration,
+        abort: AbortCheck<'_>,
+    ) -> Result<Value, QmpError> {
+        let deadline = Instant::now() + timeout;
+        let matches = |e: &Value| {
+            e.get("event").and_then(Value::as_str) == Some(name)
+                && data_match.is_none_or(|(k, v)| {
+                    e.get("data").and_then(|d| d.get(k)).and_then(Value::as_str) == Some(v)
+                })
+        };
+        loop {
+            self.collect_events();
+            if let Some(pos) = self.events.iter().position(matches) {
+                return Ok(self.events.remove(pos));
+            }
+            if let Some(reason) = abort() {
+                return Err(QmpError::Aborted {
+                    event: name.into(),
+                    reason,
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(QmpError::EventTimeout {
+                    event: name.into(),
+                    detail: data_match
+                        .map(|(k, v)| format!(" with {k}={v}"))
+                        .unwrap_or_default(),
+                    timeout,
+                });
+            }
+            // Reading the response to a no-op also reads every event queued before it.
+            std::thread::sleep(Duration::from_millis(100));
+            self.inner
+                .nop()
+                .map_err(|source| QmpError::Io {
+                    command: "query-version".into(),
+                    source,
+                })?;
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+fn is_device_deleted(e: &Value, id: &str) -> bool {
+    e.get("event").and_then(Value::as_str) == Some("DEVICE_DELETED")
+        && e.get("data").and_then(|d| d.get("device")).and_then(Value::as_str) == Some(id)
+}
+
+/// Reads a QMP transcript back (tests, reports).
+pub fn read_transcript(path: &Path) -> io::Result<Vec<Value>> {
+    let f = File::open(path)?;
+    BufReader::new(f)
+        .lines()
+        .map(|l| l.and_then(|l| serde_json::from_str(&l).map_err(io::Error::other)))
+        .collect()
+}

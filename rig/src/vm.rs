@@ -1,1 +1,438 @@
-//! (in progress)
+//! One running VM: QEMU under supervision, its serial console and its QMP connection.
+//!
+//! [`Vm::boot`] writes the argv to the run's artifacts folder, spawns QEMU in its own process
+//! group, connects the console (QEMU waits for it before starting the guest, so no output is
+//! lost) and QMP, and waits for init's `RIG-READY` marker. Every wait also watches QEMU: if it
+//! exits, the error says so at once, with its stderr and the console's last lines.
+
+use crate::artifacts::RunDir;
+use crate::board::Board;
+use crate::console::{Console, ConsoleError, SerialTransport};
+use crate::events::{Event, Events};
+use crate::image::BootImage;
+use crate::process::{describe_status, ProcessError, Supervised};
+use crate::qemu::{self, Accel, QemuConfig};
+use crate::qmp::{Qmp, QmpError};
+use crate::transport::{CommandOutput, TransportError};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error(transparent)]
+    Cmdline(#[from] qemu::CmdlineError),
+    #[error("cannot write {path}")]
+    Artifact {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("QEMU exited ({status}) during {step}\nQEMU said:\n{stderr}\nconsole showed last:\n{console}\nartifacts: {artifacts}")]
+    QemuExited {
+        step: String,
+        status: String,
+        stderr: String,
+        console: String,
+        artifacts: PathBuf,
+    },
+    #[error("{step} failed (artifacts: {artifacts})")]
+    Console {
+        step: String,
+        artifacts: PathBuf,
+        #[source]
+        source: ConsoleError,
+    },
+    #[error("{step} failed (artifacts: {artifacts})")]
+    Qmp {
+        step: String,
+        artifacts: PathBuf,
+        #[source]
+        source: QmpError,
+    },
+    #[error("guest command failed (artifacts: {artifacts})")]
+    Transport {
+        artifacts: PathBuf,
+        #[source]
+        source: TransportError,
+    },
+    #[error("QEMU did not open its {what} socket {path} within {timeout:?}; QEMU said:\n{stderr}")]
+    SocketTimeout {
+        what: &'static str,
+        path: PathBuf,
+        timeout: Duration,
+        stderr: String,
+    },
+}
+
+/// Deadlines, scaled for the accelerator.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub boot: Duration,
+    pub command: Duration,
+    pub qmp: Duration,
+    /// How long a hot-unplug may take (pciehp waits ~5 s after the attention button).
+    pub unplug: Duration,
+}
+
+impl Timeouts {
+    pub fn for_accel(accel: Accel) -> Self {
+        match accel {
+            Accel::Kvm => Timeouts {
+                boot: Duration::from_secs(30),
+                command: Duration::from_secs(30),
+                qmp: Duration::from_secs(10),
+                unplug: Duration::from_secs(20),
+            },
+            Accel::Tcg => Timeouts {
+                boot: Duration::from_secs(120),
+                command: Duration::from_secs(120),
+                qmp: Duration::from_secs(30),
+                unplug: Duration::from_secs(60),
+            },
+        }
+    }
+}
+
+/// What to boot and how.
+#[derive(Debug, Clone)]
+pub struct VmConfig {
+    pub board: Board,
+    pub accel: Accel,
+    pub image: BootImage,
+    /// Boot this initrd instead of `image.initrd` (per-run additions such as ssh keys).
+    pub initrd_override: Option<PathBuf>,
+    pub extra_cmdline: Vec<String>,
+    pub memory_mib: u64,
+    pub smp: u32,
+    pub ssh_forward_port: Option<u16>,
+    pub timeouts: Timeouts,
+}
+
+impl VmConfig {
+    pub fn new(board: Board, accel: Accel, image: BootImage) -> Self {
+        VmConfig {
+            board,
+            accel,
+            image,
+            initrd_override: None,
+            extra_cmdline: Vec::new(),
+            memory_mib: 1024,
+            smp: 2,
+            ssh_forward_port: None,
+            timeouts: Timeouts::for_accel(accel),
+        }
+    }
+}
+
+/// Boot timings, written to `timings.json`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Timings {
+    /// From spawning QEMU to `RIG-READY`.
+    pub boot_to_ready_s: f64,
+    pub kernel_release: String,
+}
+
+pub struct Vm {
+    pub board: Board,
+    pub accel: Accel,
+    pub timeouts: Timeouts,
+    qemu: Supervised,
+    console: Console,
+    qmp: Qmp,
+    run_dir: RunDir,
+    timings: Timings,
+    events: Events,
+    // Holds the sockets' directory until the VM is gone (unix socket paths must stay short).
+    _sockets: tempfile::TempDir,
+}
+
+/// `Some(reason)` once QEMU has exited: the abort check for every wait.
+fn qemu_gone(qemu: &mut Supervised) -> Option<String> {
+    match qemu.try_wait() {
+        Ok(Some(st)) => Some(format!(
+            "QEMU exited ({}); QEMU said: {}",
+            describe_status(&st),
+            qemu.stderr_tail(10)
+        )),
+        Ok(None) => None,
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+impl Vm {
+    pub fn boot(cfg: &VmConfig, run_dir: &RunDir, events: &Events) -> Result<Vm, VmError> {
+        let sockets = tempfile::Builder::new()
+            .prefix("rig-")
+            .tempdir()
+            .map_err(|source| VmError::Artifact {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        let console_sock = sockets.path().join("con");
+        let qmp_sock = sockets.path().join("qmp");
+
+        let mut qc = QemuConfig::new(cfg.board, cfg.accel, console_sock.clone(), qmp_sock.clone());
+        qc.kernel = Some(cfg.image.kernel.image.clone());
+        qc.initrd = Some(cfg.initrd_override.clone().unwrap_or(cfg.image.initrd.clone()));
+        qc.cmdline = qemu::kernel_cmdline(cfg.board, &cfg.extra_cmdline)?;
+        qc.memory_mib = cfg.memory_mib;
+        qc.smp = cfg.smp;
+        qc.ssh_forward_port = cfg.ssh_forward_port;
+        let argv = qemu::argv(&qc);
+        let argv_path = run_dir.file("qemu.argv");
+        std::fs::write(&argv_path, qemu::shell_line(&argv) + "\n").map_err(|source| {
+            VmError::Artifact {
+                path: argv_path,
+                source,
+            }
+        })?;
+
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        let start = Instant::now();
+        let mut qemu = Supervised::spawn(cmd, Some(&run_dir.file("qemu.stderr")))?;
+        events.emit(Event::QemuSpawned {
+            pid: qemu.pid(),
+            argv: argv.clone(),
+        });
+
+        let artifacts = run_dir.path().to_path_buf();
+        let exited = |qemu: &mut Supervised, step: &str, console: String| {
+            let status = qemu
+                .try_wait()
+                .ok()
+                .flatten()
+                .map(|s| describe_status(&s))
+                .unwrap_or_else(|| "still running".into());
+            VmError::QemuExited {
+                step: step.into(),
+                status,
+                stderr: qemu.stderr_tail(20),
+                console,
+                artifacts: artifacts.clone(),
+            }
+        };
+
+        let con_stream = connect_socket(&mut qemu, &console_sock, "console", cfg.timeouts.qmp)
+            .map_err(|e| match e {
+                ConnectFail::Exited => exited(&mut qemu, "connecting the console", String::new()),
+                ConnectFail::Timeout(err) => err,
+            })?;
+        let console = Console::new(con_stream, &run_dir.console_log()).map_err(|source| {
+            VmError::Console {
+                step: "opening the console".into(),
+                artifacts: artifacts.clone(),
+                source,
+            }
+        })?;
+        let qmp_stream = connect_socket(&mut qemu, &qmp_sock, "QMP", cfg.timeouts.qmp)
+            .map_err(|e| match e {
+                ConnectFail::Exited => {
+                    exited(&mut qemu, "connecting QMP", console.tail().last_lines(30))
+                }
+                ConnectFail::Timeout(err) => err,
+            })?;
+        let qmp = Qmp::from_stream(qmp_stream, &run_dir.qmp_transcript(), cfg.timeouts.qmp)
+            .map_err(|source| VmError::Qmp {
+                step: "QMP handshake".into(),
+                artifacts: artifacts.clone(),
+                source,
+            })?;
+
+        let mut vm = Vm {
+            board: cfg.board,
+            accel: cfg.accel,
+            timeouts: cfg.timeouts,
+            qemu,
+            console,
+            qmp,
+            run_dir: run_dir.clone(),
+            timings: Timings::default(),
+            events: events.clone(),
+            _sockets: sockets,
+        };
+        let ready = {
+            let Vm { console, qemu, .. } = &mut vm;
+            console.wait_for(r"RIG-READY \S+", cfg.timeouts.boot, &mut || qemu_gone(qemu))
+        };
+        match ready {
+            Ok(m) => {
+                let elapsed = start.elapsed();
+                vm.timings.boot_to_ready_s = elapsed.as_secs_f64();
+                vm.timings.kernel_release = m.trim_start_matches("RIG-READY ").trim().into();
+                vm.write_timings();
+                events.emit(Event::BootReady { elapsed });
+                Ok(vm)
+            }
+            Err(source) => {
+                if vm.qemu.try_wait().ok().flatten().is_some() {
+                    let tail = vm.console.tail().last_lines(40);
+                    return Err(exited(&mut vm.qemu, "boot", tail));
+                }
+                Err(VmError::Console {
+                    step: "waiting for the guest's init (RIG-READY)".into(),
+                    artifacts: vm.run_dir.path().to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+
+    fn write_timings(&self) {
+        if let Ok(s) = serde_json::to_string_pretty(&self.timings) {
+            let _ = std::fs::write(self.run_dir.file("timings.json"), s + "\n");
+        }
+    }
+
+    pub fn timings(&self) -> &Timings {
+        &self.timings
+    }
+
+    pub fn run_dir(&self) -> &RunDir {
+        &self.run_dir
+    }
+
+    pub fn console(&mut self) -> &mut Console {
+        &mut self.console
+    }
+
+    pub fn qmp(&mut self) -> &mut Qmp {
+        &mut self.qmp
+    }
+
+    pub fn qemu_pid(&self) -> u32 {
+        self.qemu.pid()
+    }
+
+    /// `Some(reason)` once QEMU has exited.
+    pub fn exited(&mut self) -> Option<String> {
+        qemu_gone(&mut self.qemu)
+    }
+
+    /// The serial console as a [`crate::transport::Transport`].
+    pub fn serial(&mut self) -> SerialTransport<'_> {
+        let Vm { console, qemu, .. } = self;
+        SerialTransport {
+            console,
+            abort: Box::new(move || qemu_gone(qemu)),
+        }
+    }
+
+    /// Runs a guest command over the serial console.
+    pub fn run(&mut self, command: &str, timeout: Duration) -> Result<CommandOutput, VmError> {
+        self.events.emit(Event::GuestCommand {
+            command: command.into(),
+        });
+        let start = Instant::now();
+        let r = {
+            let Vm { console, qemu, .. } = self;
+            console.run(command, timeout, &mut || qemu_gone(qemu))
+        };
+        let out = r.map_err(|e| VmError::Transport {
+            artifacts: self.run_dir.path().to_path_buf(),
+            source: crate::console::console_to_transport(e, command),
+        })?;
+        self.events.emit(Event::GuestCommandDone {
+            command: command.into(),
+            status: out.status,
+            elapsed: start.elapsed(),
+        });
+        Ok(out)
+    }
+
+    fn qmp_err(&self, step: &str, source: QmpError) -> VmError {
+        VmError::Qmp {
+            step: step.into(),
+            artifacts: self.run_dir.path().to_path_buf(),
+            source,
+        }
+    }
+
+    /// Waits for a QMP event while watching QEMU.
+    pub fn wait_qmp_event(
+        &mut self,
+        name: &str,
+        data_match: Option<(&str, &str)>,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, VmError> {
+        let r = {
+            let Vm { qmp, qemu, .. } = self;
+            qmp.wait_event(name, data_match, timeout, &mut || qemu_gone(qemu))
+        };
+        r.map_err(|e| self.qmp_err(&format!("waiting for {name}"), e))
+    }
+
+    /// Hot-plugs a PCIe device (`driver`, `id`) onto root port `rpN`.
+    pub fn pci_add(&mut self, driver: &str, id: &str, root_port: usize) -> Result<(), VmError> {
+        self.events.emit(Event::QmpCommand {
+            command: format!("device_add {driver} id={id} bus=rp{root_port}"),
+        });
+        let bus = serde_json::Value::String(Board::root_port_id(root_port));
+        let mut props = vec![("bus", bus)];
+        if driver.contains("e1000") || driver.contains("virtio-net") {
+            // No boot ROM needed for hot-plugged NICs.
+            props.push(("romfile", serde_json::Value::String(String::new())));
+        }
+        self.qmp
+            .device_add(driver, id, &props)
+            .map_err(|e| self.qmp_err(&format!("device_add {id}"), e))
+    }
+
+    /// `device_del` and wait for `DEVICE_DELETED`.
+    pub fn device_del(&mut self, id: &str) -> Result<(), VmError> {
+        self.events.emit(Event::QmpCommand {
+            command: format!("device_del {id}"),
+        });
+        let timeout = self.timeouts.unplug;
+        let r = {
+            let Vm { qmp, qemu, .. } = self;
+            qmp.device_del(id, timeout, &mut || qemu_gone(qemu))
+        };
+        r.map_err(|e| self.qmp_err(&format!("device_del {id}"), e))
+    }
+
+    /// Asks QEMU to quit, waits briefly, then makes sure it is gone. Artifacts stay.
+    pub fn shutdown(mut self) {
+        if self.exited().is_none() {
+            let _ = self.qmp.quit();
+            let _ = self.qemu.wait_timeout(Duration::from_secs(5));
+        }
+        self.qemu.terminate();
+    }
+}
+
+enum ConnectFail {
+    Exited,
+    Timeout(VmError),
+}
+
+/// Connects to a socket QEMU creates, retrying until it exists, QEMU exits, or the deadline.
+fn connect_socket(
+    qemu: &mut Supervised,
+    path: &Path,
+    what: &'static str,
+    timeout: Duration,
+) -> Result<UnixStream, ConnectFail> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(s) = UnixStream::connect(path) {
+            return Ok(s);
+        }
+        if qemu.try_wait().ok().flatten().is_some() {
+            return Err(ConnectFail::Exited);
+        }
+        if Instant::now() >= deadline {
+            return Err(ConnectFail::Timeout(VmError::SocketTimeout {
+                what,
+                path: path.to_path_buf(),
+                timeout,
+                stderr: qemu.stderr_tail(20),
+            }));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
