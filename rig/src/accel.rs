@@ -124,8 +124,9 @@ fn cached_probe(board: Board, image: &BootImage, cache: &Cache, events: &Events)
             ..v
         };
     }
+    let probe_runs = cache.root().join("accel").join("probe-runs");
     let built = cache.get_or_build::<crate::cache::CacheError>("accel", &key, |dir| {
-        let v = probe(board, image, dir, events);
+        let v = probe(board, image, &probe_runs, events);
         let _ = std::fs::write(
             dir.join("verdict.json"),
             serde_json::to_string_pretty(&v).unwrap_or_default(),
@@ -174,8 +175,9 @@ pub fn probe(board: Board, image: &BootImage, dir: &std::path::Path, events: &Ev
         Err(e) => Verdict {
             accel: Accel::Tcg,
             reason: format!(
-                "KVM probe failed, falling back to TCG: {}",
-                e.to_string().lines().next().unwrap_or_default()
+                "KVM probe failed, falling back to TCG: {} (log: {})",
+                probe_failure_summary(&e),
+                run_dir.path().display()
             ),
         },
     };
@@ -185,6 +187,22 @@ pub fn probe(board: Board, image: &BootImage, dir: &std::path::Path, events: &Ev
         cached: false,
     });
     verdict
+}
+
+/// One line on why the probe boot failed: QEMU's own complaint when it died, else the error.
+fn probe_failure_summary(e: &crate::vm::VmError) -> String {
+    match e {
+        crate::vm::VmError::QemuExited { status, stderr, .. } => {
+            let said = stderr
+                .lines()
+                .filter(|l| !l.contains("waiting for connection"))
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim();
+            format!("QEMU exited ({status}): {said}")
+        }
+        other => other.to_string().lines().next().unwrap_or_default().to_string(),
+    }
 }
 
 #[cfg(test)]

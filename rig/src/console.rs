@@ -293,6 +293,66 @@ impl Console {
             .map_err(|e| ConsoleError::Write(io::Error::other(e.to_string())))
     }
 
+    /// Hands the console to the user's terminal until Ctrl-] (0x1d) or until `abort` fires.
+    /// Output keeps going to console.log; the terminal is put in raw mode while attached.
+    pub fn interact(&mut self, abort: AbortCheck<'_>) -> Result<(), ConsoleError> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let attached = Arc::new(AtomicBool::new(true));
+        let flag = attached.clone();
+        self.add_tap(Box::new(move |data| {
+            if flag.load(Ordering::Relaxed) {
+                let mut out = io::stdout().lock();
+                let _ = out.write_all(data);
+                let _ = out.flush();
+            }
+        }));
+        // Give the user echo and a prompt back.
+        self.send_line("stty echo; PS1='rig# '")?;
+        let _raw = RawTerminal::enter();
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            let stdin = io::stdin();
+            let mut stdin = stdin.lock();
+            while let Ok(n) = stdin.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let result = loop {
+            // Keep rexpect's buffer from growing: everything already went to the terminal.
+            while self.session.try_read().is_some() {}
+            match rx.recv_timeout(POLL) {
+                Ok(bytes) => {
+                    if let Some(pos) = bytes.iter().position(|&b| b == 0x1d) {
+                        let _ = self.session.send(&String::from_utf8_lossy(&bytes[..pos]));
+                        let _ = self.session.flush();
+                        break Ok(());
+                    }
+                    if let Err(e) = self
+                        .session
+                        .send(&String::from_utf8_lossy(&bytes))
+                        .and_then(|_| self.session.flush())
+                    {
+                        break Err(ConsoleError::Write(io::Error::other(e.to_string())));
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break Ok(()),
+            }
+            if let Some(reason) = abort() {
+                break Err(ConsoleError::Aborted {
+                    waiting_for: "the interactive console".into(),
+                    reason,
+                    last: self.tail.last_lines(10),
+                });
+            }
+        };
+        attached.store(false, Ordering::Relaxed);
+        result
+    }
+
     /// Waits until `regex` matches the console stream; returns the match.
     pub fn wait_for(
         &mut self,
@@ -397,6 +457,34 @@ impl Console {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Puts the terminal on stdin in raw mode until dropped (no-op when stdin is not a terminal).
+struct RawTerminal {
+    saved: Option<libc::termios>,
+}
+
+impl RawTerminal {
+    fn enter() -> RawTerminal {
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        if unsafe { libc::isatty(0) } != 1 || unsafe { libc::tcgetattr(0, &mut t) } != 0 {
+            return RawTerminal { saved: None };
+        }
+        let saved = t;
+        unsafe {
+            libc::cfmakeraw(&mut t);
+            libc::tcsetattr(0, libc::TCSANOW, &t);
+        }
+        RawTerminal { saved: Some(saved) }
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        if let Some(t) = &self.saved {
+            unsafe { libc::tcsetattr(0, libc::TCSANOW, t) };
         }
     }
 }

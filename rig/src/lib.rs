@@ -4,6 +4,7 @@
 
 pub mod accel;
 pub mod artifacts;
+pub mod bench;
 pub mod board;
 pub mod cache;
 pub mod console;
@@ -11,6 +12,7 @@ pub mod dmesg;
 pub mod doctor;
 pub mod events;
 pub mod exit;
+pub mod guest;
 pub mod image;
 pub mod kbuild;
 pub mod process;

@@ -137,6 +137,11 @@ impl Supervised {
         })
     }
 
+    /// The child's stdout, when the command was set up with `Stdio::piped()`.
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -36,9 +36,11 @@ pub struct QemuConfig {
     /// Upper bound for hot-plugged memory (`maxmem`).
     pub max_memory_mib: u64,
     pub smp: u32,
-    /// The serial console's unix socket (QEMU is the server; rig connects).
-    pub console_socket: PathBuf,
-    pub qmp_socket: PathBuf,
+    /// The serial console's unix socket (QEMU is the server; rig connects). `None`: QEMU's
+    /// stdio (bare QEMU in benchmarks).
+    pub console_socket: Option<PathBuf>,
+    /// `None`: no QMP monitor.
+    pub qmp_socket: Option<PathBuf>,
     /// Host port on 127.0.0.1 forwarded to the guest's port 22.
     pub ssh_forward_port: Option<u16>,
     /// PCIe root ports left free for hot-plug.
@@ -59,8 +61,8 @@ impl QemuConfig {
             memory_mib: 1024,
             max_memory_mib: 4096,
             smp: 2,
-            console_socket,
-            qmp_socket,
+            console_socket: Some(console_socket),
+            qmp_socket: Some(qmp_socket),
             ssh_forward_port: None,
             hotplug_root_ports: crate::board::HOTPLUG_ROOT_PORTS,
             paused: false,
@@ -96,16 +98,15 @@ pub fn argv(cfg: &QemuConfig) -> Vec<String> {
     );
     push(&["-m", &mem]);
 
-    let console = format!(
-        "socket,id=con0,path={},server=on,wait=on",
-        cfg.console_socket.display()
-    );
+    let console = match &cfg.console_socket {
+        Some(p) => format!("socket,id=con0,path={},server=on,wait=on", p.display()),
+        None => "stdio,id=con0,signal=off".to_string(),
+    };
     push(&["-chardev", &console, "-serial", "chardev:con0"]);
-    let qmp = format!(
-        "socket,id=qmp0,path={},server=on,wait=off",
-        cfg.qmp_socket.display()
-    );
-    push(&["-chardev", &qmp, "-mon", "chardev=qmp0,mode=control"]);
+    if let Some(q) = &cfg.qmp_socket {
+        let qmp = format!("socket,id=qmp0,path={},server=on,wait=off", q.display());
+        push(&["-chardev", &qmp, "-mon", "chardev=qmp0,mode=control"]);
+    }
 
     for n in 0..cfg.hotplug_root_ports {
         let id = Board::root_port_id(n);
@@ -286,6 +287,16 @@ mod tests {
         assert!(has_pair(&a, "-serial", "chardev:con0"));
         assert!(has_pair(&a, "-chardev", "socket,id=qmp0,path=/t/qmp.sock,server=on,wait=off"));
         assert!(has_pair(&a, "-mon", "chardev=qmp0,mode=control"));
+    }
+
+    #[test]
+    fn bare_console_on_stdio_without_qmp() {
+        let mut c = cfg(Board::X86_64Q35);
+        c.console_socket = None;
+        c.qmp_socket = None;
+        let a = argv(&c);
+        assert!(has_pair(&a, "-chardev", "stdio,id=con0,signal=off"));
+        assert!(!a.contains(&"-mon".to_string()));
     }
 
     #[test]

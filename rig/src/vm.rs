@@ -236,12 +236,21 @@ impl Vm {
                 }
                 ConnectFail::Timeout(err) => err,
             })?;
-        let qmp = Qmp::from_stream(qmp_stream, &run_dir.qmp_transcript(), cfg.timeouts.qmp)
-            .map_err(|source| VmError::Qmp {
-                step: "QMP handshake".into(),
-                artifacts: artifacts.clone(),
-                source,
-            })?;
+        let qmp = match Qmp::from_stream(qmp_stream, &run_dir.qmp_transcript(), cfg.timeouts.qmp)
+        {
+            Ok(q) => q,
+            Err(source) => {
+                // A handshake that breaks off usually means QEMU died: say that, with its stderr.
+                if qemu.wait_timeout(Duration::from_millis(500))?.is_some() {
+                    return Err(exited(&mut qemu, "QMP handshake", console.tail().last_lines(30)));
+                }
+                return Err(VmError::Qmp {
+                    step: "QMP handshake".into(),
+                    artifacts: artifacts.clone(),
+                    source,
+                });
+            }
+        };
 
         let mut vm = Vm {
             board: cfg.board,
@@ -311,6 +320,19 @@ impl Vm {
     /// `Some(reason)` once QEMU has exited.
     pub fn exited(&mut self) -> Option<String> {
         qemu_gone(&mut self.qemu)
+    }
+
+    /// Attaches the user's terminal to the console (`rig console`).
+    pub fn interact(&mut self) -> Result<(), VmError> {
+        let r = {
+            let Vm { console, qemu, .. } = self;
+            console.interact(&mut || qemu_gone(qemu))
+        };
+        r.map_err(|source| VmError::Console {
+            step: "interactive console".into(),
+            artifacts: self.run_dir.path().to_path_buf(),
+            source,
+        })
     }
 
     /// The serial console as a [`crate::transport::Transport`].

@@ -1,0 +1,166 @@
+//! `rig bench boot`: boot-to-ready through rig versus bare QEMU to the same console marker, so
+//! rig's overhead shows as a ratio.
+
+use crate::artifacts::RunDir;
+use crate::cache::Cache;
+use crate::events::Events;
+use crate::guest::{self, Guest, GuestError, GuestOptions};
+use crate::image::BootImage;
+use crate::process::Supervised;
+use crate::qemu::{self, Accel, QemuConfig};
+use std::fmt;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Guest(#[from] GuestError),
+    #[error("bare QEMU run {run} failed: {why}")]
+    Bare { run: usize, why: String },
+    #[error("no runs asked for")]
+    NoRuns,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BootBench {
+    pub board: String,
+    pub kernel: String,
+    pub accel: String,
+    pub runs: usize,
+    pub rig_median_s: f64,
+    pub bare_median_s: f64,
+}
+
+impl BootBench {
+    pub fn ratio(&self) -> f64 {
+        self.rig_median_s / self.bare_median_s
+    }
+}
+
+impl fmt::Display for BootBench {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<11} {:<12} {} n={}: rig {:.2}s  bare qemu {:.2}s  ratio {:.2}",
+            self.board,
+            self.kernel,
+            self.accel,
+            self.runs,
+            self.rig_median_s,
+            self.bare_median_s,
+            self.ratio()
+        )
+    }
+}
+
+/// The median of the samples (mean of the middle two for an even count).
+pub fn median(samples: &mut [f64]) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let n = samples.len();
+    Some(if n % 2 == 1 {
+        samples[n / 2]
+    } else {
+        (samples[n / 2 - 1] + samples[n / 2]) / 2.0
+    })
+}
+
+pub fn boot(
+    opts: &GuestOptions,
+    runs: usize,
+    cache: &Cache,
+    run_dir: &RunDir,
+    events: &Events,
+) -> Result<BootBench, BenchError> {
+    if runs == 0 {
+        return Err(BenchError::NoRuns);
+    }
+    let (image, verdict) = guest::prepare(opts, cache, events)?;
+    let mut rig_times = Vec::new();
+    let mut bare_times = Vec::new();
+    for n in 0..runs {
+        let dir = run_dir
+            .child(&format!("{}-{n}", opts.board))
+            .map_err(|e| BenchError::Bare {
+                run: n,
+                why: e.to_string(),
+            })?;
+        let start = Instant::now();
+        let g = Guest::boot(opts, image.clone(), verdict.clone(), &dir, &Events::none())?;
+        rig_times.push(start.elapsed().as_secs_f64());
+        g.shutdown();
+        bare_times.push(bare_boot(opts, &image, verdict.accel, n)?);
+    }
+    Ok(BootBench {
+        board: opts.board.to_string(),
+        kernel: opts.kernel.clone(),
+        accel: verdict.accel.name().into(),
+        runs,
+        rig_median_s: median(&mut rig_times).unwrap_or_default(),
+        bare_median_s: median(&mut bare_times).unwrap_or_default(),
+    })
+}
+
+/// Plain QEMU with the console on a pipe: seconds until `RIG-READY` is printed.
+fn bare_boot(opts: &GuestOptions, image: &BootImage, accel: Accel, run: usize) -> Result<f64, BenchError> {
+    let fail = |why: String| BenchError::Bare { run, why };
+    let mut cfg = QemuConfig::new(opts.board, accel, "unused".into(), "unused".into());
+    cfg.console_socket = None;
+    cfg.qmp_socket = None;
+    cfg.kernel = Some(image.kernel.image.clone());
+    cfg.initrd = Some(image.initrd.clone());
+    cfg.cmdline = qemu::kernel_cmdline(opts.board, &opts.extra_cmdline).map_err(|e| fail(e.to_string()))?;
+    let argv = qemu::argv(&cfg);
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    let start = Instant::now();
+    cmd.stdout(Stdio::piped());
+    let mut child = Supervised::spawn(cmd, None).map_err(|e| fail(e.to_string()))?;
+    let mut out = child.take_stdout().ok_or_else(|| fail("no stdout".into()))?;
+    // A reader thread lets the wait below keep a deadline even if QEMU prints nothing.
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = start + Duration::from_secs(300);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => seen.extend_from_slice(&chunk),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                return Err(fail("no RIG-READY within 300s".into()))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(fail("QEMU exited before RIG-READY".into()))
+            }
+        }
+        if seen.windows(9).any(|w| w == b"RIG-READY") {
+            break;
+        }
+    }
+    let t = start.elapsed().as_secs_f64();
+    child.terminate();
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.5));
+    }
+}

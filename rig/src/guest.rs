@@ -1,0 +1,296 @@
+//! A booted guest, end to end: host tools present, kernel and initramfs provisioned, accelerator
+//! chosen, VM booted, transports connected. The CLI, the scenario engine, the benchmarks and the
+//! VM tests all start guests through [`Guest::start`].
+
+use crate::accel::{self, AccelChoice, Verdict};
+use crate::artifacts::RunDir;
+use crate::board::Board;
+use crate::cache::Cache;
+use crate::doctor::{self, Need, SetupError};
+use crate::events::{Event, Events};
+use crate::image::{self, BootImage, ImageError};
+use crate::transport::{CommandOutput, Transport, TransportError};
+use crate::vm::{Vm, VmConfig, VmError};
+use std::time::Duration;
+
+/// Which way into the guest a command takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    #[default]
+    Serial,
+    Ssh,
+}
+
+impl std::str::FromStr for Via {
+    type Err = crate::board::UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "serial" => Ok(Via::Serial),
+            "ssh" => Ok(Via::Ssh),
+            _ => Err(crate::board::UnknownName {
+                what: "transport",
+                given: s.into(),
+                known: "serial, ssh".into(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GuestOptions {
+    pub board: Board,
+    pub kernel: String,
+    pub accel: AccelChoice,
+    /// Also bring up ssh (dropbear in the guest, a forwarded loopback port, per-run keys).
+    pub ssh: bool,
+    pub extra_cmdline: Vec<String>,
+    pub memory_mib: u64,
+    /// Install missing host tools with apt when possible (Debian/Ubuntu as root or with sudo).
+    pub auto_setup: bool,
+}
+
+impl GuestOptions {
+    pub fn new(board: Board, kernel: &str) -> Self {
+        GuestOptions {
+            board,
+            kernel: kernel.into(),
+            accel: AccelChoice::Auto,
+            ssh: false,
+            extra_cmdline: Vec::new(),
+            memory_mib: 1024,
+            auto_setup: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GuestError {
+    #[error("host tools missing: {missing}")]
+    MissingTools {
+        missing: String,
+        #[source]
+        source: SetupError,
+    },
+    #[error("cannot provision kernel `{kernel}` for {board}")]
+    Image {
+        kernel: String,
+        board: Board,
+        #[source]
+        source: ImageError,
+    },
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    #[error("ssh setup failed (artifacts: {artifacts})")]
+    Ssh {
+        artifacts: std::path::PathBuf,
+        #[source]
+        source: crate::ssh::SshError,
+    },
+    #[error("guest command failed (artifacts: {artifacts})")]
+    Transport {
+        artifacts: std::path::PathBuf,
+        #[source]
+        source: TransportError,
+    },
+    #[error("--transport ssh was asked for but the guest was booted without ssh")]
+    NoSsh,
+}
+
+/// Makes sure the host tools for `needs` are there, installing them with apt when allowed.
+pub fn ensure_host_tools(needs: &[Need], auto_setup: bool, events: &Events) -> Result<(), GuestError> {
+    let statuses = doctor::check_all();
+    let missing = doctor::missing_packages(&statuses, needs);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list = missing.join(" ");
+    if !auto_setup {
+        return Err(GuestError::MissingTools {
+            missing: list.clone(),
+            source: SetupError::NotRoot(missing),
+        });
+    }
+    events.emit(Event::StepStarted {
+        step: "setup".into(),
+        detail: format!("installing missing host packages: {list}"),
+    });
+    let start = std::time::Instant::now();
+    doctor::install(&missing).map_err(|source| GuestError::MissingTools {
+        missing: list,
+        source,
+    })?;
+    events.emit(Event::StepFinished {
+        step: "setup".into(),
+        elapsed: start.elapsed(),
+        cached: false,
+    });
+    Ok(())
+}
+
+/// Host tool needs for booting `kernel`.
+pub fn needs_for_kernel(kernel: &str) -> Vec<Need> {
+    if kernel.starts_with("rig-") {
+        vec![Need::Core, Need::Kbuild]
+    } else {
+        vec![Need::Core]
+    }
+}
+
+/// Provisions everything and chooses the accelerator, without booting.
+pub fn prepare(
+    opts: &GuestOptions,
+    cache: &Cache,
+    events: &Events,
+) -> Result<(BootImage, Verdict), GuestError> {
+    ensure_host_tools(&needs_for_kernel(&opts.kernel), opts.auto_setup, events)?;
+    let image = image::boot_image(&opts.kernel, opts.board.arch(), cache, events).map_err(
+        |source| GuestError::Image {
+            kernel: opts.kernel.clone(),
+            board: opts.board,
+            source,
+        },
+    )?;
+    let verdict = accel::choose(opts.accel, opts.board, &image, cache, events);
+    Ok((image, verdict))
+}
+
+pub struct Guest {
+    pub vm: Vm,
+    pub image: BootImage,
+    pub accel: Verdict,
+    pub ssh: Option<crate::ssh::SshTransport>,
+    // Keeps the forwarded port reserved for as long as the VM lives.
+    _port: Option<crate::ssh::PortReservation>,
+}
+
+impl Guest {
+    pub fn start(
+        opts: &GuestOptions,
+        cache: &Cache,
+        run_dir: &RunDir,
+        events: &Events,
+    ) -> Result<Guest, GuestError> {
+        let (image, verdict) = prepare(opts, cache, events)?;
+        Self::boot(opts, image, verdict, run_dir, events)
+    }
+
+    /// Boots an already-provisioned image (benchmarks and repeats skip `prepare`).
+    pub fn boot(
+        opts: &GuestOptions,
+        image: BootImage,
+        verdict: Verdict,
+        run_dir: &RunDir,
+        events: &Events,
+    ) -> Result<Guest, GuestError> {
+        let mut cfg = VmConfig::new(opts.board, verdict.accel, image.clone());
+        cfg.extra_cmdline = opts.extra_cmdline.clone();
+        cfg.memory_mib = opts.memory_mib;
+        let ssh_err = |source| GuestError::Ssh {
+            artifacts: run_dir.path().to_path_buf(),
+            source,
+        };
+        let ssh_setup = if opts.ssh {
+            Some(SshSetup::prepare(&image, run_dir).map_err(|e| match e {
+                SetupFail::Ssh(e) => ssh_err(e),
+                SetupFail::Image(source) => GuestError::Image {
+                    kernel: opts.kernel.clone(),
+                    board: opts.board,
+                    source,
+                },
+            })?)
+        } else {
+            None
+        };
+        if let Some(s) = &ssh_setup {
+            cfg.ssh_forward_port = Some(s.port.port());
+            cfg.initrd_override = Some(s.initrd.clone());
+            cfg.extra_cmdline.push("rig.ssh=1".into());
+        }
+        let mut vm = Vm::boot(&cfg, run_dir, events)?;
+        let (ssh, port) = match ssh_setup {
+            None => (None, None),
+            Some(s) => {
+                let t = s.connect(&mut vm).map_err(ssh_err)?;
+                (Some(t), Some(s.port))
+            }
+        };
+        Ok(Guest {
+            vm,
+            image,
+            accel: verdict,
+            ssh,
+            _port: port,
+        })
+    }
+
+    /// Runs a guest command over the chosen transport.
+    pub fn run(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+        via: Via,
+    ) -> Result<CommandOutput, GuestError> {
+        let artifacts = self.vm.run_dir().path().to_path_buf();
+        match via {
+            Via::Serial => self.vm.run(command, timeout).map_err(GuestError::from),
+            Via::Ssh => {
+                let ssh = self.ssh.as_mut().ok_or(GuestError::NoSsh)?;
+                ssh.run(command, timeout)
+                    .map_err(|source| GuestError::Transport { artifacts, source })
+            }
+        }
+    }
+
+    pub fn shutdown(self) {
+        drop(self.ssh);
+        self.vm.shutdown();
+    }
+}
+
+enum SetupFail {
+    Ssh(crate::ssh::SshError),
+    Image(ImageError),
+}
+
+/// Per-run ssh material: a fresh client key, a reserved loopback port, and an initrd with the
+/// public key added.
+struct SshSetup {
+    key: crate::ssh::ClientKey,
+    port: crate::ssh::PortReservation,
+    initrd: std::path::PathBuf,
+}
+
+impl SshSetup {
+    fn prepare(image: &BootImage, run_dir: &RunDir) -> Result<SshSetup, SetupFail> {
+        let key = crate::ssh::ClientKey::generate().map_err(SetupFail::Ssh)?;
+        let port = crate::ssh::reserve_port().map_err(SetupFail::Ssh)?;
+        let initrd = run_dir.file("initrd-ssh.img");
+        let files = [crate::image::initramfs::GuestFile {
+            path: "/root/.ssh/authorized_keys".into(),
+            contents: key.authorized_keys().into_bytes(),
+            mode: 0o600,
+        }];
+        crate::image::initramfs::append_files(&image.initrd, &files, &initrd)
+            .map_err(SetupFail::Image)?;
+        Ok(SshSetup { key, port, initrd })
+    }
+
+    /// Pins the host key the guest printed on the console and logs in.
+    fn connect(&self, vm: &mut Vm) -> Result<crate::ssh::SshTransport, crate::ssh::SshError> {
+        let console_text = std::fs::read_to_string(vm.run_dir().console_log()).unwrap_or_default();
+        let pinned = crate::ssh::HostKey::from_console(&console_text)?;
+        let tail = vm.console().tail();
+        let deadline = std::time::Instant::now() + vm.timeouts.boot;
+        crate::ssh::connect_with(
+            crate::ssh::SshOptions::default(),
+            std::net::IpAddr::from([127, 0, 0, 1]),
+            self.port.port(),
+            &self.key,
+            &pinned,
+            deadline,
+            move || tail.last_lines(30),
+            || vm.exited(),
+        )
+    }
+}
