@@ -1,1 +1,789 @@
-//! Scenario files (in progress).
+//! Scenario files: what a run does to the guest, and which kernel reports it expects or tolerates.
+//!
+//! A scenario is a YAML file (format: `scenarios/README.md`). [`load`] parses it strictly and
+//! validates it into a [`Scenario`] the engine can trust: durations are [`Duration`]s, regexes are
+//! compiled, overlay files are resolved and exist, boards are [`Board`]s and requirements are
+//! [`Feature`]s. Every problem is one [`ScenarioError`] that names the file, line, column and field
+//! path, e.g. `scenarios/foo.yaml:12:7: steps[3].overlay_load.file: unknown overlay ...`.
+//!
+//! Whether a scenario can run on a given board and kernel is [`Scenario::check_requirements`];
+//! which kernel reports make it fail is [`Scenario::triage`].
+
+use crate::board::Board;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+mod raw;
+mod validate;
+mod yaml;
+
+#[cfg(test)]
+mod tests;
+
+pub type JsonMap = serde_json::Map<String, serde_json::Value>;
+
+/// Defaults for durations a file leaves out. Generous: guests run under TCG.
+pub mod defaults {
+    use std::time::Duration;
+    /// The whole run, boot included.
+    pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+    pub const GUEST_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const QMP_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const PCI_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const OVERLAY_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const MEMORY_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const DEVLINK_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const NETDEVSIM_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const WAIT_LOG_TIMEOUT: Duration = Duration::from_secs(60);
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything wrong with the file's content: syntax, types, unknown fields, semantics.
+    #[error("{file}:{line}:{column}: {}", with_path(.path, .message))]
+    Invalid {
+        file: String,
+        line: usize,
+        column: usize,
+        /// The field path, like `steps[3].pci_hotplug.driver`; empty for the whole document.
+        path: String,
+        message: String,
+    },
+}
+
+fn with_path(path: &str, message: &str) -> String {
+    if path.is_empty() {
+        message.to_string()
+    } else {
+        format!("{path}: {message}")
+    }
+}
+
+/// Where something was written in a scenario file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    /// The field path, like `steps[3]` or `requires[1]`.
+    pub path: String,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// Kernel features and board abilities a scenario can require.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Feature {
+    /// DT overlays applied through configfs: `CONFIG_OF_OVERLAY`, configfs, and a board booted
+    /// with a device tree (arm64-virt).
+    OfOverlay,
+    Netdevsim,
+    Devlink,
+    PciHotplug,
+    MemoryHotplug,
+    Lockdep,
+    Kasan,
+}
+
+impl Feature {
+    pub const ALL: [Feature; 7] = [
+        Feature::OfOverlay,
+        Feature::Netdevsim,
+        Feature::Devlink,
+        Feature::PciHotplug,
+        Feature::MemoryHotplug,
+        Feature::Lockdep,
+        Feature::Kasan,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::OfOverlay => "of_overlay",
+            Feature::Netdevsim => "netdevsim",
+            Feature::Devlink => "devlink",
+            Feature::PciHotplug => "pci_hotplug",
+            Feature::MemoryHotplug => "memory_hotplug",
+            Feature::Lockdep => "lockdep",
+            Feature::Kasan => "kasan",
+        }
+    }
+
+    /// What `board` and a kernel with `config` lack for this feature; empty when it is there.
+    pub fn missing(self, board: Board, config: &BTreeMap<String, String>) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut need = |opt: &str, modules_ok: bool| {
+            let ok = match config.get(opt).map(String::as_str) {
+                Some("y") => true,
+                Some("m") => modules_ok,
+                _ => false,
+            };
+            if !ok {
+                let want = if modules_ok { "y or m" } else { "y" };
+                out.push(format!("{opt}={want}"));
+            }
+        };
+        match self {
+            Feature::OfOverlay => {
+                need("CONFIG_OF_OVERLAY", false);
+                need("CONFIG_CONFIGFS_FS", true);
+            }
+            Feature::Netdevsim => need("CONFIG_NETDEVSIM", true),
+            Feature::Devlink => need("CONFIG_NET_DEVLINK", false),
+            Feature::PciHotplug => need("CONFIG_HOTPLUG_PCI_PCIE", false),
+            Feature::MemoryHotplug => {
+                need("CONFIG_MEMORY_HOTPLUG", false);
+                need("CONFIG_MEMORY_HOTREMOVE", false);
+                if board == Board::X86_64Q35 {
+                    // q35 announces DIMMs through ACPI (PNP0C80 devices).
+                    need("CONFIG_ACPI_HOTPLUG_MEMORY", false);
+                }
+            }
+            Feature::Lockdep => need("CONFIG_PROVE_LOCKING", false),
+            Feature::Kasan => need("CONFIG_KASAN", false),
+        }
+        match self {
+            Feature::OfOverlay if board != Board::Arm64Virt => out.push(format!(
+                "a board booted with a device tree ({board} has none, so overlay nodes never \
+                 become platform devices; use arm64-virt)"
+            )),
+            Feature::MemoryHotplug if !board.supports_dimm_hotplug() => out.push(format!(
+                "a board that signals DIMM hot-plug to the guest ({board} does not; use x86_64-q35)"
+            )),
+            _ => {}
+        }
+        out
+    }
+}
+
+impl fmt::Display for Feature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Feature {
+    type Err = crate::board::UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Feature::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| crate::board::UnknownName {
+                what: "feature",
+                given: s.into(),
+                known: Feature::ALL.map(Feature::name).join(", "),
+            })
+    }
+}
+
+/// How guest commands reach the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    #[default]
+    Serial,
+    Ssh,
+}
+
+impl Via {
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::Serial => "serial",
+            Via::Ssh => "ssh",
+        }
+    }
+}
+
+/// The zone `memory_online` puts a block into: the value written to its `state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Zone {
+    /// `online_movable`: the block can be offlined and removed again.
+    #[default]
+    Movable,
+    /// `online_kernel`: kernel allocations may pin it.
+    Kernel,
+    /// `online`: the kernel's default policy.
+    Auto,
+}
+
+impl Zone {
+    /// What to write to `/sys/devices/system/memory/memoryN/state`.
+    pub fn state_value(self) -> &'static str {
+        match self {
+            Zone::Movable => "online_movable",
+            Zone::Kernel => "online_kernel",
+            Zone::Auto => "online",
+        }
+    }
+}
+
+/// `devlink dev reload ... action ACTION`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadAction {
+    #[default]
+    DriverReinit,
+    FwActivate,
+}
+
+impl ReloadAction {
+    pub fn devlink_name(self) -> &'static str {
+        match self {
+            ReloadAction::DriverReinit => "driver_reinit",
+            ReloadAction::FwActivate => "fw_activate",
+        }
+    }
+}
+
+/// Which kernel-log lines `wait_log` considers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Since {
+    /// Lines printed after the step starts.
+    #[default]
+    Step,
+    /// Every line since boot.
+    Boot,
+}
+
+/// A report-title pattern in `expect` / `allow`: an exact title, or `/regex/` (unanchored).
+#[derive(Debug, Clone)]
+pub enum TitlePattern {
+    Exact(String),
+    Regex(regex::Regex),
+}
+
+impl TitlePattern {
+    pub fn parse(s: &str) -> Result<TitlePattern, String> {
+        if s.trim().is_empty() {
+            return Err("empty title pattern".into());
+        }
+        match s.strip_prefix('/').and_then(|r| r.strip_suffix('/')) {
+            Some(re) if s.len() >= 2 => compile_regex(re).map(TitlePattern::Regex),
+            _ => Ok(TitlePattern::Exact(s.to_string())),
+        }
+    }
+
+    pub fn matches(&self, title: &str) -> bool {
+        match self {
+            TitlePattern::Exact(t) => t == title,
+            TitlePattern::Regex(r) => r.is_match(title),
+        }
+    }
+}
+
+impl fmt::Display for TitlePattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TitlePattern::Exact(t) => f.write_str(t),
+            TitlePattern::Regex(r) => write!(f, "/{}/", r.as_str()),
+        }
+    }
+}
+
+/// Compiles a regex with a size limit; the error is one line.
+pub(crate) fn compile_regex(s: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(s)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| {
+            let text = e.to_string();
+            let why = text
+                .lines()
+                .find_map(|l| l.strip_prefix("error: "))
+                .map(str::to_string)
+                .unwrap_or_else(|| text.lines().collect::<Vec<_>>().join("; "));
+            format!("invalid regex `{s}`: {why}")
+        })
+}
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    /// The file label errors and reports use (the path as given).
+    pub file: String,
+    /// Boards it runs on (all of [`Board::ALL`] unless the file restricts them).
+    pub boards: Vec<Board>,
+    /// Where `boards` was written (the file's start when it was left out).
+    pub boards_at: Location,
+    pub requires: Vec<Requirement>,
+    /// Extra kernel command-line parameters, one per entry.
+    pub cmdline: Vec<String>,
+    /// The whole run, boot included.
+    pub timeout: Duration,
+    /// The default transport for guest-side steps.
+    pub transport: Via,
+    /// Report titles that must appear (positive controls).
+    pub expect: Vec<TitlePattern>,
+    /// Report titles that are known noise.
+    pub allow: Vec<TitlePattern>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    pub feature: Feature,
+    /// Where the `requires` entry is.
+    pub at: Location,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: Option<String>,
+    /// A failure of this step (error status, QMP error, write refused) is expected in races and
+    /// does not fail the run. Guest steps say this with `expect_status` instead.
+    pub may_fail: bool,
+    /// Where the step's kind key is, with the step's path (`steps[2].repeat.steps[0]`).
+    pub at: Location,
+    pub kind: StepKind,
+}
+
+impl Step {
+    /// The name given, or `kind at path`.
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(n) => n.clone(),
+            None => format!("{} ({})", self.kind.name(), self.at.path),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    Guest(GuestStep),
+    Qmp(QmpStep),
+    PciHotplug(PciHotplugStep),
+    PciUnplug(PciUnplugStep),
+    OverlayLoad(OverlayLoadStep),
+    OverlayUnload(OverlayUnloadStep),
+    MemoryAdd(MemoryAddStep),
+    MemoryRemove(MemoryRemoveStep),
+    MemoryOnline(MemoryOnlineStep),
+    MemoryOffline(MemoryOfflineStep),
+    DevlinkReload(DevlinkReloadStep),
+    NetdevsimNew(NetdevsimNewStep),
+    NetdevsimDel(NetdevsimDelStep),
+    Parallel(ParallelStep),
+    Repeat(RepeatStep),
+    WaitLog(WaitLogStep),
+    Sleep(Duration),
+}
+
+impl StepKind {
+    /// The key the file uses for this kind.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepKind::Guest(_) => "guest",
+            StepKind::Qmp(_) => "qmp",
+            StepKind::PciHotplug(_) => "pci_hotplug",
+            StepKind::PciUnplug(_) => "pci_unplug",
+            StepKind::OverlayLoad(_) => "overlay_load",
+            StepKind::OverlayUnload(_) => "overlay_unload",
+            StepKind::MemoryAdd(_) => "memory_add",
+            StepKind::MemoryRemove(_) => "memory_remove",
+            StepKind::MemoryOnline(_) => "memory_online",
+            StepKind::MemoryOffline(_) => "memory_offline",
+            StepKind::DevlinkReload(_) => "devlink_reload",
+            StepKind::NetdevsimNew(_) => "netdevsim_new",
+            StepKind::NetdevsimDel(_) => "netdevsim_del",
+            StepKind::Parallel(_) => "parallel",
+            StepKind::Repeat(_) => "repeat",
+            StepKind::WaitLog(_) => "wait_log",
+            StepKind::Sleep(_) => "sleep",
+        }
+    }
+}
+
+/// A shell command in the guest.
+#[derive(Debug, Clone)]
+pub struct GuestStep {
+    pub run: String,
+    pub timeout: Duration,
+    pub expect_status: ExpectStatus,
+    pub via: Via,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpectStatus {
+    Any,
+    /// One of these (non-empty, each 0..=255).
+    OneOf(Vec<i32>),
+}
+
+impl ExpectStatus {
+    pub fn accepts(&self, status: i32) -> bool {
+        match self {
+            ExpectStatus::Any => true,
+            ExpectStatus::OneOf(v) => v.contains(&status),
+        }
+    }
+}
+
+/// Any QMP command; optionally waits for an event whose `data` contains `data`.
+#[derive(Debug, Clone)]
+pub struct QmpStep {
+    pub execute: String,
+    pub arguments: JsonMap,
+    pub wait_event: Option<EventWait>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventWait {
+    pub event: String,
+    /// Members the event's `data` must have (with equal values); empty matches any.
+    pub data: JsonMap,
+}
+
+impl EventWait {
+    pub fn matches(&self, event: &str, data: &serde_json::Value) -> bool {
+        event == self.event
+            && self
+                .data
+                .iter()
+                .all(|(k, v)| data.get(k).is_some_and(|d| d == v))
+    }
+}
+
+/// `device_add` of `driver` with id `id` onto a free hot-plug root port (or `port`), then wait
+/// until the guest lists the new PCI function.
+#[derive(Debug, Clone)]
+pub struct PciHotplugStep {
+    pub id: String,
+    pub driver: String,
+    /// A root port id (`rp0`..); `None`: the first free one.
+    pub port: Option<String>,
+    /// Extra device properties (scalars).
+    pub props: JsonMap,
+    pub timeout: Duration,
+}
+
+/// `device_del`, then wait for `DEVICE_DELETED` and for the function to leave `/sys/bus/pci/devices`.
+#[derive(Debug, Clone)]
+pub struct PciUnplugStep {
+    pub id: String,
+    pub timeout: Duration,
+}
+
+/// Compile `file` with dtc and apply it through configfs as `/sys/kernel/config/device-tree/overlays/<id>`.
+#[derive(Debug, Clone)]
+pub struct OverlayLoadStep {
+    /// The resolved, existing `.dtso` file.
+    pub file: PathBuf,
+    pub id: String,
+    pub timeout: Duration,
+}
+
+/// Remove the overlay applied as `id`.
+#[derive(Debug, Clone)]
+pub struct OverlayUnloadStep {
+    pub id: String,
+    pub timeout: Duration,
+}
+
+/// Plug a `pc-dimm` of `size_bytes` (a multiple of the memory block size) with id `id`, backed by
+/// a new memory backend, and wait until the guest has its memory blocks.
+#[derive(Debug, Clone)]
+pub struct MemoryAddStep {
+    pub id: String,
+    pub size_bytes: u64,
+    pub timeout: Duration,
+}
+
+/// `device_del` the DIMM; with `wait`, wait for `DEVICE_DELETED`.
+#[derive(Debug, Clone)]
+pub struct MemoryRemoveStep {
+    pub id: String,
+    pub wait: bool,
+    pub timeout: Duration,
+}
+
+/// Online every memory block of DIMM `id` through sysfs into `zone`.
+#[derive(Debug, Clone)]
+pub struct MemoryOnlineStep {
+    pub id: String,
+    pub zone: Zone,
+    pub timeout: Duration,
+}
+
+/// Offline every memory block of DIMM `id` through sysfs.
+#[derive(Debug, Clone)]
+pub struct MemoryOfflineStep {
+    pub id: String,
+    pub timeout: Duration,
+}
+
+/// `devlink dev reload DEV action ACTION` in the guest.
+#[derive(Debug, Clone)]
+pub struct DevlinkReloadStep {
+    /// `bus/name`, e.g. `netdevsim/netdevsim10`.
+    pub dev: String,
+    pub action: ReloadAction,
+    pub via: Via,
+    pub timeout: Duration,
+}
+
+/// `echo "ID PORTS" > /sys/bus/netdevsim/new_device`.
+#[derive(Debug, Clone)]
+pub struct NetdevsimNewStep {
+    pub id: u32,
+    pub ports: u32,
+    pub via: Via,
+    pub timeout: Duration,
+}
+
+/// `echo ID > /sys/bus/netdevsim/del_device`.
+#[derive(Debug, Clone)]
+pub struct NetdevsimDelStep {
+    pub id: u32,
+    pub via: Via,
+    pub timeout: Duration,
+}
+
+/// Children run at once (at least two; no nested `parallel`); all must end by `deadline`.
+#[derive(Debug, Clone)]
+pub struct ParallelStep {
+    pub deadline: Duration,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RepeatStep {
+    pub count: RepeatCount,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepeatCount {
+    Times(u32),
+    /// Start new iterations until this much time has passed.
+    For(Duration),
+}
+
+/// Wait for a kernel-log line matching `regex`.
+#[derive(Debug, Clone)]
+pub struct WaitLogStep {
+    pub regex: regex::Regex,
+    pub timeout: Duration,
+    pub since: Since,
+}
+
+/// Why a scenario cannot run on a board with a kernel: one entry per unmet `requires` entry
+/// (or the `boards` restriction), each pointing at where the file asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported {
+    pub scenario: String,
+    pub board: Board,
+    pub unmet: Vec<Unmet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmet {
+    pub at: Location,
+    /// A feature name, or `boards`.
+    pub what: String,
+    pub missing: Vec<String>,
+}
+
+impl fmt::Display for Unmet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}: {} needs {}",
+            self.at,
+            self.at.path,
+            self.what,
+            self.missing.join(", ")
+        )
+    }
+}
+
+impl Unsupported {
+    /// One line, for a matrix cell's skip reason.
+    pub fn summary(&self) -> String {
+        self.unmet
+            .iter()
+            .map(|u| format!("{} needs {}", u.what, u.missing.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "scenario `{}` cannot run on {}:",
+            self.scenario, self.board
+        )?;
+        for u in &self.unmet {
+            write!(f, "\n  {u}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Unsupported {}
+
+/// How a run's kernel reports measure against `expect` and `allow`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Triage {
+    /// Titles matching an `expect` pattern.
+    pub expected: Vec<String>,
+    /// Titles matching an `allow` pattern (and no `expect` one).
+    pub allowed: Vec<String>,
+    /// Titles matching neither: each fails the run.
+    pub unexpected: Vec<String>,
+    /// `expect` patterns no title matched: each fails the run.
+    pub missing: Vec<String>,
+}
+
+impl Triage {
+    pub fn passed(&self) -> bool {
+        self.unexpected.is_empty() && self.missing.is_empty()
+    }
+}
+
+impl Scenario {
+    /// Whether this scenario can run on `board` with a kernel whose `.config` is `kernel_config`
+    /// (see [`crate::image::parse_kconfig`]).
+    pub fn check_requirements(
+        &self,
+        board: Board,
+        kernel_config: &BTreeMap<String, String>,
+    ) -> Result<(), Unsupported> {
+        let mut unmet = Vec::new();
+        if !self.boards.contains(&board) {
+            let names: Vec<&str> = self.boards.iter().map(|b| b.name()).collect();
+            unmet.push(Unmet {
+                at: self.boards_at.clone(),
+                what: "boards".into(),
+                missing: vec![format!("one of {} (not {board})", names.join(", "))],
+            });
+        }
+        for r in &self.requires {
+            let missing = r.feature.missing(board, kernel_config);
+            if !missing.is_empty() {
+                unmet.push(Unmet {
+                    at: r.at.clone(),
+                    what: r.feature.name().into(),
+                    missing,
+                });
+            }
+        }
+        if unmet.is_empty() {
+            Ok(())
+        } else {
+            Err(Unsupported {
+                scenario: self.name.clone(),
+                board,
+                unmet,
+            })
+        }
+    }
+
+    /// Sorts report titles into expected, allowed and unexpected, and lists the expected
+    /// patterns nothing matched. Duplicate titles count once.
+    pub fn triage<'a>(&self, titles: impl IntoIterator<Item = &'a str>) -> Triage {
+        let mut t = Triage::default();
+        let mut seen: Vec<&str> = Vec::new();
+        for title in titles {
+            if seen.contains(&title) {
+                continue;
+            }
+            seen.push(title);
+            if self.expect.iter().any(|p| p.matches(title)) {
+                t.expected.push(title.to_string());
+            } else if self.allow.iter().any(|p| p.matches(title)) {
+                t.allowed.push(title.to_string());
+            } else {
+                t.unexpected.push(title.to_string());
+            }
+        }
+        for p in &self.expect {
+            if !seen.iter().any(|title| p.matches(title)) {
+                t.missing.push(p.to_string());
+            }
+        }
+        t
+    }
+
+    /// Every step, depth first (children of `parallel` and `repeat` after their parent).
+    pub fn all_steps(&self) -> Vec<&Step> {
+        fn walk<'a>(steps: &'a [Step], out: &mut Vec<&'a Step>) {
+            for s in steps {
+                out.push(s);
+                match &s.kind {
+                    StepKind::Parallel(p) => walk(&p.steps, out),
+                    StepKind::Repeat(r) => walk(&r.steps, out),
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.steps, &mut out);
+        out
+    }
+}
+
+/// Reads and validates a scenario file. Overlay names resolve against `overlays_dir`.
+pub fn load(path: &Path, overlays_dir: &Path) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_str(&text, &path.display().to_string(), overlays_dir)
+}
+
+/// Validates scenario text; `file_label` is the file name errors show (and the default name's
+/// source: its stem).
+pub fn parse_str(
+    text: &str,
+    file_label: &str,
+    overlays_dir: &Path,
+) -> Result<Scenario, ScenarioError> {
+    let invalid = |mark: yaml::Mark, path: &yaml::Path, message: String| ScenarioError::Invalid {
+        file: file_label.to_string(),
+        line: mark.line,
+        column: mark.column,
+        path: path.to_string(),
+        message,
+    };
+    let tree = yaml::parse(text).map_err(|e| invalid(e.mark, &e.path, e.message))?;
+    let raw: raw::RawScenario = yaml::from_node(&tree).map_err(|e| {
+        let (mark, path) = e.at.clone().unwrap_or((tree.mark(), yaml::Path::root()));
+        invalid(mark, &path, e.message)
+    })?;
+    validate::validate(raw, &tree, file_label, overlays_dir)
+}
+
+/// Loads every `*.yaml` in `dir`, sorted by file name; the first error stops it.
+pub fn load_dir(dir: &Path, overlays_dir: &Path) -> Result<Vec<Scenario>, ScenarioError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| ScenarioError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    files.iter().map(|f| load(f, overlays_dir)).collect()
+}

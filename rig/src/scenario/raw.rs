@@ -1,0 +1,469 @@
+//! The scenario file as written: strict serde types (`deny_unknown_fields`), one per mapping.
+//! Values that can be checked on their own (durations, sizes, regexes, boards, features) are
+//! parsed here, so their errors point at the scalar; cross-field checks are in `validate`.
+
+use super::{Feature, ReloadAction, Since, TitlePattern, Via, Zone};
+use crate::board::Board;
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use std::fmt;
+use std::time::Duration;
+
+type JsonMap = serde_json::Map<String, serde_json::Value>;
+
+/// A human duration: `30s`, `2m`, `1h 30m`, `500ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(s.trim())
+            .map(HumanDuration)
+            .map_err(|e| {
+                let why = e.to_string();
+                let why = why.split(", supported units").next().unwrap_or_default();
+                de::Error::custom(format!(
+                    "invalid duration `{s}`: {why} (write e.g. 500ms, 30s, 2m, 1h30m)"
+                ))
+            })
+    }
+}
+
+/// A memory size: `256M`, `1G`, `512MiB` (binary units); a bare number is bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size(pub u64);
+
+impl Size {
+    pub fn parse(s: &str) -> Result<u64, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("invalid size `{s}` (write e.g. 256M, 1G)"))?;
+        let shift = match unit.trim() {
+            "" | "B" => 0,
+            "K" | "KiB" | "k" => 10,
+            "M" | "MiB" => 20,
+            "G" | "GiB" => 30,
+            other => {
+                return Err(format!(
+                    "invalid size `{s}`: unknown unit `{other}` (use K, M or G)"
+                ))
+            }
+        };
+        n.checked_mul(1u64 << shift)
+            .ok_or_else(|| format!("size `{s}` is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Size::parse(&s).map(Size).map_err(de::Error::custom)
+    }
+}
+
+/// A board name, checked against [`Board::ALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoardName(pub Board);
+
+impl<'de> Deserialize<'de> for BoardName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<Board>().map(BoardName).map_err(de::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for Feature {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<Feature>().map_err(de::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for TitlePattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        TitlePattern::parse(&s).map_err(de::Error::custom)
+    }
+}
+
+/// A compiled regex (for `wait_log`).
+#[derive(Debug, Clone)]
+pub struct Regex(pub regex::Regex);
+
+impl<'de> Deserialize<'de> for Regex {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        super::compile_regex(&s)
+            .map(Regex)
+            .map_err(de::Error::custom)
+    }
+}
+
+/// `expect_status`: a status, a list of statuses, or `any`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawStatus {
+    Any,
+    OneOf(Vec<i64>),
+}
+
+impl<'de> Deserialize<'de> for RawStatus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawStatus;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an exit status (0-255), a list of them, or `any`")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawStatus, E> {
+                Ok(RawStatus::OneOf(vec![v]))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawStatus, E> {
+                Ok(RawStatus::OneOf(vec![i64::try_from(v).unwrap_or(i64::MAX)]))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawStatus, E> {
+                if v == "any" {
+                    Ok(RawStatus::Any)
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Str(v), &self))
+                }
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawStatus, A::Error> {
+                let mut v = Vec::new();
+                while let Some(s) = seq.next_element::<i64>()? {
+                    v.push(s);
+                }
+                Ok(RawStatus::OneOf(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a scenario: a mapping with `steps` and optionally name, description, boards, requires, cmdline, timeout, transport, expect, allow"
+)]
+pub struct RawScenario {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub boards: Option<Vec<BoardName>>,
+    #[serde(default)]
+    pub requires: Vec<Feature>,
+    #[serde(default)]
+    pub cmdline: Vec<String>,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub transport: Option<Via>,
+    #[serde(default)]
+    pub expect: Vec<TitlePattern>,
+    #[serde(default)]
+    pub allow: Vec<TitlePattern>,
+    pub steps: Vec<RawStep>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawStep {
+    Guest(RawGuest),
+    Qmp(RawQmp),
+    PciHotplug(RawPciHotplug),
+    PciUnplug(RawPciUnplug),
+    OverlayLoad(RawOverlayLoad),
+    OverlayUnload(RawOverlayUnload),
+    MemoryAdd(RawMemoryAdd),
+    MemoryRemove(RawMemoryRemove),
+    MemoryOnline(RawMemoryOnline),
+    MemoryOffline(RawMemoryOffline),
+    DevlinkReload(RawDevlinkReload),
+    NetdevsimNew(RawNetdevsimNew),
+    NetdevsimDel(RawNetdevsimDel),
+    Parallel(RawParallel),
+    Repeat(RawRepeat),
+    WaitLog(RawWaitLog),
+    Sleep(HumanDuration),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a guest step: {run: …, timeout, expect_status, via, name}"
+)]
+pub struct RawGuest {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub run: String,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub expect_status: Option<RawStatus>,
+    #[serde(default)]
+    pub via: Option<Via>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a QMP event to wait for: {event: NAME, data: {…}}"
+)]
+pub struct RawEventWait {
+    pub event: String,
+    #[serde(default)]
+    pub data: Option<JsonMap>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a qmp step: {execute: …, arguments, wait_event, timeout, may_fail, name}"
+)]
+pub struct RawQmp {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub execute: String,
+    #[serde(default)]
+    pub arguments: Option<JsonMap>,
+    #[serde(default)]
+    pub wait_event: Option<RawEventWait>,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub may_fail: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a pci_hotplug step: {id: …, driver: …, port, props, timeout, may_fail, name}"
+)]
+pub struct RawPciHotplug {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub id: String,
+    pub driver: String,
+    #[serde(default)]
+    pub port: Option<String>,
+    #[serde(default)]
+    pub props: Option<JsonMap>,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub may_fail: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a pci_unplug step: {id: …, timeout, may_fail, name}"
+)]
+pub struct RawPciUnplug {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub id: String,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub may_fail: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an overlay_load step: {file: NAME.dtso, id, timeout, may_fail, name}"
+)]
+pub struct RawOverlayLoad {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub file: String,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub may_fail: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an overlay_unload step: {id: …, timeout, may_fail, name}"
+)]
+pub struct RawOverlayUnload {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub id: String,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub may_fail: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a memory_add step: {id: …, size: 256M, timeout, may_fail, name}"
+)]
+pub struct RawMemoryAdd {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub id: String,
+    pub size: Size,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub may_fail: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a memory_remove step: {id: …, wait, timeout, may_fail, name}"
+)]
+pub struct RawMemoryRemove {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub id: String,
+    #[serde(default)]
+    pub wait: Option<bool>,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub may_fail: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a memory_online step: {id: …, zone, timeout, may_fail, name}"
+)]
+pub struct RawMemoryOnline {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub id: String,
+    #[serde(default)]
+    pub zone: Option<Zone>,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub may_fail: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a memory_offline step: {id: …, timeout, may_fail, name}"
+)]
+pub struct RawMemoryOffline {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub id: String,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub may_fail: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a devlink_reload step: {dev: BUS/NAME, action, via, timeout, may_fail, name}"
+)]
+pub struct RawDevlinkReload {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub dev: String,
+    #[serde(default)]
+    pub action: Option<ReloadAction>,
+    #[serde(default)]
+    pub via: Option<Via>,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub may_fail: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a netdevsim_new step: {id: N, ports, via, timeout, may_fail, name}"
+)]
+pub struct RawNetdevsimNew {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub id: u32,
+    #[serde(default)]
+    pub ports: Option<u32>,
+    #[serde(default)]
+    pub via: Option<Via>,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub may_fail: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a netdevsim_del step: {id: N, via, timeout, may_fail, name}"
+)]
+pub struct RawNetdevsimDel {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub id: u32,
+    #[serde(default)]
+    pub via: Option<Via>,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub may_fail: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a parallel step: {deadline: …, steps: […], name}"
+)]
+pub struct RawParallel {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub deadline: HumanDuration,
+    pub steps: Vec<RawStep>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a repeat step: {times: N or for: DURATION, steps: […], name}"
+)]
+pub struct RawRepeat {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub times: Option<u32>,
+    #[serde(default, rename = "for")]
+    pub for_: Option<HumanDuration>,
+    pub steps: Vec<RawStep>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a wait_log step: {regex: …, timeout, since, name}"
+)]
+pub struct RawWaitLog {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub regex: Regex,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub since: Option<Since>,
+}
