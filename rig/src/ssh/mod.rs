@@ -1,0 +1,663 @@
+//! The ssh transport: guest commands over ssh (libssh2 via `ssh2`) beside the serial console.
+//!
+//! How a run uses it:
+//! 1. [`reserve_port`] picks a 127.0.0.1 port no other rig uses; QEMU's user-mode network
+//!    forwards it to the guest's port 22 ([`PortReservation::hostfwd`]).
+//! 2. [`ClientKey::generate`] makes a fresh ed25519 key pair; its public half reaches the guest on
+//!    the kernel command line ([`ClientKey::kernel_cmdline_param`]) or as a per-run
+//!    `/root/.ssh/authorized_keys` ([`ClientKey::authorized_keys`]).
+//! 3. The guest hook `images/init/init.d/50-ssh.sh` installs that key, generates a host key,
+//!    starts dropbear and prints `RIG-SSH-HOSTKEY <algorithm> <base64>` on the console.
+//! 4. [`HostKey::from_console`] reads that line; [`connect`] retries until ssh answers, refuses
+//!    any other host key, and authenticates as root with the client key.
+//!
+//! A lost connection (guest hung, network down, QEMU gone) surfaces as
+//! [`TransportError::Disconnected`] or [`TransportError::Timeout`] with the console's last lines,
+//! never as a hang: every blocking libssh2 call has a timeout, command output is read without
+//! blocking, and a connection that stays silent although keepalives are sent counts as lost.
+
+mod exec;
+pub mod keys;
+pub mod port;
+
+pub use keys::{ClientKey, HostKey, CMDLINE_PARAM, ERROR_MARKER, HOSTKEY_MARKER};
+pub use port::{reserve_port, reserve_port_in, PortReservation};
+
+use crate::events::{Event, Events};
+use crate::transport::{CommandOutput, Transport, TransportError};
+use exec::{Failure, Job};
+use sha2::{Digest, Sha256};
+use ssh2::{MethodType, Session};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const TRANSPORT: &str = "ssh";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    #[error("cannot generate an ssh key pair")]
+    KeyGen {
+        #[source]
+        source: ssh_key::Error,
+    },
+    #[error("not an ssh public key: `{line}`")]
+    BadHostKey {
+        line: String,
+        #[source]
+        source: ssh_key::Error,
+    },
+    #[error(
+        "the console shows no `{HOSTKEY_MARKER}` line: did the guest run images/init/init.d/50-ssh.sh, \
+         and was `{CMDLINE_PARAM}=` on the kernel command line? (guest ssh errors: {guest_errors})"
+    )]
+    NoHostKeyMarker { guest_errors: String },
+    #[error("cannot create or lock {path}")]
+    PortLock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "no free port on 127.0.0.1 in {first}..={last}: {locked} locked by other rigs (in {lock_dir}), \
+         {in_use} in use by other programs"
+    )]
+    NoFreePort {
+        first: u16,
+        last: u16,
+        lock_dir: PathBuf,
+        locked: u32,
+        in_use: u32,
+    },
+    #[error(
+        "ssh to {addr} did not answer within {waited:?} ({attempts} attempts); last failure: \
+         {last_failure}; console showed last:\n{last_console}"
+    )]
+    NotReady {
+        addr: String,
+        waited: Duration,
+        attempts: u32,
+        last_failure: String,
+        last_console: String,
+    },
+    #[error(
+        "host key mismatch at {addr}: the guest console announced {expected} but ssh presented \
+         {actual}; refusing to connect; console showed last:\n{last_console}"
+    )]
+    HostKeyMismatch {
+        addr: String,
+        expected: String,
+        actual: String,
+        last_console: String,
+    },
+    #[error(
+        "ssh public key authentication as {user} at {addr} with key {key} was refused (is the key in \
+         the guest's /root/.ssh/authorized_keys, with /root 0700 and the file 0600?); console showed \
+         last:\n{last_console}"
+    )]
+    AuthFailed {
+        addr: String,
+        user: String,
+        key: String,
+        #[source]
+        source: Box<ssh2::Error>,
+        last_console: String,
+    },
+    #[error("gave up connecting to ssh at {addr}: {reason}; console showed last:\n{last_console}")]
+    Aborted {
+        addr: String,
+        reason: String,
+        last_console: String,
+    },
+    #[error("cannot set up an ssh session")]
+    Session {
+        #[source]
+        source: Box<ssh2::Error>,
+    },
+}
+
+/// Tunables; the defaults suit TCG guests on a busy host.
+#[derive(Debug, Clone)]
+pub struct SshOptions {
+    /// The guest user; rig logs in as root.
+    pub user: String,
+    /// Bound on one blocking protocol step (TCP connect, handshake, auth, opening a channel).
+    pub io_timeout: Duration,
+    /// How often an idle connection sends an ssh keepalive the guest must answer.
+    pub keepalive_interval: Duration,
+    /// A connection that receives nothing for this long while commands run, although
+    /// keepalives were sent, is lost (guest hung, network down).
+    pub silence_limit: Duration,
+    /// Pause between connection attempts while the guest is not answering yet.
+    pub retry_interval: Duration,
+    /// How long to try re-establishing a connection dropped after a timed-out command.
+    pub reconnect_timeout: Duration,
+}
+
+impl Default for SshOptions {
+    fn default() -> Self {
+        SshOptions {
+            user: "root".into(),
+            io_timeout: Duration::from_secs(30),
+            keepalive_interval: Duration::from_secs(5),
+            silence_limit: Duration::from_secs(45),
+            retry_interval: Duration::from_millis(500),
+            reconnect_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why one connection attempt failed.
+#[derive(Debug)]
+enum AttemptError {
+    Tcp(std::io::Error),
+    Handshake(ssh2::Error),
+    Session(ssh2::Error),
+    HostKeyMismatch { expected: String, actual: String },
+    Auth(ssh2::Error),
+}
+
+impl AttemptError {
+    fn describe(&self) -> String {
+        match self {
+            AttemptError::Tcp(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                format!("connection refused ({e}): is QEMU forwarding the port?")
+            }
+            AttemptError::Tcp(e) => format!("TCP connect failed: {e}"),
+            AttemptError::Handshake(e) => format!(
+                "ssh handshake failed ({e}): the port answers but no ssh server does yet \
+                 (QEMU accepts forwarded connections and drops them while dropbear is not listening)"
+            ),
+            AttemptError::Session(e) => format!("libssh2 session setup failed: {e}"),
+            AttemptError::HostKeyMismatch { expected, actual } => {
+                format!("host key mismatch: expected {expected}, got {actual}")
+            }
+            AttemptError::Auth(e) => format!("public key authentication refused: {e}"),
+        }
+    }
+}
+
+/// One live ssh session.
+struct Conn {
+    session: Session,
+    fd: RawFd,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Shut the socket down before libssh2 frees the session: freeing closes any channel
+        // still open, and on a live socket to a stuck guest that would wait for its reply up to
+        // the session timeout. On a shut-down socket it fails at once.
+        unsafe {
+            libc::shutdown(self.fd, libc::SHUT_RDWR);
+        }
+    }
+}
+
+/// Everything needed to open a session again.
+struct Target {
+    addr: SocketAddr,
+    key: ClientKey,
+    pinned: HostKey,
+    opts: SshOptions,
+}
+
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1)
+}
+
+impl Target {
+    /// One attempt: TCP connect, handshake, host key check, public key auth.
+    fn open(&self, budget: Duration) -> Result<Conn, AttemptError> {
+        let step = self
+            .opts
+            .io_timeout
+            .min(budget)
+            .max(Duration::from_millis(200));
+        let tcp = TcpStream::connect_timeout(&self.addr, step).map_err(AttemptError::Tcp)?;
+        let _ = tcp.set_nodelay(true);
+        let fd = tcp.as_raw_fd();
+        let mut session = Session::new().map_err(AttemptError::Session)?;
+        session.set_tcp_stream(tcp);
+        session.set_timeout(millis(step));
+        let prefs = match self.pinned.algorithm() {
+            "ssh-rsa" => "rsa-sha2-512,rsa-sha2-256,ssh-rsa",
+            other => other,
+        };
+        session
+            .method_pref(MethodType::HostKey, prefs)
+            .map_err(AttemptError::Session)?;
+        session.handshake().map_err(AttemptError::Handshake)?;
+        let presented = match session.host_key() {
+            Some((blob, _)) => blob.to_vec(),
+            None => Vec::new(),
+        };
+        if presented != self.pinned.blob() {
+            let actual = HostKey::from_blob(&presented)
+                .map(|k| k.to_string())
+                .unwrap_or_else(|_| format!("an unparsable {}-byte key", presented.len()));
+            return Err(AttemptError::HostKeyMismatch {
+                expected: self.pinned.to_string(),
+                actual,
+            });
+        }
+        session
+            .userauth_pubkey_memory(&self.opts.user, None, self.key.private_openssh(), None)
+            .map_err(AttemptError::Auth)?;
+        if !session.authenticated() {
+            return Err(AttemptError::Auth(ssh2::Error::new(
+                ssh2::ErrorCode::Session(-18),
+                "server did not confirm authentication",
+            )));
+        }
+        let interval = u32::try_from(self.opts.keepalive_interval.as_secs())
+            .unwrap_or(u32::MAX)
+            .max(1);
+        session.set_keepalive(true, interval);
+        session.set_timeout(millis(self.opts.io_timeout));
+        Ok(Conn { session, fd })
+    }
+
+    /// Attempts until one succeeds, a final failure, `abort` says so, or `deadline` passes.
+    fn open_until(
+        &self,
+        deadline: Instant,
+        console_tail: &dyn Fn() -> String,
+        abort: &mut dyn FnMut() -> Option<String>,
+    ) -> Result<Conn, SshError> {
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let budget = deadline.saturating_duration_since(Instant::now());
+            let err = match self.open(budget) {
+                Ok(conn) => return Ok(conn),
+                Err(e) => e,
+            };
+            match err {
+                AttemptError::HostKeyMismatch { expected, actual } => {
+                    return Err(SshError::HostKeyMismatch {
+                        addr: self.addr.to_string(),
+                        expected,
+                        actual,
+                        last_console: console_tail(),
+                    })
+                }
+                AttemptError::Auth(source) => {
+                    return Err(SshError::AuthFailed {
+                        addr: self.addr.to_string(),
+                        user: self.opts.user.clone(),
+                        key: self.key.fingerprint(),
+                        source: Box::new(source),
+                        last_console: console_tail(),
+                    })
+                }
+                AttemptError::Session(source) => {
+                    return Err(SshError::Session {
+                        source: Box::new(source),
+                    })
+                }
+                e @ (AttemptError::Tcp(_) | AttemptError::Handshake(_)) => {
+                    if let Some(reason) = abort() {
+                        return Err(SshError::Aborted {
+                            addr: self.addr.to_string(),
+                            reason: format!("{reason} (last ssh failure: {})", e.describe()),
+                            last_console: console_tail(),
+                        });
+                    }
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(SshError::NotReady {
+                            addr: self.addr.to_string(),
+                            waited: now - started,
+                            attempts,
+                            last_failure: e.describe(),
+                            last_console: console_tail(),
+                        });
+                    }
+                    // Retry pacing: the guest is not answering yet.
+                    std::thread::sleep(self.opts.retry_interval.min(deadline - now));
+                }
+            }
+        }
+    }
+}
+
+/// Waits until the guest's ssh answers at `addr:port` (retrying until `deadline`), checks that
+/// its host key is `pinned`, and logs in as root with `key`.
+///
+/// `console_tail` returns the console's last lines; errors quote it. It is kept for the
+/// transport's later errors, hence `Send + 'static`.
+pub fn connect(
+    addr: IpAddr,
+    port: u16,
+    key: &ClientKey,
+    pinned: &HostKey,
+    deadline: Instant,
+    console_tail: impl Fn() -> String + Send + 'static,
+) -> Result<SshTransport, SshError> {
+    connect_with(
+        SshOptions::default(),
+        addr,
+        port,
+        key,
+        pinned,
+        deadline,
+        console_tail,
+        || None,
+    )
+}
+
+/// [`connect`] with explicit options and an `abort` check called between attempts: return
+/// `Some(reason)` (e.g. "QEMU exited with code 1") to stop waiting at once.
+#[allow(clippy::too_many_arguments)]
+pub fn connect_with(
+    opts: SshOptions,
+    addr: IpAddr,
+    port: u16,
+    key: &ClientKey,
+    pinned: &HostKey,
+    deadline: Instant,
+    console_tail: impl Fn() -> String + Send + 'static,
+    mut abort: impl FnMut() -> Option<String>,
+) -> Result<SshTransport, SshError> {
+    let target = Target {
+        addr: SocketAddr::new(addr, port),
+        key: key.clone(),
+        pinned: pinned.clone(),
+        opts,
+    };
+    let conn = target.open_until(deadline, &console_tail, &mut abort)?;
+    Ok(SshTransport {
+        target,
+        conn: Mutex::new(Some(conn)),
+        console_tail: Box::new(console_tail),
+        events: Events::none(),
+    })
+}
+
+/// Guest commands over ssh. One session carries all commands; concurrent commands are
+/// channels multiplexed on it. After a timeout or a lost connection the session is dropped and
+/// the next command connects again (same pinned host key).
+pub struct SshTransport {
+    target: Target,
+    conn: Mutex<Option<Conn>>,
+    console_tail: Box<dyn Fn() -> String + Send>,
+    events: Events,
+}
+
+impl std::fmt::Debug for SshTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshTransport")
+            .field("addr", &self.target.addr)
+            .field("host_key", &self.target.pinned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SshTransport {
+    /// Emits `GuestCommand`/`GuestCommandDone` events to `events`.
+    pub fn set_events(&mut self, events: Events) {
+        self.events = events;
+    }
+
+    /// Where this transport connects.
+    pub fn addr(&self) -> SocketAddr {
+        self.target.addr
+    }
+
+    /// The pinned guest host key.
+    pub fn host_key(&self) -> &HostKey {
+        &self.target.pinned
+    }
+
+    /// Runs several commands at once, each on its own channel with its own timeout; results
+    /// are in the order of `cmds`.
+    pub fn run_concurrent(
+        &self,
+        cmds: &[(&str, Duration)],
+    ) -> Vec<Result<CommandOutput, TransportError>> {
+        let jobs: Vec<Job<'_>> = cmds
+            .iter()
+            .map(|&(command, timeout)| Job {
+                command,
+                timeout,
+                stdin: None,
+            })
+            .collect();
+        for j in &jobs {
+            self.events.emit(Event::GuestCommand {
+                command: j.command.to_owned(),
+            });
+        }
+        let started = Instant::now();
+        let results = self.drive(&jobs);
+        let elapsed = started.elapsed();
+        for (j, r) in jobs.iter().zip(&results) {
+            if let Ok(out) = r {
+                self.events.emit(Event::GuestCommandDone {
+                    command: j.command.to_owned(),
+                    status: out.status,
+                    elapsed,
+                });
+            }
+        }
+        results
+    }
+
+    /// Copies `local` to `remote` in the guest with permission bits `mode` (e.g. `0o755`),
+    /// replacing it atomically, and checks the guest's sha256 of the result.
+    pub fn upload(&self, local: &Path, remote: &str, mode: i32) -> Result<(), TransportError> {
+        let data = std::fs::read(local).map_err(|e| TransportError::Other {
+            transport: TRANSPORT,
+            message: format!("cannot read {} to upload it: {e}", local.display()),
+        })?;
+        let want = hex::encode(Sha256::digest(&data));
+        let tmp = format!("{remote}.rig-upload");
+        let command = format!(
+            "cat > {t} && chmod {mode:o} {t} && mv -f {t} {r} && sha256sum {r}",
+            t = sh_quote(&tmp),
+            r = sh_quote(remote),
+        );
+        // Generous for TCG: 30 s plus 1 s per 256 KiB.
+        let timeout = Duration::from_secs(30 + (data.len() as u64 >> 18));
+        let job = Job {
+            command: &command,
+            timeout,
+            stdin: Some(&data),
+        };
+        self.events.emit(Event::GuestCommand {
+            command: format!("upload {} -> {remote}", local.display()),
+        });
+        let started = Instant::now();
+        let out = self
+            .drive(std::slice::from_ref(&job))
+            .pop()
+            .unwrap_or_else(|| {
+                Err(TransportError::Other {
+                    transport: TRANSPORT,
+                    message: "no result for the upload".into(),
+                })
+            })?;
+        self.events.emit(Event::GuestCommandDone {
+            command: format!("upload {} -> {remote}", local.display()),
+            status: out.status,
+            elapsed: started.elapsed(),
+        });
+        let got = out.stdout.split_whitespace().next().unwrap_or_default();
+        if out.status != 0 || got != want {
+            return Err(TransportError::Other {
+                transport: TRANSPORT,
+                message: format!(
+                    "upload of {} ({} bytes, sha256 {want}) to {remote} failed: exit status {}, \
+                     guest sha256 `{got}`, stderr: {}",
+                    local.display(),
+                    data.len(),
+                    out.status,
+                    out.stderr.as_deref().unwrap_or("").trim()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs `jobs` on the current session (connecting again first if it was dropped).
+    fn drive(&self, jobs: &[Job<'_>]) -> Vec<Result<CommandOutput, TransportError>> {
+        let mut guard = match self.conn.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if guard.is_none() {
+            let deadline = Instant::now() + self.target.opts.reconnect_timeout;
+            match self
+                .target
+                .open_until(deadline, &*self.console_tail, &mut || None)
+            {
+                Ok(c) => *guard = Some(c),
+                Err(e) => {
+                    let reason = format!("cannot reconnect: {e}");
+                    return jobs
+                        .iter()
+                        .map(|j| {
+                            Err(TransportError::Disconnected {
+                                transport: TRANSPORT,
+                                command: j.command.to_owned(),
+                                reason: reason.clone(),
+                                last_console: String::new(),
+                            })
+                        })
+                        .collect();
+                }
+            }
+        }
+        let Some(conn) = guard.as_ref() else {
+            return Vec::new();
+        };
+        let outcome = exec::drive(&conn.session, conn.fd, &self.target.opts, jobs);
+        if outcome.drop_session {
+            *guard = None;
+        }
+        drop(guard);
+        let mut last_console: Option<String> = None;
+        outcome
+            .results
+            .into_iter()
+            .zip(jobs)
+            .map(|(r, job)| {
+                r.map_err(|f| {
+                    let console = last_console
+                        .get_or_insert_with(|| (self.console_tail)())
+                        .clone();
+                    match f {
+                        Failure::Timeout => TransportError::Timeout {
+                            transport: TRANSPORT,
+                            command: job.command.to_owned(),
+                            timeout: job.timeout,
+                            last_console: console,
+                        },
+                        Failure::Disconnected(reason) => TransportError::Disconnected {
+                            transport: TRANSPORT,
+                            command: job.command.to_owned(),
+                            reason,
+                            last_console: console,
+                        },
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+impl Transport for SshTransport {
+    fn name(&self) -> &'static str {
+        TRANSPORT
+    }
+
+    fn run(&mut self, command: &str, timeout: Duration) -> Result<CommandOutput, TransportError> {
+        self.run_concurrent(&[(command, timeout)])
+            .pop()
+            .unwrap_or_else(|| {
+                Err(TransportError::Other {
+                    transport: TRANSPORT,
+                    message: format!("no result for `{command}`"),
+                })
+            })
+    }
+}
+
+/// Quotes `s` as one POSIX shell word.
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quoting_survives_quotes_and_spaces() {
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn connect_reports_refusal_with_the_console_tail() {
+        // A port nobody listens on: every attempt is refused until the deadline.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let key = ClientKey::generate().unwrap();
+        let pinned =
+            HostKey::from_openssh(&ClientKey::generate().unwrap().authorized_keys()).unwrap();
+        let opts = SshOptions {
+            retry_interval: Duration::from_millis(50),
+            ..SshOptions::default()
+        };
+        let started = Instant::now();
+        let err = connect_with(
+            opts,
+            IpAddr::from([127, 0, 0, 1]),
+            port,
+            &key,
+            &pinned,
+            Instant::now() + Duration::from_millis(600),
+            || "[    3.0] dropbear: not found".to_string(),
+            || None,
+        )
+        .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let msg = err.to_string();
+        assert!(
+            matches!(err, SshError::NotReady { attempts, .. } if attempts >= 2),
+            "{msg}"
+        );
+        assert!(msg.contains("connection refused"), "{msg}");
+        assert!(msg.contains("dropbear: not found"), "{msg}");
+    }
+
+    #[test]
+    fn connect_stops_when_told_the_guest_died() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let key = ClientKey::generate().unwrap();
+        let pinned = HostKey::from_openssh(&key.authorized_keys()).unwrap();
+        let started = Instant::now();
+        let err = connect_with(
+            SshOptions::default(),
+            IpAddr::from([127, 0, 0, 1]),
+            port,
+            &key,
+            &pinned,
+            Instant::now() + Duration::from_secs(60),
+            String::new,
+            || Some("QEMU exited with exit code 1".into()),
+        )
+        .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(matches!(err, SshError::Aborted { .. }), "{err}");
+        assert!(err.to_string().contains("QEMU exited"), "{err}");
+    }
+}

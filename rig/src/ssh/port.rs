@@ -1,0 +1,222 @@
+//! Host ports for QEMU's `hostfwd=tcp:127.0.0.1:PORT-:22`, reserved so that concurrent rigs never
+//! pick the same one.
+//!
+//! Binding a port and closing it again is racy on its own: two rigs can both see the port free.
+//! So each candidate port also has a lock file (`/tmp/rig-ports/<port>`) that the owning rig
+//! holds with `flock(LOCK_EX)` for as long as its [`PortReservation`] lives (the VM's lifetime);
+//! another rig skips locked ports. The bind test then filters out ports that something other
+//! than a rig is using. The lock dies with the rig's process, so a crashed rig leaks nothing.
+//! The range lies below Linux's ephemeral range (32768+), so outgoing connections do not take
+//! the port between the check and QEMU's bind.
+
+use super::SshError;
+use std::fs::{File, OpenOptions};
+use std::net::{Ipv4Addr, TcpListener};
+use std::ops::RangeInclusive;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// Where the per-port lock files live.
+pub const DEFAULT_LOCK_DIR: &str = "/tmp/rig-ports";
+/// Candidate ports.
+pub const DEFAULT_RANGE: RangeInclusive<u16> = 20022..=20999;
+
+/// A host port on 127.0.0.1 that no other rig will use while this value lives.
+#[derive(Debug)]
+pub struct PortReservation {
+    port: u16,
+    lock_path: PathBuf,
+    _lock: File,
+}
+
+impl PortReservation {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The lock file held for this port.
+    pub fn lock_path(&self) -> &Path {
+        &self.lock_path
+    }
+
+    /// The QEMU `-netdev user` option forwarding this port to the guest's ssh:
+    /// `hostfwd=tcp:127.0.0.1:PORT-:22`.
+    pub fn hostfwd(&self) -> String {
+        format!("hostfwd=tcp:127.0.0.1:{}-:22", self.port)
+    }
+}
+
+/// Reserves a free port in [`DEFAULT_RANGE`] with locks in [`DEFAULT_LOCK_DIR`].
+pub fn reserve_port() -> Result<PortReservation, SshError> {
+    reserve_port_in(Path::new(DEFAULT_LOCK_DIR), DEFAULT_RANGE)
+}
+
+/// Reserves a free port in `range`, holding a lock file in `lock_dir`.
+pub fn reserve_port_in(
+    lock_dir: &Path,
+    range: RangeInclusive<u16>,
+) -> Result<PortReservation, SshError> {
+    std::fs::create_dir_all(lock_dir).map_err(|source| SshError::PortLock {
+        path: lock_dir.to_path_buf(),
+        source,
+    })?;
+    let (first, last) = (*range.start(), *range.end());
+    if last < first {
+        return Err(SshError::NoFreePort {
+            first,
+            last,
+            lock_dir: lock_dir.to_path_buf(),
+            locked: 0,
+            in_use: 0,
+        });
+    }
+    let len = u32::from(last - first) + 1;
+    // Start at a per-process offset so concurrent rigs rarely contend for the same lock.
+    let seed = std::process::id()
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+    let start = seed % len;
+    let (mut locked, mut in_use) = (0u32, 0u32);
+    for i in 0..len {
+        let port = first + ((start + i) % len) as u16;
+        let path = lock_dir.join(port.to_string());
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| SshError::PortLock {
+                path: path.clone(),
+                source,
+            })?;
+        if !try_lock(&file).map_err(|source| SshError::PortLock {
+            path: path.clone(),
+            source,
+        })? {
+            locked += 1;
+            continue;
+        }
+        // Locked by us; is something outside rig listening there?
+        match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+            Ok(listener) => drop(listener),
+            Err(_) => {
+                in_use += 1;
+                continue; // dropping `file` releases the lock
+            }
+        }
+        return Ok(PortReservation {
+            port,
+            lock_path: path,
+            _lock: file,
+        });
+    }
+    Err(SshError::NoFreePort {
+        first,
+        last,
+        lock_dir: lock_dir.to_path_buf(),
+        locked,
+        in_use,
+    })
+}
+
+/// `flock(LOCK_EX | LOCK_NB)`: `Ok(false)` when another open file description holds it.
+fn try_lock(file: &File) -> std::io::Result<bool> {
+    loop {
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => return Ok(false),
+            Some(libc::EINTR) => continue,
+            _ => return Err(err),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small range of ports that are free right now (found by the OS), for isolated tests.
+    fn free_port() -> u16 {
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    #[test]
+    fn two_reservations_never_share_a_port() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = free_port();
+        // Two candidate ports; whichever two reservations we get must differ, a third fails.
+        let range = p.saturating_sub(1)..=p;
+        let a = reserve_port_in(dir.path(), range.clone());
+        let b = reserve_port_in(dir.path(), range.clone());
+        let (a, b) = match (a, b) {
+            (Ok(a), Ok(b)) => (a, b),
+            // p-1 may be taken by something else on this host; then only one is free.
+            (Ok(_), Err(e)) | (Err(e), Ok(_)) => {
+                assert!(matches!(e, SshError::NoFreePort { .. }), "{e}");
+                return;
+            }
+            (Err(e), Err(_)) => panic!("{e}"),
+        };
+        assert_ne!(a.port(), b.port());
+        assert!(range.contains(&a.port()) && range.contains(&b.port()));
+        let c = reserve_port_in(dir.path(), range).unwrap_err();
+        match c {
+            SshError::NoFreePort { locked, .. } => assert_eq!(locked, 2),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn a_released_port_can_be_reserved_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = free_port();
+        let a = reserve_port_in(dir.path(), p..=p).unwrap();
+        assert_eq!(a.port(), p);
+        assert_eq!(a.hostfwd(), format!("hostfwd=tcp:127.0.0.1:{p}-:22"));
+        assert!(a.lock_path().exists());
+        let busy = reserve_port_in(dir.path(), p..=p).unwrap_err();
+        assert!(busy.to_string().contains("locked"), "{busy}");
+        drop(a);
+        let again = reserve_port_in(dir.path(), p..=p).unwrap();
+        assert_eq!(again.port(), p);
+    }
+
+    #[test]
+    fn a_port_someone_listens_on_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let p = listener.local_addr().unwrap().port();
+        match reserve_port_in(dir.path(), p..=p).unwrap_err() {
+            SshError::NoFreePort { in_use, locked, .. } => assert_eq!((in_use, locked), (1, 0)),
+            other => panic!("{other}"),
+        }
+        drop(listener);
+        assert_eq!(reserve_port_in(dir.path(), p..=p).unwrap().port(), p);
+    }
+
+    #[test]
+    fn another_process_holding_the_lock_is_respected() {
+        // flock is per open file description, so a second open in this process is "another rig";
+        // check with a real second process too.
+        let dir = tempfile::tempdir().unwrap();
+        let p = free_port();
+        let res = reserve_port_in(dir.path(), p..=p).unwrap();
+        let out = std::process::Command::new("flock")
+            .args(["-n", "-E", "42"])
+            .arg(res.lock_path())
+            .arg("true")
+            .status()
+            .unwrap();
+        assert_eq!(out.code(), Some(42), "another process got the lock");
+    }
+}
