@@ -1,0 +1,575 @@
+//! The incremental analyzer: a per-context state machine over console lines.
+//!
+//! A *context* is where a line came from: its printk caller tag (`[T123]`/`[C1]`) when the
+//! kernel prints them, and whether it carries a printk timestamp (kernel) or not (user output
+//! on the same console). Each context has at most one report in progress, so reports printed
+//! by two CPUs at once, or cut by shell output, are kept apart.
+
+use super::classify::{classify, Header, WarnMsg, PREFILTER};
+use super::expect::Expectations;
+use super::frames::normalize_func;
+use super::line::{parse_frame, parse_line, parse_symbol, split_splices, Line};
+use super::report::build;
+use super::Report;
+
+/// A report closes when the kernel clock moved this far past its last line.
+const TS_GAP_SECS: f64 = 10.0;
+/// Lines from other contexts after which a report in progress is given up as complete.
+const OTHER_BUDGET: usize = 400;
+/// Lines after which a `cut here` without a WARNING/BUG header is dropped.
+const PREAMBLE_CAP: usize = 24;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// `cut here` or a WARN message seen; the header that fixes the kind is still to come.
+    Preamble,
+    Body,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Trace {
+    NotStarted,
+    In {
+        depth: u32,
+        frames: usize,
+        idle: usize,
+    },
+    Done,
+}
+
+/// A report in progress.
+#[derive(Debug)]
+pub(crate) struct Open {
+    pub ctx: String,
+    pub first_line: usize,
+    pub ts: Option<f64>,
+    pub last_ts: Option<f64>,
+    pub lines: Vec<String>,
+    pub phase: Phase,
+    pub main: Option<Header>,
+    pub warn_msg: Option<WarnMsg>,
+    pub oops: Option<String>,
+    pub pc_func: Option<String>,
+    pub access: Option<&'static str>,
+    pub stack: Vec<String>,
+    pub trace: Trace,
+    pub other: usize,
+    pub expected: bool,
+}
+
+impl Open {
+    fn pending_single(&self) -> bool {
+        self.phase == Phase::Body
+            && self.trace == Trace::NotStarted
+            && self.main.as_ref().is_some_and(Header::is_single_line)
+    }
+
+    fn budget(&self) -> usize {
+        if self.pending_single() {
+            2
+        } else {
+            OTHER_BUDGET
+        }
+    }
+
+    fn body_cap(&self) -> usize {
+        match self.main {
+            Some(Header::Lockdep { .. }) => 3000,
+            Some(Header::Kasan { .. }) | Some(Header::Panic { .. }) => 800,
+            _ => 500,
+        }
+    }
+
+    fn accepts_after_stack(&self, msg: &str) -> bool {
+        let m = msg.trim_start();
+        match &self.main {
+            Some(Header::Kasan { .. }) | Some(Header::Panic { .. }) => true,
+            Some(Header::OfError { .. }) => m.starts_with("OF: ERROR: next of_node_put()"),
+            Some(Header::SysfsDup) | Some(Header::KobjectError { .. }) => {
+                m.starts_with("kobject") || m.contains("kobject_add_internal failed")
+            }
+            Some(Header::Warning { .. })
+            | Some(Header::KernelBug { .. })
+            | Some(Header::Bug { .. })
+            | Some(Header::Gpf)
+            | Some(Header::PageFault(_))
+            | Some(Header::OopsLine { .. }) => {
+                m.starts_with("Modules linked in")
+                    || m.starts_with("irq event stamp")
+                    || m.starts_with("hardirqs last")
+                    || m.starts_with("softirqs last")
+                    || m.starts_with("CR2: ")
+                    || m.starts_with("Code: ")
+                    || m.starts_with("---[ end trace")
+            }
+            _ => false,
+        }
+    }
+}
+
+enum Verdict {
+    Keep,
+    KeepAndClose,
+    /// The line is not part of the report, which is complete.
+    Close,
+}
+
+fn is_terminator(o: &Open, msg: &str) -> bool {
+    let m = msg.trim();
+    if m.starts_with("---[ end trace") || m.starts_with("---[ end Kernel panic") {
+        return true;
+    }
+    matches!(o.main, Some(Header::Kasan { .. }))
+        && m.len() >= 40
+        && m.bytes().all(|c| c == b'=')
+        && o.lines.len() > 1
+}
+
+fn starts_trace(o: &Open, msg: &str) -> bool {
+    let m = msg.trim_start();
+    if matches!(o.main, Some(Header::KmemleakObject)) {
+        return m.starts_with("backtrace");
+    }
+    m.starts_with("Call Trace:") || m.starts_with("Call trace:")
+}
+
+/// The incremental kernel-log analyzer. Feed it console output as it arrives.
+#[derive(Debug, Default)]
+pub struct Analyzer {
+    /// An incomplete last line.
+    buf: String,
+    /// Physical lines consumed so far.
+    line_no: usize,
+    open: Vec<Open>,
+    expect: Expectations,
+    out: Vec<Report>,
+    /// Some header line so far carried a printk timestamp: untimestamped lines are then
+    /// user output, and only kmemleak records (printed by `cat`) start reports there.
+    saw_ts: bool,
+}
+
+impl Analyzer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Consumes a chunk of console output (any byte boundary; a split line waits for its
+    /// end) and returns the reports that became complete.
+    pub fn feed(&mut self, chunk: &str) -> Vec<Report> {
+        if self.buf.is_empty() {
+            match chunk.rfind('\n') {
+                Some(nl) => {
+                    self.process_text(&chunk[..=nl]);
+                    self.buf.push_str(&chunk[nl + 1..]);
+                }
+                None => self.buf.push_str(chunk),
+            }
+        } else if let Some(nl) = chunk.rfind('\n') {
+            let mut text = std::mem::take(&mut self.buf);
+            text.push_str(&chunk[..=nl]);
+            self.process_text(&text);
+            self.buf.push_str(&chunk[nl + 1..]);
+        } else {
+            self.buf.push_str(chunk);
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// Nothing more is coming soon: closes every report in progress and returns them.
+    /// An incomplete last line stays buffered.
+    pub fn flush(&mut self) -> Vec<Report> {
+        self.close_all();
+        std::mem::take(&mut self.out)
+    }
+
+    /// The log ended: processes an incomplete last line and closes everything.
+    pub fn finish(mut self) -> Vec<Report> {
+        if !self.buf.is_empty() {
+            let mut last = std::mem::take(&mut self.buf);
+            last.push('\n');
+            self.process_text(&last);
+        }
+        self.close_all();
+        self.out
+    }
+
+    fn close_all(&mut self) {
+        let mut open = std::mem::take(&mut self.open);
+        open.sort_by_key(|o| o.first_line);
+        for o in open {
+            self.emit(o);
+        }
+    }
+
+    fn emit(&mut self, o: Open) {
+        if let Some(r) = build(o) {
+            self.out.push(r);
+        }
+    }
+
+    /// `text` is whole lines, ending with a newline.
+    fn process_text(&mut self, text: &str) {
+        let mut pos = 0;
+        while pos < text.len() {
+            if self.open.is_empty() {
+                // Fast path: nothing in progress, so only prefilter hits matter.
+                let Some(m) = PREFILTER.find_at(text, pos) else {
+                    self.line_no += count_newlines(&text[pos..]);
+                    return;
+                };
+                let ls = text[..m.start()].rfind('\n').map_or(0, |i| i + 1).max(pos);
+                self.line_no += count_newlines(&text[pos..ls]);
+                let le = text[ls..].find('\n').map_or(text.len(), |i| ls + i);
+                self.line_no += 1;
+                self.process_line(&text[ls..le]);
+                pos = le + 1;
+            } else {
+                let le = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
+                self.line_no += 1;
+                self.process_line(&text[pos..le]);
+                pos = le + 1;
+            }
+        }
+    }
+
+    fn process_line(&mut self, raw: &str) {
+        if self.open.is_empty() && !PREFILTER.is_match(raw) {
+            return;
+        }
+        let mut seen: Vec<String> = Vec::new();
+        for seg in split_splices(raw) {
+            let line = parse_line(seg);
+            // A record that cut into a line of the same context comes from another caller.
+            let key = context_key(&line);
+            let cut_in = seen.contains(&key);
+            seen.push(key);
+            self.process_segment(line, cut_in);
+        }
+    }
+
+    fn process_segment(&mut self, line: Line<'_>, cut_in: bool) {
+        let n = self.line_no;
+        // Reports whose kernel clock has moved on are complete.
+        if let Some(t) = line.ts {
+            let mut i = 0;
+            while i < self.open.len() {
+                if self.open[i].last_ts.is_some_and(|lt| t - lt > TS_GAP_SECS) {
+                    let o = self.open.remove(i);
+                    self.emit(o);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        let ctx = context_key(&line);
+        // Everyone else's line counts against the other open reports' patience.
+        let mut i = 0;
+        while i < self.open.len() {
+            if self.open[i].ctx != ctx {
+                self.open[i].other += 1;
+                if self.open[i].other > self.open[i].budget() {
+                    let o = self.open.remove(i);
+                    self.emit(o);
+                    continue;
+                }
+            }
+            i += 1;
+        }
+
+        let header = classify(line.msg);
+        match &header {
+            Some(Header::ExpectBegin(t)) => {
+                self.expect.begin(t);
+                return;
+            }
+            Some(Header::ExpectEnd(t)) => {
+                self.expect.end(t);
+                return;
+            }
+            _ => {}
+        }
+        let header = header
+            .filter(|h| !(self.saw_ts && line.ts.is_none()) || matches!(h, Header::KmemleakObject));
+        if header.is_some() && line.ts.is_some() {
+            self.saw_ts = true;
+        }
+
+        let idx = self.open.iter().position(|o| o.ctx == ctx);
+        let Some(i) = idx else {
+            if let Some(h) = header {
+                self.start(ctx, n, &line, h);
+            }
+            return;
+        };
+
+        if let Some(h) = header {
+            if self.absorbs(i, &h, &line) {
+                return;
+            }
+            if h.is_single_line()
+                && !self.open[i].pending_single()
+                && self.open[i].phase == Phase::Body
+            {
+                // A one-line report interrupting a longer one: report it on its own.
+                let mut o = self.new_open(String::new(), n, &line, h);
+                o.trace = Trace::Done;
+                self.emit(o);
+                return;
+            }
+            let o = self.open.remove(i);
+            self.emit(o);
+            self.start(ctx, n, &line, h);
+            return;
+        }
+
+        if cut_in {
+            // Not a header, and not this report's next line: leave it out.
+            return;
+        }
+        match self.body_line(i, &line) {
+            Verdict::Keep => {}
+            Verdict::KeepAndClose => {
+                let o = self.open.remove(i);
+                self.emit(o);
+            }
+            Verdict::Close => {
+                let o = self.open.remove(i);
+                self.emit(o);
+            }
+        }
+    }
+
+    fn new_open(&self, ctx: String, n: usize, line: &Line<'_>, h: Header) -> Open {
+        let phase = match h {
+            Header::CutHere | Header::WarnMessage(_) => Phase::Preamble,
+            _ => Phase::Body,
+        };
+        let expected = !matches!(h, Header::CutHere) && self.expect.matches(line.msg.trim_end());
+        let mut o = Open {
+            ctx,
+            first_line: n,
+            ts: line.ts,
+            last_ts: line.ts,
+            lines: vec![line.msg.trim_end().to_string()],
+            phase,
+            main: None,
+            warn_msg: None,
+            oops: None,
+            pc_func: None,
+            access: None,
+            stack: Vec::new(),
+            trace: Trace::NotStarted,
+            other: 0,
+            expected,
+        };
+        match h {
+            Header::CutHere => {}
+            Header::WarnMessage(w) => o.warn_msg = Some(w),
+            h => o.main = Some(h),
+        }
+        o
+    }
+
+    fn start(&mut self, ctx: String, n: usize, line: &Line<'_>, h: Header) {
+        let single_now = matches!(h, Header::KmemleakSummary);
+        let o = self.new_open(ctx, n, line, h);
+        if single_now {
+            self.emit(o);
+        } else {
+            self.open.push(o);
+        }
+    }
+
+    /// A header line that belongs to the report in progress (the WARNING after `cut here`,
+    /// the `Oops:` line after a page-fault line, ...).
+    fn absorbs(&mut self, i: usize, h: &Header, line: &Line<'_>) -> bool {
+        let expected_now = self.expect.matches(line.msg.trim_end());
+        let o = &mut self.open[i];
+        let take = match o.phase {
+            Phase::Preamble => match h {
+                Header::CutHere => true,
+                Header::WarnMessage(w) => {
+                    o.warn_msg.get_or_insert(*w);
+                    true
+                }
+                Header::Warning { .. } | Header::KernelBug { .. } => {
+                    o.main = Some(h.clone());
+                    o.phase = Phase::Body;
+                    true
+                }
+                _ => false,
+            },
+            Phase::Body => match (&o.main, h) {
+                (
+                    Some(
+                        Header::PageFault(_)
+                        | Header::Gpf
+                        | Header::KernelBug { .. }
+                        | Header::Bug { .. },
+                    ),
+                    Header::OopsLine { desc },
+                ) if o.oops.is_none() && o.trace == Trace::NotStarted => {
+                    o.oops = Some(desc.clone());
+                    true
+                }
+                _ => false,
+            },
+        };
+        if take {
+            if !matches!(h, Header::CutHere) && expected_now {
+                o.expected = true;
+            }
+            o.lines.push(line.msg.trim_end().to_string());
+            if line.ts.is_some() {
+                o.last_ts = line.ts;
+            }
+        }
+        take
+    }
+
+    fn body_line(&mut self, i: usize, line: &Line<'_>) -> Verdict {
+        let o = &mut self.open[i];
+        let msg = line.msg.trim_end();
+        let keep = |o: &mut Open| {
+            o.lines.push(msg.to_string());
+            if line.ts.is_some() {
+                o.last_ts = line.ts;
+            }
+        };
+        if o.phase == Phase::Preamble {
+            if o.lines.len() >= PREAMBLE_CAP {
+                return Verdict::Close;
+            }
+            keep(o);
+            return Verdict::Keep;
+        }
+        if o.pending_single() {
+            let m = msg.trim_start();
+            let dump = m.starts_with("CPU: ")
+                || m.starts_with("Hardware name:")
+                || m.starts_with("Tainted:")
+                || m.starts_with("Workqueue:")
+                || m.starts_with("Call Trace:")
+                || m.starts_with("Call trace:");
+            if !dump {
+                return Verdict::Close;
+            }
+        }
+        if let Trace::In {
+            depth,
+            frames,
+            idle,
+        } = o.trace
+        {
+            let t = msg.trim();
+            let mut consumed = true;
+            let mut next = Trace::In {
+                depth,
+                frames,
+                idle,
+            };
+            if t == "</TASK>" {
+                next = Trace::Done;
+            } else if t.starts_with("</") && t.ends_with('>') {
+                next = Trace::In {
+                    depth: depth.saturating_sub(1),
+                    frames,
+                    idle,
+                };
+            } else if t.starts_with('<') && t.ends_with('>') && !t.contains(' ') {
+                next = Trace::In {
+                    depth: depth + 1,
+                    frames,
+                    idle,
+                };
+            } else if let Some(f) = parse_frame(msg) {
+                if !f.unreliable {
+                    let name = normalize_func(f.func);
+                    if o.stack.last() != Some(&name) {
+                        o.stack.push(name);
+                    }
+                }
+                next = Trace::In {
+                    depth,
+                    frames: frames + 1,
+                    idle: 0,
+                };
+            } else if depth > 0 {
+                // user-space registers inside <TASK>
+            } else if frames > 0 || idle >= 3 {
+                next = Trace::Done;
+                consumed = false;
+            } else {
+                next = Trace::In {
+                    depth,
+                    frames,
+                    idle: idle + 1,
+                };
+            }
+            o.trace = next;
+            if consumed {
+                keep(o);
+                return Verdict::Keep;
+            }
+        }
+        if o.trace == Trace::Done {
+            if is_terminator(o, msg) {
+                keep(o);
+                return Verdict::KeepAndClose;
+            }
+            if o.accepts_after_stack(msg) {
+                keep(o);
+                return Verdict::Keep;
+            }
+            return Verdict::Close;
+        }
+        // Before the stack.
+        if o.lines.len() >= o.body_cap() {
+            return Verdict::Close;
+        }
+        if is_terminator(o, msg) {
+            keep(o);
+            return Verdict::KeepAndClose;
+        }
+        let m = msg.trim_start();
+        if starts_trace(o, msg) {
+            o.trace = Trace::In {
+                depth: 0,
+                frames: 0,
+                idle: 0,
+            };
+        } else if let Some(sym) = m.strip_prefix("RIP: ").or_else(|| m.strip_prefix("pc : ")) {
+            if o.pc_func.is_none() {
+                let sym = sym.split_once(':').map_or(sym, |(seg, rest)| {
+                    if seg.len() == 4 && seg.bytes().all(|c| c.is_ascii_hexdigit()) {
+                        rest
+                    } else {
+                        sym
+                    }
+                });
+                o.pc_func = parse_symbol(sym).map(|(f, ..)| normalize_func(f));
+            }
+        } else if o.access.is_none() && matches!(o.main, Some(Header::Kasan { .. })) {
+            if m.starts_with("Read of size") {
+                o.access = Some("Read");
+            } else if m.starts_with("Write of size") {
+                o.access = Some("Write");
+            }
+        }
+        keep(o);
+        Verdict::Keep
+    }
+}
+
+fn context_key(line: &Line<'_>) -> String {
+    let mut k = String::with_capacity(8);
+    k.push(if line.ts.is_some() { 'k' } else { 'u' });
+    if let Some(c) = line.caller {
+        k.push_str(c);
+    }
+    k
+}
+
+fn count_newlines(s: &str) -> usize {
+    s.as_bytes().iter().filter(|&&b| b == b'\n').count()
+}

@@ -1,0 +1,433 @@
+//! Recognizing the lines that start (or shape) a report.
+
+use regex::Regex;
+use std::sync::LazyLock;
+
+/// The cheap prefilter: a line that contains none of these words can neither start a report
+/// nor touch the dt-test EXPECT state, so an idle analyzer skips it without further work.
+/// The regex crate compiles a pure literal alternation to a SIMD multi-substring search.
+pub(crate) static PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
+    let words = [
+        "cut here",
+        "WARNING:",
+        "BUG",
+        "refcount_t:",
+        "OF: ERROR",
+        "kobject",
+        "duplicate filename",
+        "INFO: task",
+        "list_add",
+        "list_del",
+        "unreferenced object",
+        "suspected memory leak",
+        "general protection",
+        "Oops",
+        "invalid opcode",
+        "Unable to handle kernel",
+        "Kernel panic",
+        "Internal error:",
+        "dt-test ###",
+        "detected stall",
+        "self-detected stall",
+    ];
+    let alt: Vec<String> = words.iter().map(|w| regex::escape(w)).collect();
+    Regex::new(&alt.join("|")).expect("static regex")
+});
+
+/// What a WARN message line says about the warning that follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WarnMsg {
+    Refcount,
+    Kobject,
+    ListCorruption,
+}
+
+/// Classes of OF (devicetree) node refcount errors from drivers/of/dynamic.c.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OfClass {
+    BadPut,
+    RefcountLeak,
+    LeakBeforeFree,
+    UnexpectedProperties,
+    UnexpectedChildren,
+    Other,
+}
+
+/// Page-fault flavours, arch-neutral.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fault {
+    Null,
+    Paging,
+    Other(String),
+}
+
+/// A line that starts a report or changes the shape of the one in progress.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Header {
+    /// `------------[ cut here ]------------`
+    CutHere,
+    /// A WARN message printed before the `WARNING:` line.
+    WarnMessage(WarnMsg),
+    /// `WARNING: CPU: 0 PID: 1 at file:line func+0x../0x..`
+    Warning {
+        file: Option<String>,
+        func: Option<String>,
+    },
+    /// Lockdep: `WARNING: possible circular locking dependency detected` and friends.
+    Lockdep { what: String },
+    /// `kernel BUG at lib/list_debug.c:62!`
+    KernelBug { file: String },
+    /// x86 `Oops: ...` / `invalid opcode: ...` / arm64 `Internal error: ...`.
+    OopsLine { desc: String },
+    /// x86 general protection fault (6.1 and 6.12 spellings).
+    Gpf,
+    /// x86 `BUG: kernel NULL pointer dereference` / arm64 `Unable to handle kernel ...`.
+    PageFault(Fault),
+    /// `BUG: KASAN: slab-use-after-free in foo+0x..`
+    Kasan { bug: String, func: Option<String> },
+    /// `INFO: task X:123 blocked for more than N seconds.`
+    HungTask,
+    /// `BUG: sleeping function called from invalid context at ...`
+    SleepInAtomic,
+    /// Any other `BUG: ...`.
+    Bug { desc: String },
+    /// `Kernel panic - not syncing: ...`
+    Panic { msg: String },
+    /// `OF: ERROR: ...`
+    OfError {
+        class: OfClass,
+        path: String,
+        raw: String,
+    },
+    /// `sysfs: cannot create duplicate filename '...'` (followed by a stack dump).
+    SysfsDup,
+    /// `kobject (...): tried to init an initialized object` (pr_err + stack dump).
+    KobjectError { what: String },
+    /// `unreferenced object 0x... (size N):`
+    KmemleakObject,
+    /// `kmemleak: N new suspected memory leaks (see ...)`
+    KmemleakSummary,
+    /// `rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:`
+    RcuStall,
+    /// `### dt-test ### EXPECT \ : text`
+    ExpectBegin(String),
+    /// `### dt-test ### EXPECT / : text`
+    ExpectEnd(String),
+}
+
+impl Header {
+    /// Reports that are one line (plus an optional stack dump) and so can be emitted without
+    /// disturbing a multi-line report they interrupt.
+    pub(crate) fn is_single_line(&self) -> bool {
+        matches!(self, Header::OfError { .. } | Header::KmemleakSummary)
+    }
+}
+
+static WARNING_AT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^WARNING: CPU: \d+ PID: \d+ at (?:(\S+):\d+ )?(\S+)").expect("static regex")
+});
+static KERNEL_BUG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"kernel BUG at ([^:\s]+):\d+!").expect("static regex"));
+static KASAN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^BUG: KASAN: ([\w-]+(?: or [\w-]+)?) in (\S+)").expect("static regex")
+});
+static OOPS_X86: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(?:Oops: )?(.+?): [0-9a-f]{4} \[#\d+\]").expect("static regex"));
+static ARM64_INTERNAL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^Internal error: (.+?): [0-9a-f]+ \[#\d+\]").expect("static regex")
+});
+static ARM64_FAULT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^Unable to handle kernel (.+?) at virtual address").expect("static regex")
+});
+static HUNG: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^INFO: task .+:\d+ blocked for more than \d+ seconds").expect("static regex")
+});
+static GENERIC_BUG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(?:[\w/.-]+: )?BUG: (.+)$").expect("static regex"));
+static RCU_STALL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:rcu: )?INFO: rcu_\w+ (?:self-)?detected stalls?").expect("static regex")
+});
+static LIST_CORRUPTION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:list_(?:add|del) corruption|list_add double add|hlist_\w+ corruption)")
+        .expect("static regex")
+});
+static OF_PATH: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:on|for|in|node|changeset,)\s+(/\S*)\s*$").expect("static regex")
+});
+
+/// Lockdep headers (after `WARNING: `) and whether they are a deadlock class.
+const LOCKDEP: &[&str] = &[
+    "possible circular locking dependency detected",
+    "possible recursive locking detected",
+    "inconsistent lock state",
+    "possible irq lock inversion dependency detected",
+    "bad unlock balance detected!",
+    "suspicious RCU usage",
+    "held lock freed!",
+    "lock held when returning to user space!",
+    "Nested lock was not taken",
+    "bad contention detected!",
+    "chain_key collision",
+];
+
+fn classify_of(rest: &str) -> Header {
+    let class =
+        if rest.contains("detected bad of_node_put()") || rest.starts_with("Bad of_node_put()") {
+            OfClass::BadPut
+        } else if rest.contains("expected refcount") {
+            OfClass::RefcountLeak
+        } else if rest.contains("memory leak before free overlay changeset") {
+            OfClass::LeakBeforeFree
+        } else if rest.contains("unexpected properties") {
+            OfClass::UnexpectedProperties
+        } else if rest.contains("unexpected children") {
+            OfClass::UnexpectedChildren
+        } else {
+            OfClass::Other
+        };
+    let path = OF_PATH
+        .captures(rest)
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_default();
+    Header::OfError {
+        class,
+        path,
+        raw: rest.to_string(),
+    }
+}
+
+/// Strips a frame string `func+0x1/0x2` to `func`.
+fn func_of(sym: &str) -> Option<String> {
+    crate::dmesg::line::parse_symbol(sym).map(|(f, ..)| crate::dmesg::frames::normalize_func(f))
+}
+
+/// Classifies a message (printk prefix already stripped). Cheap rejections first.
+pub(crate) fn classify(msg: &str) -> Option<Header> {
+    if !PREFILTER.is_match(msg) {
+        return None;
+    }
+    let m = msg.trim_end();
+    if m.contains("------------[ cut here ]------------") {
+        return Some(Header::CutHere);
+    }
+    if let Some(rest) = m.strip_prefix("### dt-test ### ") {
+        if let Some(t) = rest.strip_prefix("EXPECT \\ : ") {
+            return Some(Header::ExpectBegin(t.to_string()));
+        }
+        if let Some(t) = rest.strip_prefix("EXPECT / : ") {
+            return Some(Header::ExpectEnd(t.to_string()));
+        }
+        return None;
+    }
+    if m.starts_with("refcount_t: ") {
+        return Some(Header::WarnMessage(WarnMsg::Refcount));
+    }
+    if LIST_CORRUPTION.is_match(m) {
+        return Some(Header::WarnMessage(WarnMsg::ListCorruption));
+    }
+    if m.starts_with("kobject: ") && m.contains("is not initialized") {
+        return Some(Header::WarnMessage(WarnMsg::Kobject));
+    }
+    if m.starts_with("kobject (") && m.contains("tried to init an initialized object") {
+        return Some(Header::KobjectError {
+            what: "tried to init an initialized object".into(),
+        });
+    }
+    if m.starts_with("sysfs: cannot create duplicate filename") {
+        return Some(Header::SysfsDup);
+    }
+    if let Some(rest) = m.strip_prefix("OF: ERROR: ") {
+        if rest.starts_with("next of_node_put()") {
+            return None;
+        }
+        return Some(classify_of(rest));
+    }
+    if let Some(rest) = m.strip_prefix("WARNING: ") {
+        if let Some(c) = WARNING_AT.captures(m) {
+            return Some(Header::Warning {
+                file: c.get(1).map(|f| f.as_str().to_string()),
+                func: c.get(2).and_then(|f| func_of(f.as_str())),
+            });
+        }
+        if let Some(l) = LOCKDEP.iter().find(|l| rest.starts_with(*l)) {
+            return Some(Header::Lockdep {
+                what: (*l).to_string(),
+            });
+        }
+        if rest.contains("lock order detected") {
+            return Some(Header::Lockdep {
+                what: "lock order detected".into(),
+            });
+        }
+        if rest.ends_with("still has locks held!") {
+            return Some(Header::Lockdep {
+                what: "still has locks held!".into(),
+            });
+        }
+        return None;
+    }
+    if let Some(c) = KERNEL_BUG.captures(m) {
+        return Some(Header::KernelBug {
+            file: c[1].to_string(),
+        });
+    }
+    if m.starts_with("BUG: ") || m.contains(": BUG: ") {
+        if let Some(c) = KASAN.captures(m) {
+            return Some(Header::Kasan {
+                bug: c[1].to_string(),
+                func: func_of(&c[2]),
+            });
+        }
+        if m.starts_with("BUG: kernel NULL pointer dereference")
+            || m.starts_with("BUG: unable to handle kernel NULL pointer dereference")
+        {
+            return Some(Header::PageFault(Fault::Null));
+        }
+        if m.starts_with("BUG: unable to handle page fault")
+            || m.starts_with("BUG: unable to handle kernel paging request")
+        {
+            return Some(Header::PageFault(Fault::Paging));
+        }
+        if m.starts_with("BUG: sleeping function called from invalid context") {
+            return Some(Header::SleepInAtomic);
+        }
+        if let Some(c) = GENERIC_BUG.captures(m) {
+            return Some(Header::Bug {
+                desc: c[1].to_string(),
+            });
+        }
+    }
+    if let Some(c) = ARM64_FAULT.captures(m) {
+        let what = &c[1];
+        return Some(Header::PageFault(match what {
+            "NULL pointer dereference" => Fault::Null,
+            "paging request" => Fault::Paging,
+            other => Fault::Other(other.to_string()),
+        }));
+    }
+    if m.starts_with("general protection fault") || m.starts_with("Oops: general protection fault")
+    {
+        return Some(Header::Gpf);
+    }
+    if let Some(c) = ARM64_INTERNAL.captures(m) {
+        return Some(Header::OopsLine {
+            desc: format!("Internal error: {}", &c[1]),
+        });
+    }
+    if m.starts_with("Oops: ") || m.starts_with("invalid opcode: ") {
+        if let Some(c) = OOPS_X86.captures(m) {
+            return Some(Header::OopsLine {
+                desc: c[1].to_string(),
+            });
+        }
+    }
+    if let Some(rest) = m.strip_prefix("Kernel panic - not syncing: ") {
+        return Some(Header::Panic {
+            msg: rest.to_string(),
+        });
+    }
+    if HUNG.is_match(m) {
+        return Some(Header::HungTask);
+    }
+    if m.starts_with("unreferenced object 0x") {
+        return Some(Header::KmemleakObject);
+    }
+    if m.starts_with("kmemleak: ") && m.contains("new suspected memory leak") {
+        return Some(Header::KmemleakSummary);
+    }
+    if RCU_STALL.is_match(m) {
+        return Some(Header::RcuStall);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_headers() {
+        assert_eq!(
+            classify("------------[ cut here ]------------"),
+            Some(Header::CutHere)
+        );
+        assert_eq!(
+            classify(
+                "WARNING: CPU: 1 PID: 77 at lib/refcount.c:28 refcount_warn_saturate+0xbe/0x110"
+            ),
+            Some(Header::Warning {
+                file: Some("lib/refcount.c".into()),
+                func: Some("refcount_warn_saturate".into())
+            })
+        );
+        assert_eq!(
+            classify("WARNING: CPU: 0 PID: 1 at foo_probe.isra.0+0x1/0x2 [foo]"),
+            Some(Header::Warning {
+                file: None,
+                func: Some("foo_probe".into())
+            })
+        );
+        assert!(matches!(
+            classify("WARNING: possible circular locking dependency detected"),
+            Some(Header::Lockdep { .. })
+        ));
+        assert_eq!(
+            classify("RETBleed: WARNING: Spectre v2 mitigation leaves CPU vulnerable"),
+            None
+        );
+        assert!(matches!(
+            classify("BUG: KASAN: slab-use-after-free in foo_remove+0x2a/0x90"),
+            Some(Header::Kasan { ref bug, func: Some(ref f) }) if bug == "slab-use-after-free" && f == "foo_remove"
+        ));
+        assert_eq!(
+            classify("Oops: general protection fault, probably for non-canonical address 0xdffffc0000000001: 0000 [#1] PREEMPT SMP KASAN NOPTI"),
+            Some(Header::Gpf)
+        );
+        assert_eq!(
+            classify("Oops: invalid opcode: 0000 [#1] PREEMPT SMP NOPTI"),
+            Some(Header::OopsLine {
+                desc: "invalid opcode".into()
+            })
+        );
+        assert_eq!(
+            classify("invalid opcode: 0000 [#1] PREEMPT SMP NOPTI"),
+            Some(Header::OopsLine {
+                desc: "invalid opcode".into()
+            })
+        );
+        assert_eq!(
+            classify("Internal error: Oops: 0000000096000045 [#1] PREEMPT SMP"),
+            Some(Header::OopsLine {
+                desc: "Internal error: Oops".into()
+            })
+        );
+        assert_eq!(
+            classify("Unable to handle kernel NULL pointer dereference at virtual address 0000000000000008"),
+            Some(Header::PageFault(Fault::Null))
+        );
+        assert_eq!(
+            classify("watchdog: BUG: soft lockup - CPU#0 stuck for 26s! [sh:123]"),
+            Some(Header::Bug {
+                desc: "soft lockup - CPU#0 stuck for 26s! [sh:123]".into()
+            })
+        );
+        assert_eq!(
+            classify("### dt-test ### EXPECT \\ : OF: ERROR: foo"),
+            Some(Header::ExpectBegin("OF: ERROR: foo".into()))
+        );
+        assert_eq!(classify("OF: ERROR: next of_node_put() on this node will result in a kobject warning 'refcount_t: underflow; use-after-free.'"), None);
+        assert!(matches!(
+            classify("OF: ERROR: memory leak, expected refcount 1 instead of 2, of_node_get()/of_node_put() unbalanced - destroy cset entry: attach overlay node /testcase-data/overlay-node/test-bus@0"),
+            Some(Header::OfError { class: OfClass::RefcountLeak, ref path, .. }) if path == "/testcase-data/overlay-node/test-bus@0"
+        ));
+        assert!(matches!(
+            classify("OF: ERROR: Bad of_node_put() on /soc/i2c@40000"),
+            Some(Header::OfError { class: OfClass::BadPut, ref path, .. }) if path == "/soc/i2c@40000"
+        ));
+        assert_eq!(
+            classify("Booting Linux on physical CPU 0x0000000000 [0x000f0510]"),
+            None
+        );
+    }
+}

@@ -1,0 +1,640 @@
+//! Analyzer tests over the log fixtures in rig/tests/fixtures/logs (see its README).
+
+use super::*;
+
+macro_rules! fixture {
+    ($name:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/logs/",
+            $name
+        ))
+    };
+}
+
+/// (title, kind, guilty frame) of every report, in log order.
+fn summary(log: &str) -> Vec<(String, ReportKind, Option<String>)> {
+    analyze(log)
+        .into_iter()
+        .map(|r| (r.title, r.kind, r.guilty_frame))
+        .collect()
+}
+
+fn one(log: &str) -> Report {
+    let r = analyze(log);
+    assert_eq!(
+        r.len(),
+        1,
+        "expected one report, got {:#?}",
+        r.iter().map(|r| &r.title).collect::<Vec<_>>()
+    );
+    r.into_iter().next().unwrap()
+}
+
+fn check(log: &str, title: &str, kind: ReportKind, guilty: Option<&str>) -> Report {
+    let r = one(log);
+    assert_eq!(r.title, title);
+    assert_eq!(r.kind, kind);
+    assert_eq!(r.guilty_frame.as_deref(), guilty);
+    r
+}
+
+fn s(t: &str, k: ReportKind, g: Option<&str>) -> (String, ReportKind, Option<String>) {
+    (t.to_string(), k, g.map(str::to_string))
+}
+
+// ---- one fixture per kind and arch ----
+
+#[test]
+fn refcount_underflow_x86_64() {
+    let r = check(
+        fixture!("refcount_of_node_put_x86_64_6.12.log"),
+        "WARNING: refcount bug in rig_of_test_remove",
+        ReportKind::Refcount,
+        Some("rig_of_test_remove"),
+    );
+    assert_eq!(
+        &r.stack[..4],
+        [
+            "refcount_warn_saturate",
+            "kobject_put",
+            "of_node_put",
+            "rig_of_test_remove"
+        ]
+    );
+    assert!(r.text.starts_with("------------[ cut here ]------------\nrefcount_t: underflow; use-after-free.\nWARNING: CPU: 1 PID: 245"));
+    assert!(r.text.ends_with("---[ end trace 0000000000000000 ]---"));
+    assert!(!r.text.contains("[    "), "timestamps must be stripped");
+    assert!(r.timestamp.is_some());
+    assert_eq!(r.line, 27);
+}
+
+#[test]
+fn refcount_underflow_arm64_with_caller_tags() {
+    let r = check(
+        fixture!("refcount_of_node_put_arm64_6.12.log"),
+        "WARNING: refcount bug in rig_of_test_remove",
+        ReportKind::Refcount,
+        Some("rig_of_test_remove"),
+    );
+    assert_eq!(r.stack[0], "refcount_warn_saturate");
+    assert!(
+        r.stack.contains(&"el0_svc_common".to_string()),
+        "clone suffix stripped: {:?}",
+        r.stack
+    );
+    assert!(!r.text.contains("T231"), "caller tags must be stripped");
+}
+
+#[test]
+fn refcount_addition_on_zero_x86_64_6_1() {
+    check(
+        fixture!("refcount_kref_get_x86_64_6.1.log"),
+        "WARNING: refcount bug in rig_port_get",
+        ReportKind::Refcount,
+        Some("rig_port_get"),
+    );
+}
+
+#[test]
+fn of_error_overlay_leaks() {
+    assert_eq!(
+        summary(fixture!("of_error_overlay_leak_x86_64_6.12.log")),
+        vec![
+            s(
+                "OF: ERROR: memory leak in /soc/rig-bus@N/rig-dev@N",
+                ReportKind::OfError,
+                None
+            ),
+            s(
+                "OF: ERROR: memory leak in /soc/rig-bus@N",
+                ReportKind::OfError,
+                None
+            ),
+        ]
+    );
+}
+
+#[test]
+fn of_error_bad_put_with_stack_x86_64_6_12() {
+    let r = check(
+        fixture!("of_error_bad_put_dump_x86_64_6.12.log"),
+        "OF: ERROR: bad of_node_put() in /soc/rig-bus@N/rig-dev@N",
+        ReportKind::OfError,
+        Some("rig_dev_unbind"),
+    );
+    assert!(r
+        .text
+        .ends_with("will result in a kobject warning 'refcount_t: underflow; use-after-free.'"));
+}
+
+#[test]
+fn of_error_bad_put_arm64_6_1() {
+    check(
+        fixture!("of_error_bad_put_arm64_6.1.log"),
+        "OF: ERROR: bad of_node_put() in /soc/rig-bus@N/rig-dev@N",
+        ReportKind::OfError,
+        Some("rig_dev_unbind"),
+    );
+}
+
+#[test]
+fn lockdep_circular_x86_64() {
+    let r = check(
+        fixture!("lockdep_circular_x86_64_6.12.log"),
+        "possible deadlock in rig_bus_remove",
+        ReportKind::Lockdep,
+        Some("rig_bus_remove"),
+    );
+    assert!(r.text.contains("*** DEADLOCK ***"));
+    assert_eq!(r.stack[0], "dump_stack_lvl");
+}
+
+#[test]
+fn lockdep_recursive_arm64() {
+    check(
+        fixture!("lockdep_recursive_arm64_6.1.log"),
+        "possible deadlock in rig_port_flush",
+        ReportKind::Lockdep,
+        Some("rig_port_flush"),
+    );
+}
+
+#[test]
+fn lockdep_inconsistent_x86_64() {
+    check(
+        fixture!("lockdep_inconsistent_x86_64_6.1.log"),
+        "inconsistent lock state in rig_irq_detach",
+        ReportKind::Lockdep,
+        Some("rig_irq_detach"),
+    );
+}
+
+#[test]
+fn hung_task_arm64() {
+    let r = check(
+        fixture!("hung_task_arm64_6.12.log"),
+        "INFO: task hung in rig_hotplug_work",
+        ReportKind::HungTask,
+        Some("rig_hotplug_work"),
+    );
+    assert!(!r.text.contains("Showing all locks"));
+}
+
+#[test]
+fn hung_task_x86_64() {
+    check(
+        fixture!("hung_task_x86_64_6.1.log"),
+        "INFO: task hung in __flush_work",
+        ReportKind::HungTask,
+        Some("__flush_work"),
+    );
+}
+
+#[test]
+fn sleep_in_atomic_both_arches() {
+    check(
+        fixture!("sleep_in_atomic_x86_64_6.12.log"),
+        "BUG: sleeping function called from invalid context in rig_reset_store",
+        ReportKind::SleepInAtomic,
+        Some("rig_reset_store"),
+    );
+    check(
+        fixture!("sleep_in_atomic_arm64_6.1.log"),
+        "BUG: sleeping function called from invalid context in rig_timer_fn",
+        ReportKind::SleepInAtomic,
+        Some("rig_timer_fn"),
+    );
+}
+
+#[test]
+fn kasan_both_arches() {
+    let r = check(
+        fixture!("kasan_slab_uaf_x86_64_6.12.log"),
+        "KASAN: slab-use-after-free Read in rig_port_release",
+        ReportKind::Kasan,
+        Some("rig_port_release"),
+    );
+    assert!(r.text.contains("Freed by task 274:"));
+    assert!(r
+        .text
+        .ends_with("=================================================================="));
+    assert!(
+        !r.stack.contains(&"kasan_save_stack".to_string()),
+        "only the main stack"
+    );
+    check(
+        fixture!("kasan_uaf_write_arm64_6.1.log"),
+        "KASAN: use-after-free Write in rig_port_release",
+        ReportKind::Kasan,
+        Some("rig_port_release"),
+    );
+}
+
+#[test]
+fn list_corruption_bug_then_panic_x86_64() {
+    let all = analyze(fixture!("list_del_corruption_bug_x86_64_6.12.log"));
+    let got: Vec<_> = all
+        .iter()
+        .map(|r| (r.title.as_str(), r.kind, r.guilty_frame.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "BUG: corrupted list in rig_port_unlink",
+                ReportKind::ListCorruption,
+                Some("rig_port_unlink")
+            ),
+            ("kernel panic: Fatal exception", ReportKind::Panic, None),
+        ]
+    );
+    assert!(all[0].text.starts_with("list_del corruption, "));
+    assert!(all[0].text.contains("kernel BUG at lib/list_debug.c:56!"));
+}
+
+#[test]
+fn list_corruption_warn_arm64() {
+    check(
+        fixture!("list_add_corruption_warn_arm64_6.12.log"),
+        "BUG: corrupted list in rig_port_link",
+        ReportKind::ListCorruption,
+        Some("rig_port_link"),
+    );
+}
+
+#[test]
+fn generic_warnings() {
+    check(
+        fixture!("warning_generic_arm64_6.12.log"),
+        "WARNING in rig_dev_remove",
+        ReportKind::Warning,
+        Some("rig_dev_remove"),
+    );
+    check(
+        fixture!("warning_generic_x86_64_6.1.log"),
+        "WARNING in devm_kfree",
+        ReportKind::Warning,
+        Some("devm_kfree"),
+    );
+}
+
+#[test]
+fn general_protection_fault_x86_64() {
+    let r = check(
+        fixture!("gpf_kasan_null_x86_64_6.12.log"),
+        "general protection fault in rig_port_stats",
+        ReportKind::GeneralProtection,
+        Some("rig_port_stats"),
+    );
+    assert_eq!(&r.stack[..2], ["rig_port_stats", "rig_stats_show"]);
+}
+
+#[test]
+fn null_deref_same_title_on_both_arches() {
+    let want = vec![
+        s(
+            "BUG: unable to handle kernel NULL pointer dereference in rig_port_name",
+            ReportKind::PageFault,
+            Some("rig_port_name"),
+        ),
+        s(
+            "kernel panic: Attempted to kill init! exitcode=N",
+            ReportKind::Panic,
+            None,
+        ),
+    ];
+    assert_eq!(summary(fixture!("null_deref_panic_x86_64_6.12.log")), want);
+    assert_eq!(summary(fixture!("null_deref_panic_arm64_6.12.log")), want);
+}
+
+#[test]
+fn paging_request_arm64() {
+    check(
+        fixture!("paging_request_arm64_6.1.log"),
+        "BUG: unable to handle kernel paging request in rig_port_unlink",
+        ReportKind::PageFault,
+        Some("rig_port_unlink"),
+    );
+}
+
+#[test]
+fn kernel_bug_both_arches() {
+    for log in [
+        fixture!("kernel_bug_arm64_6.12.log"),
+        fixture!("kernel_bug_x86_64_6.1.log"),
+    ] {
+        check(
+            log,
+            "kernel BUG in rig_bus_check_state",
+            ReportKind::KernelBug,
+            Some("rig_bus_check_state"),
+        );
+    }
+}
+
+#[test]
+fn kobject_and_sysfs() {
+    check(
+        fixture!("kobject_put_uninitialized_x86_64_6.12.log"),
+        "WARNING: kobject bug in rig_bus_remove_port",
+        ReportKind::Kobject,
+        Some("rig_bus_remove_port"),
+    );
+    let r = check(
+        fixture!("sysfs_duplicate_arm64_6.12.log"),
+        "sysfs: cannot create duplicate filename in device_add",
+        ReportKind::Kobject,
+        Some("device_add"),
+    );
+    assert!(r.text.ends_with("in the same directory."));
+}
+
+#[test]
+fn panic_without_oops() {
+    let r = check(
+        fixture!("panic_no_rootfs_x86_64_6.12.log"),
+        "kernel panic: VFS: Unable to mount root fs on unknown-block(N,N)",
+        ReportKind::Panic,
+        Some("mount_root_generic"),
+    );
+    assert!(r.text.ends_with("]---"));
+}
+
+#[test]
+fn rcu_stall() {
+    check(
+        fixture!("rcu_stall_x86_64_6.12.log"),
+        "INFO: rcu detected stall in rig_wait_idle",
+        ReportKind::RcuStall,
+        Some("rig_wait_idle"),
+    );
+}
+
+#[test]
+fn kmemleak_records_from_cat() {
+    assert_eq!(
+        summary(fixture!("kmemleak_cat_x86_64_6.12.log")),
+        vec![
+            s(
+                "kmemleak: new suspected memory leaks",
+                ReportKind::Kmemleak,
+                None
+            ),
+            s(
+                "memory leak in rig_bus_add_port",
+                ReportKind::Kmemleak,
+                Some("rig_bus_add_port")
+            ),
+            s(
+                "memory leak in rig_bus_add_port",
+                ReportKind::Kmemleak,
+                Some("rig_bus_add_port")
+            ),
+        ]
+    );
+    let r = one(fixture!("kmemleak_cat_no_timestamps_arm64_6.1.log"));
+    assert_eq!(r.title, "memory leak in rig_bus_probe");
+    assert_eq!(r.timestamp, None);
+}
+
+// ---- interleaving, splices, truncation, dt-test ----
+
+#[test]
+fn interleaved_by_caller_tag() {
+    let all = analyze(fixture!(
+        "interleaved_two_warnings_caller_tags_x86_64_6.12.log"
+    ));
+    let titles: Vec<_> = all.iter().map(|r| r.title.as_str()).collect();
+    assert_eq!(
+        titles,
+        [
+            "WARNING: refcount bug in rig_of_test_remove",
+            "WARNING in devm_kfree"
+        ]
+    );
+    // Each report holds exactly its own lines.
+    assert!(!all[0].text.contains("devm_kfree"));
+    assert!(!all[1].text.contains("refcount"));
+    assert_eq!(
+        all[0].text,
+        one(fixture!("refcount_of_node_put_x86_64_6.12.log")).text
+    );
+    assert_eq!(
+        all[1].text,
+        one(fixture!("warning_generic_x86_64_6.1.log")).text
+    );
+}
+
+#[test]
+fn user_output_and_one_line_report_inside_others() {
+    let all = analyze(fixture!(
+        "interleaved_user_output_and_of_error_arm64_6.12.log"
+    ));
+    let got: Vec<_> = all.iter().map(|r| (r.title.as_str(), r.kind)).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("INFO: task hung in rig_hotplug_work", ReportKind::HungTask),
+            ("WARNING in rig_dev_remove", ReportKind::Warning),
+            (
+                "OF: ERROR: memory leak before free overlay changeset in /soc/rig-bus@N/rig-dev@N",
+                ReportKind::OfError
+            ),
+        ]
+    );
+    assert!(!all[0].text.contains("PING") && !all[0].text.contains("root@rig"));
+    assert!(all[0].text.contains("rig_hotplug_work+0x44/0x120"));
+    assert!(!all[1].text.contains("OF: ERROR"));
+    assert!(all[1].stack.contains(&"device_remove".to_string()));
+    assert!(all[1]
+        .text
+        .ends_with("---[ end trace 0000000000000000 ]---"));
+}
+
+#[test]
+fn mid_line_splices() {
+    let r = check(
+        fixture!("mid_line_splice_x86_64_6.12.log"),
+        "WARNING: refcount bug in rig_of_test_remove",
+        ReportKind::Refcount,
+        Some("rig_of_test_remove"),
+    );
+    assert!(r.text.starts_with("------------[ cut here ]------------"));
+    assert!(!r.text.contains("root@rig") && !r.text.contains("crng"));
+    assert!(r.text.contains("Modules linked in: rig_of_test rig_\n"));
+}
+
+#[test]
+fn truncated_report_still_reported() {
+    let r = check(
+        fixture!("truncated_kasan_x86_64_6.12.log"),
+        "KASAN: slab-use-after-free Read in rig_port_release",
+        ReportKind::Kasan,
+        Some("rig_port_release"),
+    );
+    assert!(r.text.ends_with(" vfs_wr"));
+}
+
+#[test]
+fn dt_test_expected_messages_are_not_reports() {
+    assert_eq!(
+        summary(fixture!("of_unittest_expect_arm64_6.12.log")),
+        vec![s(
+            "OF: ERROR: memory leak in /soc/rig-bus@N/rig-dev@N",
+            ReportKind::OfError,
+            None
+        )]
+    );
+}
+
+#[test]
+fn clean_boots_have_no_reports() {
+    for log in [
+        fixture!("boot_clean_x86_64.log"),
+        fixture!("boot_clean_arm64.log"),
+    ] {
+        assert!(log.lines().count() >= 100);
+        assert_eq!(analyze(log), vec![]);
+    }
+}
+
+#[test]
+fn titles_are_stable_across_runs() {
+    // Same bug, different addresses, offsets, PIDs, CPUs and timestamps.
+    let a = fixture!("refcount_of_node_put_x86_64_6.12.log");
+    let b = a
+        .replace("+0x3c/0x60", "+0x44/0x70")
+        .replace("PID: 245", "PID: 912")
+        .replace("CPU: 1", "CPU: 0")
+        .replace("ffff888", "ffff999")
+        .replace("[    3.", "[   97.");
+    assert_eq!(one(a).title, one(&b).title);
+}
+
+// ---- incremental path ----
+
+fn all_fixtures() -> Vec<&'static str> {
+    vec![
+        fixture!("refcount_of_node_put_x86_64_6.12.log"),
+        fixture!("interleaved_two_warnings_caller_tags_x86_64_6.12.log"),
+        fixture!("interleaved_user_output_and_of_error_arm64_6.12.log"),
+        fixture!("mid_line_splice_x86_64_6.12.log"),
+        fixture!("truncated_kasan_x86_64_6.12.log"),
+        fixture!("of_unittest_expect_arm64_6.12.log"),
+        fixture!("kmemleak_cat_x86_64_6.12.log"),
+        fixture!("list_del_corruption_bug_x86_64_6.12.log"),
+        fixture!("null_deref_panic_arm64_6.12.log"),
+        fixture!("lockdep_circular_x86_64_6.12.log"),
+        fixture!("of_error_bad_put_dump_x86_64_6.12.log"),
+        fixture!("hung_task_x86_64_6.1.log"),
+    ]
+}
+
+/// A tiny deterministic PRNG (xorshift) so the test needs no extra crate.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn incremental_chunks_give_the_same_reports() {
+    let whole: String = all_fixtures().concat();
+    let expected = analyze(&whole);
+    assert!(expected.len() >= 15, "{}", expected.len());
+    for seed in [1u64, 7, 42, 1234, 99991] {
+        let mut rng = Rng(seed);
+        let mut a = Analyzer::new();
+        let mut got = Vec::new();
+        let b = whole.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            let mut j = (i + 1 + (rng.next() % 97) as usize).min(b.len());
+            while !whole.is_char_boundary(j) {
+                j += 1;
+            }
+            got.extend(a.feed(&whole[i..j]));
+            i = j;
+        }
+        got.extend(a.finish());
+        got.sort_by_key(|r| r.line);
+        assert_eq!(got, expected, "seed {seed}");
+    }
+}
+
+#[test]
+fn warning_reported_the_moment_it_ends() {
+    let log = fixture!("refcount_of_node_put_arm64_6.12.log");
+    let end = log.find("---[ end trace").unwrap();
+    let nl = end + log[end..].find('\n').unwrap() + 1;
+    let mut a = Analyzer::new();
+    assert!(a.feed(&log[..end]).is_empty());
+    let got = a.feed(&log[end..nl]);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].kind, ReportKind::Refcount);
+}
+
+#[test]
+fn flush_closes_open_reports() {
+    let log = fixture!("of_error_overlay_leak_x86_64_6.12.log");
+    let cut = log
+        .find("attach overlay node /soc/rig-bus@10000\n")
+        .unwrap();
+    let mut a = Analyzer::new();
+    let first = a.feed(&log[..cut + 40]);
+    assert_eq!(
+        first.len(),
+        1,
+        "the first OF error closed when the second began"
+    );
+    let flushed = a.flush();
+    assert_eq!(flushed.len(), 1);
+    assert_eq!(flushed[0].title, "OF: ERROR: memory leak in /soc/rig-bus@N");
+    assert!(a.finish().is_empty());
+}
+
+// ---- rendering and matching ----
+
+#[test]
+fn json_and_text_rendering() {
+    let reports = analyze(fixture!("gpf_kasan_null_x86_64_6.12.log"));
+    let v = render_json(&reports);
+    let r0 = &v["reports"][0];
+    assert_eq!(r0["kind"], "general_protection");
+    assert_eq!(r0["title"], "general protection fault in rig_port_stats");
+    assert_eq!(r0["guilty_frame"], "rig_port_stats");
+    assert!(r0["line"].as_u64().unwrap() > 0);
+    assert!(r0["timestamp"].as_f64().unwrap() > 0.0);
+    assert!(r0["stack"].as_array().unwrap().len() > 3);
+    let t = render_text(&reports);
+    assert!(t.contains("=== general protection fault in rig_port_stats\n"));
+    assert!(t.contains("kind:   general_protection\n"));
+    assert!(t.contains("guilty: rig_port_stats\n"));
+    assert!(t.contains("    RIP: 0010:rig_port_stats+0x3a/0x120\n"));
+    assert_eq!(render_text(&[]), "no reports\n");
+}
+
+#[test]
+fn title_patterns() {
+    assert!(title_matches("WARNING in foo", "WARNING in foo"));
+    assert!(!title_matches("WARNING in foo", "WARNING in foo_bar"));
+    assert!(title_matches(
+        "/^OF: ERROR: memory leak in /testcase-data/",
+        "OF: ERROR: memory leak in /testcase-data/x"
+    ));
+    assert!(title_matches(
+        "/refcount bug/",
+        "WARNING: refcount bug in x"
+    ));
+    assert!(!title_matches("/^refcount/", "WARNING: refcount bug in x"));
+    assert!(!title_matches("/([/", "anything"));
+    assert!(
+        title_matches("/", "/"),
+        "too short for a regex: exact match"
+    );
+}
