@@ -411,6 +411,37 @@ impl StepKind {
     }
 }
 
+impl StepKind {
+    /// The guest shell command for steps that are one (`guest`, `devlink_reload`,
+    /// `netdevsim_new`, `netdevsim_del`), with the transport it goes over. `parallel` can run
+    /// these as background jobs of one shell.
+    pub fn shell_command(&self) -> Option<(String, Via)> {
+        match self {
+            StepKind::Guest(g) => Some((g.run.clone(), g.via)),
+            StepKind::DevlinkReload(d) => Some((
+                format!(
+                    "devlink dev reload {} action {}",
+                    d.dev,
+                    d.action.devlink_name()
+                ),
+                d.via,
+            )),
+            StepKind::NetdevsimNew(n) => Some((
+                format!(
+                    "echo '{} {}' > /sys/bus/netdevsim/new_device",
+                    n.id, n.ports
+                ),
+                n.via,
+            )),
+            StepKind::NetdevsimDel(n) => Some((
+                format!("echo {} > /sys/bus/netdevsim/del_device", n.id),
+                n.via,
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// A shell command in the guest.
 #[derive(Debug, Clone)]
 pub struct GuestStep {
@@ -686,6 +717,72 @@ impl Scenario {
                     what: r.feature.name().into(),
                     missing,
                 });
+            }
+        }
+        if unmet.is_empty() {
+            Ok(())
+        } else {
+            Err(Unsupported {
+                scenario: self.name.clone(),
+                board,
+                unmet,
+            })
+        }
+    }
+
+    /// [`Scenario::check_requirements`] for a resolved kernel: reads its `.config`, and for
+    /// `of_overlay` also wants rig's configfs overlay module among the kernel's modules
+    /// (`lib/modules/<release>/extra/rig_of_configfs.ko`, built by [`crate::kbuild`]).
+    pub fn check_kernel(
+        &self,
+        board: Board,
+        kernel: &crate::image::Kernel,
+    ) -> Result<(), Unsupported> {
+        let config = match kernel.config_options() {
+            Ok(c) => c,
+            Err(e) => {
+                return Err(Unsupported {
+                    scenario: self.name.clone(),
+                    board,
+                    unmet: vec![Unmet {
+                        at: Location {
+                            file: self.file.clone(),
+                            line: 1,
+                            column: 1,
+                            path: String::new(),
+                        },
+                        what: format!("kernel {}", kernel.name),
+                        missing: vec![format!("a readable .config ({e})")],
+                    }],
+                })
+            }
+        };
+        let mut unmet = match self.check_requirements(board, &config) {
+            Ok(()) => Vec::new(),
+            Err(u) => u.unmet,
+        };
+        let module = crate::kbuild::OF_CONFIGFS_MODULE;
+        let ko = kernel
+            .modules_root
+            .join("lib/modules")
+            .join(&kernel.release)
+            .join("extra")
+            .join(format!("{module}.ko"));
+        if let Some(r) = self
+            .requires
+            .iter()
+            .find(|r| r.feature == Feature::OfOverlay)
+        {
+            if !ko.is_file() {
+                let need = format!("the {module} module (rig-built kernels have it)");
+                match unmet.iter_mut().find(|u| u.what == r.feature.name()) {
+                    Some(u) => u.missing.push(need),
+                    None => unmet.push(Unmet {
+                        at: r.at.clone(),
+                        what: r.feature.name().into(),
+                        missing: vec![need],
+                    }),
+                }
             }
         }
         if unmet.is_empty() {

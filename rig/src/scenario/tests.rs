@@ -455,6 +455,29 @@ fn a_full_file_validates_into_engine_types() {
     };
     assert_eq!(d.action.devlink_name(), "fw_activate");
 
+    assert_eq!(
+        s.steps[9].kind.shell_command(),
+        Some((
+            "echo '10 1' > /sys/bus/netdevsim/new_device".into(),
+            Via::Ssh
+        ))
+    );
+    assert_eq!(
+        s.steps[10].kind.shell_command(),
+        Some((
+            "devlink dev reload netdevsim/netdevsim10 action fw_activate".into(),
+            Via::Ssh
+        ))
+    );
+    assert_eq!(
+        s.steps[11].kind.shell_command(),
+        Some((
+            "echo 10 > /sys/bus/netdevsim/del_device".into(),
+            Via::Serial
+        ))
+    );
+    assert_eq!(s.steps[3].kind.shell_command(), None);
+
     let StepKind::Repeat(r) = &s.steps[12].kind else {
         panic!()
     };
@@ -653,4 +676,39 @@ fn truncated_and_mangled_input_never_panics() {
     }
     // The untouched files are among them and are valid.
     assert!(ok >= texts.len(), "{ok} of {} valid", inputs.len());
+}
+
+#[test]
+fn check_kernel_reads_config_and_looks_for_the_overlay_module() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::write(&config, "CONFIG_OF_OVERLAY=y\nCONFIG_CONFIGFS_FS=y\n").unwrap();
+    let kernel = crate::image::Kernel {
+        name: "rig-6.12".into(),
+        arch: crate::board::Arch::Arm64,
+        release: "6.12.0-rig".into(),
+        image: dir.path().join("Image"),
+        modules_root: dir.path().join("mods"),
+        config: config.clone(),
+        vmlinux: None,
+        provenance: BTreeMap::new(),
+    };
+    let s = good(
+        "boards: [arm64-virt]\nrequires: [of_overlay]\nsteps:\n  \
+         - overlay_load: {file: simple-node.dtso}\n",
+    );
+    let e = s.check_kernel(Board::Arm64Virt, &kernel).unwrap_err();
+    assert_eq!(
+        e.summary(),
+        "of_overlay needs the rig_of_configfs module (rig-built kernels have it)"
+    );
+    assert_eq!(e.unmet[0].at.to_string(), "t.yaml:2:12");
+    let extra = dir.path().join("mods/lib/modules/6.12.0-rig/extra");
+    std::fs::create_dir_all(&extra).unwrap();
+    std::fs::write(extra.join("rig_of_configfs.ko"), "").unwrap();
+    s.check_kernel(Board::Arm64Virt, &kernel).unwrap();
+
+    std::fs::remove_file(&config).unwrap();
+    let e = s.check_kernel(Board::Arm64Virt, &kernel).unwrap_err();
+    assert!(e.summary().contains("a readable .config"), "{e}");
 }
