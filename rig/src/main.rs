@@ -10,6 +10,7 @@ use rig::cache::Cache;
 use rig::events::{Events, JsonLines, StderrProgress};
 use rig::exit;
 use rig::guest::{Guest, GuestOptions, Via};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,12 +127,18 @@ fn main() {
     if let Err(e) = rig::process::install_signal_handlers() {
         eprintln!("rig: warning: cannot install signal handlers: {e}");
     }
-    let code = match run(cli) {
+    let result = run(cli);
+    if let Some(sig) = rig::process::caught_signal() {
+        // The signal handler is stopping QEMU and exits with 128+signal.
+        std::process::exit(128 + sig);
+    }
+    let code = match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("rig: error: {e}");
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "rig: error: {e}");
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                let _ = writeln!(err, "  caused by: {cause}");
             }
             error_code(&e)
         }

@@ -5,7 +5,7 @@
 //! exits, and `PR_SET_PDEATHSIG` kills a child whose rig died without cleaning up (SIGKILL).
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -67,6 +67,17 @@ pub fn kill_all_children() {
     }
 }
 
+static CAUGHT_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// The signal that is ending rig, if one was caught: the main thread's error path (QEMU died
+/// because the handler killed it) must then exit with 128+signal, not report a rig failure.
+pub fn caught_signal() -> Option<i32> {
+    match CAUGHT_SIGNAL.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
 /// On SIGINT/SIGTERM/SIGHUP: kill and reap every supervised child, then exit with 128+signal.
 /// Call once from `main`.
 pub fn install_signal_handlers() -> io::Result<()> {
@@ -76,7 +87,8 @@ pub fn install_signal_handlers() -> io::Result<()> {
         .name("rig-signals".into())
         .spawn(move || {
             if let Some(sig) = signals.forever().next() {
-                eprintln!("rig: caught signal {sig}, stopping QEMU");
+                CAUGHT_SIGNAL.store(sig, std::sync::atomic::Ordering::SeqCst);
+                let _ = writeln!(io::stderr(), "rig: caught signal {sig}, stopping QEMU");
                 kill_all_children();
                 std::process::exit(128 + sig);
             }
