@@ -1,5 +1,6 @@
 //! Provisions `debian-6.1` and its initramfs for the arches given (default: both) and prints
-//! where they are. `cargo run --example provision -- arm64 x86_64`
+//! where they are. `cargo run --example provision -- arm64 x86_64 [+MODULE...]`: a `+name`
+//! argument also packs that module (and its dependencies) for `rig.modules=name`.
 use rig::board::Arch;
 use rig::cache::Cache;
 use rig::events::{Events, StderrProgress};
@@ -7,10 +8,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
-    let arches: Vec<Arch> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse())
-        .collect::<Result<_, _>>()?;
+    let (extra, arches): (Vec<String>, Vec<String>) =
+        std::env::args().skip(1).partition(|a| a.starts_with('+'));
+    let extra: Vec<String> = extra.iter().map(|m| m[1..].to_string()).collect();
+    let arches: Vec<Arch> = arches.iter().map(|a| a.parse()).collect::<Result<_, _>>()?;
     let arches = if arches.is_empty() {
         vec![Arch::X86_64, Arch::Arm64]
     } else {
@@ -20,13 +21,14 @@ fn main() -> anyhow::Result<()> {
     let events = Events::none().with(Arc::new(StderrProgress { verbose: true }));
     for arch in arches {
         let t = Instant::now();
-        let img = rig::image::boot_image("debian-6.1", arch, &cache, &events)?;
+        let kernel = rig::image::resolve_kernel("debian-6.1", arch, &cache, &events)?;
+        let initrd = rig::image::initramfs::for_kernel_with(&kernel, &extra, &cache, &events)?;
         println!("{arch}: resolved in {:.3}s", t.elapsed().as_secs_f64());
-        println!("  kernel  {}", img.kernel.image.display());
-        println!("  initrd  {}", img.initrd.display());
-        println!("  modules {}", img.kernel.modules_root.display());
-        println!("  config  {}", img.kernel.config.display());
-        for (k, v) in &img.kernel.provenance {
+        println!("  kernel  {}", kernel.image.display());
+        println!("  initrd  {}", initrd.display());
+        println!("  modules {}", kernel.modules_root.display());
+        println!("  config  {}", kernel.config.display());
+        for (k, v) in &kernel.provenance {
             println!("  {k}: {v}");
         }
     }

@@ -8,7 +8,7 @@
 //! entry, so a cached kernel resolves by reading one small file.
 
 use super::initramfs::find_tool;
-use super::rootfs::{log_path, mmdebstrap_extract, MIRROR, SUITE};
+use super::rootfs::{log_path, mirror, mmdebstrap_extract, SUITE};
 use super::{run_logged, ImageError, Kernel};
 use crate::board::Arch;
 use crate::cache::{sha256_file, Cache, CacheKey};
@@ -172,7 +172,7 @@ fn fetch(
 
     let sha = sha256_file(&dir.join(&image))?;
     let mut provenance = BTreeMap::new();
-    provenance.insert("source".into(), format!("Debian {SUITE} ({MIRROR})"));
+    provenance.insert("source".into(), format!("Debian {SUITE} ({})", mirror()));
     provenance.insert("package".into(), image_pkg);
     provenance.insert("version".into(), version);
     if let Some(meta_version) = debs.get(&package(arch)) {

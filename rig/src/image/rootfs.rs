@@ -17,8 +17,17 @@ use std::time::Instant;
 
 /// The Debian release every image comes from.
 pub const SUITE: &str = "bookworm";
-/// Where packages are fetched from.
+/// Where packages are fetched from, unless `RIG_DEBIAN_MIRROR` names another mirror (not part of
+/// any cache key: a mirror serves the same packages).
 pub const MIRROR: &str = "http://deb.debian.org/debian";
+
+/// The mirror in use: `RIG_DEBIAN_MIRROR`, else [`MIRROR`].
+pub fn mirror() -> String {
+    std::env::var("RIG_DEBIAN_MIRROR")
+        .ok()
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| MIRROR.to_string())
+}
 /// Bumped when the build steps below change in a way the recipe files do not show.
 const RECIPE_VERSION: &str = "rootfs-1";
 /// The cache kind of rootfs archives.
@@ -177,7 +186,7 @@ pub(crate) fn mmdebstrap_extract(
         .args(extra)
         .arg(SUITE)
         .arg(target)
-        .arg(MIRROR);
+        .arg(mirror());
     run_logged(cmd, log)
 }
 
