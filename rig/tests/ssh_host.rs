@@ -370,6 +370,22 @@ fn killing_the_server_mid_command_is_a_prompt_disconnect() {
         }
         other => panic!("expected Disconnected, got {other}"),
     }
+    // The next command tries to reconnect; a refused connection means the forwarder (QEMU)
+    // is gone, so it fails at once instead of waiting for the reconnect timeout.
+    let again = Instant::now();
+    let err = t.run("true", Duration::from_secs(20)).unwrap_err();
+    assert!(
+        again.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        again.elapsed()
+    );
+    match &err {
+        TransportError::Disconnected { reason, .. } => {
+            assert!(reason.contains("cannot reconnect"), "{err}");
+            assert!(reason.contains("connection refused"), "{err}");
+        }
+        other => panic!("expected Disconnected, got {other}"),
+    }
     // With the server gone, connecting says why it cannot.
     let err = server
         .connect_within(

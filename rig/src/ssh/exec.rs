@@ -253,7 +253,9 @@ fn step(r: &mut Running<'_>, buf: &mut [u8]) -> Result<Option<CommandOutput>, St
             status: exit_code(&r.channel),
         })),
         Err(e) if is_eagain(&e) => Ok(None),
-        Err(e) => Err(format!("waiting for the channel to close failed: {e}")),
+        Err(e) => Err(format!(
+            "connection lost while waiting for the command to finish ({e})"
+        )),
     }
 }
 
@@ -265,7 +267,11 @@ fn drain(stream: &mut impl Read, into: &mut Vec<u8>, buf: &mut [u8]) -> Result<(
             Ok(n) => into.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("reading command output failed: {e}")),
+            Err(e) => {
+                return Err(format!(
+                    "connection lost while reading command output ({e})"
+                ))
+            }
         }
     }
 }

@@ -261,11 +261,14 @@ impl Target {
     }
 
     /// Attempts until one succeeds, a final failure, `abort` says so, or `deadline` passes.
+    /// With `refused_is_final`, a refused TCP connection ends the wait: QEMU accepts on a
+    /// forwarded port for as long as it runs, so a refusal after a first success means it is gone.
     fn open_until(
         &self,
         deadline: Instant,
         console_tail: &dyn Fn() -> String,
         abort: &mut dyn FnMut() -> Option<String>,
+        refused_is_final: bool,
     ) -> Result<Conn, SshError> {
         let started = Instant::now();
         let mut attempts = 0u32;
@@ -300,7 +303,14 @@ impl Target {
                     })
                 }
                 e @ (AttemptError::Tcp(_) | AttemptError::Handshake(_)) => {
-                    if let Some(reason) = abort() {
+                    let refused = matches!(&e, AttemptError::Tcp(io)
+                        if io.kind() == std::io::ErrorKind::ConnectionRefused);
+                    let reason = if refused && refused_is_final {
+                        Some("nothing listens on the forwarded port any more (QEMU gone?)".into())
+                    } else {
+                        abort()
+                    };
+                    if let Some(reason) = reason {
                         return Err(SshError::Aborted {
                             addr: self.addr.to_string(),
                             reason: format!("{reason} (last ssh failure: {})", e.describe()),
@@ -369,7 +379,7 @@ pub fn connect_with(
         pinned: pinned.clone(),
         opts,
     };
-    let conn = target.open_until(deadline, &console_tail, &mut abort)?;
+    let conn = target.open_until(deadline, &console_tail, &mut abort, false)?;
     Ok(SshTransport {
         target,
         conn: Mutex::new(Some(conn)),
@@ -513,7 +523,7 @@ impl SshTransport {
             let deadline = Instant::now() + self.target.opts.reconnect_timeout;
             match self
                 .target
-                .open_until(deadline, &*self.console_tail, &mut || None)
+                .open_until(deadline, &*self.console_tail, &mut || None, true)
             {
                 Ok(c) => *guard = Some(c),
                 Err(e) => {
