@@ -8,6 +8,7 @@
 #   RIG-SSH-HOSTKEY <type> <base64>
 # On failure print `RIG-SSH-ERROR <reason>` instead (rig quotes it) and exit 0: the serial
 # console stays usable. dropbear's own log goes to /run/rig-ssh/dropbear.log.
+# RIG_SSH_PORT (default 22) exists for rig's host-side test of this hook (rig/tests/ssh_host.rs).
 
 err() {
 	echo "RIG-SSH-ERROR $*"
@@ -52,7 +53,7 @@ type=$1 blob=$2
 
 # -F: stay a background job of this hook so -E logging keeps its file (a daemonizing dropbear
 # closes stderr); -s: keys only; -P: /var/run may not exist in this rootfs.
-dropbear -F -E -s -r "$hostkey" -p 22 -P "$dir/dropbear.pid" \
+dropbear -F -E -s -r "$hostkey" -p "${RIG_SSH_PORT:-22}" -P "$dir/dropbear.pid" \
 	</dev/null >>"$dir/dropbear.log" 2>&1 &
 
 # dropbear writes its pid file after it bound the port.
