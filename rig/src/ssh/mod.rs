@@ -35,6 +35,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const TRANSPORT: &str = "ssh";
+/// libssh2's `LIBSSH2_ERROR_AUTHENTICATION_FAILED`.
+const LIBSSH2_ERROR_AUTHENTICATION_FAILED: i32 = -18;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
@@ -248,7 +250,7 @@ impl Target {
             .map_err(AttemptError::Auth)?;
         if !session.authenticated() {
             return Err(AttemptError::Auth(ssh2::Error::new(
-                ssh2::ErrorCode::Session(-18),
+                ssh2::ErrorCode::Session(LIBSSH2_ERROR_AUTHENTICATION_FAILED),
                 "server did not confirm authentication",
             )));
         }

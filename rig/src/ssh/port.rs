@@ -14,6 +14,7 @@ use std::fs::{File, OpenOptions};
 use std::net::{Ipv4Addr, TcpListener};
 use std::ops::RangeInclusive;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Where the per-port lock files live.
@@ -56,10 +57,14 @@ pub fn reserve_port_in(
     lock_dir: &Path,
     range: RangeInclusive<u16>,
 ) -> Result<PortReservation, SshError> {
-    std::fs::create_dir_all(lock_dir).map_err(|source| SshError::PortLock {
-        path: lock_dir.to_path_buf(),
-        source,
-    })?;
+    if !lock_dir.is_dir() {
+        std::fs::create_dir_all(lock_dir).map_err(|source| SshError::PortLock {
+            path: lock_dir.to_path_buf(),
+            source,
+        })?;
+        // Shared by every user's rigs, like /tmp itself.
+        let _ = std::fs::set_permissions(lock_dir, std::fs::Permissions::from_mode(0o1777));
+    }
     let (first, last) = (*range.start(), *range.end());
     if last < first {
         return Err(SshError::NoFreePort {
@@ -82,15 +87,10 @@ pub fn reserve_port_in(
     for i in 0..len {
         let port = first + ((start + i) % len) as u16;
         let path = lock_dir.join(port.to_string());
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|source| SshError::PortLock {
-                path: path.clone(),
-                source,
-            })?;
+        let file = open_lock(&path).map_err(|source| SshError::PortLock {
+            path: path.clone(),
+            source,
+        })?;
         if !try_lock(&file).map_err(|source| SshError::PortLock {
             path: path.clone(),
             source,
@@ -119,6 +119,21 @@ pub fn reserve_port_in(
         locked,
         in_use,
     })
+}
+
+/// Opens (creating if needed) a lock file. flock needs no write access, so another user's
+/// existing lock file is opened read-only.
+fn open_lock(path: &Path) -> std::io::Result<File> {
+    match File::open(path) {
+        Ok(f) => Ok(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o644)
+            .open(path),
+        Err(e) => Err(e),
+    }
 }
 
 /// `flock(LOCK_EX | LOCK_NB)`: `Ok(false)` when another open file description holds it.
@@ -189,6 +204,24 @@ mod tests {
         drop(a);
         let again = reserve_port_in(dir.path(), p..=p).unwrap();
         assert_eq!(again.port(), p);
+    }
+
+    #[test]
+    fn a_new_lock_dir_is_shared_by_all_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = dir.path().join("rig-ports");
+        let p = free_port();
+        let r = reserve_port_in(&locks, p..=p).unwrap();
+        let mode = std::fs::metadata(&locks).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o1777);
+        // An existing lock file is reused (opened read-only is enough for flock).
+        drop(r);
+        set_readonly(&locks.join(p.to_string()));
+        assert_eq!(reserve_port_in(&locks, p..=p).unwrap().port(), p);
+    }
+
+    fn set_readonly(path: &Path) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444)).unwrap();
     }
 
     #[test]
