@@ -5,7 +5,7 @@ use super::SshError;
 use ssh_key::{rand_core::OsRng, Algorithm, HashAlg, LineEnding, PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
-/// The marker the guest hook (`images/init/init.d/50-ssh.sh`) prints once dropbear listens:
+/// The marker the guest hook (`images/init/etc/rig/init.d/50-ssh.sh`) prints once dropbear listens:
 /// `RIG-SSH-HOSTKEY <algorithm> <base64 blob>`.
 pub const HOSTKEY_MARKER: &str = "RIG-SSH-HOSTKEY";
 /// The marker the guest hook prints when it cannot start dropbear: `RIG-SSH-ERROR <reason>`.

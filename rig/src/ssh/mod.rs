@@ -6,7 +6,7 @@
 //! 2. [`ClientKey::generate`] makes a fresh ed25519 key pair; its public half reaches the guest on
 //!    the kernel command line ([`ClientKey::kernel_cmdline_param`]) or as a per-run
 //!    `/root/.ssh/authorized_keys` ([`ClientKey::authorized_keys`]).
-//! 3. The guest hook `images/init/init.d/50-ssh.sh` installs that key, generates a host key,
+//! 3. The guest hook `images/init/etc/rig/init.d/50-ssh.sh` installs that key, generates a host key,
 //!    starts dropbear and prints `RIG-SSH-HOSTKEY <algorithm> <base64>` on the console.
 //! 4. [`HostKey::from_console`] reads that line; [`connect`] retries until ssh answers, refuses
 //!    any other host key, and authenticates as root with the client key.
@@ -52,7 +52,7 @@ pub enum SshError {
         source: ssh_key::Error,
     },
     #[error(
-        "the console shows no `{HOSTKEY_MARKER}` line: did the guest run images/init/init.d/50-ssh.sh, \
+        "the console shows no `{HOSTKEY_MARKER}` line: did the guest run /etc/rig/init.d/50-ssh.sh, \
          and was `{CMDLINE_PARAM}=` on the kernel command line? (guest ssh errors: {guest_errors})"
     )]
     NoHostKeyMarker { guest_errors: String },
@@ -607,6 +607,12 @@ pub fn sh_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_transport_can_move_between_threads() {
+        fn is_send<T: Send>() {}
+        is_send::<SshTransport>();
+    }
 
     #[test]
     fn shell_quoting_survives_quotes_and_spaces() {
