@@ -712,3 +712,37 @@ fn check_kernel_reads_config_and_looks_for_the_overlay_module() {
     let e = s.check_kernel(Board::Arm64Virt, &kernel).unwrap_err();
     assert!(e.summary().contains("a readable .config"), "{e}");
 }
+
+/// Random byte-level mutations of a valid file (deterministic seed): never a panic.
+#[test]
+fn mutated_input_never_panics() {
+    let n: usize = std::env::var("RIG_SCENARIO_FUZZ")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1500);
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let alphabet = b" \t\n-:{}[],'\"#&*!?|>%@`\\0123456789abcxyz.";
+    let base = FULL.as_bytes();
+    for _ in 0..n {
+        let mut b = base.to_vec();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() as usize) % b.len();
+            let c = alphabet[(next() as usize) % alphabet.len()];
+            match next() % 3 {
+                0 => b[at] = c,
+                1 => b.insert(at, c),
+                _ => {
+                    b.remove(at);
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&b);
+        let _ = parse_str(&text, "t.yaml", &fixture_overlays());
+    }
+}
