@@ -306,10 +306,7 @@ impl Analyzer {
             if self.absorbs(i, &h, &line) {
                 return;
             }
-            if h.is_single_line()
-                && !self.open[i].pending_single()
-                && self.open[i].phase == Phase::Body
-            {
+            if h.is_single_line() && !self.open[i].pending_single() {
                 // A one-line report interrupting a longer one: report it on its own.
                 let mut o = self.new_open(String::new(), n, &line, h);
                 o.trace = Trace::Done;
@@ -392,7 +389,7 @@ impl Analyzer {
                     o.warn_msg.get_or_insert(*w);
                     true
                 }
-                Header::Warning { .. } | Header::KernelBug { .. } => {
+                Header::Warning { .. } | Header::KernelBug { .. } | Header::Ubsan { .. } => {
                     o.main = Some(h.clone());
                     o.phase = Phase::Body;
                     true

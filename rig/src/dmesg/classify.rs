@@ -29,6 +29,7 @@ pub(crate) static PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
         "dt-test ###",
         "detected stall",
         "self-detected stall",
+        "UBSAN:",
     ];
     let alt: Vec<String> = words.iter().map(|w| regex::escape(w)).collect();
     Regex::new(&alt.join("|")).expect("static regex")
@@ -109,6 +110,8 @@ pub(crate) enum Header {
     KmemleakSummary,
     /// `rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:`
     RcuStall,
+    /// `UBSAN: array-index-out-of-bounds in drivers/x.c:12:5`
+    Ubsan { reason: String },
     /// `### dt-test ### EXPECT \ : text`
     ExpectBegin(String),
     /// `### dt-test ### EXPECT / : text`
@@ -151,6 +154,8 @@ static LIST_CORRUPTION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?:list_(?:add|del) corruption|list_add double add|hlist_\w+ corruption)")
         .expect("static regex")
 });
+static UBSAN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^UBSAN: (.+?) in \S+:\d+:\d+").expect("static regex"));
 static OF_PATH: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?:on|for|in|node|changeset,)\s+(/\S*)\s*$").expect("static regex")
 });
@@ -338,6 +343,11 @@ pub(crate) fn classify(msg: &str) -> Option<Header> {
     }
     if RCU_STALL.is_match(m) {
         return Some(Header::RcuStall);
+    }
+    if let Some(c) = UBSAN.captures(m) {
+        return Some(Header::Ubsan {
+            reason: c[1].to_string(),
+        });
     }
     None
 }

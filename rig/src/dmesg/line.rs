@@ -1,5 +1,8 @@
 //! One console line: printk prefix stripping, mid-line splice splitting, stack-frame parsing.
 
+use regex::Regex;
+use std::sync::LazyLock;
+
 /// A console line with its printk prefix taken apart.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Line<'a> {
@@ -47,10 +50,25 @@ fn parse_caller(s: &str) -> Option<(&str, &str)> {
     }
 }
 
+/// `dmesg -T` (`[Sat Nov 21 10:00:00 2026] `) and `journalctl -k` / syslog
+/// (`Nov 21 10:00:00 host kernel: `) prefixes, which carry no printk timestamp.
+static WALLCLOCK_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^(?:\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \d{4}\] ?|[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d \S+ kernel: )",
+    )
+    .expect("static regex")
+});
+
 /// Splits a raw console line (no newline) into timestamp, caller tag and message.
-/// Accepts an optional `<N>` syslog level first (raw `/dev/kmsg`-style output).
+/// Accepts an optional `<N>` syslog level first (raw `/dev/kmsg`-style output), and the
+/// wall-clock prefixes of `dmesg -T` and `journalctl -k`.
 pub(crate) fn parse_line(raw: &str) -> Line<'_> {
-    let mut s = raw.strip_suffix('\r').unwrap_or(raw);
+    let mut s = raw.trim_end_matches('\r');
+    if s.len() > 16 && s.as_bytes()[0] != b' ' && s.as_bytes()[0] != b'<' {
+        if let Some(m) = WALLCLOCK_PREFIX.find(s) {
+            s = &s[m.end()..];
+        }
+    }
     if let Some(rest) = s.strip_prefix('<') {
         if let Some(end) = rest.find('>') {
             if end > 0 && end <= 3 && rest[..end].bytes().all(|c| c.is_ascii_digit()) {
@@ -252,6 +270,12 @@ mod tests {
         let l = parse_line("root@rig:~# ls");
         assert_eq!(l.ts, None);
         assert_eq!(l.msg, "root@rig:~# ls");
+        let l = parse_line("[Sat Nov 21 10:00:03 2026] WARNING: CPU: 0 PID: 1 at x");
+        assert_eq!((l.ts, l.msg), (None, "WARNING: CPU: 0 PID: 1 at x"));
+        let l = parse_line("Nov 21 10:00:03 rig kernel: refcount_t: underflow; use-after-free.");
+        assert_eq!(l.msg, "refcount_t: underflow; use-after-free.");
+        let l = parse_line("Nov 21 10:00:03 rig kernel:  kobject_put+0x1/0x2\r\r");
+        assert_eq!(l.msg, " kobject_put+0x1/0x2");
         let l = parse_line("[T55] x");
         assert_eq!((l.ts, l.caller, l.msg), (None, Some("T55"), "x"));
         let l = parse_line("[0000000000000000] pgd=0000000000000000");

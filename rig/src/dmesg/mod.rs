@@ -37,6 +37,7 @@
 //! | `oops` | an Oops without a more specific header: `invalid opcode in X`, `Internal error: Oops - Undefined instruction in X` |
 //! | `panic` | `kernel panic: <message>` |
 //! | `rcu_stall` | `INFO: rcu detected stall in X` |
+//! | `ubsan` | `UBSAN: <reason> in X` (e.g. `UBSAN: array-index-out-of-bounds in X`) |
 //!
 //! # dt-test expectations
 //! While a CONFIG_OF_UNITTEST `### dt-test ### EXPECT \ : <text>` is open (until its
@@ -90,6 +91,7 @@ pub enum ReportKind {
     Oops,
     Panic,
     RcuStall,
+    Ubsan,
 }
 
 impl fmt::Display for ReportKind {

@@ -227,6 +227,10 @@ pub(crate) fn build(mut o: Open) -> Option<Report> {
                 with_guilty("INFO: rcu detected stall".into(), &stack_g),
                 stack_g,
             ),
+            Header::Ubsan { reason } => {
+                let base = format!("UBSAN: {reason}");
+                (ReportKind::Ubsan, with_guilty(base, &stack_g), stack_g)
+            }
             Header::CutHere
             | Header::WarnMessage(_)
             | Header::ExpectBegin(_)

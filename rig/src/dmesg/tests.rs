@@ -638,3 +638,87 @@ fn title_patterns() {
         "too short for a regex: exact match"
     );
 }
+
+#[test]
+fn ubsan() {
+    let r = check(
+        fixture!("ubsan_array_index_x86_64_6.12.log"),
+        "UBSAN: array-index-out-of-bounds in rig_bus_port_by_index",
+        ReportKind::Ubsan,
+        Some("rig_bus_port_by_index"),
+    );
+    assert!(r.text.ends_with("---[ end trace ]---"));
+}
+
+#[test]
+fn dmesg_human_readable_time() {
+    let r = check(
+        fixture!("dmesg_human_time_refcount_arm64_6.12.log"),
+        "WARNING: refcount bug in rig_of_test_remove",
+        ReportKind::Refcount,
+        Some("rig_of_test_remove"),
+    );
+    assert_eq!(r.timestamp, None);
+    assert!(r
+        .text
+        .starts_with("------------[ cut here ]------------\nrefcount_t: underflow"));
+}
+
+#[test]
+fn one_line_report_between_cut_here_and_warning() {
+    let log = "[    5.000000] ------------[ cut here ]------------\n\
+               [    5.000001] OF: ERROR: memory leak before free overlay changeset,  /a/b@1\n\
+               [    5.000002] refcount_t: saturated; leaking memory.\n\
+               [    5.000003] WARNING: CPU: 0 PID: 1 at lib/refcount.c:22 refcount_warn_saturate+0x1/0x2\n\
+               [    5.000004] Call trace:\n\
+               [    5.000005]  refcount_warn_saturate+0x1/0x2\n\
+               [    5.000006]  kref_get+0x1/0x2\n\
+               [    5.000007]  rig_get+0x1/0x2\n\
+               [    5.000008] ---[ end trace 0000000000000000 ]---\n";
+    assert_eq!(
+        summary(log),
+        vec![
+            s(
+                "WARNING: refcount bug in rig_get",
+                ReportKind::Refcount,
+                Some("rig_get")
+            ),
+            s(
+                "OF: ERROR: memory leak before free overlay changeset in /a/b@N",
+                ReportKind::OfError,
+                None
+            ),
+        ]
+    );
+}
+
+#[test]
+fn user_output_cannot_fake_a_report_in_a_timestamped_log() {
+    let log = "[    1.000000] ------------[ cut here ]------------\n\
+               [    1.000001] WARNING: CPU: 0 PID: 1 at drivers/x.c:1 real_bug+0x1/0x2\n\
+               [    1.000002] ---[ end trace 0000000000000000 ]---\n\
+               BUG: this is just a script printing\n\
+               Kernel panic - not syncing: also just text\n";
+    assert_eq!(
+        summary(log),
+        vec![s(
+            "WARNING in real_bug",
+            ReportKind::Warning,
+            Some("real_bug")
+        )]
+    );
+}
+
+#[test]
+fn kernel_clock_gap_closes_a_report_without_terminator() {
+    let log = "[   10.000000] INFO: task sh:1 blocked for more than 120 seconds.\n\
+               [   10.000001] Call Trace:\n\
+               [   10.000002]  <TASK>\n\
+               [   10.000003]  __schedule+0x1/0x2\n\
+               [   10.000004]  rig_wait+0x1/0x2\n";
+    let mut a = Analyzer::new();
+    assert!(a.feed(log).is_empty(), "still open: the stack may go on");
+    let got = a.feed("[   25.000000] [drm] unrelated\n");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].title, "INFO: task hung in rig_wait");
+}
