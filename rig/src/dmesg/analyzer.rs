@@ -138,6 +138,8 @@ fn starts_trace(o: &Open, msg: &str) -> bool {
 pub struct Analyzer {
     /// An incomplete last line.
     buf: String,
+    /// An incomplete UTF-8 sequence from [`Analyzer::feed_bytes`].
+    pending_bytes: Vec<u8>,
     /// Physical lines consumed so far.
     line_no: usize,
     open: Vec<Open>,
@@ -175,6 +177,34 @@ impl Analyzer {
         std::mem::take(&mut self.out)
     }
 
+    /// Like [`feed`](Self::feed) for raw console bytes: a UTF-8 sequence split across chunks
+    /// is joined, invalid bytes become U+FFFD.
+    pub fn feed_bytes(&mut self, chunk: &[u8]) -> Vec<Report> {
+        self.pending_bytes.extend_from_slice(chunk);
+        let b = &self.pending_bytes;
+        // Keep back an incomplete multi-byte sequence at the end.
+        let mut cut = b.len();
+        for back in 1..=3.min(b.len()) {
+            let c = b[b.len() - back];
+            if c & 0xC0 == 0x80 {
+                continue; // continuation byte: look further back
+            }
+            let need = match c {
+                0xC0..=0xDF => 2,
+                0xE0..=0xEF => 3,
+                0xF0..=0xF7 => 4,
+                _ => 1,
+            };
+            if need > back {
+                cut = b.len() - back;
+            }
+            break;
+        }
+        let text = String::from_utf8_lossy(&b[..cut]).into_owned();
+        self.pending_bytes.drain(..cut);
+        self.feed(&text)
+    }
+
     /// Nothing more is coming soon: closes every report in progress and returns them.
     /// An incomplete last line stays buffered.
     pub fn flush(&mut self) -> Vec<Report> {
@@ -184,6 +214,11 @@ impl Analyzer {
 
     /// The log ended: processes an incomplete last line and closes everything.
     pub fn finish(mut self) -> Vec<Report> {
+        if !self.pending_bytes.is_empty() {
+            let rest =
+                String::from_utf8_lossy(&std::mem::take(&mut self.pending_bytes)).into_owned();
+            self.buf.push_str(&rest);
+        }
         if !self.buf.is_empty() {
             let mut last = std::mem::take(&mut self.buf);
             last.push('\n');

@@ -244,4 +244,42 @@ mod tests {
         assert!(matches!(r, Err(SymbolizeError::ToolMissing { .. })));
         assert_eq!(reports, before);
     }
+
+    #[test]
+    fn resolves_frames_of_a_real_elf() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("rig_sym.c");
+        std::fs::write(
+            &src,
+            "static int __attribute__((noinline)) rig_leaf(int x)\n{\n\treturn x * 3;\n}\n\
+             int rig_caller(int x)\n{\n\treturn rig_leaf(x) + 1;\n}\n\
+             int main(void)\n{\n\treturn rig_caller(2);\n}\n",
+        )
+        .unwrap();
+        let elf = dir.path().join("vmlinux");
+        let built = Command::new("gcc")
+            .args(["-g", "-O0", "-o"])
+            .arg(&elf)
+            .arg(&src)
+            .status();
+        if !built.is_ok_and(|s| s.success())
+            || Command::new("addr2line").arg("-v").output().is_err()
+        {
+            eprintln!("gcc or binutils missing: not testing symbolization");
+            return;
+        }
+        let mut reports = super::super::analyze(
+            "WARNING: CPU: 0 PID: 1 at rig_sym.c:3 rig_leaf+0x4/0x10\n\
+             Call trace:\n rig_leaf+0x4/0x10\n rig_caller+0x8/0x1c\n main+0x9/0x14\n\
+             ---[ end trace 0000000000000000 ]---\n",
+        );
+        let n = symbolize(&mut reports, &elf, None).unwrap();
+        assert_eq!(n, 3, "{}", reports[0].text);
+        let lines: Vec<_> = reports[0].text.lines().collect();
+        assert!(lines[2].starts_with(" rig_leaf+0x4/0x10 "), "{}", lines[2]);
+        assert!(lines[2].contains("rig_sym.c:"), "{}", lines[2]);
+        assert!(lines[3].contains("rig_sym.c:"), "{}", reports[0].text);
+        assert!(lines[4].contains("rig_sym.c:"), "{}", reports[0].text);
+        assert_eq!(reports[0].title, "WARNING in rig_leaf");
+    }
 }

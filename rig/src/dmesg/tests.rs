@@ -722,3 +722,22 @@ fn kernel_clock_gap_closes_a_report_without_terminator() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].title, "INFO: task hung in rig_wait");
 }
+
+#[test]
+fn byte_chunks_with_split_utf8_and_invalid_bytes() {
+    let mut log = String::from("[    1.000000] rig: caf\u{e9} \u{1F980} ready\n");
+    log.push_str(fixture!("kasan_uaf_write_arm64_6.1.log"));
+    let mut bytes = log.clone().into_bytes();
+    bytes.extend_from_slice(b"[    9.000000] junk \xff\xfe here\n");
+    let expected = analyze(&log);
+    assert_eq!(expected.len(), 1);
+    for step in [1usize, 2, 3, 5, 64] {
+        let mut a = Analyzer::new();
+        let mut got = Vec::new();
+        for c in bytes.chunks(step) {
+            got.extend(a.feed_bytes(c));
+        }
+        got.extend(a.finish());
+        assert_eq!(got, expected, "chunk size {step}");
+    }
+}
