@@ -30,6 +30,8 @@ pub(crate) static PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
         "detected stall",
         "self-detected stall",
         "UBSAN:",
+        "ODEBUG:",
+        "non-static key",
     ];
     let alt: Vec<String> = words.iter().map(|w| regex::escape(w)).collect();
     Regex::new(&alt.join("|")).expect("static regex")
@@ -39,6 +41,7 @@ pub(crate) static PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WarnMsg {
     Refcount,
+    Odebug,
     Kobject,
     ListCorruption,
 }
@@ -227,6 +230,14 @@ pub(crate) fn classify(msg: &str) -> Option<Header> {
     }
     if m.starts_with("refcount_t: ") {
         return Some(Header::WarnMessage(WarnMsg::Refcount));
+    }
+    if m.starts_with("ODEBUG: ") {
+        return Some(Header::WarnMessage(WarnMsg::Odebug));
+    }
+    if m.starts_with("INFO: trying to register non-static key") {
+        return Some(Header::Lockdep {
+            what: "trying to register non-static key".into(),
+        });
     }
     if LIST_CORRUPTION.is_match(m) {
         return Some(Header::WarnMessage(WarnMsg::ListCorruption));

@@ -59,6 +59,12 @@ static SKIP: LazyLock<Regex> = LazyLock::new(|| {
         r"do_error_trap",
         r"do_int3\w*",
         r"fixup_bug",
+        r"debug_print_object",
+        r"_*debug_object_\w+",
+        r"_*debug_check_no_obj_freed",
+        r"debug_objects_\w+",
+        r"register_lock_class",
+        r"lockdep_init_map\w*",
         // printk
         r"_*printk\w*",
         r"vprintk\w*",

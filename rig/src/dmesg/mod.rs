@@ -20,11 +20,11 @@
 //!
 //! | kind | title |
 //! |---|---|
-//! | `warning` | `WARNING in X` |
+//! | `warning` | `WARNING in X`; `WARNING: ODEBUG bug in X` for debugobjects warnings |
 //! | `refcount` | `WARNING: refcount bug in X` (any `refcount_t:` warning) |
 //! | `kobject` | `WARNING: kobject bug in X`, `sysfs: cannot create duplicate filename in X`, `kobject: tried to init an initialized object in X` |
 //! | `of_error` | `OF: ERROR: <what> in <node path>`; what ∈ `bad of_node_put()`, `memory leak` (expected refcount ... unbalanced), `memory leak before free overlay changeset`, `unexpected properties`, `unexpected children`; other `OF: ERROR:` lines keep their text. The path is the node's (unit addresses become `@N`); the guilty frame, if a stack dump follows, is in `guilty_frame` but not in the title |
-//! | `lockdep` | `possible deadlock in X` (circular, recursive, irq inversion, safe→unsafe), `inconsistent lock state in X`, `WARNING: <lockdep header> in X` for the rest (e.g. `WARNING: suspicious RCU usage in X`) |
+//! | `lockdep` | `possible deadlock in X` (circular, recursive, irq inversion, safe→unsafe), `inconsistent lock state in X`, `INFO: trying to register non-static key in X`, `WARNING: <lockdep header> in X` for the rest (e.g. `WARNING: suspicious RCU usage in X`) |
 //! | `hung_task` | `INFO: task hung in X` |
 //! | `sleep_in_atomic` | `BUG: sleeping function called from invalid context in X` |
 //! | `kasan` | `KASAN: <bug type> <Read\|Write> in X` (`KASAN: double-free in X` when no access line) |

@@ -93,11 +93,13 @@ pub(crate) fn build(mut o: Open) -> Option<Report> {
         (None, Phase::Preamble) | (None, Phase::Body) => {
             let kind = match o.warn_msg? {
                 WarnMsg::Refcount => ReportKind::Refcount,
+                WarnMsg::Odebug => ReportKind::Warning,
                 WarnMsg::Kobject => ReportKind::Kobject,
                 WarnMsg::ListCorruption => ReportKind::ListCorruption,
             };
             let base = match kind {
                 ReportKind::Refcount => "WARNING: refcount bug",
+                ReportKind::Warning => "WARNING: ODEBUG bug",
                 ReportKind::Kobject => "WARNING: kobject bug",
                 _ => "BUG: corrupted list",
             };
@@ -110,6 +112,9 @@ pub(crate) fn build(mut o: Open) -> Option<Report> {
                 let (kind, base) = match (o.warn_msg, file) {
                     (Some(WarnMsg::Refcount), _) | (None, "lib/refcount.c") => {
                         (ReportKind::Refcount, "WARNING: refcount bug")
+                    }
+                    (Some(WarnMsg::Odebug), _) | (None, "lib/debugobjects.c") => {
+                        (ReportKind::Warning, "WARNING: ODEBUG bug")
                     }
                     (Some(WarnMsg::Kobject), _) | (None, "lib/kobject.c") => {
                         (ReportKind::Kobject, "WARNING: kobject bug")
@@ -143,6 +148,9 @@ pub(crate) fn build(mut o: Open) -> Option<Report> {
                     | "possible irq lock inversion dependency detected"
                     | "lock order detected" => "possible deadlock".to_string(),
                     "inconsistent lock state" => "inconsistent lock state".to_string(),
+                    "trying to register non-static key" => {
+                        "INFO: trying to register non-static key".to_string()
+                    }
                     other => {
                         let w = other.trim_end_matches('!');
                         let w = w.strip_suffix(" detected").unwrap_or(w);

@@ -741,3 +741,47 @@ fn byte_chunks_with_split_utf8_and_invalid_bytes() {
         assert_eq!(got, expected, "chunk size {step}");
     }
 }
+
+#[test]
+fn odebug_and_non_static_key() {
+    let log = "[    5.0] ------------[ cut here ]------------\n\
+               [    5.1] ODEBUG: free active (active state 0) object: ffff888004c2b0a8 object type: timer_list hint: rig_timer_fn+0x0/0x90\n\
+               [    5.2] WARNING: CPU: 0 PID: 9 at lib/debugobjects.c:514 debug_print_object+0x7d/0xb0\n\
+               [    5.3] Call Trace:\n\
+               [    5.3]  <TASK>\n\
+               [    5.3]  ? debug_print_object+0x7d/0xb0\n\
+               [    5.3]  __debug_check_no_obj_freed+0x1b3/0x200\n\
+               [    5.3]  kfree+0xd3/0x3b0\n\
+               [    5.3]  rig_port_free+0x1e/0x40\n\
+               [    5.3]  </TASK>\n\
+               [    5.4] ---[ end trace 0000000000000000 ]---\n\
+               [    6.0] INFO: trying to register non-static key.\n\
+               [    6.0] The code is fine but needs lockdep annotation, or maybe\n\
+               [    6.0] you didn't initialize this object before use?\n\
+               [    6.0] turning off the locking correctness validator.\n\
+               [    6.0] CPU: 0 UID: 0 PID: 9 Comm: sh Not tainted 6.12.9 #1\n\
+               [    6.0] Call Trace:\n\
+               [    6.0]  <TASK>\n\
+               [    6.0]  dump_stack_lvl+0x5d/0x80\n\
+               [    6.0]  register_lock_class+0x4a1/0x4b0\n\
+               [    6.0]  __lock_acquire+0x8a/0x2510\n\
+               [    6.0]  lock_acquire+0xc7/0x2f0\n\
+               [    6.0]  _raw_spin_lock_irqsave+0x45/0x60\n\
+               [    6.0]  rig_port_kick+0x22/0x70\n\
+               [    6.0]  </TASK>\n";
+    assert_eq!(
+        summary(log),
+        vec![
+            s(
+                "WARNING: ODEBUG bug in rig_port_free",
+                ReportKind::Warning,
+                Some("rig_port_free")
+            ),
+            s(
+                "INFO: trying to register non-static key in rig_port_kick",
+                ReportKind::Lockdep,
+                Some("rig_port_kick")
+            ),
+        ]
+    );
+}
