@@ -13,14 +13,8 @@ use crate::transport::{CommandOutput, Transport, TransportError};
 use crate::vm::{Vm, VmConfig, VmError};
 use std::time::Duration;
 
-/// Which way into the guest a command takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Via {
-    #[default]
-    Serial,
-    Ssh,
-}
+/// Which way into the guest a command takes (the scenario format's `via`).
+pub use crate::scenario::Via;
 
 impl std::str::FromStr for Via {
     type Err = crate::board::UnknownName;

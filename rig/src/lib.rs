@@ -18,6 +18,7 @@ pub mod kbuild;
 pub mod process;
 pub mod qemu;
 pub mod qmp;
+pub mod run;
 pub mod scenario;
 pub mod ssh;
 pub mod transport;

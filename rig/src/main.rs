@@ -98,10 +98,62 @@ enum Cmd {
         #[command(flatten)]
         target: Target,
     },
+    /// Run a scenario: boot, run its steps, analyze the kernel log, print a verdict.
+    /// Exit 0 pass, 1 kernel failure, 2 bad input (incl. a kernel that lacks what it requires),
+    /// 125 rig could not run it.
+    Run {
+        /// The scenario file (scenarios/*.yaml).
+        scenario: PathBuf,
+        #[command(flatten)]
+        target: Target,
+        /// Repeat N times, each on a fresh boot; prints "reproduced in k of N runs" per title.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+        /// Print the result as JSON (report.json is written either way).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find kernel reports (splats) in a saved console log or dmesg and give each a stable title.
+    Analyze {
+        log: PathBuf,
+        /// One JSON object with a `reports` array.
+        #[arg(long)]
+        json: bool,
+        /// Symbolize frames with this vmlinux (addr2line); `--arch` picks the toolchain.
+        #[arg(long)]
+        vmlinux: Option<PathBuf>,
+        #[arg(long, default_value = "x86_64")]
+        arch: Arch,
+    },
+    /// Validate scenario files (strict: file:line:column and field path for every error).
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Kernel builds.
+    Kernel {
+        #[command(subcommand)]
+        what: KernelCmd,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
         what: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum KernelCmd {
+    /// Build a kernel (cached by source, config, patches and toolchain).
+    Build {
+        #[arg(long)]
+        arch: Arch,
+        /// `debian-6.12` (Debian's linux-source-6.12) or a path to a kernel tree / git worktree.
+        #[arg(long, default_value = "debian-6.12")]
+        source: String,
+        /// Flavor: default (empty), kasan, kobject-release, known-bad-devlink-wait.
+        #[arg(long, default_value = "")]
+        flavor: String,
     },
 }
 
@@ -119,6 +171,12 @@ enum BenchCmd {
         runs: usize,
         #[arg(long, default_value = "auto")]
         accel: AccelChoice,
+    },
+    /// Clean and incremental (one touched file) kernel build times per arch.
+    Kbuild {
+        /// Arches (default: both).
+        #[arg(long)]
+        arch: Vec<Arch>,
     },
 }
 
@@ -151,9 +209,18 @@ fn error_code(e: &anyhow::Error) -> i32 {
     let bad_input = e.chain().any(|c| {
         c.downcast_ref::<rig::board::UnknownName>().is_some()
             || c.downcast_ref::<rig::qemu::CmdlineError>().is_some()
+            || c.downcast_ref::<rig::scenario::ScenarioError>().is_some()
+            || c.downcast_ref::<rig::scenario::Unsupported>().is_some()
             || matches!(
                 c.downcast_ref::<rig::image::ImageError>(),
                 Some(rig::image::ImageError::UnknownKernel { .. })
+            )
+            || matches!(
+                c.downcast_ref::<rig::kbuild::KbuildError>(),
+                Some(
+                    rig::kbuild::KbuildError::UnknownKernel { .. }
+                        | rig::kbuild::KbuildError::UnknownFlavor { .. }
+                )
             )
     });
     if bad_input {
@@ -249,7 +316,109 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(exit::PASS)
         }
+        Cmd::Run {
+            scenario,
+            target,
+            repeat,
+            json,
+        } => {
+            let sc = rig::scenario::load(&scenario, &rig::repo_root().join("overlays"))?;
+            let run_dir = RunDir::create(&format!("run-{}-{}", sc.name, target.board))?;
+            let events = events_for(cli.verbose, Some(&run_dir));
+            let mut opts = rig::run::RunOptions::new(target.board, &target.kernel);
+            opts.accel = target.accel;
+            opts.repeat = repeat;
+            opts.auto_setup = !target.no_setup;
+            opts.memory_mib = target.memory;
+            let result = rig::run::run_scenario(&sc, &opts, &cache, &run_dir, &events)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result)?);
+            } else {
+                print!("{}", result.render());
+            }
+            Ok(result.verdict.exit_code())
+        }
+        Cmd::Analyze {
+            log,
+            json,
+            vmlinux,
+            arch,
+        } => {
+            let bytes = std::fs::read(&log).with_context(|| format!("reading {}", log.display()))?;
+            let mut reports = rig::dmesg::analyze(&String::from_utf8_lossy(&bytes));
+            if let Some(v) = vmlinux {
+                rig::dmesg::symbolize(&mut reports, &v, arch.cross_compile())?;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rig::dmesg::render_json(&reports))?);
+            } else if reports.is_empty() {
+                println!("no kernel reports in {}", log.display());
+            } else {
+                print!("{}", rig::dmesg::render_text(&reports));
+            }
+            Ok(exit::PASS)
+        }
+        Cmd::Check { files } => {
+            let overlays = rig::repo_root().join("overlays");
+            let mut bad = 0;
+            for f in &files {
+                match rig::scenario::load(f, &overlays) {
+                    Ok(sc) => println!("ok    {} ({} steps)", f.display(), sc.all_steps().len()),
+                    Err(e) => {
+                        println!("error {e}");
+                        bad += 1;
+                    }
+                }
+            }
+            Ok(if bad == 0 { exit::PASS } else { exit::BAD_INPUT })
+        }
+        Cmd::Kernel { what } => match what {
+            KernelCmd::Build {
+                arch,
+                source,
+                flavor,
+            } => {
+                let events = events_for(cli.verbose, None);
+                rig::guest::ensure_host_tools(
+                    &[rig::doctor::Need::Core, rig::doctor::Need::Kbuild],
+                    true,
+                    &events,
+                )?;
+                let req = rig::kbuild::BuildRequest {
+                    arch,
+                    source: rig::kbuild::Source::parse(&source),
+                    flavor,
+                };
+                let k = rig::kbuild::build(&req, &cache, &events)?;
+                println!("kernel  {} ({})", k.name, k.release);
+                println!("image   {}", k.image.display());
+                println!("config  {}", k.config.display());
+                if let Some(v) = &k.vmlinux {
+                    println!("vmlinux {}", v.display());
+                }
+                Ok(exit::PASS)
+            }
+        },
         Cmd::Bench { what } => match what {
+            BenchCmd::Kbuild { arch } => {
+                let arches = if arch.is_empty() {
+                    vec![Arch::X86_64, Arch::Arm64]
+                } else {
+                    arch
+                };
+                let events = events_for(cli.verbose, None);
+                for a in arches {
+                    let b = rig::kbuild::bench(a, &cache, &events)?;
+                    println!(
+                        "{a:<7} clean {:>6.1}s  incremental {:>5.1}s  (-j{}, {})",
+                        b.clean.as_secs_f64(),
+                        b.incremental.as_secs_f64(),
+                        b.jobs,
+                        b.toolchain
+                    );
+                }
+                Ok(exit::PASS)
+            }
             BenchCmd::Boot {
                 board,
                 kernel,

@@ -330,13 +330,28 @@ impl Qmp {
         timeout: Duration,
         abort: AbortCheck<'_>,
     ) -> Result<Value, QmpError> {
-        let deadline = Instant::now() + timeout;
+        let detail = data_match
+            .map(|(k, v)| format!(" with {k}={v}"))
+            .unwrap_or_default();
         let matches = |e: &Value| {
             e.get("event").and_then(Value::as_str) == Some(name)
                 && data_match.is_none_or(|(k, v)| {
                     e.get("data").and_then(|d| d.get(k)).and_then(Value::as_str) == Some(v)
                 })
         };
+        self.wait_event_matching(name, &detail, &matches, timeout, abort)
+    }
+
+    /// Waits for an event for which `matches` holds; `name` and `detail` describe it in errors.
+    pub fn wait_event_matching(
+        &mut self,
+        name: &str,
+        detail: &str,
+        matches: &dyn Fn(&Value) -> bool,
+        timeout: Duration,
+        abort: AbortCheck<'_>,
+    ) -> Result<Value, QmpError> {
+        let deadline = Instant::now() + timeout;
         loop {
             self.collect_events();
             if let Some(pos) = self.events.iter().position(matches) {
@@ -351,20 +366,16 @@ impl Qmp {
             if Instant::now() >= deadline {
                 return Err(QmpError::EventTimeout {
                     event: name.into(),
-                    detail: data_match
-                        .map(|(k, v)| format!(" with {k}={v}"))
-                        .unwrap_or_default(),
+                    detail: detail.into(),
                     timeout,
                 });
             }
             // Reading the response to a no-op also reads every event queued before it.
             std::thread::sleep(Duration::from_millis(100));
-            self.inner
-                .nop()
-                .map_err(|source| QmpError::Io {
-                    command: "query-version".into(),
-                    source,
-                })?;
+            self.inner.nop().map_err(|source| QmpError::Io {
+                command: "query-version".into(),
+                source,
+            })?;
         }
     }
 

@@ -388,13 +388,64 @@ impl Vm {
         r.map_err(|e| self.qmp_err(&format!("waiting for {name}"), e))
     }
 
+    /// Waits for a QMP event for which `matches` holds, while watching QEMU.
+    pub fn wait_qmp_event_matching(
+        &mut self,
+        name: &str,
+        matches: &dyn Fn(&serde_json::Value) -> bool,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, VmError> {
+        let r = {
+            let Vm { qmp, qemu, .. } = self;
+            qmp.wait_event_matching(name, "", matches, timeout, &mut || qemu_gone(qemu))
+        };
+        r.map_err(|e| self.qmp_err(&format!("waiting for {name}"), e))
+    }
+
+    /// Runs any QMP command by name.
+    pub fn qmp_raw(
+        &mut self,
+        name: &str,
+        arguments: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, VmError> {
+        self.events.emit(Event::QmpCommand {
+            command: name.into(),
+        });
+        self.qmp
+            .execute_raw(name, arguments)
+            .map_err(|e| self.qmp_err(name, e))
+    }
+
+    /// `device_del` with an explicit deadline for `DEVICE_DELETED`.
+    pub fn device_del_within(&mut self, id: &str, timeout: Duration) -> Result<(), VmError> {
+        self.events.emit(Event::QmpCommand {
+            command: format!("device_del {id}"),
+        });
+        let r = {
+            let Vm { qmp, qemu, .. } = self;
+            qmp.device_del(id, timeout, &mut || qemu_gone(qemu))
+        };
+        r.map_err(|e| self.qmp_err(&format!("device_del {id}"), e))
+    }
+
     /// Hot-plugs a PCIe device (`driver`, `id`) onto root port `rpN`.
     pub fn pci_add(&mut self, driver: &str, id: &str, root_port: usize) -> Result<(), VmError> {
+        self.pci_add_with(driver, id, &Board::root_port_id(root_port), &[])
+    }
+
+    /// Hot-plugs a device onto the named bus with extra properties.
+    pub fn pci_add_with(
+        &mut self,
+        driver: &str,
+        id: &str,
+        bus: &str,
+        extra: &[(&str, serde_json::Value)],
+    ) -> Result<(), VmError> {
         self.events.emit(Event::QmpCommand {
-            command: format!("device_add {driver} id={id} bus=rp{root_port}"),
+            command: format!("device_add {driver} id={id} bus={bus}"),
         });
-        let bus = serde_json::Value::String(Board::root_port_id(root_port));
-        let mut props = vec![("bus", bus)];
+        let mut props = vec![("bus", serde_json::Value::String(bus.into()))];
+        props.extend(extra.iter().cloned());
         if driver.contains("e1000") || driver.contains("virtio-net") {
             // No boot ROM needed for hot-plugged NICs.
             props.push(("romfile", serde_json::Value::String(String::new())));

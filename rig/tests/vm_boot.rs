@@ -172,3 +172,16 @@ fn ctrl_c_on_rig_leaves_no_qemu_behind() {
     assert_eq!(st.code(), Some(130), "rig should exit 128+SIGINT");
     assert!(!alive(qemu_pid), "QEMU {qemu_pid} survived Ctrl-C");
 }
+
+#[test]
+fn background_jobs_outliving_their_command_leave_the_console_alive() {
+    // Orphaned jobs are reparented to PID 1; if the console shell were PID 1 their SIGCHLD
+    // would end its read of the console and the guest would panic ("Attempted to kill init").
+    let mut g = boot(Board::X86_64Q35, "debian-6.1", "orphans");
+    for round in 0..3 {
+        sh(&mut g, "for i in 1 2 3; do (sleep 0.2; exit 1) </dev/null >/dev/null 2>&1 & done");
+        let out = sh(&mut g, "sleep 1; echo alive");
+        assert_eq!(out, "alive\n", "round {round}");
+    }
+    g.shutdown();
+}
