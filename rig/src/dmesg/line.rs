@@ -131,7 +131,7 @@ fn is_embedded_timestamp(s: &str) -> bool {
 pub(crate) fn split_splices(raw: &str) -> Vec<&str> {
     let mut parts = Vec::new();
     let mut start = 0;
-    let mut search = 1;
+    let mut search = raw.chars().next().map_or(1, char::len_utf8);
     while let Some(off) = raw.get(search..).and_then(|s| s.find('[')) {
         let at = search + off;
         if is_embedded_timestamp(&raw[at..]) {
@@ -288,6 +288,8 @@ mod tests {
         assert_eq!(p, vec!["root@rig:~# echo 1 >", "[   12.345678] BUG: x"]);
         let p = split_splices("[    1.000000] Modules linked in:[    1.000001] random: crng");
         assert_eq!(p.len(), 2);
+        let p = split_splices("\u{2502} output[    1.000000] BUG: x");
+        assert_eq!(p, vec!["\u{2502} output", "[    1.000000] BUG: x"]);
         let p = split_splices("[    1.000000] freed region [ffff888005a1c800, ffff)");
         assert_eq!(p.len(), 1);
     }

@@ -785,3 +785,33 @@ fn odebug_and_non_static_key() {
         ]
     );
 }
+
+#[test]
+fn never_panics_on_mangled_input() {
+    let whole: String = all_fixtures().concat();
+    let lines: Vec<&str> = whole.lines().collect();
+    let mut rng = Rng(0x5eed);
+    for _ in 0..40 {
+        // Shuffled lines, some cut at random byte positions, some with noise spliced in.
+        let mut s = Vec::new();
+        for _ in 0..400 {
+            let l = lines[(rng.next() as usize) % lines.len()].as_bytes();
+            let cut = (rng.next() as usize) % (l.len() + 1);
+            s.extend_from_slice(&l[..cut]);
+            match rng.next() % 4 {
+                0 => s.extend_from_slice(b"\xf0\x9f[  1.000000]\xc3"),
+                1 => s.extend_from_slice(b"[T1]\r"),
+                _ => {}
+            }
+            s.push(b'\n');
+        }
+        let mut a = Analyzer::new();
+        for c in s.chunks(1 + (rng.next() as usize) % 300) {
+            for r in a.feed_bytes(c) {
+                assert!(!r.title.is_empty());
+            }
+        }
+        let _ = a.flush();
+        let _ = a.finish();
+    }
+}
