@@ -475,6 +475,9 @@ impl Analyzer {
             keep(o);
             return Verdict::Keep;
         }
+        if o.lines.len() >= o.body_cap() {
+            return Verdict::Close;
+        }
         if o.pending_single() {
             let m = msg.trim_start();
             let dump = m.starts_with("CPU: ")
@@ -556,9 +559,6 @@ impl Analyzer {
             return Verdict::Close;
         }
         // Before the stack.
-        if o.lines.len() >= o.body_cap() {
-            return Verdict::Close;
-        }
         if is_terminator(o, msg) {
             keep(o);
             return Verdict::KeepAndClose;

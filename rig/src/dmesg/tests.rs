@@ -815,3 +815,16 @@ fn never_panics_on_mangled_input() {
         let _ = a.finish();
     }
 }
+
+#[test]
+fn report_without_terminator_is_capped() {
+    let kasan = fixture!("kasan_slab_uaf_x86_64_6.12.log");
+    let cut = kasan.rfind("==================").unwrap();
+    let mut log = kasan[..cut].to_string();
+    for i in 0..5000 {
+        log.push_str(&format!("[    4.{i:06}] rig: chatter {i}\n"));
+    }
+    let r = one(&log);
+    assert!(r.title.starts_with("KASAN: slab-use-after-free Read"));
+    assert!(r.text.lines().count() <= 800, "{}", r.text.lines().count());
+}
