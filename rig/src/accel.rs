@@ -52,7 +52,8 @@ pub fn kvm_precondition(board: Board, host: Option<Arch>) -> Result<(), String> 
         return Err(format!(
             "{} guest on a {} host",
             board.arch(),
-            host.map(|a| a.to_string()).unwrap_or_else(|| "foreign".into())
+            host.map(|a| a.to_string())
+                .unwrap_or_else(|| "foreign".into())
         ));
     }
     std::fs::OpenOptions::new()
@@ -69,7 +70,11 @@ fn host_identity() -> String {
         return "unknown".into();
     }
     let field = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     };
     format!("{} {}", field(&uts.nodename), field(&uts.release))
@@ -112,7 +117,10 @@ fn cached_probe(board: Board, image: &BootImage, cache: &Cache, events: &Events)
     let mut key = CacheKey::new("accel-verdict");
     key.str("host", &host_identity())
         .str("board", board.name())
-        .str("qemu", &crate::doctor::tool_version(board.qemu_binary()).unwrap_or_default());
+        .str(
+            "qemu",
+            &crate::doctor::tool_version(board.qemu_binary()).unwrap_or_default(),
+        );
     let read = |dir: &std::path::Path| -> Option<Verdict> {
         let text = std::fs::read_to_string(dir.join("verdict.json")).ok()?;
         serde_json::from_str(&text).ok()
@@ -133,13 +141,10 @@ fn cached_probe(board: Board, image: &BootImage, cache: &Cache, events: &Events)
         );
         Ok(())
     });
-    built
-        .ok()
-        .and_then(|d| read(&d))
-        .unwrap_or(Verdict {
-            accel: Accel::Tcg,
-            reason: "KVM probe could not record a verdict".into(),
-        })
+    built.ok().and_then(|d| read(&d)).unwrap_or(Verdict {
+        accel: Accel::Tcg,
+        reason: "KVM probe could not record a verdict".into(),
+    })
 }
 
 /// Boots `image` under KVM with a short deadline; the console log stays in `dir`.
@@ -201,7 +206,12 @@ fn probe_failure_summary(e: &crate::vm::VmError) -> String {
                 .trim();
             format!("QEMU exited ({status}): {said}")
         }
-        other => other.to_string().lines().next().unwrap_or_default().to_string(),
+        other => other
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
     }
 }
 

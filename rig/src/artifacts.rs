@@ -30,8 +30,7 @@ impl RunDir {
     pub fn create_in(base: &Path, label: &str) -> Result<Self, ArtifactsError> {
         let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
             .to_string()
-            .replace(':', "")
-            .replace('-', "");
+            .replace([':', '-'], "");
         let safe: String = label
             .chars()
             .map(|c| {

@@ -106,21 +106,29 @@ pub fn boot(
 }
 
 /// Plain QEMU with the console on a pipe: seconds until `RIG-READY` is printed.
-fn bare_boot(opts: &GuestOptions, image: &BootImage, accel: Accel, run: usize) -> Result<f64, BenchError> {
+fn bare_boot(
+    opts: &GuestOptions,
+    image: &BootImage,
+    accel: Accel,
+    run: usize,
+) -> Result<f64, BenchError> {
     let fail = |why: String| BenchError::Bare { run, why };
     let mut cfg = QemuConfig::new(opts.board, accel, "unused".into(), "unused".into());
     cfg.console_socket = None;
     cfg.qmp_socket = None;
     cfg.kernel = Some(image.kernel.image.clone());
     cfg.initrd = Some(image.initrd.clone());
-    cfg.cmdline = qemu::kernel_cmdline(opts.board, &opts.extra_cmdline).map_err(|e| fail(e.to_string()))?;
+    cfg.cmdline =
+        qemu::kernel_cmdline(opts.board, &opts.extra_cmdline).map_err(|e| fail(e.to_string()))?;
     let argv = qemu::argv(&cfg);
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
     let start = Instant::now();
     cmd.stdout(Stdio::piped());
     let mut child = Supervised::spawn(cmd, None).map_err(|e| fail(e.to_string()))?;
-    let mut out = child.take_stdout().ok_or_else(|| fail("no stdout".into()))?;
+    let mut out = child
+        .take_stdout()
+        .ok_or_else(|| fail("no stdout".into()))?;
     // A reader thread lets the wait below keep a deadline even if QEMU prints nothing.
     let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
     std::thread::spawn(move || {

@@ -608,7 +608,8 @@ mod tests {
 
     #[test]
     fn markers_of_other_commands_and_stray_text_are_ignored() {
-        let text = "\u{1e}E1 130\n\u{1e}S1\nQUJD\n\u{1e}E1 0\nsome user noise\n\u{1e}S2\n\u{1e}E2 5\n";
+        let text =
+            "\u{1e}E1 130\n\u{1e}S1\nQUJD\n\u{1e}E1 0\nsome user noise\n\u{1e}S2\n\u{1e}E2 5\n";
         let mut p = ProtocolParser::new(2);
         assert_eq!(
             feed(&mut p, text),
@@ -638,7 +639,10 @@ mod tests {
         let long_cmd = "echo x; ".repeat(1000);
         let long = command_lines(5, &long_cmd);
         assert!(long.len() > 2);
-        assert!(long.iter().all(|l| l.len() < MAX_LINE + 100), "lines too long");
+        assert!(
+            long.iter().all(|l| l.len() < MAX_LINE + 100),
+            "lines too long"
+        );
         let rebuilt: String = long[1..long.len() - 1]
             .iter()
             .map(|l| {

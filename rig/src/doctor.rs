@@ -37,28 +37,138 @@ pub struct Tool {
 }
 
 pub const TOOLS: &[Tool] = &[
-    Tool { name: "qemu-system-x86_64", probe: Probe::Command("qemu-system-x86_64", "--version"), package: "qemu-system-x86", need: Need::Core },
-    Tool { name: "qemu-system-aarch64", probe: Probe::Command("qemu-system-aarch64", "--version"), package: "qemu-system-arm", need: Need::Core },
-    Tool { name: "mmdebstrap", probe: Probe::Command("mmdebstrap", "--version"), package: "mmdebstrap", need: Need::Core },
-    Tool { name: "cpio", probe: Probe::Command("cpio", "--version"), package: "cpio", need: Need::Core },
-    Tool { name: "gzip", probe: Probe::Command("gzip", "--version"), package: "gzip", need: Need::Core },
-    Tool { name: "depmod", probe: Probe::Command("depmod", "--version"), package: "kmod", need: Need::Core },
-    Tool { name: "dtc", probe: Probe::Command("dtc", "--version"), package: "device-tree-compiler", need: Need::Core },
-    Tool { name: "xz", probe: Probe::Command("xz", "--version"), package: "xz-utils", need: Need::Kbuild },
-    Tool { name: "make", probe: Probe::Command("make", "--version"), package: "make", need: Need::Kbuild },
-    Tool { name: "gcc", probe: Probe::Command("gcc", "--version"), package: "gcc", need: Need::Kbuild },
-    Tool { name: "aarch64-linux-gnu-gcc", probe: Probe::Command("aarch64-linux-gnu-gcc", "--version"), package: "gcc-aarch64-linux-gnu", need: Need::Kbuild },
-    Tool { name: "flex", probe: Probe::Command("flex", "--version"), package: "flex", need: Need::Kbuild },
-    Tool { name: "bison", probe: Probe::Command("bison", "--version"), package: "bison", need: Need::Kbuild },
-    Tool { name: "bc", probe: Probe::Command("bc", "--version"), package: "bc", need: Need::Kbuild },
-    Tool { name: "libelf headers", probe: Probe::File("/usr/include/gelf.h"), package: "libelf-dev", need: Need::Kbuild },
-    Tool { name: "openssl headers", probe: Probe::File("/usr/include/openssl/ssl.h"), package: "libssl-dev", need: Need::Kbuild },
-    Tool { name: "linux-source-6.12", probe: Probe::File("/usr/src/linux-source-6.12.tar.xz"), package: "linux-source-6.12", need: Need::Kbuild },
-    Tool { name: "rsync", probe: Probe::Command("rsync", "--version"), package: "rsync", need: Need::Kbuild },
-    Tool { name: "addr2line", probe: Probe::Command("addr2line", "--version"), package: "binutils", need: Need::Optional },
-    Tool { name: "aarch64-linux-gnu-addr2line", probe: Probe::Command("aarch64-linux-gnu-addr2line", "--version"), package: "binutils-aarch64-linux-gnu", need: Need::Optional },
-    Tool { name: "ccache", probe: Probe::Command("ccache", "--version"), package: "ccache", need: Need::Optional },
-    Tool { name: "dropbear", probe: Probe::Command("dropbear", "-V"), package: "dropbear-bin", need: Need::Tests },
+    Tool {
+        name: "qemu-system-x86_64",
+        probe: Probe::Command("qemu-system-x86_64", "--version"),
+        package: "qemu-system-x86",
+        need: Need::Core,
+    },
+    Tool {
+        name: "qemu-system-aarch64",
+        probe: Probe::Command("qemu-system-aarch64", "--version"),
+        package: "qemu-system-arm",
+        need: Need::Core,
+    },
+    Tool {
+        name: "mmdebstrap",
+        probe: Probe::Command("mmdebstrap", "--version"),
+        package: "mmdebstrap",
+        need: Need::Core,
+    },
+    Tool {
+        name: "cpio",
+        probe: Probe::Command("cpio", "--version"),
+        package: "cpio",
+        need: Need::Core,
+    },
+    Tool {
+        name: "gzip",
+        probe: Probe::Command("gzip", "--version"),
+        package: "gzip",
+        need: Need::Core,
+    },
+    Tool {
+        name: "depmod",
+        probe: Probe::Command("depmod", "--version"),
+        package: "kmod",
+        need: Need::Core,
+    },
+    Tool {
+        name: "dtc",
+        probe: Probe::Command("dtc", "--version"),
+        package: "device-tree-compiler",
+        need: Need::Core,
+    },
+    Tool {
+        name: "xz",
+        probe: Probe::Command("xz", "--version"),
+        package: "xz-utils",
+        need: Need::Kbuild,
+    },
+    Tool {
+        name: "make",
+        probe: Probe::Command("make", "--version"),
+        package: "make",
+        need: Need::Kbuild,
+    },
+    Tool {
+        name: "gcc",
+        probe: Probe::Command("gcc", "--version"),
+        package: "gcc",
+        need: Need::Kbuild,
+    },
+    Tool {
+        name: "aarch64-linux-gnu-gcc",
+        probe: Probe::Command("aarch64-linux-gnu-gcc", "--version"),
+        package: "gcc-aarch64-linux-gnu",
+        need: Need::Kbuild,
+    },
+    Tool {
+        name: "flex",
+        probe: Probe::Command("flex", "--version"),
+        package: "flex",
+        need: Need::Kbuild,
+    },
+    Tool {
+        name: "bison",
+        probe: Probe::Command("bison", "--version"),
+        package: "bison",
+        need: Need::Kbuild,
+    },
+    Tool {
+        name: "bc",
+        probe: Probe::Command("bc", "--version"),
+        package: "bc",
+        need: Need::Kbuild,
+    },
+    Tool {
+        name: "libelf headers",
+        probe: Probe::File("/usr/include/gelf.h"),
+        package: "libelf-dev",
+        need: Need::Kbuild,
+    },
+    Tool {
+        name: "openssl headers",
+        probe: Probe::File("/usr/include/openssl/ssl.h"),
+        package: "libssl-dev",
+        need: Need::Kbuild,
+    },
+    Tool {
+        name: "linux-source-6.12",
+        probe: Probe::File("/usr/src/linux-source-6.12.tar.xz"),
+        package: "linux-source-6.12",
+        need: Need::Kbuild,
+    },
+    Tool {
+        name: "rsync",
+        probe: Probe::Command("rsync", "--version"),
+        package: "rsync",
+        need: Need::Kbuild,
+    },
+    Tool {
+        name: "addr2line",
+        probe: Probe::Command("addr2line", "--version"),
+        package: "binutils",
+        need: Need::Optional,
+    },
+    Tool {
+        name: "aarch64-linux-gnu-addr2line",
+        probe: Probe::Command("aarch64-linux-gnu-addr2line", "--version"),
+        package: "binutils-aarch64-linux-gnu",
+        need: Need::Optional,
+    },
+    Tool {
+        name: "ccache",
+        probe: Probe::Command("ccache", "--version"),
+        package: "ccache",
+        need: Need::Optional,
+    },
+    Tool {
+        name: "dropbear",
+        probe: Probe::Command("dropbear", "-V"),
+        package: "dropbear-bin",
+        need: Need::Tests,
+    },
 ];
 
 /// The first line a tool prints about its version, or `None` when it is not there.
@@ -142,9 +252,7 @@ pub fn apt_commands(packages: &[&str], root: bool) -> Vec<Vec<String>> {
     let mut update = prefix.clone();
     update.extend(["apt-get", "update"].map(String::from));
     let mut install = prefix;
-    install.extend(
-        ["apt-get", "install", "-y", "--no-install-recommends"].map(String::from),
-    );
+    install.extend(["apt-get", "install", "-y", "--no-install-recommends"].map(String::from));
     install.extend(packages.iter().map(|p| p.to_string()));
     vec![update, install]
 }

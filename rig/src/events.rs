@@ -10,7 +10,10 @@ use std::time::Duration;
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A long provisioning step began (download, rootfs build, kernel build, initramfs pack).
-    StepStarted { step: String, detail: String },
+    StepStarted {
+        step: String,
+        detail: String,
+    },
     /// Progress inside a step; `fraction` in 0..=1 when known.
     StepProgress {
         step: String,
@@ -23,25 +26,46 @@ pub enum Event {
         elapsed: Duration,
         cached: bool,
     },
-    AccelChosen { accel: String, reason: String },
-    QemuSpawned { pid: u32, argv: Vec<String> },
+    AccelChosen {
+        accel: String,
+        reason: String,
+    },
+    QemuSpawned {
+        pid: u32,
+        argv: Vec<String>,
+    },
     BootReady {
         #[serde(with = "secs")]
         elapsed: Duration,
     },
-    GuestCommand { command: String },
+    GuestCommand {
+        command: String,
+    },
     GuestCommandDone {
         command: String,
         status: i32,
         #[serde(with = "secs")]
         elapsed: Duration,
     },
-    QmpCommand { command: String },
+    QmpCommand {
+        command: String,
+    },
     /// A kernel report (splat) was recognized while the console streamed.
-    KernelReport { title: String, kind: String },
-    ScenarioStep { index: usize, name: String },
-    Verdict { verdict: String, detail: String },
-    Warning { message: String },
+    KernelReport {
+        title: String,
+        kind: String,
+    },
+    ScenarioStep {
+        index: usize,
+        name: String,
+    },
+    Verdict {
+        verdict: String,
+        detail: String,
+    },
+    Warning {
+        message: String,
+    },
 }
 
 mod secs {

@@ -71,28 +71,38 @@ pub enum GuestError {
         kernel: String,
         board: Board,
         #[source]
-        source: ImageError,
+        source: Box<ImageError>,
     },
     #[error(transparent)]
-    Vm(#[from] VmError),
+    Vm(Box<VmError>),
     #[error("ssh setup failed (artifacts: {artifacts})")]
     Ssh {
         artifacts: std::path::PathBuf,
         #[source]
-        source: crate::ssh::SshError,
+        source: Box<crate::ssh::SshError>,
     },
     #[error("guest command failed (artifacts: {artifacts})")]
     Transport {
         artifacts: std::path::PathBuf,
         #[source]
-        source: TransportError,
+        source: Box<TransportError>,
     },
     #[error("--transport ssh was asked for but the guest was booted without ssh")]
     NoSsh,
 }
 
+impl From<VmError> for GuestError {
+    fn from(e: VmError) -> Self {
+        GuestError::Vm(Box::new(e))
+    }
+}
+
 /// Makes sure the host tools for `needs` are there, installing them with apt when allowed.
-pub fn ensure_host_tools(needs: &[Need], auto_setup: bool, events: &Events) -> Result<(), GuestError> {
+pub fn ensure_host_tools(
+    needs: &[Need],
+    auto_setup: bool,
+    events: &Events,
+) -> Result<(), GuestError> {
     let statuses = doctor::check_all();
     let missing = doctor::missing_packages(&statuses, needs);
     if missing.is_empty() {
@@ -138,13 +148,14 @@ pub fn prepare(
     events: &Events,
 ) -> Result<(BootImage, Verdict), GuestError> {
     ensure_host_tools(&needs_for_kernel(&opts.kernel), opts.auto_setup, events)?;
-    let image = image::boot_image(&opts.kernel, opts.board.arch(), cache, events).map_err(
-        |source| GuestError::Image {
-            kernel: opts.kernel.clone(),
-            board: opts.board,
-            source,
-        },
-    )?;
+    let image =
+        image::boot_image(&opts.kernel, opts.board.arch(), cache, events).map_err(|source| {
+            GuestError::Image {
+                kernel: opts.kernel.clone(),
+                board: opts.board,
+                source: Box::new(source),
+            }
+        })?;
     let verdict = accel::choose(opts.accel, opts.board, &image, cache, events);
     Ok((image, verdict))
 }
@@ -182,7 +193,7 @@ impl Guest {
         cfg.memory_mib = opts.memory_mib;
         let ssh_err = |source| GuestError::Ssh {
             artifacts: run_dir.path().to_path_buf(),
-            source,
+            source: Box::new(source),
         };
         let ssh_setup = if opts.ssh {
             Some(SshSetup::prepare(&image, run_dir).map_err(|e| match e {
@@ -190,7 +201,7 @@ impl Guest {
                 SetupFail::Image(source) => GuestError::Image {
                     kernel: opts.kernel.clone(),
                     board: opts.board,
-                    source,
+                    source: Box::new(source),
                 },
             })?)
         } else {
@@ -231,7 +242,10 @@ impl Guest {
             Via::Ssh => {
                 let ssh = self.ssh.as_mut().ok_or(GuestError::NoSsh)?;
                 ssh.run(command, timeout)
-                    .map_err(|source| GuestError::Transport { artifacts, source })
+                    .map_err(|source| GuestError::Transport {
+                        artifacts,
+                        source: Box::new(source),
+                    })
             }
         }
     }

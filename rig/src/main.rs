@@ -16,7 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "rig", version, about = "Boot Linux kernels on QEMU boards and drive teardown paths until they break")]
+#[command(
+    name = "rig",
+    version,
+    about = "Boot Linux kernels on QEMU boards and drive teardown paths until they break"
+)]
 struct Cli {
     /// Cache directory (default: $RIG_CACHE_DIR, else $XDG_CACHE_HOME/rig, else ~/.cache/rig).
     #[arg(long, global = true)]
@@ -344,13 +348,17 @@ fn run(cli: Cli) -> Result<i32> {
             vmlinux,
             arch,
         } => {
-            let bytes = std::fs::read(&log).with_context(|| format!("reading {}", log.display()))?;
+            let bytes =
+                std::fs::read(&log).with_context(|| format!("reading {}", log.display()))?;
             let mut reports = rig::dmesg::analyze(&String::from_utf8_lossy(&bytes));
             if let Some(v) = vmlinux {
                 rig::dmesg::symbolize(&mut reports, &v, arch.cross_compile())?;
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&rig::dmesg::render_json(&reports))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rig::dmesg::render_json(&reports))?
+                );
             } else if reports.is_empty() {
                 println!("no kernel reports in {}", log.display());
             } else {
@@ -370,7 +378,11 @@ fn run(cli: Cli) -> Result<i32> {
                     }
                 }
             }
-            Ok(if bad == 0 { exit::PASS } else { exit::BAD_INPUT })
+            Ok(if bad == 0 {
+                exit::PASS
+            } else {
+                exit::BAD_INPUT
+            })
         }
         Cmd::Kernel { what } => match what {
             KernelCmd::Build {
@@ -458,7 +470,9 @@ fn doctor() -> i32 {
     }
     let kvm = rig::accel::kvm_precondition(Board::X86_64Q35, Arch::host());
     match kvm {
-        Ok(()) => println!("info     /dev/kvm usable; `auto` probes it with a short boot (verdict cached)"),
+        Ok(()) => println!(
+            "info     /dev/kvm usable; `auto` probes it with a short boot (verdict cached)"
+        ),
         Err(e) => println!("info     KVM unavailable ({e}); guests run under TCG"),
     }
     println!("info     cache: {}", Cache::from_env().root().display());
@@ -469,7 +483,10 @@ fn doctor() -> i32 {
     if missing.is_empty() {
         0
     } else {
-        println!("\nmissing packages: {} (`rig setup --kbuild` installs them)", missing.join(" "));
+        println!(
+            "\nmissing packages: {} (`rig setup --kbuild` installs them)",
+            missing.join(" ")
+        );
         1
     }
 }

@@ -275,11 +275,15 @@ mod tests {
         // The grandchild was reparented; it must be gone or a zombie about to be reaped by init.
         let deadline = Instant::now() + Duration::from_secs(2);
         while alive(grandchild) {
-            let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
+            let stat =
+                std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
             if stat.contains(") Z ") {
                 break;
             }
-            assert!(Instant::now() < deadline, "grandchild {grandchild} survived");
+            assert!(
+                Instant::now() < deadline,
+                "grandchild {grandchild} survived"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -231,7 +231,12 @@ mod tests {
     use super::*;
 
     fn cfg(board: Board) -> QemuConfig {
-        let mut c = QemuConfig::new(board, Accel::Tcg, "/t/con.sock".into(), "/t/qmp.sock".into());
+        let mut c = QemuConfig::new(
+            board,
+            Accel::Tcg,
+            "/t/con.sock".into(),
+            "/t/qmp.sock".into(),
+        );
         c.kernel = Some("/k/Image".into());
         c.initrd = Some("/k/initrd".into());
         c.cmdline = "console=ttyAMA0".into();
@@ -271,7 +276,10 @@ mod tests {
     #[test]
     fn root_ports_are_distinct_and_on_pcie0() {
         let a = argv(&cfg(Board::X86_64Q35));
-        let ports: Vec<&String> = a.iter().filter(|s| s.starts_with("pcie-root-port")).collect();
+        let ports: Vec<&String> = a
+            .iter()
+            .filter(|s| s.starts_with("pcie-root-port"))
+            .collect();
         assert_eq!(ports.len(), crate::board::HOTPLUG_ROOT_PORTS);
         for (n, p) in ports.iter().enumerate() {
             assert!(p.contains(&format!("id=rp{n},")), "{p}");
@@ -283,9 +291,17 @@ mod tests {
     #[test]
     fn sockets_console_waits_qmp_does_not() {
         let a = argv(&cfg(Board::Arm64Virt));
-        assert!(has_pair(&a, "-chardev", "socket,id=con0,path=/t/con.sock,server=on,wait=on"));
+        assert!(has_pair(
+            &a,
+            "-chardev",
+            "socket,id=con0,path=/t/con.sock,server=on,wait=on"
+        ));
         assert!(has_pair(&a, "-serial", "chardev:con0"));
-        assert!(has_pair(&a, "-chardev", "socket,id=qmp0,path=/t/qmp.sock,server=on,wait=off"));
+        assert!(has_pair(
+            &a,
+            "-chardev",
+            "socket,id=qmp0,path=/t/qmp.sock,server=on,wait=off"
+        ));
         assert!(has_pair(&a, "-mon", "chardev=qmp0,mode=control"));
     }
 
@@ -304,7 +320,11 @@ mod tests {
         let mut c = cfg(Board::Arm64Virt);
         assert!(has_pair(&argv(&c), "-netdev", "user,id=net0"));
         c.ssh_forward_port = Some(40022);
-        assert!(has_pair(&argv(&c), "-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:40022-:22"));
+        assert!(has_pair(
+            &argv(&c),
+            "-netdev",
+            "user,id=net0,hostfwd=tcp:127.0.0.1:40022-:22"
+        ));
     }
 
     #[test]
@@ -331,7 +351,11 @@ mod tests {
     fn cmdline_extra_overrides_and_appends() {
         let l = kernel_cmdline(
             Board::X86_64Q35,
-            &["loglevel=4".into(), "rig.modules=a,b".into(), "quiet".into()],
+            &[
+                "loglevel=4".into(),
+                "rig.modules=a,b".into(),
+                "quiet".into(),
+            ],
         )
         .unwrap();
         assert!(l.contains("loglevel=4") && !l.contains("loglevel=7"), "{l}");
@@ -366,7 +390,12 @@ mod tests {
 
     #[test]
     fn shell_line_quotes_what_needs_it() {
-        let l = shell_line(&["qemu".into(), "-append".into(), "a b".into(), "romfile=".into()]);
+        let l = shell_line(&[
+            "qemu".into(),
+            "-append".into(),
+            "a b".into(),
+            "romfile=".into(),
+        ]);
         assert_eq!(l, "qemu -append 'a b' romfile=");
     }
 }

@@ -167,7 +167,9 @@ impl Qmp {
             path: transcript.to_path_buf(),
             source,
         };
-        stream.set_read_timeout(Some(timeout)).map_err(connect_err)?;
+        stream
+            .set_read_timeout(Some(timeout))
+            .map_err(connect_err)?;
         let file = File::options()
             .create(true)
             .append(true)
@@ -386,7 +388,10 @@ impl Qmp {
 
 fn is_device_deleted(e: &Value, id: &str) -> bool {
     e.get("event").and_then(Value::as_str) == Some("DEVICE_DELETED")
-        && e.get("data").and_then(|d| d.get("device")).and_then(Value::as_str) == Some(id)
+        && e.get("data")
+            .and_then(|d| d.get("device"))
+            .and_then(Value::as_str)
+            == Some(id)
 }
 
 /// Reads a QMP transcript back (tests, reports).

@@ -173,11 +173,16 @@ impl ScenarioResult {
             } else {
                 "allowed"
             };
-            s.push_str(&format!("  [{how}] {title}: reproduced in {k} of {n} runs\n"));
+            s.push_str(&format!(
+                "  [{how}] {title}: reproduced in {k} of {n} runs\n"
+            ));
         }
         for r in &self.repetitions {
             for m in &r.triage.missing {
-                s.push_str(&format!("  run {}: expected report not seen: {m}\n", r.index));
+                s.push_str(&format!(
+                    "  run {}: expected report not seen: {m}\n",
+                    r.index
+                ));
             }
             for f in &r.step_failures {
                 let what = if f.infra { "rig error" } else { "step failed" };
@@ -457,11 +462,12 @@ impl From<crate::vm::VmError> for StepError {
 impl From<GuestError> for StepError {
     fn from(e: GuestError) -> Self {
         match e {
-            GuestError::Vm(v) => v.into(),
-            GuestError::Transport {
-                source: crate::transport::TransportError::Timeout { .. },
-                ..
-            } => StepError::Kernel(error_chain(&e)),
+            GuestError::Vm(v) => (*v).into(),
+            GuestError::Transport { ref source, .. }
+                if matches!(**source, crate::transport::TransportError::Timeout { .. }) =>
+            {
+                StepError::Kernel(error_chain(&e))
+            }
             other => StepError::Rig(error_chain(&other)),
         }
     }
@@ -515,7 +521,11 @@ fn pci_address(query_pci: &Value, id: &str) -> Option<String> {
     fn walk(devs: &Value, id: &str) -> Option<(u64, u64, u64)> {
         for d in devs.as_array()? {
             if d["qdev_id"] == id {
-                return Some((d["bus"].as_u64()?, d["slot"].as_u64()?, d["function"].as_u64()?));
+                return Some((
+                    d["bus"].as_u64()?,
+                    d["slot"].as_u64()?,
+                    d["function"].as_u64()?,
+                ));
             }
             if let Some(found) = walk(&d["pci_bridge"]["devices"], id) {
                 return Some(found);
@@ -555,7 +565,10 @@ impl Exec<'_> {
     /// Runs one step; returns true when the run must stop (QEMU gone, scenario timeout).
     fn step(&mut self, step: &Step) -> bool {
         if self.remaining().is_zero() {
-            self.fail(step, StepError::Kernel("scenario timeout reached before this step".into()));
+            self.fail(
+                step,
+                StepError::Kernel("scenario timeout reached before this step".into()),
+            );
             return true;
         }
         let r = self.exec(step);
@@ -567,7 +580,12 @@ impl Exec<'_> {
         self.guest.vm.exited().is_some() || self.remaining().is_zero()
     }
 
-    fn sh(&mut self, cmd: &str, timeout: Duration, via: Via) -> Result<crate::transport::CommandOutput, StepError> {
+    fn sh(
+        &mut self,
+        cmd: &str,
+        timeout: Duration,
+        via: Via,
+    ) -> Result<crate::transport::CommandOutput, StepError> {
         let t = timeout.min(self.remaining().max(Duration::from_secs(1)));
         Ok(self.guest.run(cmd, t, via)?)
     }
@@ -631,8 +649,14 @@ impl Exec<'_> {
                             e.get("data").unwrap_or(&Value::Null),
                         )
                     };
-                    let name = q.wait_event.as_ref().map(|w| w.event.clone()).unwrap_or_default();
-                    self.guest.vm.wait_qmp_event_matching(&name, &pred, q.timeout)?;
+                    let name = q
+                        .wait_event
+                        .as_ref()
+                        .map(|w| w.event.clone())
+                        .unwrap_or_default();
+                    self.guest
+                        .vm
+                        .wait_qmp_event_matching(&name, &pred, q.timeout)?;
                 }
                 Ok(())
             }
@@ -648,8 +672,11 @@ impl Exec<'_> {
                             ))
                         })?,
                 };
-                let extra: Vec<(&str, Value)> =
-                    p.props.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+                let extra: Vec<(&str, Value)> = p
+                    .props
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.clone()))
+                    .collect();
                 self.guest
                     .vm
                     .pci_add_with(&p.driver, &p.id, &port, &extra)
@@ -657,7 +684,11 @@ impl Exec<'_> {
                 self.ports.insert(p.id.clone(), port);
                 let addr = self.wait_pci_address(&p.id, p.timeout)?;
                 let script = poll_script(&format!("[ -e /sys/bus/pci/devices/{addr} ]"), p.timeout);
-                self.sh_ok(&script, p.timeout + Duration::from_secs(30), &format!("{} ({addr}) never appeared in the guest", p.id))?;
+                self.sh_ok(
+                    &script,
+                    p.timeout + Duration::from_secs(30),
+                    &format!("{} ({addr}) never appeared in the guest", p.id),
+                )?;
                 Ok(())
             }
             StepKind::PciUnplug(u) => {
@@ -667,7 +698,11 @@ impl Exec<'_> {
                 if let Some(addr) = addr {
                     let script =
                         poll_script(&format!("[ ! -e /sys/bus/pci/devices/{addr} ]"), u.timeout);
-                    self.sh_ok(&script, u.timeout + Duration::from_secs(30), &format!("{} ({addr}) is still in the guest", u.id))?;
+                    self.sh_ok(
+                        &script,
+                        u.timeout + Duration::from_secs(30),
+                        &format!("{} ({addr}) is still in the guest", u.id),
+                    )?;
                 }
                 Ok(())
             }
@@ -684,16 +719,23 @@ impl Exec<'_> {
                 }
                 Ok(())
             }
-            StepKind::OverlayUnload(o) => {
-                self.sh_ok(&overlay_remove_cmd(&o.id), o.timeout, &format!("removing overlay {}", o.id))
-                    .map(drop)
-            }
+            StepKind::OverlayUnload(o) => self
+                .sh_ok(
+                    &overlay_remove_cmd(&o.id),
+                    o.timeout,
+                    &format!("removing overlay {}", o.id),
+                )
+                .map(drop),
             StepKind::MemoryAdd(m) => {
                 let backend = format!("mem-{}", m.id);
                 self.guest
                     .vm
                     .qmp()
-                    .object_add("memory-backend-ram", &backend, json!({"size": m.size_bytes}))
+                    .object_add(
+                        "memory-backend-ram",
+                        &backend,
+                        json!({"size": m.size_bytes}),
+                    )
                     .map_err(|e| StepError::Rig(error_chain(&e)))?;
                 self.guest
                     .vm
@@ -706,14 +748,22 @@ impl Exec<'_> {
                     .map(|b| format!("[ -e /sys/devices/system/memory/memory{b} ]"))
                     .collect::<Vec<_>>()
                     .join(" && ");
-                self.sh_ok(&poll_script(&cond, m.timeout), m.timeout + Duration::from_secs(30), &format!("memory blocks of {} never appeared", m.id))?;
+                self.sh_ok(
+                    &poll_script(&cond, m.timeout),
+                    m.timeout + Duration::from_secs(30),
+                    &format!("memory blocks of {} never appeared", m.id),
+                )?;
                 self.dimms.insert(m.id.clone(), blocks);
                 Ok(())
             }
             StepKind::MemoryOnline(_) | StepKind::MemoryOffline(_) => {
                 let cmd = self.memory_state_cmd(&step.kind)?;
-                self.sh_ok(&cmd, step_timeout(&step.kind), "changing memory block state")
-                    .map(drop)
+                self.sh_ok(
+                    &cmd,
+                    step_timeout(&step.kind),
+                    "changing memory block state",
+                )
+                .map(drop)
             }
             StepKind::MemoryRemove(m) => self.memory_remove(m),
             StepKind::Parallel(p) => self.parallel(step, p),
@@ -755,7 +805,10 @@ impl Exec<'_> {
                     let found = self
                         .log
                         .lock()
-                        .map(|l| l.get(from..).is_some_and(|t| w.regex.is_match(&t.replace('\r', ""))))
+                        .map(|l| {
+                            l.get(from..)
+                                .is_some_and(|t| w.regex.is_match(&t.replace('\r', "")))
+                        })
                         .unwrap_or(false);
                     if found {
                         return Ok(());
@@ -804,7 +857,11 @@ impl Exec<'_> {
         }
         if in_flight {
             if present {
-                self.guest.vm.wait_qmp_event("DEVICE_DELETED", Some(("device", &m.id)), m.timeout)?;
+                self.guest.vm.wait_qmp_event(
+                    "DEVICE_DELETED",
+                    Some(("device", &m.id)),
+                    m.timeout,
+                )?;
             }
         } else if present {
             self.guest.vm.device_del_within(&m.id, m.timeout)?;
@@ -858,7 +915,11 @@ impl Exec<'_> {
             (Some(a), Some(s)) => (a, s),
             _ => return Err(StepError::Rig(format!("DIMM {id} has no address: {data}"))),
         };
-        let bs = self.sh_ok("cat /sys/devices/system/memory/block_size_bytes", Duration::from_secs(30), "reading the memory block size")?;
+        let bs = self.sh_ok(
+            "cat /sys/devices/system/memory/block_size_bytes",
+            Duration::from_secs(30),
+            "reading the memory block size",
+        )?;
         let bs = u64::from_str_radix(bs.trim(), 16)
             .map_err(|e| StepError::Rig(format!("block_size_bytes `{}`: {e}", bs.trim())))?;
         if bs == 0 {
@@ -874,7 +935,9 @@ impl Exec<'_> {
             _ => return Err(StepError::Rig("not a memory state step".into())),
         };
         let blocks = self.dimms.get(id).ok_or_else(|| {
-            StepError::Rig(format!("no DIMM `{id}` was added by an earlier memory_add step"))
+            StepError::Rig(format!(
+                "no DIMM `{id}` was added by an earlier memory_add step"
+            ))
         })?;
         Ok(blocks
             .iter()
@@ -883,11 +946,19 @@ impl Exec<'_> {
             .join(" && "))
     }
 
-    fn upload_overlay(&mut self, file: &std::path::Path, id: &str, timeout: Duration) -> Result<(), StepError> {
+    fn upload_overlay(
+        &mut self,
+        file: &std::path::Path,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<(), StepError> {
         let dtbo = match self.overlays.get(file) {
             Some(p) => p.clone(),
             None => {
-                let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let stem = file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 let out = self.dir.file(&format!("{stem}.dtbo"));
                 crate::kbuild::compile_overlay(file, &out)
                     .map_err(|e| StepError::Rig(error_chain(&e)))?;
@@ -895,10 +966,15 @@ impl Exec<'_> {
                 out
             }
         };
-        let bytes = std::fs::read(&dtbo).map_err(|e| StepError::Rig(format!("{}: {e}", dtbo.display())))?;
+        let bytes =
+            std::fs::read(&dtbo).map_err(|e| StepError::Rig(format!("{}: {e}", dtbo.display())))?;
         let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
-        self.sh_ok(&format!("echo {b64} | base64 -d > /tmp/rig-overlay-{id}.dtbo"), timeout, "uploading the overlay")
-            .map(drop)
+        self.sh_ok(
+            &format!("echo {b64} | base64 -d > /tmp/rig-overlay-{id}.dtbo"),
+            timeout,
+            "uploading the overlay",
+        )
+        .map(drop)
     }
 
     fn overlay_apply_cmd(&self, id: &str) -> String {
@@ -920,9 +996,11 @@ impl Exec<'_> {
                     Err(e) => return Some(Err(e)),
                 }
             }
-            StepKind::OverlayUnload(o) => {
-                checked(&overlay_remove_cmd(&o.id), &ExpectStatus::OneOf(vec![0]), step.may_fail)
-            }
+            StepKind::OverlayUnload(o) => checked(
+                &overlay_remove_cmd(&o.id),
+                &ExpectStatus::OneOf(vec![0]),
+                step.may_fail,
+            ),
             StepKind::Sleep(d) => format!("sleep {}", d.as_secs_f64()),
             StepKind::Repeat(r) => {
                 let mut body = Vec::new();
@@ -973,7 +1051,11 @@ impl Exec<'_> {
                 },
             };
             if let Some((cmd, expect, timeout)) = ssh_child {
-                let expect = if child.may_fail { ExpectStatus::Any } else { expect };
+                let expect = if child.may_fail {
+                    ExpectStatus::Any
+                } else {
+                    expect
+                };
                 ssh_cmds.push((i, cmd, expect, timeout));
                 continue;
             }
@@ -1001,7 +1083,11 @@ impl Exec<'_> {
                     "(echo {b64} | base64 -d > {dir}/{i}.sh; sh {dir}/{i}.sh > {dir}/{i}.out 2>&1; echo $? > {dir}/{i}.st) </dev/null >/dev/null 2>&1 & echo $! > {dir}/{i}.pid; "
                 ));
             }
-            self.sh_ok(&launch, Duration::from_secs(60), "starting parallel guest jobs")?;
+            self.sh_ok(
+                &launch,
+                Duration::from_secs(60),
+                "starting parallel guest jobs",
+            )?;
         }
 
         // ssh channels and host-side steps run meanwhile.
@@ -1023,15 +1109,19 @@ impl Exec<'_> {
                     }
                     fails
                 });
-                let cmds: Vec<(&str, Duration)> =
-                    ssh_cmds.iter().map(|(_, c, _, t)| (c.as_str(), *t)).collect();
+                let cmds: Vec<(&str, Duration)> = ssh_cmds
+                    .iter()
+                    .map(|(_, c, _, t)| (c.as_str(), *t))
+                    .collect();
                 let results = match (ssh, cmds.is_empty()) {
                     (Some(s), false) => s.run_concurrent(&cmds),
                     _ => Vec::new(),
                 };
                 match host_thread.join() {
                     Ok(f) => host_fails = f,
-                    Err(_) => host_fails.push((step, StepError::Rig("host-side steps panicked".into()))),
+                    Err(_) => {
+                        host_fails.push((step, StepError::Rig("host-side steps panicked".into())))
+                    }
                 }
                 results
             })
@@ -1053,7 +1143,10 @@ impl Exec<'_> {
             let child = &p.steps[*i];
             match r {
                 Ok(out) if expect.accepts(out.status) => {}
-                Ok(out) => self.fail(child, StepError::Kernel(format!("`{cmd}` exit status {}", out.status))),
+                Ok(out) => self.fail(
+                    child,
+                    StepError::Kernel(format!("`{cmd}` exit status {}", out.status)),
+                ),
                 Err(e) => self.fail(child, StepError::Kernel(error_chain(&e))),
             }
         }
@@ -1073,7 +1166,11 @@ impl Exec<'_> {
                 "for i in {}; do echo \"$i $(cat {dir}/$i.st 2>/dev/null || echo running)\"; done",
                 ids.join(" ")
             );
-            let statuses = self.sh_ok(&report, Duration::from_secs(30), "collecting parallel job statuses")?;
+            let statuses = self.sh_ok(
+                &report,
+                Duration::from_secs(30),
+                "collecting parallel job statuses",
+            )?;
             if joined.status != 0 {
                 let _ = self.sh(
                     &format!("for p in {dir}/*.pid; do kill -9 $(cat $p) 2>/dev/null; done; true"),
@@ -1083,17 +1180,32 @@ impl Exec<'_> {
             }
             for line in statuses.lines() {
                 let mut it = line.split_whitespace();
-                let (Some(i), Some(st)) = (it.next(), it.next()) else { continue };
+                let (Some(i), Some(st)) = (it.next(), it.next()) else {
+                    continue;
+                };
                 let Ok(i) = i.parse::<usize>() else { continue };
                 let child = &p.steps[i];
                 if st == "running" {
-                    self.fail(child, StepError::Kernel(format!("still running at the parallel deadline ({:?})", p.deadline)));
+                    self.fail(
+                        child,
+                        StepError::Kernel(format!(
+                            "still running at the parallel deadline ({:?})",
+                            p.deadline
+                        )),
+                    );
                 } else if st != "0" {
                     let out = self
-                        .sh(&format!("tail -c 2000 {dir}/{i}.out"), Duration::from_secs(30), Via::Serial)
+                        .sh(
+                            &format!("tail -c 2000 {dir}/{i}.out"),
+                            Duration::from_secs(30),
+                            Via::Serial,
+                        )
                         .map(|o| o.stdout)
                         .unwrap_or_default();
-                    self.fail(child, StepError::Kernel(format!("exit status {st}: {}", out.trim())));
+                    self.fail(
+                        child,
+                        StepError::Kernel(format!("exit status {st}: {}", out.trim())),
+                    );
                 }
             }
         }
@@ -1185,7 +1297,10 @@ mod tests {
     fn checked_commands_accept_listed_statuses() {
         let s = checked("false", &ExpectStatus::OneOf(vec![0, 1]), false);
         assert!(s.contains("\" 0 1 \""), "{s}");
-        assert_eq!(checked("x", &ExpectStatus::OneOf(vec![0]), true), "( x ); true");
+        assert_eq!(
+            checked("x", &ExpectStatus::OneOf(vec![0]), true),
+            "( x ); true"
+        );
         assert_eq!(checked("x", &ExpectStatus::Any, false), "( x ); true");
     }
 
@@ -1200,9 +1315,18 @@ mod tests {
                 .status
                 .code()
         };
-        assert_eq!(run(&checked("exit 1", &ExpectStatus::OneOf(vec![0, 1]), false)), Some(0));
-        assert_eq!(run(&checked("exit 3", &ExpectStatus::OneOf(vec![0, 1]), false)), Some(3));
-        assert_eq!(run(&checked("exit 3", &ExpectStatus::OneOf(vec![0]), true)), Some(0));
+        assert_eq!(
+            run(&checked("exit 1", &ExpectStatus::OneOf(vec![0, 1]), false)),
+            Some(0)
+        );
+        assert_eq!(
+            run(&checked("exit 3", &ExpectStatus::OneOf(vec![0, 1]), false)),
+            Some(3)
+        );
+        assert_eq!(
+            run(&checked("exit 3", &ExpectStatus::OneOf(vec![0]), true)),
+            Some(0)
+        );
         let poll = poll_script("[ -e /nonexistent-rig-file ]", Duration::from_millis(300));
         assert_eq!(run(&poll), Some(1));
         let poll = poll_script("true", Duration::from_millis(300));

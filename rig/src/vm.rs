@@ -177,7 +177,11 @@ impl Vm {
 
         let mut qc = QemuConfig::new(cfg.board, cfg.accel, console_sock.clone(), qmp_sock.clone());
         qc.kernel = Some(cfg.image.kernel.image.clone());
-        qc.initrd = Some(cfg.initrd_override.clone().unwrap_or(cfg.image.initrd.clone()));
+        qc.initrd = Some(
+            cfg.initrd_override
+                .clone()
+                .unwrap_or(cfg.image.initrd.clone()),
+        );
         qc.cmdline = qemu::kernel_cmdline(cfg.board, &cfg.extra_cmdline)?;
         qc.memory_mib = cfg.memory_mib;
         qc.smp = cfg.smp;
@@ -220,7 +224,7 @@ impl Vm {
         let con_stream = connect_socket(&mut qemu, &console_sock, "console", cfg.timeouts.qmp)
             .map_err(|e| match e {
                 ConnectFail::Exited => exited(&mut qemu, "connecting the console", String::new()),
-                ConnectFail::Timeout(err) => err,
+                ConnectFail::Timeout(err) => *err,
             })?;
         let console = Console::new(con_stream, &run_dir.console_log()).map_err(|source| {
             VmError::Console {
@@ -229,20 +233,23 @@ impl Vm {
                 source,
             }
         })?;
-        let qmp_stream = connect_socket(&mut qemu, &qmp_sock, "QMP", cfg.timeouts.qmp)
-            .map_err(|e| match e {
+        let qmp_stream =
+            connect_socket(&mut qemu, &qmp_sock, "QMP", cfg.timeouts.qmp).map_err(|e| match e {
                 ConnectFail::Exited => {
                     exited(&mut qemu, "connecting QMP", console.tail().last_lines(30))
                 }
-                ConnectFail::Timeout(err) => err,
+                ConnectFail::Timeout(err) => *err,
             })?;
-        let qmp = match Qmp::from_stream(qmp_stream, &run_dir.qmp_transcript(), cfg.timeouts.qmp)
-        {
+        let qmp = match Qmp::from_stream(qmp_stream, &run_dir.qmp_transcript(), cfg.timeouts.qmp) {
             Ok(q) => q,
             Err(source) => {
                 // A handshake that breaks off usually means QEMU died: say that, with its stderr.
                 if qemu.wait_timeout(Duration::from_millis(500))?.is_some() {
-                    return Err(exited(&mut qemu, "QMP handshake", console.tail().last_lines(30)));
+                    return Err(exited(
+                        &mut qemu,
+                        "QMP handshake",
+                        console.tail().last_lines(30),
+                    ));
                 }
                 return Err(VmError::Qmp {
                     step: "QMP handshake".into(),
@@ -480,7 +487,7 @@ impl Vm {
 
 enum ConnectFail {
     Exited,
-    Timeout(VmError),
+    Timeout(Box<VmError>),
 }
 
 /// Connects to a socket QEMU creates, retrying until it exists, QEMU exits, or the deadline.
@@ -499,12 +506,12 @@ fn connect_socket(
             return Err(ConnectFail::Exited);
         }
         if Instant::now() >= deadline {
-            return Err(ConnectFail::Timeout(VmError::SocketTimeout {
+            return Err(ConnectFail::Timeout(Box::new(VmError::SocketTimeout {
                 what,
                 path: path.to_path_buf(),
                 timeout,
                 stderr: qemu.stderr_tail(20),
-            }));
+            })));
         }
         std::thread::sleep(Duration::from_millis(10));
     }

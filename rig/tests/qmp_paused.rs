@@ -20,7 +20,12 @@ struct Paused {
 fn start(board: Board) -> Paused {
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::create_in(dir.path(), "qmp").unwrap();
-    let mut cfg = QemuConfig::new(board, Accel::Tcg, dir.path().join("con"), dir.path().join("qmp"));
+    let mut cfg = QemuConfig::new(
+        board,
+        Accel::Tcg,
+        dir.path().join("con"),
+        dir.path().join("qmp"),
+    );
     cfg.paused = true;
     let argv = qemu::argv(&cfg);
     let mut cmd = Command::new(&argv[0]);
@@ -32,15 +37,28 @@ fn start(board: Board) -> Paused {
         if let Ok(s) = UnixStream::connect(p) {
             return s;
         }
-        assert!(qemu.try_wait().unwrap().is_none(), "QEMU exited: {}", qemu.stderr_tail(10));
-        assert!(Instant::now() < deadline, "socket {} never appeared", p.display());
+        assert!(
+            qemu.try_wait().unwrap().is_none(),
+            "QEMU exited: {}",
+            qemu.stderr_tail(10)
+        );
+        assert!(
+            Instant::now() < deadline,
+            "socket {} never appeared",
+            p.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let _console = connect(&dir.path().join("con"), &mut qemu);
     let qmp_stream = connect(&dir.path().join("qmp"), &mut qemu);
     let qmp = Qmp::from_stream(qmp_stream, &run.qmp_transcript(), Duration::from_secs(10)).unwrap();
     std::mem::forget(_console);
-    Paused { qemu, qmp, run, _dir: dir }
+    Paused {
+        qemu,
+        qmp,
+        run,
+        _dir: dir,
+    }
 }
 
 #[test]
@@ -50,7 +68,7 @@ fn handshake_status_and_transcript_on_both_boards() {
         let st = p.qmp.query_status().unwrap();
         assert!(!st.running, "{board}: a -S machine must be paused");
         let v = p.qmp.execute_raw("query-version", None).unwrap();
-        assert_eq!(v["qemu"]["major"].as_u64().is_some(), true, "{v}");
+        assert!(v["qemu"]["major"].as_u64().is_some(), "{v}");
         p.qmp.quit().unwrap();
         let st = p.qemu.wait_timeout(Duration::from_secs(10)).unwrap();
         assert!(st.is_some(), "{board}: QEMU did not exit after quit");
@@ -60,8 +78,15 @@ fn handshake_status_and_transcript_on_both_boards() {
             .filter(|e| e["dir"] == "out")
             .filter_map(|e| e["msg"]["execute"].as_str())
             .collect();
-        assert_eq!(outs, ["qmp_capabilities", "query-status", "query-version", "quit"]);
-        assert!(t.iter().any(|e| e["dir"] == "in" && e["msg"].get("QMP").is_some()), "greeting recorded");
+        assert_eq!(
+            outs,
+            ["qmp_capabilities", "query-status", "query-version", "quit"]
+        );
+        assert!(
+            t.iter()
+                .any(|e| e["dir"] == "in" && e["msg"].get("QMP").is_some()),
+            "greeting recorded"
+        );
     }
 }
 
@@ -72,17 +97,32 @@ fn device_add_and_del_on_a_root_port_waits_for_device_deleted() {
     // that cooperates is in the VM tests.)
     let mut p = start(Board::X86_64Q35);
     p.qmp
-        .device_add("e1000e", "nic1", &[("bus", json!("rp0")), ("romfile", json!(""))])
+        .device_add(
+            "e1000e",
+            "nic1",
+            &[("bus", json!("rp0")), ("romfile", json!(""))],
+        )
         .unwrap();
     let devs = p
         .qmp
         .execute_raw("qom-list", Some(json!({"path": "/machine/peripheral"})))
         .unwrap();
-    assert!(devs.to_string().contains("\"nic1\""), "nic1 not plugged: {devs}");
-    let r = p.qmp.device_del("nic1", Duration::from_secs(2), &mut || None);
+    assert!(
+        devs.to_string().contains("\"nic1\""),
+        "nic1 not plugged: {devs}"
+    );
+    let r = p
+        .qmp
+        .device_del("nic1", Duration::from_secs(2), &mut || None);
     assert!(matches!(r, Err(QmpError::EventTimeout { .. })), "{r:?}");
-    let e = p.qmp.device_add("e1000e", "nic1", &[("bus", json!("rp1"))]).unwrap_err();
-    assert!(e.to_string().contains("nic1"), "duplicate id must be refused: {e}");
+    let e = p
+        .qmp
+        .device_add("e1000e", "nic1", &[("bus", json!("rp1"))])
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("nic1"),
+        "duplicate id must be refused: {e}"
+    );
 }
 
 #[test]
@@ -91,7 +131,10 @@ fn object_add_del_and_unknown_command_errors() {
     p.qmp
         .object_add("memory-backend-ram", "mem1", json!({"size": 128u64 << 20}))
         .unwrap();
-    let objs = p.qmp.execute_raw("qom-list", Some(json!({"path": "/objects"}))).unwrap();
+    let objs = p
+        .qmp
+        .execute_raw("qom-list", Some(json!({"path": "/objects"})))
+        .unwrap();
     assert!(objs.to_string().contains("mem1"), "{objs}");
     p.qmp.object_del("mem1").unwrap();
     let e = p.qmp.execute_raw("no-such-command", None).unwrap_err();
@@ -103,9 +146,11 @@ fn object_add_del_and_unknown_command_errors() {
 fn wait_event_ends_when_the_abort_check_fires() {
     let mut p = start(Board::Arm64Virt);
     let mut polls = 0;
-    let r = p.qmp.wait_event("DEVICE_DELETED", None, Duration::from_secs(30), &mut || {
-        polls += 1;
-        (polls > 2).then(|| "QEMU exited".to_string())
-    });
+    let r = p
+        .qmp
+        .wait_event("DEVICE_DELETED", None, Duration::from_secs(30), &mut || {
+            polls += 1;
+            (polls > 2).then(|| "QEMU exited".to_string())
+        });
     assert!(matches!(r, Err(QmpError::Aborted { .. })), "{r:?}");
 }

@@ -11,13 +11,19 @@ fn both_boards_boot_debian_and_report_their_arch() {
     for board in Board::ALL {
         let mut g = boot(board, "debian-6.1", "uname");
         let pid = g.vm.qemu_pid();
-        assert_eq!(sh(&mut g, "uname -m").trim(), board.arch().uname(), "{board}");
+        assert_eq!(
+            sh(&mut g, "uname -m").trim(),
+            board.arch().uname(),
+            "{board}"
+        );
         // Exit status and stdout come back per command; stderr is merged on serial.
         let out = g.vm.run("echo out; echo err >&2; exit 7", CMD).unwrap();
         assert_eq!(out.status, 7);
         assert_eq!(out.stdout, "out\nerr\n");
         // Output that itself looks like kernel lines is not mistaken for console noise.
-        assert!(sh(&mut g, "dmesg | head -3").contains("Linux version") || board == Board::Arm64Virt);
+        assert!(
+            sh(&mut g, "dmesg | head -3").contains("Linux version") || board == Board::Arm64Virt
+        );
         let run_dir = g.vm.run_dir().path().to_path_buf();
         g.shutdown();
         assert!(!alive(pid), "{board}: QEMU {pid} survived shutdown");
@@ -25,7 +31,10 @@ fn both_boards_boot_debian_and_report_their_arch() {
             assert!(run_dir.join(f).exists(), "{board}: artifact {f} missing");
         }
         let log = std::fs::read_to_string(run_dir.join("console.log")).unwrap();
-        assert!(log.contains("RIG-READY"), "{board}: console.log lacks the boot");
+        assert!(
+            log.contains("RIG-READY"),
+            "{board}: console.log lacks the boot"
+        );
     }
 }
 
@@ -41,7 +50,10 @@ fn wait_pci(g: &mut rig::guest::Guest, id: &str, want: bool) {
     );
     let out = g.vm.run(&script, CMD).unwrap();
     let state = if want { "appear" } else { "go" };
-    assert_eq!(out.status, 0, "PCI device {id} did not {state} in the guest");
+    assert_eq!(
+        out.status, 0,
+        "PCI device {id} did not {state} in the guest"
+    );
 }
 
 #[test]
@@ -53,7 +65,10 @@ fn pcie_nic_hot_add_and_remove_on_both_boards() {
         wait_pci(&mut g, "8086:10d3", true);
         // The driver bound and made a netdev (e1000e is preloaded; no udev in the guest).
         let ifs = sh(&mut g, "i=0; while [ $i -lt 100 ]; do ls /sys/class/net | grep -v -e lo -e eth0 && exit 0; i=$((i+1)); sleep 0.1; done; exit 1");
-        assert!(!ifs.trim().is_empty(), "{board}: no netdev for the hot-added NIC");
+        assert!(
+            !ifs.trim().is_empty(),
+            "{board}: no netdev for the hot-added NIC"
+        );
         let start = Instant::now();
         g.vm.device_del("nic1").unwrap();
         let took = start.elapsed();
@@ -61,7 +76,9 @@ fn pcie_nic_hot_add_and_remove_on_both_boards() {
         // The QMP transcript has the DEVICE_DELETED event for it.
         let t = rig::qmp::read_transcript(&g.vm.run_dir().qmp_transcript()).unwrap();
         assert!(
-            t.iter().any(|e| e["msg"]["event"] == "DEVICE_DELETED" && e["msg"]["data"]["device"] == "nic1"),
+            t.iter()
+                .any(|e| e["msg"]["event"] == "DEVICE_DELETED"
+                    && e["msg"]["data"]["device"] == "nic1"),
             "{board}: no DEVICE_DELETED for nic1 in the transcript"
         );
         eprintln!("{board}: unplug took {took:?}");
@@ -74,7 +91,11 @@ fn x86_dimm_hot_add_online_offline_remove() {
     let mut g = boot(Board::X86_64Q35, "debian-6.1", "dimm");
     let before = sh(&mut g, "ls /sys/devices/system/memory | grep -c '^memory'");
     g.vm.qmp()
-        .object_add("memory-backend-ram", "mem1", serde_json::json!({"size": 256u64 << 20}))
+        .object_add(
+            "memory-backend-ram",
+            "mem1",
+            serde_json::json!({"size": 256u64 << 20}),
+        )
         .unwrap();
     g.vm.qmp()
         .device_add("pc-dimm", "dimm1", &[("memdev", serde_json::json!("mem1"))])
@@ -90,22 +111,51 @@ fn x86_dimm_hot_add_online_offline_remove() {
         ),
     );
     let blocks: Vec<&str> = blocks.split_whitespace().collect();
-    assert_eq!(blocks.len(), 2, "expected two new offline blocks, got {blocks:?}");
-    let free_before: u64 = sh(&mut g, "awk '/MemTotal/ {print $2}' /proc/meminfo").trim().parse().unwrap();
+    assert_eq!(
+        blocks.len(),
+        2,
+        "expected two new offline blocks, got {blocks:?}"
+    );
+    let free_before: u64 = sh(&mut g, "awk '/MemTotal/ {print $2}' /proc/meminfo")
+        .trim()
+        .parse()
+        .unwrap();
     for b in &blocks {
-        sh(&mut g, &format!("echo online_movable > /sys/devices/system/memory/{b}/state"));
-        assert_eq!(sh(&mut g, &format!("cat /sys/devices/system/memory/{b}/state")).trim(), "online");
+        sh(
+            &mut g,
+            &format!("echo online_movable > /sys/devices/system/memory/{b}/state"),
+        );
+        assert_eq!(
+            sh(&mut g, &format!("cat /sys/devices/system/memory/{b}/state")).trim(),
+            "online"
+        );
     }
-    let free_online: u64 = sh(&mut g, "awk '/MemTotal/ {print $2}' /proc/meminfo").trim().parse().unwrap();
-    assert!(free_online >= free_before + 250 * 1024, "MemTotal did not grow: {free_before} -> {free_online}");
+    let free_online: u64 = sh(&mut g, "awk '/MemTotal/ {print $2}' /proc/meminfo")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        free_online >= free_before + 250 * 1024,
+        "MemTotal did not grow: {free_before} -> {free_online}"
+    );
     for b in &blocks {
-        sh(&mut g, &format!("echo offline > /sys/devices/system/memory/{b}/state"));
-        assert_eq!(sh(&mut g, &format!("cat /sys/devices/system/memory/{b}/state")).trim(), "offline");
+        sh(
+            &mut g,
+            &format!("echo offline > /sys/devices/system/memory/{b}/state"),
+        );
+        assert_eq!(
+            sh(&mut g, &format!("cat /sys/devices/system/memory/{b}/state")).trim(),
+            "offline"
+        );
     }
     g.vm.device_del("dimm1").unwrap();
     g.vm.qmp().object_del("mem1").unwrap();
     let after = sh(&mut g, "ls /sys/devices/system/memory | grep -c '^memory'");
-    assert_eq!(after.trim(), before.trim(), "memory blocks not removed after unplug");
+    assert_eq!(
+        after.trim(),
+        before.trim(),
+        "memory blocks not removed after unplug"
+    );
     g.shutdown();
 }
 
@@ -119,11 +169,21 @@ fn qemu_that_exits_early_is_reported_at_once_with_its_stderr() {
         Ok(_) => panic!("boot with memory > maxmem must fail"),
         Err(e) => e,
     };
-    assert!(start.elapsed() < Duration::from_secs(30), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        start.elapsed()
+    );
     let msg = err.to_string();
     assert!(msg.contains("QEMU exited"), "{msg}");
-    assert!(msg.contains("maxmem") || msg.contains("ram size"), "QEMU's own words missing: {msg}");
-    assert!(msg.contains(&rd.path().display().to_string()), "artifacts not named: {msg}");
+    assert!(
+        msg.contains("maxmem") || msg.contains("ram size"),
+        "QEMU's own words missing: {msg}"
+    );
+    assert!(
+        msg.contains(&rd.path().display().to_string()),
+        "artifacts not named: {msg}"
+    );
 }
 
 #[test]
@@ -132,12 +192,24 @@ fn guest_panic_ends_the_command_with_the_console_tail() {
         let mut g = boot(board, "debian-6.1", "panic");
         let pid = g.vm.qemu_pid();
         let start = Instant::now();
-        let err = g.vm.run("echo c > /proc/sysrq-trigger; sleep 100", CMD).unwrap_err();
-        assert!(start.elapsed() < Duration::from_secs(60), "{board}: took {:?}", start.elapsed());
+        let err =
+            g.vm.run("echo c > /proc/sysrq-trigger; sleep 100", CMD)
+                .unwrap_err();
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{board}: took {:?}",
+            start.elapsed()
+        );
         let msg = format!("{err:?}");
-        assert!(msg.contains("Kernel panic") || msg.contains("sysrq"), "{board}: {msg}");
+        assert!(
+            msg.contains("Kernel panic") || msg.contains("sysrq"),
+            "{board}: {msg}"
+        );
         let log = std::fs::read_to_string(g.vm.run_dir().console_log()).unwrap();
-        assert!(log.contains("Kernel panic - not syncing"), "{board}: no panic in console.log");
+        assert!(
+            log.contains("Kernel panic - not syncing"),
+            "{board}: no panic in console.log"
+        );
         g.shutdown();
         assert!(!alive(pid));
     }
@@ -148,7 +220,18 @@ fn ctrl_c_on_rig_leaves_no_qemu_behind() {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_rig"))
-        .args(["-v", "boot", "--board", "arm64-virt", "--kernel", "debian-6.1", "--no-setup", "--", "sleep", "300"])
+        .args([
+            "-v",
+            "boot",
+            "--board",
+            "arm64-virt",
+            "--kernel",
+            "debian-6.1",
+            "--no-setup",
+            "--",
+            "sleep",
+            "300",
+        ])
         .env("RIG_ARTIFACTS", runs_dir())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -179,7 +262,10 @@ fn background_jobs_outliving_their_command_leave_the_console_alive() {
     // would end its read of the console and the guest would panic ("Attempted to kill init").
     let mut g = boot(Board::X86_64Q35, "debian-6.1", "orphans");
     for round in 0..3 {
-        sh(&mut g, "for i in 1 2 3; do (sleep 0.2; exit 1) </dev/null >/dev/null 2>&1 & done");
+        sh(
+            &mut g,
+            "for i in 1 2 3; do (sleep 0.2; exit 1) </dev/null >/dev/null 2>&1 & done",
+        );
         let out = sh(&mut g, "sleep 1; echo alive");
         assert_eq!(out, "alive\n", "round {round}");
     }

@@ -1016,6 +1016,9 @@ mod tests {
         let dir = crate::repo_root().join("images/kconfig");
         for e in fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();
+            if p.extension().is_none_or(|x| x != "config") {
+                continue;
+            }
             let text = fs::read_to_string(&p).unwrap();
             let reqs = kconfig::parse_fragment(&file_name(&p), &text);
             let option_lines = text
@@ -1097,6 +1100,22 @@ mod tests {
         let k1 = key("");
         fs::write(tree.path().join("Makefile"), "changed").unwrap();
         assert_ne!(k1, key(""));
+    }
+
+    /// Really measures `bench` (a clean build without ccache, minutes of CPU):
+    /// `RIG_KBUILD_ARCHES=arm64 cargo test --release -p rig --lib kbuild -- --ignored bench_real`.
+    #[test]
+    #[ignore]
+    fn bench_real() {
+        use crate::events::StderrProgress;
+        let events = Events::none().with(std::sync::Arc::new(StderrProgress { verbose: true }));
+        let cache = Cache::from_env();
+        let arches = std::env::var("RIG_KBUILD_ARCHES").unwrap_or_else(|_| "arm64".into());
+        for a in arches.split(',') {
+            let b = bench(a.parse().unwrap(), &cache, &events).unwrap_or_else(|e| panic!("{e}"));
+            eprintln!("{b:?}");
+            assert!(b.incremental < b.clean);
+        }
     }
 
     /// Really builds rig-6.12 for both arches (minutes of CPU): run on purpose with

@@ -17,18 +17,8 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// to `log`. A failure carries the command, its status and the log's tail.
 pub fn run_logged(mut cmd: Command, log: &Path) -> Result<(), KbuildError> {
     let command = describe(&cmd);
-    let open = || {
-        fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|source| KbuildError::Io {
-                what: "cannot open log".into(),
-                path: log.to_path_buf(),
-                source,
-            })
-    };
-    let (out, err) = (open()?, open()?);
+    let start = fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+    let (out, err) = (append(log)?, append(log)?);
     cmd.stdin(std::process::Stdio::null())
         .stdout(out)
         .stderr(err);
@@ -43,18 +33,51 @@ pub fn run_logged(mut cmd: Command, log: &Path) -> Result<(), KbuildError> {
         command,
         status: describe_status(&st),
         log: log.to_path_buf(),
-        tail: tail(&fs::read_to_string(log).unwrap_or_default(), 15),
+        tail: tail(&read_from(log, start), 15),
     })
+}
+
+fn append(log: &Path) -> Result<fs::File, KbuildError> {
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|source| KbuildError::Io {
+            what: "cannot open log".into(),
+            path: log.to_path_buf(),
+            source,
+        })
+}
+
+/// The log's text from byte `offset` on (what one command wrote).
+fn read_from(log: &Path, offset: u64) -> String {
+    let Ok(mut f) = fs::File::open(log) else {
+        return String::new();
+    };
+    let mut buf = Vec::new();
+    if f.seek(SeekFrom::Start(offset)).is_ok() {
+        let _ = f.read_to_end(&mut buf);
+    }
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// Runs `make` (already holding its arguments) under [`Supervised`] — its own process group,
 /// killed if rig errors out or is interrupted — with all output in `log`. Every
 /// [`PROGRESS_EVERY`] the new log lines are condensed into one `StepProgress` event.
-pub fn run_make(cmd: Command, log: &Path, step: &str, events: &Events) -> Result<(), KbuildError> {
+pub fn run_make(
+    mut cmd: Command,
+    log: &Path,
+    step: &str,
+    events: &Events,
+) -> Result<(), KbuildError> {
     let command = describe(&cmd);
-    let mut child = Supervised::spawn(cmd, Some(log))?;
+    // Appended, not truncated: one build runs several makes into the same log.
+    let (out, err) = (append(log)?, append(log)?);
+    let mut offset = fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+    let errors_from = offset;
+    cmd.stdout(out).stderr(err);
+    let mut child = Supervised::spawn(cmd, None)?;
     let mut progress = Progress::default();
-    let mut offset = 0u64;
     let started = Instant::now();
     let status = loop {
         if let Some(st) = child.wait_timeout(PROGRESS_EVERY)? {
@@ -70,7 +93,7 @@ pub fn run_make(cmd: Command, log: &Path, step: &str, events: &Events) -> Result
     if status.success() {
         return Ok(());
     }
-    let text = fs::read_to_string(log).unwrap_or_default();
+    let text = read_from(log, errors_from);
     Err(KbuildError::Make {
         command,
         status: describe_status(&status),
@@ -255,14 +278,18 @@ mod tests {
             "-c",
             "echo '  CC      a.o'; echo 'a.c:1:1: error: boom' >&2; echo 'make: *** [all] Error 2'; exit 2",
         ]);
+        fs::write(&log, "earlier.c:1:1: error: from an earlier command\n").unwrap();
         let err = run_make(cmd, &log, "t", &Events::none()).unwrap_err();
         match &err {
             KbuildError::Make { errors, log: l, .. } => {
                 assert!(errors.contains("a.c:1:1: error: boom"));
+                assert!(!errors.contains("earlier"), "{errors}");
                 assert_eq!(l, &log);
             }
             other => panic!("unexpected {other:?}"),
         }
         assert!(err.to_string().contains("build.log"));
+        // The log keeps what came before: several makes share one log.
+        assert!(fs::read_to_string(&log).unwrap().starts_with("earlier.c"));
     }
 }

@@ -57,11 +57,14 @@ pub const CMD: Duration = Duration::from_secs(120);
 
 /// Runs a command over serial and asserts it succeeded; returns stdout.
 pub fn sh(g: &mut Guest, cmd: &str) -> String {
-    let out = g
-        .vm
-        .run(cmd, CMD)
-        .unwrap_or_else(|e| panic!("`{cmd}` failed: {e:?}"));
-    assert_eq!(out.status, 0, "`{cmd}` exited {}: {}", out.status, out.stdout);
+    let out =
+        g.vm.run(cmd, CMD)
+            .unwrap_or_else(|e| panic!("`{cmd}` failed: {e:?}"));
+    assert_eq!(
+        out.status, 0,
+        "`{cmd}` exited {}: {}",
+        out.status, out.stdout
+    );
     out.stdout
 }
 
