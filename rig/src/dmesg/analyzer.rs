@@ -403,7 +403,7 @@ impl Analyzer {
     }
 
     fn start(&mut self, ctx: String, n: usize, line: &Line<'_>, h: Header) {
-        let single_now = matches!(h, Header::KmemleakSummary);
+        let single_now = matches!(h, Header::KmemleakSummary | Header::NetdevLeak);
         let o = self.new_open(ctx, n, line, h);
         if single_now {
             self.emit(o);

@@ -32,6 +32,7 @@ pub(crate) static PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
         "UBSAN:",
         "ODEBUG:",
         "non-static key",
+        "unregister_netdevice: waiting",
     ];
     let alt: Vec<String> = words.iter().map(|w| regex::escape(w)).collect();
     Regex::new(&alt.join("|")).expect("static regex")
@@ -113,6 +114,8 @@ pub(crate) enum Header {
     KmemleakSummary,
     /// `rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:`
     RcuStall,
+    /// `unregister_netdevice: waiting for eth0 to become free. Usage count = 2`
+    NetdevLeak,
     /// `UBSAN: array-index-out-of-bounds in drivers/x.c:12:5`
     Ubsan { reason: String },
     /// `### dt-test ### EXPECT \ : text`
@@ -125,7 +128,10 @@ impl Header {
     /// Reports that are one line (plus an optional stack dump) and so can be emitted without
     /// disturbing a multi-line report they interrupt.
     pub(crate) fn is_single_line(&self) -> bool {
-        matches!(self, Header::OfError { .. } | Header::KmemleakSummary)
+        matches!(
+            self,
+            Header::OfError { .. } | Header::KmemleakSummary | Header::NetdevLeak
+        )
     }
 }
 
@@ -354,6 +360,9 @@ pub(crate) fn classify(msg: &str) -> Option<Header> {
     }
     if RCU_STALL.is_match(m) {
         return Some(Header::RcuStall);
+    }
+    if m.starts_with("unregister_netdevice: waiting for ") {
+        return Some(Header::NetdevLeak);
     }
     if let Some(c) = UBSAN.captures(m) {
         return Some(Header::Ubsan {

@@ -21,7 +21,7 @@
 //! | kind | title |
 //! |---|---|
 //! | `warning` | `WARNING in X`; `WARNING: ODEBUG bug in X` for debugobjects warnings |
-//! | `refcount` | `WARNING: refcount bug in X` (any `refcount_t:` warning) |
+//! | `refcount` | `WARNING: refcount bug in X` (any `refcount_t:` warning); `unregister_netdevice: waiting for DEV to become free` (a leaked netdev reference) |
 //! | `kobject` | `WARNING: kobject bug in X`, `sysfs: cannot create duplicate filename in X`, `kobject: tried to init an initialized object in X` |
 //! | `of_error` | `OF: ERROR: <what> in <node path>`; what ∈ `bad of_node_put()`, `memory leak` (expected refcount ... unbalanced), `memory leak before free overlay changeset`, `unexpected properties`, `unexpected children`; other `OF: ERROR:` lines keep their text. The path is the node's (unit addresses become `@N`); the guilty frame, if a stack dump follows, is in `guilty_frame` but not in the title |
 //! | `lockdep` | `possible deadlock in X` (circular, recursive, irq inversion, safe→unsafe), `inconsistent lock state in X`, `INFO: trying to register non-static key in X`, `WARNING: <lockdep header> in X` for the rest (e.g. `WARNING: suspicious RCU usage in X`) |

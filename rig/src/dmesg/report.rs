@@ -235,6 +235,11 @@ pub(crate) fn build(mut o: Open) -> Option<Report> {
                 with_guilty("INFO: rcu detected stall".into(), &stack_g),
                 stack_g,
             ),
+            Header::NetdevLeak => (
+                ReportKind::Refcount,
+                "unregister_netdevice: waiting for DEV to become free".to_string(),
+                None,
+            ),
             Header::Ubsan { reason } => {
                 let base = format!("UBSAN: {reason}");
                 (ReportKind::Ubsan, with_guilty(base, &stack_g), stack_g)

@@ -828,3 +828,25 @@ fn report_without_terminator_is_capped() {
     assert!(r.title.starts_with("KASAN: slab-use-after-free Read"));
     assert!(r.text.lines().count() <= 800, "{}", r.text.lines().count());
 }
+
+#[test]
+fn leaked_netdev_reference() {
+    let log = "[   40.000000] netdevsim netdevsim1 eth0: unset\n\
+               [   50.123456] unregister_netdevice: waiting for eth0 to become free. Usage count = 2\n\
+               [   60.123456] unregister_netdevice: waiting for eth0 to become free. Usage count = 2\n";
+    let all = analyze(log);
+    assert_eq!(all.len(), 2);
+    assert!(all.iter().all(
+        |r| r.title == "unregister_netdevice: waiting for DEV to become free"
+            && r.kind == ReportKind::Refcount
+    ));
+    assert_eq!(all[0].line, 2);
+    // Reported as soon as the line is complete.
+    let mut a = Analyzer::new();
+    assert_eq!(a.feed(&log[..log.find("free.").unwrap()]).len(), 0);
+    assert_eq!(
+        a.feed(&log[log.find("free.").unwrap()..log.find("[   60").unwrap()])
+            .len(),
+        1
+    );
+}
