@@ -16,6 +16,8 @@ use super::Report;
 const TS_GAP_SECS: f64 = 10.0;
 /// Lines from other contexts after which a report in progress is given up as complete.
 const OTHER_BUDGET: usize = 400;
+/// The first lines of a log are checked for printk timestamps (see `Analyzer::saw_ts`).
+const TS_PROBE_LINES: usize = 1000;
 /// Lines after which a `cut here` without a WARNING/BUG header is dropped.
 const PREAMBLE_CAP: usize = 24;
 
@@ -145,8 +147,11 @@ pub struct Analyzer {
     open: Vec<Open>,
     expect: Expectations,
     out: Vec<Report>,
-    /// Some header line so far carried a printk timestamp: untimestamped lines are then
-    /// user output, and only kmemleak records (printed by `cat`) start reports there.
+    /// One of the first [`TS_PROBE_LINES`] lines, or a header line, carried a printk
+    /// timestamp: untimestamped lines are then user output (a shell echoing a command that
+    /// holds `WARNING: ...`, a script's messages), and only kmemleak records (printed by
+    /// `cat`) start reports there. Decided from line positions only, so chunking cannot
+    /// change it.
     saw_ts: bool,
 }
 
@@ -246,7 +251,8 @@ impl Analyzer {
     fn process_text(&mut self, text: &str) {
         let mut pos = 0;
         while pos < text.len() {
-            if self.open.is_empty() {
+            let probing = !self.saw_ts && self.line_no < TS_PROBE_LINES;
+            if self.open.is_empty() && !probing {
                 // Fast path: nothing in progress, so only prefilter hits matter.
                 let Some(m) = PREFILTER.find_at(text, pos) else {
                     self.line_no += count_newlines(&text[pos..]);
@@ -268,6 +274,9 @@ impl Analyzer {
     }
 
     fn process_line(&mut self, raw: &str) {
+        if !self.saw_ts && self.line_no <= TS_PROBE_LINES && parse_line(raw).ts.is_some() {
+            self.saw_ts = true;
+        }
         if self.open.is_empty() && !PREFILTER.is_match(raw) {
             return;
         }

@@ -139,7 +139,7 @@ static WARNING_AT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^WARNING: CPU: \d+ PID: \d+ at (?:(\S+):\d+ )?(\S+)").expect("static regex")
 });
 static KERNEL_BUG: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"kernel BUG at ([^:\s]+):\d+!").expect("static regex"));
+    LazyLock::new(|| Regex::new(r"^kernel BUG at ([^:\s]+):\d+!").expect("static regex"));
 static KASAN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^BUG: KASAN: ([\w-]+(?: or [\w-]+)?) in (\S+)").expect("static regex")
 });
@@ -222,7 +222,7 @@ pub(crate) fn classify(msg: &str) -> Option<Header> {
         return None;
     }
     let m = msg.trim_end();
-    if m.contains("------------[ cut here ]------------") {
+    if m.starts_with("------------[ cut here ]------------") {
         return Some(Header::CutHere);
     }
     if let Some(rest) = m.strip_prefix("### dt-test ### ") {

@@ -5,8 +5,8 @@
 //! Console output of Linux 6.1 and 6.12 on x86_64 and arm64, with or without printk
 //! timestamps (`[   12.345678]`) and caller tags (`[T123]`, `[C1]`), which are stripped from
 //! the report text. Reports printed by different callers at once are kept apart by caller
-//! tag; shell output between a report's lines (lines without a timestamp in a timestamped log)
-//! is left out of the report; a kernel line spliced into the middle of another line is split
+//! tag; shell output (lines without a timestamp in a timestamped log) is left out of reports
+//! and cannot start one, except kmemleak records (`cat /sys/kernel/debug/kmemleak`); a kernel line spliced into the middle of another line is split
 //! off at its timestamp. A log that ends mid-report still yields the report.
 //!
 //! # Titles

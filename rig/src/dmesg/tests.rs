@@ -850,3 +850,40 @@ fn leaked_netdev_reference() {
         1
     );
 }
+
+#[test]
+fn shell_echo_of_a_fake_splat_is_not_a_report() {
+    // scenarios/fake-warning.yaml types this loop on the serial console: the shell echoes the
+    // command (user output), then the kernel prints the records written to /dev/kmsg.
+    let echo = "root@rig:~# for l in '------------[ cut here ]------------' 'WARNING: CPU: 0 PID: 1 at drivers/base/core.c:123 device_del+0x10/0x20' 'kernel BUG at x.c:1!'; do printf '<4>%s\\n' \"$l\" > /dev/kmsg; done";
+    let mut log = String::from("[    0.000000][    T0] Linux version 6.12.9\n");
+    log.push_str(echo);
+    log.push('\n');
+    // Same text as a line of its own, without the prompt: still user output.
+    log.push_str("WARNING: CPU: 0 PID: 1 at drivers/base/core.c:123 device_del+0x10/0x20\n");
+    for (i, l) in [
+        "------------[ cut here ]------------",
+        "WARNING: CPU: 0 PID: 1 at drivers/base/core.c:123 device_del+0x10/0x20",
+        "Modules linked in:",
+        "CPU: 0 UID: 0 PID: 1 Comm: sh Not tainted 6.12.0-rig #1",
+        "RIP: 0010:device_del+0x10/0x20",
+        "Call Trace:",
+        " <TASK>",
+        " device_unregister+0x1c/0x60",
+        " rig_fake_teardown+0x2a/0x40",
+        " </TASK>",
+        "---[ end trace 0000000000000000 ]---",
+    ]
+    .iter()
+    .enumerate()
+    {
+        log.push_str(&format!("[   12.{:06}][  T301] {l}\n", i * 13));
+    }
+    let r = one(&log);
+    assert_eq!(r.title, "WARNING in device_del");
+    assert_eq!(r.line, 4);
+    assert_eq!(
+        r.stack,
+        ["device_del", "device_unregister", "rig_fake_teardown"]
+    );
+}
