@@ -6,8 +6,10 @@
 //! timestamps (`[   12.345678]`) and caller tags (`[T123]`, `[C1]`), which are stripped from
 //! the report text. Reports printed by different callers at once are kept apart by caller
 //! tag; shell output (lines without a timestamp in a timestamped log) is left out of reports
-//! and cannot start one, except kmemleak records (`cat /sys/kernel/debug/kmemleak`); a kernel line spliced into the middle of another line is split
-//! off at its timestamp. A log that ends mid-report still yields the report.
+//! and cannot start one, except kmemleak records (`cat /sys/kernel/debug/kmemleak`); a kernel
+//! line spliced into the middle of another line is split off at its timestamp, and a record
+//! that cut into a report's line is left out of the report. `dmesg -T` and `journalctl -k`
+//! prefixes are stripped too. A log that ends mid-report still yields the report.
 //!
 //! # Titles
 //! `X` is the guilty frame: the first frame, starting from the function named in the header
@@ -49,7 +51,9 @@
 //! closing `====` line); or, after its main stack trace, at the first line of its context that
 //! does not belong to it; or when another report starts in its context; or when the kernel
 //! clock moved 10 s past it, 400 lines of other contexts went by, [`Analyzer::flush`] or
-//! [`Analyzer::finish`].
+//! [`Analyzer::finish`]. Reports without a terminator (lockdep, hung task, sleeping in atomic,
+//! OF errors, kmemleak) are therefore returned by `feed` only once a later line arrives: a
+//! live reader should call `flush` when the console has been quiet for a second or two.
 
 mod analyzer;
 mod classify;
