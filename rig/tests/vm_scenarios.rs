@@ -1,0 +1,147 @@
+//! VM tests for the scenario engine: real scenarios, real QEMU, Debian's 6.1 kernels.
+
+mod common;
+
+use common::*;
+use rig::board::Board;
+use rig::events::Events;
+use rig::run::{run_scenario, RunOptions, ScenarioResult, Verdict};
+use std::path::Path;
+
+fn overlays() -> std::path::PathBuf {
+    rig::repo_root().join("overlays")
+}
+
+fn run_text(text: &str, label: &str, board: Board) -> ScenarioResult {
+    let sc = rig::scenario::parse_str(text, label, &overlays()).unwrap();
+    run(&sc, board)
+}
+
+fn run_file(name: &str, board: Board) -> ScenarioResult {
+    let sc = rig::scenario::load(&rig::repo_root().join("scenarios").join(name), &overlays())
+        .unwrap_or_else(|e| panic!("{e}"));
+    run(&sc, board)
+}
+
+fn run(sc: &rig::scenario::Scenario, board: Board) -> ScenarioResult {
+    let mut opts = RunOptions::new(board, "debian-6.1");
+    opts.auto_setup = false;
+    let rd = run_dir(&format!("scenario-{}-{board}", sc.name));
+    run_scenario(sc, &opts, &cache(), &rd, &Events::none()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn pci_hotplug_cycle_scenario_passes_on_both_boards() {
+    for board in Board::ALL {
+        let r = run_file("pci-hotplug-cycle.yaml", board);
+        assert_eq!(r.verdict, Verdict::Pass, "{board}:\n{}", r.render());
+        // The transcript shows three add/remove rounds completed by the guest.
+        let t = rig::qmp::read_transcript(&r.artifacts.join("qmp.jsonl")).unwrap();
+        let deleted = t
+            .iter()
+            .filter(|e| {
+                e["msg"]["event"] == "DEVICE_DELETED" && e["msg"]["data"]["device"] == "nic1"
+            })
+            .count();
+        assert_eq!(deleted, 3, "{board}: DEVICE_DELETED events");
+    }
+}
+
+#[test]
+fn fake_warning_fails_with_its_title_and_exit_code_1() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rig"))
+        .args([
+            "run",
+            "scenarios/fake-warning.yaml",
+            "--board",
+            "x86_64-q35",
+            "--no-setup",
+        ])
+        .current_dir(rig::repo_root())
+        .env("RIG_ARTIFACTS", runs_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("[unexpected] WARNING in device_del: reproduced in 1 of 1 runs"),
+        "{stdout}"
+    );
+    // report.json carries the report with its kind and guilty frame.
+    let dir = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("artifacts: "))
+        .expect("artifacts line");
+    let dir = if Path::new(dir).is_absolute() {
+        Path::new(dir).to_path_buf()
+    } else {
+        rig::repo_root().join(dir)
+    };
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let rep = &report["repetitions"][0]["reports"][0];
+    assert_eq!(rep["title"], "WARNING in device_del");
+    assert_eq!(rep["kind"], "warning");
+    assert_eq!(rep["guilty_frame"], "device_del");
+}
+
+#[test]
+fn parallel_runs_its_steps_at_once() {
+    // Three 3 s sleeps meet a 7 s deadline only when they run concurrently ...
+    let r = run_file("parallel-sleeps.yaml", Board::Arm64Virt);
+    assert_eq!(r.verdict, Verdict::Pass, "{}", r.render());
+    // ... and the same sleeps one after another (a repeat inside the parallel) miss it.
+    let sequential = r#"
+name: sequential-sleeps
+steps:
+  - parallel:
+      deadline: 7s
+      steps:
+        - repeat:
+            times: 3
+            steps:
+              - guest: {run: sleep 3, timeout: 20s}
+        - guest: {run: "true"}
+"#;
+    let r = run_text(sequential, "sequential-sleeps.yaml", Board::Arm64Virt);
+    assert_eq!(r.verdict, Verdict::Fail, "{}", r.render());
+    let failures = &r.repetitions[0].step_failures;
+    assert!(
+        failures.iter().any(|f| f.message.contains("deadline")),
+        "{failures:?}"
+    );
+}
+
+#[test]
+fn memory_online_offline_race_runs_on_x86() {
+    let r = run_file("memory-online-offline-race.yaml", Board::X86_64Q35);
+    assert_eq!(r.verdict, Verdict::Pass, "{}", r.render());
+    let t = rig::qmp::read_transcript(&r.artifacts.join("qmp.jsonl")).unwrap();
+    let adds = t
+        .iter()
+        .filter(|e| e["msg"]["execute"] == "device_add")
+        .count();
+    assert_eq!(adds, 10, "one DIMM per round");
+}
+
+#[test]
+fn a_kernel_lacking_a_requirement_is_refused_with_the_requires_line() {
+    // Debian's 6.1 has no OF overlays and no rig configfs module.
+    let sc = rig::scenario::load(
+        &rig::repo_root().join("scenarios/overlay-devlink-teardown.yaml"),
+        &overlays(),
+    )
+    .unwrap();
+    let mut opts = RunOptions::new(Board::Arm64Virt, "debian-6.1");
+    opts.auto_setup = false;
+    let rd = run_dir("unsupported");
+    let err = run_scenario(&sc, &opts, &cache(), &rd, &Events::none()).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("overlay-devlink-teardown.yaml:"), "{msg}");
+    assert!(msg.contains("requires[0]: of_overlay needs"), "{msg}");
+}
