@@ -74,8 +74,8 @@ fn measure(label: &str, bytes: usize, mut f: impl FnMut() -> usize) -> usize {
 }
 
 fn main() {
-    // `cargo test --benches` passes `--bench`-less args; run quickly there too.
-    let quick = std::env::args().any(|a| a == "--test");
+    // Under `cargo test --benches` / `--all-targets` (a debug build): a 1 MiB smoke run only.
+    let quick = cfg!(debug_assertions) || std::env::args().any(|a| a == "--test");
     for with_reports in [false, true] {
         let (mut log, inserted) = build(with_reports);
         if quick {
