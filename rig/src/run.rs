@@ -603,6 +603,17 @@ impl Exec<'_> {
         Ok(out.stdout)
     }
 
+    /// Waits in the guest until the shell condition `cond` holds; `what` names the failure.
+    fn wait_guest(&mut self, cond: &str, timeout: Duration, what: &str) -> Result<(), StepError> {
+        // The console deadline leaves room for the guest's own loop to give up first.
+        self.sh_ok(
+            &poll_script(cond, timeout),
+            timeout + Duration::from_secs(30),
+            what,
+        )
+        .map(drop)
+    }
+
     fn exec(&mut self, step: &Step) -> Result<(), StepError> {
         match &step.kind {
             StepKind::Guest(g) => {
@@ -683,28 +694,24 @@ impl Exec<'_> {
                     .map_err(|e| StepError::Rig(error_chain(&e)))?;
                 self.ports.insert(p.id.clone(), port);
                 let addr = self.wait_pci_address(&p.id, p.timeout)?;
-                let script = poll_script(&format!("[ -e /sys/bus/pci/devices/{addr} ]"), p.timeout);
-                self.sh_ok(
-                    &script,
-                    p.timeout + Duration::from_secs(30),
+                self.wait_guest(
+                    &format!("[ -e /sys/bus/pci/devices/{addr} ]"),
+                    p.timeout,
                     &format!("{} ({addr}) never appeared in the guest", p.id),
-                )?;
-                Ok(())
+                )
             }
             StepKind::PciUnplug(u) => {
                 let addr = self.pci_address_now(&u.id);
                 self.guest.vm.device_del_within(&u.id, u.timeout)?;
                 self.ports.remove(&u.id);
-                if let Some(addr) = addr {
-                    let script =
-                        poll_script(&format!("[ ! -e /sys/bus/pci/devices/{addr} ]"), u.timeout);
-                    self.sh_ok(
-                        &script,
-                        u.timeout + Duration::from_secs(30),
+                match addr {
+                    Some(addr) => self.wait_guest(
+                        &format!("[ ! -e /sys/bus/pci/devices/{addr} ]"),
+                        u.timeout,
                         &format!("{} ({addr}) is still in the guest", u.id),
-                    )?;
+                    ),
+                    None => Ok(()),
                 }
-                Ok(())
             }
             StepKind::OverlayLoad(o) => {
                 self.upload_overlay(&o.file, &o.id, o.timeout)?;
@@ -748,9 +755,9 @@ impl Exec<'_> {
                     .map(|b| format!("[ -e /sys/devices/system/memory/memory{b} ]"))
                     .collect::<Vec<_>>()
                     .join(" && ");
-                self.sh_ok(
-                    &poll_script(&cond, m.timeout),
-                    m.timeout + Duration::from_secs(30),
+                self.wait_guest(
+                    &cond,
+                    m.timeout,
                     &format!("memory blocks of {} never appeared", m.id),
                 )?;
                 self.dimms.insert(m.id.clone(), blocks);
