@@ -518,27 +518,30 @@ fn checked(cmd: &str, expect: &ExpectStatus, may_fail: bool) -> String {
 }
 
 fn pci_address(query_pci: &Value, id: &str) -> Option<String> {
-    fn walk(devs: &Value, id: &str) -> Option<(u64, u64, u64)> {
+    /// (bus, slot, function, behind a bridge)
+    fn walk(devs: &Value, id: &str, behind: bool) -> Option<(u64, u64, u64, bool)> {
         for d in devs.as_array()? {
             if d["qdev_id"] == id {
-                return Some((
+                let (b, s, f) = (
                     d["bus"].as_u64()?,
                     d["slot"].as_u64()?,
                     d["function"].as_u64()?,
-                ));
+                );
+                return Some((b, s, f, behind));
             }
-            if let Some(found) = walk(&d["pci_bridge"]["devices"], id) {
+            if let Some(found) = walk(&d["pci_bridge"]["devices"], id, true) {
                 return Some(found);
             }
         }
         None
     }
     for bus in query_pci.as_array()? {
-        if let Some((b, s, f)) = walk(&bus["devices"], id) {
+        if let Some((b, s, f, behind)) = walk(&bus["devices"], id, false) {
             // A device behind a bridge the guest has not numbered yet reports bus 0.
-            if b != 0 || bus["bus"] == 0 {
-                return Some(format!("0000:{b:02x}:{s:02x}.{f}"));
+            if behind && b == 0 {
+                return None;
             }
+            return Some(format!("0000:{b:02x}:{s:02x}.{f}"));
         }
     }
     None
