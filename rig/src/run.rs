@@ -327,12 +327,7 @@ fn run_once(
                 l.push_str(&text);
             }
             if let Ok(mut a) = analyzer.lock() {
-                for r in a.feed(&text) {
-                    ev.emit(Event::KernelReport {
-                        title: r.title.clone(),
-                        kind: r.kind.to_string(),
-                    });
-                }
+                emit_reports(&ev, a.feed_bytes(data));
             }
         }));
     }
@@ -357,6 +352,10 @@ fn run_once(
             name: step.label(),
         });
         let stop = exec.step(step);
+        // Reports without an end marker (lockdep, OF errors, hung tasks) come out on a flush.
+        if let Ok(mut a) = analyzer.lock() {
+            emit_reports(events, a.flush());
+        }
         if stop {
             break;
         }
@@ -378,6 +377,15 @@ fn run_once(
     }
     guest.shutdown();
     finish(scenario, index, dir, start, failures, dmesg_text)
+}
+
+fn emit_reports(events: &Events, reports: Vec<Report>) {
+    for r in reports {
+        events.emit(Event::KernelReport {
+            title: r.title,
+            kind: r.kind.to_string(),
+        });
+    }
 }
 
 /// Analyzes the whole console log (and dmesg), triages, and decides the verdict.
