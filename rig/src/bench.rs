@@ -124,7 +124,7 @@ fn bare_boot(
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
     let start = Instant::now();
-    cmd.stdout(Stdio::piped());
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
     let mut child = Supervised::spawn(cmd, None).map_err(|e| fail(e.to_string()))?;
     let mut out = child
         .take_stdout()
