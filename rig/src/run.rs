@@ -299,6 +299,13 @@ fn run_once(
     events: &Events,
 ) -> Repetition {
     let start = Instant::now();
+    let done = Finish {
+        scenario,
+        kernel: &image.kernel,
+        index,
+        dir,
+        start,
+    };
     let mut failures = Vec::new();
     let guest = Guest::boot(gopts, image.clone(), verdict.clone(), dir, events);
     let mut guest = match guest {
@@ -310,7 +317,7 @@ fn run_once(
                 message: error_chain(&e),
                 infra: true,
             });
-            return finish(scenario, index, dir, start, failures, None);
+            return finish(done, failures, None);
         }
     };
 
@@ -376,7 +383,7 @@ fn run_once(
         let _ = std::fs::write(dir.file("dmesg.txt"), t);
     }
     guest.shutdown();
-    finish(scenario, index, dir, start, failures, dmesg_text)
+    finish(done, failures, dmesg_text)
 }
 
 fn emit_reports(events: &Events, reports: Vec<Report>) {
@@ -389,14 +396,22 @@ fn emit_reports(events: &Events, reports: Vec<Report>) {
 }
 
 /// Analyzes the whole console log (and dmesg), triages, and decides the verdict.
-fn finish(
-    scenario: &Scenario,
+struct Finish<'a> {
+    scenario: &'a Scenario,
+    kernel: &'a crate::image::Kernel,
     index: u32,
-    dir: &RunDir,
+    dir: &'a RunDir,
     start: Instant,
-    failures: Vec<StepFailure>,
-    dmesg_text: Option<String>,
-) -> Repetition {
+}
+
+fn finish(f: Finish<'_>, failures: Vec<StepFailure>, dmesg_text: Option<String>) -> Repetition {
+    let Finish {
+        scenario,
+        kernel,
+        index,
+        dir,
+        start,
+    } = f;
     let console = std::fs::read(dir.console_log()).unwrap_or_default();
     let mut reports = dmesg::analyze(&String::from_utf8_lossy(&console));
     if let Some(t) = dmesg_text {
@@ -405,6 +420,10 @@ fn finish(
                 reports.push(r);
             }
         }
+    }
+    // Kernels rig built keep their vmlinux: add file:line to each frame (titles do not change).
+    if let (Some(vmlinux), false) = (&kernel.vmlinux, reports.is_empty()) {
+        let _ = dmesg::symbolize(&mut reports, vmlinux, kernel.arch.cross_compile());
     }
     let triage: TriageSummary = scenario
         .triage(reports.iter().map(|r| r.title.as_str()))
