@@ -118,6 +118,39 @@ pub fn sha256_file(path: &Path) -> Result<String, CacheError> {
     Ok(hex::encode(h.finalize()))
 }
 
+/// [`sha256_file`] for big files that rarely change (the kernel source tarball): the digest is
+/// remembered under the default cache's `digests/`, keyed by path, size, mtime and inode, so it is
+/// computed once per file version rather than on every kernel lookup.
+pub fn sha256_file_memo(path: &Path) -> Result<String, CacheError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(path).map_err(|source| CacheError::Hash {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut key = CacheKey::new("digest-memo");
+    key.str("path", &path.display().to_string())
+        .str("len", &meta.len().to_string())
+        .str("mtime", &format!("{}.{}", meta.mtime(), meta.mtime_nsec()))
+        .str("ino", &meta.ino().to_string());
+    let memo = Cache::from_env().root().join("digests").join(key.hex());
+    if let Ok(d) = fs::read_to_string(&memo) {
+        if d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(d);
+        }
+    }
+    let digest = sha256_file(path)?;
+    // Best effort: a memo that cannot be written only costs time.
+    if let Some(dir) = memo.parent() {
+        if fs::create_dir_all(dir).is_ok() {
+            let tmp = memo.with_extension("tmp");
+            if fs::write(&tmp, &digest).is_ok() {
+                let _ = fs::rename(&tmp, &memo);
+            }
+        }
+    }
+    Ok(digest)
+}
+
 #[derive(Debug, Clone)]
 pub struct Cache {
     root: PathBuf,

@@ -140,6 +140,18 @@ pub const TOOLS: &[Tool] = &[
         need: Need::Kbuild,
     },
     Tool {
+        name: "patch",
+        probe: Probe::Command("patch", "--version"),
+        package: "patch",
+        need: Need::Kbuild,
+    },
+    Tool {
+        name: "git",
+        probe: Probe::Command("git", "--version"),
+        package: "git",
+        need: Need::Optional,
+    },
+    Tool {
         name: "rsync",
         probe: Probe::Command("rsync", "--version"),
         package: "rsync",

@@ -9,7 +9,7 @@
 //! The area is locked (flock) for the whole build, so two rigs never share it at once.
 
 use super::{run::run_logged, KbuildError, Source};
-use crate::cache::{sha256_file, Cache, CacheKey};
+use crate::cache::{sha256_file_memo, Cache, CacheKey};
 use crate::events::{Event, Events};
 use std::fs;
 use std::os::unix::io::AsRawFd;
@@ -34,7 +34,7 @@ pub fn identity(source: &Source, tarball: &Path) -> Result<String, KbuildError> 
                     hint: "apt-get install linux-source-6.12",
                 });
             }
-            Ok(format!("debian-6.12:{}", sha256_file(tarball)?))
+            Ok(format!("debian-6.12:{}", sha256_file_memo(tarball)?))
         }
         Source::Tree(path) => {
             if !path.join("Makefile").is_file() || !path.join("Kconfig").is_file() {
