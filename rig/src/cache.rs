@@ -179,6 +179,42 @@ impl Cache {
         self.root.join(kind).join(key.hex())
     }
 
+    /// [`Cache::get_or_build`] as a provisioning step: on a miss it emits `StepStarted` with
+    /// `detail()` (when that gives one) and builds; either way it ends with `StepFinished`, marked
+    /// `cached` when nothing had to be built.
+    pub fn provision<E>(
+        &self,
+        kind: &str,
+        key: &CacheKey,
+        events: &crate::events::Events,
+        step: &str,
+        detail: impl FnOnce() -> Option<String>,
+        build: impl FnOnce(&Path) -> Result<(), E>,
+    ) -> Result<PathBuf, E>
+    where
+        E: From<CacheError>,
+    {
+        use crate::events::Event;
+        let started = std::time::Instant::now();
+        let mut built = false;
+        let entry = self.get_or_build(kind, key, |dir| {
+            built = true;
+            if let Some(detail) = detail() {
+                events.emit(Event::StepStarted {
+                    step: step.to_string(),
+                    detail,
+                });
+            }
+            build(dir)
+        })?;
+        events.emit(Event::StepFinished {
+            step: step.to_string(),
+            elapsed: started.elapsed(),
+            cached: !built,
+        });
+        Ok(entry)
+    }
+
     /// Returns the entry's directory, running `build` into a fresh temporary directory first
     /// when the entry does not exist. `build` gets the directory to fill; on success it is renamed
     /// into place atomically; on failure the temporary directory is removed and the error returned.

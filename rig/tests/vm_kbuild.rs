@@ -21,7 +21,10 @@ fn rig_6_12_boots_on_both_boards_with_configfs_overlays_and_netdevsim() {
         assert!(release.trim().ends_with("-rig"), "{board}: {release}");
         assert_eq!(sh(&mut g, "uname -m").trim(), board.arch().uname());
         // init loads rig's module; configfs shows its overlay directory.
-        sh(&mut g, &format!("grep -q rig_of_configfs /proc/modules && test -d {OVERLAYS}"));
+        sh(
+            &mut g,
+            &format!("grep -q rig_of_configfs /proc/modules && test -d {OVERLAYS}"),
+        );
         sh(&mut g, "test -e /sys/bus/netdevsim/new_device");
         sh(&mut g, "echo '7 1' > /sys/bus/netdevsim/new_device; test -d /sys/bus/netdevsim/devices/netdevsim7; echo 7 > /sys/bus/netdevsim/del_device");
         // Garbage is refused with an error, not an oops.
@@ -40,18 +43,28 @@ fn arm64_applies_and_removes_an_overlay_through_configfs() {
     let mut g = boot(Board::Arm64Virt, "rig-6.12", "overlay");
     let dir = tempfile::tempdir().unwrap();
     let dtbo = dir.path().join("simple-node.dtbo");
-    rig::kbuild::compile_overlay(&rig::repo_root().join("overlays/simple-node.dtso"), &dtbo).unwrap();
+    rig::kbuild::compile_overlay(&rig::repo_root().join("overlays/simple-node.dtso"), &dtbo)
+        .unwrap();
     let b64 = base64_of(&std::fs::read(&dtbo).unwrap());
-    sh(&mut g, &format!("echo {b64} | base64 -d > /tmp/simple.dtbo"));
+    sh(
+        &mut g,
+        &format!("echo {b64} | base64 -d > /tmp/simple.dtbo"),
+    );
     let status = sh(
         &mut g,
         &format!("mkdir {OVERLAYS}/simple && cat /tmp/simple.dtbo > {OVERLAYS}/simple/dtbo && cat {OVERLAYS}/simple/status"),
     );
     assert_eq!(status.trim(), "applied");
     // The node is in the live tree with its property (42, big-endian).
-    let value = sh(&mut g, "od -An -tx1 /proc/device-tree/rig-simple-node/rig,value | tr -d ' \\n'");
+    let value = sh(
+        &mut g,
+        "od -An -tx1 /proc/device-tree/rig-simple-node/rig,value | tr -d ' \\n'",
+    );
     assert_eq!(value, "0000002a");
-    sh(&mut g, &format!("rmdir {OVERLAYS}/simple; test ! -e /proc/device-tree/rig-simple-node"));
+    sh(
+        &mut g,
+        &format!("rmdir {OVERLAYS}/simple; test ! -e /proc/device-tree/rig-simple-node"),
+    );
     g.shutdown();
 }
 
@@ -85,7 +98,9 @@ fn known_bad_devlink_wait_reproduces_the_overlay_refcount_leak() {
     let r = overlay_teardown("rig-6.12-known-bad-devlink-wait");
     assert_eq!(r.verdict, Verdict::Fail, "{}", r.render());
     assert!(
-        r.reproduced.keys().any(|t| t.starts_with("OF: ERROR: memory leak in /")),
+        r.reproduced
+            .keys()
+            .any(|t| t.starts_with("OF: ERROR: memory leak in /")),
         "{}",
         r.render()
     );

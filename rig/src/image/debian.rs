@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 /// The name rig knows this kernel by.
 pub const NAME: &str = "debian-6.1";
@@ -44,23 +43,15 @@ fn key(arch: Arch) -> CacheKey {
 pub fn kernel(arch: Arch, cache: &Cache, events: &Events) -> Result<Kernel, ImageError> {
     let key = key(arch);
     let step = format!("kernel {NAME} {arch}");
-    let started = Instant::now();
-    let mut built = false;
-    let entry = cache.get_or_build(CACHE_KIND, &key, |dir| {
-        built = true;
-        events.emit(Event::StepStarted {
-            step: step.clone(),
-            detail: format!("fetching {} from Debian {SUITE}", package(arch)),
-        });
-        fetch(arch, dir, &key, cache, events, &step)
-    })?;
-    let kernel = load(&entry)?;
-    events.emit(Event::StepFinished {
-        step,
-        elapsed: started.elapsed(),
-        cached: !built,
-    });
-    Ok(kernel)
+    let entry = cache.provision(
+        CACHE_KIND,
+        &key,
+        events,
+        &step,
+        || Some(format!("fetching {} from Debian {SUITE}", package(arch))),
+        |dir| fetch(arch, dir, &key, cache, events, &step),
+    )?;
+    load(&entry)
 }
 
 /// Reads `kernel.json` from a cache entry, turning its relative paths into absolute ones.

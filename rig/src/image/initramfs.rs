@@ -21,7 +21,6 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 /// Bumped when the packing steps change in a way the inputs do not show.
 const RECIPE_VERSION: &str = "initramfs-1";
@@ -63,14 +62,8 @@ pub fn for_kernel_with(
         .str("modules", &modules_key.hex())
         .str("init", &init_key.hex());
     let step = format!("initramfs {} {}", kernel.name, kernel.arch);
-    let started = Instant::now();
-    let mut built = false;
-    let entry = cache.get_or_build("initramfs", &key, |dir| {
-        built = true;
-        events.emit(Event::StepStarted {
-            step: step.clone(),
-            detail: format!("rootfs + {} modules + init", kernel.release),
-        });
+    let detail = || Some(format!("rootfs + {} modules + init", kernel.release));
+    let entry = cache.provision("initramfs", &key, events, &step, detail, |dir| {
         let rootfs = rootfs::archive_for(&rootfs_recipe, &rootfs_key, cache, events)?;
         let modules = modules_archive(kernel, &modules, &modules_key, cache, events)?;
         let init = init_archive(&init_dir, &init_key, cache, events)?;
@@ -81,11 +74,6 @@ pub fn for_kernel_with(
         });
         concat(&[rootfs, modules, init], &dir.join(INITRD))
     })?;
-    events.emit(Event::StepFinished {
-        step,
-        elapsed: started.elapsed(),
-        cached: !built,
-    });
     Ok(entry.join(INITRD))
 }
 
@@ -158,26 +146,24 @@ fn init_archive(
             init.display()
         )));
     }
-    let step = "initramfs init".to_string();
-    let started = Instant::now();
-    let mut built = false;
-    let entry = cache.get_or_build("initramfs-init", key, |dir| {
-        built = true;
-        write_gz_archive(&dir.join(INIT_ARCHIVE), false, |w| {
-            w.dir("dev", 0o755)?;
-            w.char_dev("dev/console", 0o600, 5, 1)?;
-            w.char_dev("dev/null", 0o666, 1, 3)?;
-            w.parents("etc/rig/init.d/x")?;
-            let data = fs::read(&init)?;
-            w.file("init", 0o755, &data)?;
-            w.add_tree(init_dir, "", &|name| name == "init")
-        })
-    })?;
-    events.emit(Event::StepFinished {
-        step,
-        elapsed: started.elapsed(),
-        cached: !built,
-    });
+    let entry = cache.provision(
+        "initramfs-init",
+        key,
+        events,
+        "initramfs init",
+        || None,
+        |dir| {
+            write_gz_archive(&dir.join(INIT_ARCHIVE), false, |w| {
+                w.dir("dev", 0o755)?;
+                w.char_dev("dev/console", 0o600, 5, 1)?;
+                w.char_dev("dev/null", 0o666, 1, 3)?;
+                w.parents("etc/rig/init.d/x")?;
+                let data = fs::read(&init)?;
+                w.file("init", 0o755, &data)?;
+                w.add_tree(init_dir, "", &|name| name == "init")
+            })
+        },
+    )?;
     Ok(entry.join(INIT_ARCHIVE))
 }
 
@@ -202,85 +188,84 @@ fn modules_archive(
     events: &Events,
 ) -> Result<PathBuf, ImageError> {
     let step = format!("initramfs modules {}", kernel.release);
-    let started = Instant::now();
-    let mut built = false;
-    let entry = cache.get_or_build("initramfs-modules", key, |dir| {
-        built = true;
-        let src = kernel
-            .modules_root
-            .join("lib/modules")
-            .join(&kernel.release);
-        let dep_file = src.join("modules.dep");
-        let stage = dir.join("stage");
-        if dep_file.is_file() {
-            let dep = read_text(&dep_file)?;
-            let resolved = resolve_modules(&dep, &kernel.release, modules);
-            events.emit(Event::StepProgress {
-                step: step.clone(),
-                message: format!(
-                    "{} module files for {}{}",
-                    resolved.paths.len(),
-                    modules.join(" "),
-                    if resolved.missing.is_empty() {
-                        String::new()
-                    } else {
-                        format!(
-                            " (not modules of this kernel: {})",
-                            resolved.missing.join(" ")
-                        )
+    let entry = cache.provision(
+        "initramfs-modules",
+        key,
+        events,
+        &step,
+        || None,
+        |dir| {
+            let src = kernel
+                .modules_root
+                .join("lib/modules")
+                .join(&kernel.release);
+            let dep_file = src.join("modules.dep");
+            let stage = dir.join("stage");
+            if dep_file.is_file() {
+                let dep = read_text(&dep_file)?;
+                let resolved = resolve_modules(&dep, &kernel.release, modules);
+                events.emit(Event::StepProgress {
+                    step: step.clone(),
+                    message: format!(
+                        "{} module files for {}{}",
+                        resolved.paths.len(),
+                        modules.join(" "),
+                        if resolved.missing.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                " (not modules of this kernel: {})",
+                                resolved.missing.join(" ")
+                            )
+                        }
+                    ),
+                    fraction: None,
+                });
+                let dst = stage.join("lib/modules").join(&kernel.release);
+                for rel in resolved.paths.iter().map(String::as_str).chain(
+                    MODULE_INDEX_FILES
+                        .iter()
+                        .copied()
+                        .filter(|f| src.join(f).is_file()),
+                ) {
+                    let to = dst.join(rel);
+                    if let Some(parent) = to.parent() {
+                        fs::create_dir_all(parent).map_err(|source| ImageError::Io {
+                            what: "cannot create".into(),
+                            path: parent.to_path_buf(),
+                            source,
+                        })?;
                     }
-                ),
-                fraction: None,
-            });
-            let dst = stage.join("lib/modules").join(&kernel.release);
-            for rel in resolved.paths.iter().map(String::as_str).chain(
-                MODULE_INDEX_FILES
-                    .iter()
-                    .copied()
-                    .filter(|f| src.join(f).is_file()),
-            ) {
-                let to = dst.join(rel);
-                if let Some(parent) = to.parent() {
-                    fs::create_dir_all(parent).map_err(|source| ImageError::Io {
-                        what: "cannot create".into(),
-                        path: parent.to_path_buf(),
+                    fs::copy(src.join(rel), &to).map_err(|source| ImageError::Io {
+                        what: format!("cannot copy module {rel} to"),
+                        path: to.clone(),
                         source,
                     })?;
                 }
-                fs::copy(src.join(rel), &to).map_err(|source| ImageError::Io {
-                    what: format!("cannot copy module {rel} to"),
-                    path: to.clone(),
+                let mut cmd = Command::new(find_tool("depmod"));
+                cmd.arg("-b").arg(&stage).arg(&kernel.release);
+                run_logged(cmd, &log_path(cache, "initramfs-modules", key)?)?;
+            } else {
+                events.warn(format!(
+                    "{} has no modules.dep: the initramfs carries no modules",
+                    src.display()
+                ));
+                fs::create_dir_all(&stage).map_err(|source| ImageError::Io {
+                    what: "cannot create".into(),
+                    path: stage.clone(),
                     source,
                 })?;
             }
-            let mut cmd = Command::new(find_tool("depmod"));
-            cmd.arg("-b").arg(&stage).arg(&kernel.release);
-            run_logged(cmd, &log_path(cache, "initramfs-modules", key)?)?;
-        } else {
-            events.warn(format!(
-                "{} has no modules.dep: the initramfs carries no modules",
-                src.display()
-            ));
-            fs::create_dir_all(&stage).map_err(|source| ImageError::Io {
-                what: "cannot create".into(),
-                path: stage.clone(),
-                source,
+            write_gz_archive(&dir.join(MODULES_ARCHIVE), false, |w| {
+                w.add_tree(&stage, "", &|_| false)
             })?;
-        }
-        write_gz_archive(&dir.join(MODULES_ARCHIVE), false, |w| {
-            w.add_tree(&stage, "", &|_| false)
-        })?;
-        fs::remove_dir_all(&stage).map_err(|source| ImageError::Io {
-            what: "cannot remove".into(),
-            path: stage,
-            source,
-        })
-    })?;
-    events.emit(Event::StepFinished {
-        step,
-        elapsed: started.elapsed(),
-        cached: !built,
-    });
+            fs::remove_dir_all(&stage).map_err(|source| ImageError::Io {
+                what: "cannot remove".into(),
+                path: stage,
+                source,
+            })
+        },
+    )?;
     Ok(entry.join(MODULES_ARCHIVE))
 }
 

@@ -13,7 +13,6 @@ use crate::cache::{Cache, CacheKey};
 use crate::events::{Event, Events};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 /// The Debian release every image comes from.
 pub const SUITE: &str = "bookworm";
@@ -111,25 +110,16 @@ pub fn archive_for(
     events: &Events,
 ) -> Result<PathBuf, ImageError> {
     let step = format!("rootfs {}", recipe.arch);
-    let started = Instant::now();
-    let mut built = false;
-    let entry = cache.get_or_build(CACHE_KIND, key, |dir| {
-        built = true;
-        events.emit(Event::StepStarted {
-            step: step.clone(),
-            detail: format!(
-                "extracting Debian {SUITE} {}: {}",
-                recipe.arch.debian(),
-                recipe.packages.join(" ")
-            ),
-        });
+    let detail = || {
+        Some(format!(
+            "extracting Debian {SUITE} {}: {}",
+            recipe.arch.debian(),
+            recipe.packages.join(" ")
+        ))
+    };
+    let entry = cache.provision(CACHE_KIND, key, events, &step, detail, |dir| {
         build(recipe, key, dir, cache, events, &step)
     })?;
-    events.emit(Event::StepFinished {
-        step,
-        elapsed: started.elapsed(),
-        cached: !built,
-    });
     Ok(entry.join(ARCHIVE))
 }
 

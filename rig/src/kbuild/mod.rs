@@ -458,42 +458,32 @@ fn build_with(
     let plan = Plan::new(req, repo, tarball, true)?;
     let key = plan.key()?;
     let step = format!("kernel build {} ({})", plan.name, req.arch);
-    let started = Instant::now();
-    let mut built = false;
-    let entry = cache.get_or_build(CACHE_KIND, &key, |dir| {
-        built = true;
-        events.emit(Event::StepStarted {
-            step: step.clone(),
-            detail: format!(
-                "source {}, fragments {}, patches [{}], {}{}",
-                req.source.label(),
-                plan.fragments
-                    .iter()
-                    .map(|f| file_name(f))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                plan.patches
-                    .iter()
-                    .map(|p| file_name(p))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                plan.toolchain.version,
-                if plan.toolchain.ccache {
-                    " via ccache"
-                } else {
-                    ""
-                }
-            ),
-        });
+    let detail = || {
+        Some(format!(
+            "source {}, fragments {}, patches [{}], {}{}",
+            req.source.label(),
+            plan.fragments
+                .iter()
+                .map(|f| file_name(f))
+                .collect::<Vec<_>>()
+                .join(" "),
+            plan.patches
+                .iter()
+                .map(|p| file_name(p))
+                .collect::<Vec<_>>()
+                .join(" "),
+            plan.toolchain.version,
+            if plan.toolchain.ccache {
+                " via ccache"
+            } else {
+                ""
+            }
+        ))
+    };
+    let entry = cache.provision(CACHE_KIND, &key, events, &step, detail, |dir| {
         build_into(&plan, &key, dir, cache, events, &step)
     })?;
-    let kernel = load(&entry)?;
-    events.emit(Event::StepFinished {
-        step,
-        elapsed: started.elapsed(),
-        cached: !built,
-    });
-    Ok(kernel)
+    load(&entry)
 }
 
 /// The part of a build that runs on a cache miss: fills `out` (the entry being built).
