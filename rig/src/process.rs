@@ -197,9 +197,7 @@ impl Supervised {
         let Some(p) = &self.stderr_path else {
             return String::new();
         };
-        let text = std::fs::read_to_string(p).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(max_lines)..].join("\n")
+        tail_lines(&std::fs::read_to_string(p).unwrap_or_default(), max_lines)
     }
 
     pub fn stderr_path(&self) -> Option<&Path> {
@@ -230,6 +228,84 @@ impl Drop for Supervised {
     fn drop(&mut self) {
         self.terminate();
     }
+}
+
+/// A helper command (mmdebstrap, tar, depmod, make's helpers) that could not run or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("cannot run `{command}` (is it installed? `rig doctor` checks)")]
+    Spawn {
+        command: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot open log {path}")]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("`{command}` failed ({status}); log: {log}\n{tail}")]
+    Failed {
+        command: String,
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
+}
+
+/// The command line of `cmd`, for messages.
+pub fn describe_command(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// The last `n` lines of `text`.
+pub fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Runs a short provisioning command to completion with stdin from /dev/null and stdout and
+/// stderr appended to `log`; a failure carries the command, its status and what it wrote.
+pub fn run_logged(mut cmd: Command, log: &Path) -> Result<(), CommandError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let command = describe_command(&cmd);
+    let open = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|source| CommandError::Log {
+                path: log.to_path_buf(),
+                source,
+            })
+    };
+    let start = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+    cmd.stdin(Stdio::null()).stdout(open()?).stderr(open()?);
+    let st = cmd.status().map_err(|source| CommandError::Spawn {
+        command: command.clone(),
+        source,
+    })?;
+    if st.success() {
+        return Ok(());
+    }
+    let mut written = Vec::new();
+    if let Ok(mut f) = File::open(log) {
+        if f.seek(SeekFrom::Start(start)).is_ok() {
+            let _ = f.read_to_end(&mut written);
+        }
+    }
+    Err(CommandError::Failed {
+        command,
+        status: describe_status(&st),
+        log: log.to_path_buf(),
+        tail: tail_lines(&String::from_utf8_lossy(&written), 20),
+    })
 }
 
 /// Describes an exit status for humans: "exit code 1" or "killed by signal 9".

@@ -131,36 +131,34 @@ pub fn boot_image(
     Ok(BootImage { kernel, initrd })
 }
 
-/// Runs a provisioning command with its output sent to `log`; on failure the error carries the
-/// log's tail. Shared by rootfs, kernel download and kernel builds.
-pub fn run_logged(mut cmd: std::process::Command, log: &Path) -> Result<(), ImageError> {
-    let command = format!("{cmd:?}");
-    let f = std::fs::File::create(log).map_err(|source| ImageError::Io {
-        what: "cannot create log".into(),
-        path: log.to_path_buf(),
-        source,
-    })?;
-    let f2 = f.try_clone().map_err(|source| ImageError::Io {
-        what: "cannot create log".into(),
-        path: log.to_path_buf(),
-        source,
-    })?;
-    cmd.stdout(f).stderr(f2).stdin(std::process::Stdio::null());
-    let st = cmd.status().map_err(|source| ImageError::Spawn {
-        command: command.clone(),
-        source,
-    })?;
-    if st.success() {
-        return Ok(());
+/// Runs a provisioning command with its output appended to `log` ([`crate::process::run_logged`]).
+pub fn run_logged(cmd: std::process::Command, log: &Path) -> Result<(), ImageError> {
+    crate::process::run_logged(cmd, log).map_err(ImageError::from)
+}
+
+impl From<crate::process::CommandError> for ImageError {
+    fn from(e: crate::process::CommandError) -> Self {
+        use crate::process::CommandError as C;
+        match e {
+            C::Spawn { command, source } => ImageError::Spawn { command, source },
+            C::Log { path, source } => ImageError::Io {
+                what: "cannot open log".into(),
+                path,
+                source,
+            },
+            C::Failed {
+                command,
+                status,
+                log,
+                tail,
+            } => ImageError::Command {
+                command,
+                status,
+                log,
+                tail,
+            },
+        }
     }
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    Err(ImageError::Command {
-        command,
-        status: crate::process::describe_status(&st),
-        log: log.to_path_buf(),
-        tail: lines[lines.len().saturating_sub(20)..].join("\n"),
-    })
 }
 
 #[cfg(test)]

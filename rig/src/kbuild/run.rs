@@ -14,26 +14,29 @@ use std::time::{Duration, Instant};
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// Runs a short helper command (tar, rsync, patch, depmod...) with stdout and stderr appended
-/// to `log`. A failure carries the command, its status and the log's tail.
-pub fn run_logged(mut cmd: Command, log: &Path) -> Result<(), KbuildError> {
-    let command = describe(&cmd);
-    let start = fs::metadata(log).map(|m| m.len()).unwrap_or(0);
-    let (out, err) = (append(log)?, append(log)?);
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(out)
-        .stderr(err);
-    let st = cmd.status().map_err(|source| KbuildError::Spawn {
-        command: command.clone(),
-        source,
-    })?;
-    if st.success() {
-        return Ok(());
-    }
-    Err(KbuildError::Command {
-        command,
-        status: describe_status(&st),
-        log: log.to_path_buf(),
-        tail: tail(&read_from(log, start), 15),
+/// to `log` ([`crate::process::run_logged`]).
+pub fn run_logged(cmd: Command, log: &Path) -> Result<(), KbuildError> {
+    crate::process::run_logged(cmd, log).map_err(|e| {
+        use crate::process::CommandError as C;
+        match e {
+            C::Spawn { command, source } => KbuildError::Spawn { command, source },
+            C::Log { path, source } => KbuildError::Io {
+                what: "cannot open log".into(),
+                path,
+                source,
+            },
+            C::Failed {
+                command,
+                status,
+                log,
+                tail,
+            } => KbuildError::Command {
+                command,
+                status,
+                log,
+                tail,
+            },
+        }
     })
 }
 
@@ -103,12 +106,7 @@ pub fn run_make(
 }
 
 fn describe(cmd: &Command) -> String {
-    let mut s = cmd.get_program().to_string_lossy().into_owned();
-    for a in cmd.get_args() {
-        s.push(' ');
-        s.push_str(&a.to_string_lossy());
-    }
-    s
+    crate::process::describe_command(cmd)
 }
 
 /// What the build has done so far, from kbuild's quiet output (`  CC      drivers/of/dynamic.o`).
@@ -182,8 +180,7 @@ impl Progress {
 
 /// The last `n` lines of `text`.
 pub fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+    crate::process::tail_lines(text, n)
 }
 
 /// The compiler's and make's error lines with a little context (two lines before, three after),
