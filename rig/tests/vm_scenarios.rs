@@ -145,3 +145,26 @@ fn a_kernel_lacking_a_requirement_is_refused_with_the_requires_line() {
     assert!(msg.contains("overlay-devlink-teardown.yaml:"), "{msg}");
     assert!(msg.contains("requires[0]: of_overlay needs"), "{msg}");
 }
+
+#[test]
+fn qemu_gone_without_a_kernel_report_is_an_infra_error_exit_125() {
+    // QEMU quits under the scenario (no panic, no splat): the rig could not run the rest, which
+    // is not the kernel's failure.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("qemu-quits.yaml");
+    std::fs::write(
+        &file,
+        "name: qemu-quits\nsteps:\n  - qmp: {execute: quit}\n  - guest: {run: \"true\"}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rig"))
+        .args(["run", "--board", "arm64-virt", "--no-setup"])
+        .arg(&file)
+        .env("RIG_ARTIFACTS", runs_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(125), "{stdout}");
+    assert!(stdout.contains("INFRA ERROR"), "{stdout}");
+    assert!(stdout.contains("rig error"), "{stdout}");
+}

@@ -66,32 +66,32 @@ fn ssh_commands_uploads_and_concurrency_on_both_boards() {
 
 #[test]
 fn killing_dropbear_mid_command_is_a_clear_error_not_a_hang() {
-    let mut g = boot_ssh(Board::Arm64Virt, "ssh-kill");
-    let start = Instant::now();
-    let err = g
-        .ssh
-        .as_mut()
-        .unwrap()
-        .run(
-            "sleep 1; kill -9 $(pidof dropbear); sleep 30",
-            Duration::from_secs(90),
-        )
-        .unwrap_err();
-    assert!(
-        start.elapsed() < Duration::from_secs(60),
-        "took {:?}",
-        start.elapsed()
-    );
-    match &err {
-        TransportError::Disconnected { last_console, .. } => {
-            assert!(
-                last_console.contains("RIG-READY"),
-                "console tail missing: {last_console}"
+    for board in Board::ALL {
+        let mut g = boot_ssh(board, "ssh-kill");
+        let start = Instant::now();
+        let err = g
+            .ssh
+            .as_mut()
+            .unwrap()
+            .run(
+                "sleep 1; kill -9 $(pidof dropbear); sleep 30",
+                Duration::from_secs(90),
             )
+            .unwrap_err();
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{board}: took {:?}",
+            start.elapsed()
+        );
+        match &err {
+            TransportError::Disconnected { last_console, .. } => assert!(
+                last_console.contains("RIG-READY"),
+                "{board}: console tail missing: {last_console}"
+            ),
+            other => panic!("{board}: expected a lost connection, got {other:?}"),
         }
-        other => panic!("expected a lost connection, got {other:?}"),
+        // The serial console still works: the guest is fine, only its ssh server is gone.
+        assert_eq!(sh(&mut g, "echo still here"), "still here\n");
+        g.shutdown();
     }
-    // The serial console still works: the guest is fine, only its ssh server is gone.
-    assert_eq!(sh(&mut g, "echo still here"), "still here\n");
-    g.shutdown();
 }
