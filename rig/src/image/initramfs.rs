@@ -16,6 +16,7 @@ use super::rootfs::{self, log_path, parse_list, read_text, RootfsRecipe};
 use super::{run_logged, ImageError, Kernel};
 use crate::cache::{Cache, CacheKey};
 use crate::events::{Event, Events};
+use crate::process::CommandError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Read, Write};
@@ -387,7 +388,7 @@ pub(crate) fn write_gz_archive(
         .stdout(file)
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| ImageError::Spawn {
+        .map_err(|source| CommandError::Spawn {
             command: "gzip -n -c".into(),
             source,
         })?;

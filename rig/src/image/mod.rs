@@ -22,19 +22,8 @@ pub enum ImageError {
     UnknownKernel { name: String },
     #[error("kernel `{name}` is not available for {arch}")]
     NoSuchArch { name: String, arch: Arch },
-    #[error("`{command}` failed ({status}); log: {log}\n{tail}")]
-    Command {
-        command: String,
-        status: String,
-        log: PathBuf,
-        tail: String,
-    },
-    #[error("cannot run `{command}` (is it installed? `rig doctor` checks)")]
-    Spawn {
-        command: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Command(#[from] crate::process::CommandError),
     #[error("{what}: {path}")]
     Io {
         what: String,
@@ -134,31 +123,6 @@ pub fn boot_image(
 /// Runs a provisioning command with its output appended to `log` ([`crate::process::run_logged`]).
 pub fn run_logged(cmd: std::process::Command, log: &Path) -> Result<(), ImageError> {
     crate::process::run_logged(cmd, log).map_err(ImageError::from)
-}
-
-impl From<crate::process::CommandError> for ImageError {
-    fn from(e: crate::process::CommandError) -> Self {
-        use crate::process::CommandError as C;
-        match e {
-            C::Spawn { command, source } => ImageError::Spawn { command, source },
-            C::Log { path, source } => ImageError::Io {
-                what: "cannot open log".into(),
-                path,
-                source,
-            },
-            C::Failed {
-                command,
-                status,
-                log,
-                tail,
-            } => ImageError::Command {
-                command,
-                status,
-                log,
-                tail,
-            },
-        }
-    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ use crate::board::Arch;
 use crate::cache::{sha256_file, Cache, CacheKey};
 use crate::events::{Event, Events};
 use crate::image::Kernel;
+use crate::process::CommandError;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -85,19 +86,8 @@ pub enum KbuildError {
         log: PathBuf,
         errors: String,
     },
-    #[error("`{command}` failed ({status}); log: {log}\n{tail}")]
-    Command {
-        command: String,
-        status: String,
-        log: PathBuf,
-        tail: String,
-    },
-    #[error("cannot run `{command}` (is it installed? `rig doctor` checks)")]
-    Spawn {
-        command: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Command(#[from] crate::process::CommandError),
     #[error("dtc cannot compile overlay {src} ({status}):\n{stderr}")]
     Dtc {
         src: PathBuf,
@@ -290,7 +280,7 @@ impl Toolchain {
             .arg("--version")
             .stdin(std::process::Stdio::null())
             .output()
-            .map_err(|source| KbuildError::Spawn {
+            .map_err(|source| CommandError::Spawn {
                 command: format!("{gcc} --version"),
                 source,
             })?;
@@ -691,18 +681,19 @@ fn kernel_release(plan: &Plan, src: &Path, build_dir: &Path) -> Result<String, K
     let out = cmd
         .stdin(std::process::Stdio::null())
         .output()
-        .map_err(|source| KbuildError::Spawn {
+        .map_err(|source| CommandError::Spawn {
             command: command.clone(),
             source,
         })?;
     let release = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if !out.status.success() || release.is_empty() || release.contains(char::is_whitespace) {
-        return Err(KbuildError::Command {
+        return Err(CommandError::Failed {
             command,
             status: crate::process::describe_status(&out.status),
             log: PathBuf::new(),
             tail: String::from_utf8_lossy(&out.stderr).into_owned(),
-        });
+        }
+        .into());
     }
     Ok(release)
 }
@@ -898,7 +889,7 @@ pub fn compile_overlay(src: &Path, out: &Path) -> Result<(), KbuildError> {
         .arg(src)
         .stdin(std::process::Stdio::null())
         .output()
-        .map_err(|source| KbuildError::Spawn {
+        .map_err(|source| CommandError::Spawn {
             command: format!("dtc -I dts -O dtb -o {} {}", out.display(), src.display()),
             source,
         })?;

@@ -16,28 +16,7 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// Runs a short helper command (tar, rsync, patch, depmod...) with stdout and stderr appended
 /// to `log` ([`crate::process::run_logged`]).
 pub fn run_logged(cmd: Command, log: &Path) -> Result<(), KbuildError> {
-    crate::process::run_logged(cmd, log).map_err(|e| {
-        use crate::process::CommandError as C;
-        match e {
-            C::Spawn { command, source } => KbuildError::Spawn { command, source },
-            C::Log { path, source } => KbuildError::Io {
-                what: "cannot open log".into(),
-                path,
-                source,
-            },
-            C::Failed {
-                command,
-                status,
-                log,
-                tail,
-            } => KbuildError::Command {
-                command,
-                status,
-                log,
-                tail,
-            },
-        }
-    })
+    Ok(crate::process::run_logged(cmd, log)?)
 }
 
 fn append(log: &Path) -> Result<fs::File, KbuildError> {

@@ -11,6 +11,7 @@
 use super::{run::run_logged, KbuildError, Source};
 use crate::cache::{sha256_file_memo, Cache, CacheKey};
 use crate::events::{Event, Events};
+use crate::process::CommandError;
 use std::fs;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -71,17 +72,18 @@ fn git_identity(path: &Path) -> Result<Option<String>, KbuildError> {
         // No git, or not a repository: hash the tree instead.
         _ => return Ok(None),
     };
-    let diff = git(&["diff", "HEAD", "--binary"]).map_err(|source| KbuildError::Spawn {
+    let diff = git(&["diff", "HEAD", "--binary"]).map_err(|source| CommandError::Spawn {
         command: format!("git -C {} diff HEAD", path.display()),
         source,
     })?;
     if !diff.status.success() {
-        return Err(KbuildError::Command {
+        return Err(CommandError::Failed {
             command: format!("git -C {} diff HEAD", path.display()),
             status: crate::process::describe_status(&diff.status),
             log: PathBuf::new(),
             tail: String::from_utf8_lossy(&diff.stderr).into_owned(),
-        });
+        }
+        .into());
     }
     let diff_hash = CacheKey::new("diff").bytes("diff", &diff.stdout).hex();
     Ok(Some(format!("git:{head}:{diff_hash}")))
