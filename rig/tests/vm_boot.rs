@@ -271,3 +271,22 @@ fn background_jobs_outliving_their_command_leave_the_console_alive() {
     }
     g.shutdown();
 }
+
+#[test]
+fn a_timed_out_command_leaves_the_console_usable() {
+    let mut g = boot(Board::Arm64Virt, "debian-6.1", "cmd-timeout");
+    let start = Instant::now();
+    let err =
+        g.vm.run("echo started; sleep 100", Duration::from_secs(3))
+            .unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(format!("{err:?}").contains("Timeout"), "{err:?}");
+    // rig interrupted it; the next command runs normally and its output is its own.
+    assert_eq!(sh(&mut g, "echo next"), "next\n");
+    assert_eq!(sh(&mut g, "echo again; exit 0"), "again\n");
+    g.shutdown();
+}
