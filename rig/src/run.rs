@@ -412,6 +412,8 @@ fn finish(f: Finish<'_>, failures: Vec<StepFailure>, dmesg_text: Option<String>)
         dir,
         start,
     } = f;
+    // The whole log, not the live analyzer's results: the live tap starts after RIG-READY, and
+    // the verdict must also count splats printed while the kernel booted.
     let console = std::fs::read(dir.console_log()).unwrap_or_default();
     let mut reports = dmesg::analyze(&String::from_utf8_lossy(&console));
     if let Some(t) = dmesg_text {

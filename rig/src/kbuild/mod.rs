@@ -415,6 +415,15 @@ impl Plan {
     }
 }
 
+/// The file names of `paths`, space-separated (for progress lines and provenance).
+fn file_names(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| file_name(p))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -452,16 +461,8 @@ fn build_with(
         Some(format!(
             "source {}, fragments {}, patches [{}], {}{}",
             req.source.label(),
-            plan.fragments
-                .iter()
-                .map(|f| file_name(f))
-                .collect::<Vec<_>>()
-                .join(" "),
-            plan.patches
-                .iter()
-                .map(|p| file_name(p))
-                .collect::<Vec<_>>()
-                .join(" "),
+            file_names(&plan.fragments),
+            file_names(&plan.patches),
             plan.toolchain.version,
             if plan.toolchain.ccache {
                 " via ccache"
@@ -526,22 +527,8 @@ fn build_into(
     provenance.insert("source".to_string(), plan.req.source.label());
     provenance.insert("source_identity".to_string(), plan.identity.clone());
     provenance.insert("flavor".to_string(), plan.flavor.name.clone());
-    provenance.insert(
-        "fragments".to_string(),
-        plan.fragments
-            .iter()
-            .map(|f| file_name(f))
-            .collect::<Vec<_>>()
-            .join(" "),
-    );
-    provenance.insert(
-        "patches".to_string(),
-        plan.patches
-            .iter()
-            .map(|p| file_name(p))
-            .collect::<Vec<_>>()
-            .join(" "),
-    );
+    provenance.insert("fragments".to_string(), file_names(&plan.fragments));
+    provenance.insert("patches".to_string(), file_names(&plan.patches));
     provenance.insert("config_sha256".to_string(), config_hash);
     provenance.insert("toolchain".to_string(), plan.toolchain.version.clone());
     provenance.insert("cache_key".to_string(), key.hex());

@@ -719,15 +719,7 @@ impl Scenario {
                 });
             }
         }
-        if unmet.is_empty() {
-            Ok(())
-        } else {
-            Err(Unsupported {
-                scenario: self.name.clone(),
-                board,
-                unmet,
-            })
-        }
+        self.verdict(board, unmet)
     }
 
     /// [`Scenario::check_requirements`] for a resolved kernel: reads its `.config`, and for
@@ -741,20 +733,17 @@ impl Scenario {
         let config = match kernel.config_options() {
             Ok(c) => c,
             Err(e) => {
-                return Err(Unsupported {
-                    scenario: self.name.clone(),
-                    board,
-                    unmet: vec![Unmet {
-                        at: Location {
-                            file: self.file.clone(),
-                            line: 1,
-                            column: 1,
-                            path: String::new(),
-                        },
-                        what: format!("kernel {}", kernel.name),
-                        missing: vec![format!("a readable .config ({e})")],
-                    }],
-                })
+                let unmet = Unmet {
+                    at: Location {
+                        file: self.file.clone(),
+                        line: 1,
+                        column: 1,
+                        path: String::new(),
+                    },
+                    what: format!("kernel {}", kernel.name),
+                    missing: vec![format!("a readable .config ({e})")],
+                };
+                return self.verdict(board, vec![unmet]);
             }
         };
         let mut unmet = match self.check_requirements(board, &config) {
@@ -785,15 +774,19 @@ impl Scenario {
                 }
             }
         }
+        self.verdict(board, unmet)
+    }
+
+    /// `Ok` when nothing is unmet, else the `Unsupported` naming every unmet requirement.
+    fn verdict(&self, board: Board, unmet: Vec<Unmet>) -> Result<(), Unsupported> {
         if unmet.is_empty() {
-            Ok(())
-        } else {
-            Err(Unsupported {
-                scenario: self.name.clone(),
-                board,
-                unmet,
-            })
+            return Ok(());
         }
+        Err(Unsupported {
+            scenario: self.name.clone(),
+            board,
+            unmet,
+        })
     }
 
     /// Sorts report titles into expected, allowed and unexpected, and lists the expected
