@@ -1,9 +1,9 @@
 //! Provisions `debian-6.1` and its initramfs for the arches given (default: both) and prints
 //! where they are. `cargo run --example provision -- arm64 x86_64 [+MODULE...]`: a `+name`
 //! argument also packs that module (and its dependencies) for `rig.modules=name`.
-use rig::board::Arch;
-use rig::cache::Cache;
-use rig::events::{Events, StderrProgress};
+use rig::host::board::Arch;
+use rig::host::cache::Cache;
+use rig::host::events::{Events, StderrProgress};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,8 +21,9 @@ fn main() -> anyhow::Result<()> {
     let events = Events::none().with(Arc::new(StderrProgress { verbose: true }));
     for arch in arches {
         let t = Instant::now();
-        let kernel = rig::image::resolve_kernel("debian-6.1", arch, &cache, &events)?;
-        let initrd = rig::image::initramfs::for_kernel_with(&kernel, &extra, &cache, &events)?;
+        let kernel = rig::provision::resolve_kernel("debian-6.1", arch, &cache, &events)?;
+        let initrd =
+            rig::provision::image::initramfs::for_kernel_with(&kernel, &extra, &cache, &events)?;
         println!("{arch}: resolved in {:.3}s", t.elapsed().as_secs_f64());
         println!("  kernel  {}", kernel.image.display());
         println!("  initrd  {}", initrd.display());

@@ -1,13 +1,13 @@
 //! `rig bench boot`: boot-to-ready through rig versus bare QEMU to the same console marker, so
 //! rig's overhead shows as a ratio.
 
-use crate::artifacts::RunDir;
-use crate::cache::Cache;
-use crate::events::Events;
 use crate::guest::{self, Guest, GuestError, GuestOptions};
-use crate::image::BootImage;
-use crate::process::Supervised;
-use crate::qemu::{self, Accel, QemuConfig};
+use crate::host::artifacts::RunDir;
+use crate::host::cache::Cache;
+use crate::host::events::Events;
+use crate::host::process::Supervised;
+use crate::machine::qemu::{self, Accel, QemuConfig};
+use crate::provision::BootImage;
 use std::fmt;
 use std::io::Read;
 use std::process::{Command, Stdio};

@@ -1,28 +1,27 @@
 //! rig: boots Linux kernels on QEMU boards and drives device-model teardown paths until they break.
 //!
-//! The library is the engine; `src/main.rs` is a thin CLI over it. One module per concern.
+//! The library is the engine; `src/main.rs` is a thin CLI over it. The folders are the pipeline,
+//! and data flows one way through them (a lower module never imports a higher one):
+//!
+//! ```text
+//!   provision ──► machine ──► guest ──► run (drive) ──► dmesg (detect)
+//!   (kernels,     (board,     (console   (steps,          (reports,
+//!    rootfs,       QEMU argv,  protocol,  parallel,        titles)
+//!    initramfs)    VM, QMP,    ssh,       repeat,
+//!                  accel)      transport) verdicts)
+//!                                 ▲
+//!                    scenario (format: parse, validate)
+//!   under everything:  host (process ownership, cache, artifacts, events, board names)
+//! ```
 
-pub mod accel;
-pub mod artifacts;
 pub mod bench;
-pub mod board;
-pub mod cache;
-pub mod console;
 pub mod dmesg;
-pub mod doctor;
-pub mod events;
-pub mod exit;
 pub mod guest;
-pub mod image;
-pub mod kbuild;
-pub mod process;
-pub mod qemu;
-pub mod qmp;
+pub mod host;
+pub mod machine;
+pub mod provision;
 pub mod run;
 pub mod scenario;
-pub mod ssh;
-pub mod transport;
-pub mod vm;
 
 /// The repository root holding `images/`, `overlays/`, `scenarios/`.
 ///

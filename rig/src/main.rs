@@ -3,13 +3,14 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use rig::accel::AccelChoice;
-use rig::artifacts::RunDir;
-use rig::board::{Arch, Board};
-use rig::cache::Cache;
-use rig::events::{Events, JsonLines, StderrProgress};
-use rig::exit;
-use rig::guest::{Guest, GuestOptions, Via};
+use rig::guest::transport::Via;
+use rig::guest::{Guest, GuestOptions};
+use rig::host::artifacts::RunDir;
+use rig::host::board::{Arch, Board};
+use rig::host::cache::Cache;
+use rig::host::events::{Events, JsonLines, StderrProgress};
+use rig::host::exit;
+use rig::machine::accel::AccelChoice;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -186,11 +187,11 @@ enum BenchCmd {
 
 fn main() {
     let cli = Cli::parse();
-    if let Err(e) = rig::process::install_signal_handlers() {
+    if let Err(e) = rig::host::process::install_signal_handlers() {
         eprintln!("rig: warning: cannot install signal handlers: {e}");
     }
     let result = run(cli);
-    if let Some(sig) = rig::process::caught_signal() {
+    if let Some(sig) = rig::host::process::caught_signal() {
         // The signal handler is stopping QEMU and exits with 128+signal.
         std::process::exit(128 + sig);
     }
@@ -211,19 +212,19 @@ fn main() {
 /// Bad input (names, files, flags) is exit 2; everything else the rig could not do is 125.
 fn error_code(e: &anyhow::Error) -> i32 {
     let bad_input = e.chain().any(|c| {
-        c.downcast_ref::<rig::board::UnknownName>().is_some()
-            || c.downcast_ref::<rig::qemu::CmdlineError>().is_some()
+        c.downcast_ref::<rig::host::board::UnknownName>().is_some()
+            || c.downcast_ref::<rig::machine::qemu::CmdlineError>()
+                .is_some()
             || c.downcast_ref::<rig::scenario::ScenarioError>().is_some()
-            || c.downcast_ref::<rig::scenario::Unsupported>().is_some()
+            || c.downcast_ref::<rig::run::requirements::Unsupported>()
+                .is_some()
+            || c.downcast_ref::<rig::provision::ProvisionError>()
+                .is_some_and(|p| p.is_unknown_name())
             || matches!(
-                c.downcast_ref::<rig::image::ImageError>(),
-                Some(rig::image::ImageError::UnknownKernel { .. })
-            )
-            || matches!(
-                c.downcast_ref::<rig::kbuild::KbuildError>(),
+                c.downcast_ref::<rig::provision::kbuild::KbuildError>(),
                 Some(
-                    rig::kbuild::KbuildError::UnknownKernel { .. }
-                        | rig::kbuild::KbuildError::UnknownFlavor { .. }
+                    rig::provision::kbuild::KbuildError::UnknownKernel { .. }
+                        | rig::provision::kbuild::KbuildError::UnknownFlavor { .. }
                 )
             )
     });
@@ -253,19 +254,23 @@ fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Cmd::Doctor => Ok(doctor()),
         Cmd::Setup { kbuild, tests } => {
-            let mut needs = vec![rig::doctor::Need::Core, rig::doctor::Need::Optional];
+            let mut needs = vec![
+                rig::host::doctor::Need::Core,
+                rig::host::doctor::Need::Optional,
+            ];
             if kbuild {
-                needs.push(rig::doctor::Need::Kbuild);
+                needs.push(rig::host::doctor::Need::Kbuild);
             }
             if tests {
-                needs.push(rig::doctor::Need::Tests);
+                needs.push(rig::host::doctor::Need::Tests);
             }
-            let missing = rig::doctor::missing_packages(&rig::doctor::check_all(), &needs);
+            let missing =
+                rig::host::doctor::missing_packages(&rig::host::doctor::check_all(), &needs);
             if missing.is_empty() {
                 eprintln!("rig: nothing to install");
             } else {
                 eprintln!("rig: installing {}", missing.join(" "));
-                rig::doctor::install(&missing)?;
+                rig::host::doctor::install(&missing)?;
             }
             Ok(exit::PASS)
         }
@@ -311,7 +316,8 @@ fn run(cli: Cli) -> Result<i32> {
                 opts.auto_setup,
                 &events,
             )?;
-            let img = rig::image::boot_image(&opts.kernel, target.board.arch(), &cache, &events)?;
+            let img =
+                rig::provision::boot_image(&opts.kernel, target.board.arch(), &cache, &events)?;
             println!("kernel  {}", img.kernel.image.display());
             println!("release {}", img.kernel.release);
             println!("initrd  {}", img.initrd.display());
@@ -392,16 +398,19 @@ fn run(cli: Cli) -> Result<i32> {
             } => {
                 let events = events_for(cli.verbose, None);
                 rig::guest::ensure_host_tools(
-                    &[rig::doctor::Need::Core, rig::doctor::Need::Kbuild],
+                    &[
+                        rig::host::doctor::Need::Core,
+                        rig::host::doctor::Need::Kbuild,
+                    ],
                     true,
                     &events,
                 )?;
-                let req = rig::kbuild::BuildRequest {
+                let req = rig::provision::kbuild::BuildRequest {
                     arch,
-                    source: rig::kbuild::Source::parse(&source),
+                    source: rig::provision::kbuild::Source::parse(&source),
                     flavor,
                 };
-                let k = rig::kbuild::build(&req, &cache, &events)?;
+                let k = rig::provision::kbuild::build(&req, &cache, &events)?;
                 println!("kernel  {} ({})", k.name, k.release);
                 println!("image   {}", k.image.display());
                 println!("config  {}", k.config.display());
@@ -420,7 +429,7 @@ fn run(cli: Cli) -> Result<i32> {
                 };
                 let events = events_for(cli.verbose, None);
                 for a in arches {
-                    let b = rig::kbuild::bench(a, &cache, &events)?;
+                    let b = rig::provision::kbuild::bench(a, &cache, &events)?;
                     println!(
                         "{a:<7} clean {:>6.1}s  incremental {:>5.1}s  (-j{}, {})",
                         b.clean.as_secs_f64(),
@@ -457,7 +466,7 @@ fn run(cli: Cli) -> Result<i32> {
 }
 
 fn doctor() -> i32 {
-    let statuses = rig::doctor::check_all();
+    let statuses = rig::host::doctor::check_all();
     for s in &statuses {
         let need = serde_json::to_value(s.need)
             .ok()
@@ -468,7 +477,7 @@ fn doctor() -> i32 {
             None => println!("MISSING  {:<28} {:<9} (apt: {})", s.name, need, s.package),
         }
     }
-    let kvm = rig::accel::kvm_precondition(Board::X86_64Q35, Arch::host());
+    let kvm = rig::machine::accel::kvm_precondition(Board::X86_64Q35, Arch::host());
     match kvm {
         Ok(()) => println!(
             "info     /dev/kvm usable; `auto` probes it with a short boot (verdict cached)"
@@ -476,9 +485,12 @@ fn doctor() -> i32 {
         Err(e) => println!("info     KVM unavailable ({e}); guests run under TCG"),
     }
     println!("info     cache: {}", Cache::from_env().root().display());
-    let missing = rig::doctor::missing_packages(
+    let missing = rig::host::doctor::missing_packages(
         &statuses,
-        &[rig::doctor::Need::Core, rig::doctor::Need::Kbuild],
+        &[
+            rig::host::doctor::Need::Core,
+            rig::host::doctor::Need::Kbuild,
+        ],
     );
     if missing.is_empty() {
         0

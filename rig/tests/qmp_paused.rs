@@ -1,10 +1,10 @@
 //! The QMP client against a real QEMU started paused (`-S`, no kernel): it answers at once.
 
-use rig::artifacts::RunDir;
-use rig::board::Board;
-use rig::process::Supervised;
-use rig::qemu::{self, Accel, QemuConfig};
-use rig::qmp::{read_transcript, Qmp, QmpError};
+use rig::host::artifacts::RunDir;
+use rig::host::board::Board;
+use rig::host::process::Supervised;
+use rig::machine::qemu::{self, Accel, QemuConfig};
+use rig::machine::qmp::{read_transcript, Qmp, QmpError};
 use serde_json::json;
 use std::os::unix::net::UnixStream;
 use std::process::Command;

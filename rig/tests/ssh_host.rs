@@ -7,9 +7,11 @@
 //! dropbear is also the init of a private PID namespace: when it dies, the kernel kills every
 //! command it started, so no test leaves processes behind.
 
-use rig::process::Supervised;
-use rig::ssh::{self, ClientKey, HostKey, PortReservation, SshError, SshOptions, SshTransport};
-use rig::transport::{Transport, TransportError};
+use rig::guest::ssh::{
+    self, ClientKey, HostKey, PortReservation, SshError, SshOptions, SshTransport,
+};
+use rig::guest::transport::{Transport, TransportError};
+use rig::host::process::Supervised;
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;

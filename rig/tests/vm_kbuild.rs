@@ -7,8 +7,9 @@
 mod common;
 
 use common::*;
-use rig::board::Board;
-use rig::events::Events;
+use rig::guest::transport::Via;
+use rig::host::board::Board;
+use rig::host::events::Events;
 use rig::run::{run_scenario, RunOptions, Verdict};
 
 const OVERLAYS: &str = "/sys/kernel/config/device-tree/overlays";
@@ -29,8 +30,7 @@ fn rig_6_12_boots_on_both_boards_with_configfs_overlays_and_netdevsim() {
         sh(&mut g, "echo '7 1' > /sys/bus/netdevsim/new_device; test -d /sys/bus/netdevsim/devices/netdevsim7; echo 7 > /sys/bus/netdevsim/del_device");
         // Garbage is refused with an error, not an oops.
         let out = g
-            .vm
-            .run(&format!("mkdir {OVERLAYS}/junk && echo garbage > {OVERLAYS}/junk/dtbo; s=$?; cat {OVERLAYS}/junk/status; rmdir {OVERLAYS}/junk; exit $s"), CMD)
+            .run(&format!("mkdir {OVERLAYS}/junk && echo garbage > {OVERLAYS}/junk/dtbo; s=$?; cat {OVERLAYS}/junk/status; rmdir {OVERLAYS}/junk; exit $s"), CMD, Via::Serial)
             .unwrap();
         assert_ne!(out.status, 0, "{board}: applying garbage must fail");
         assert!(out.stdout.contains("unapplied"), "{board}: {}", out.stdout);
@@ -43,8 +43,11 @@ fn arm64_applies_and_removes_an_overlay_through_configfs() {
     let mut g = boot(Board::Arm64Virt, "rig-6.12", "overlay");
     let dir = tempfile::tempdir().unwrap();
     let dtbo = dir.path().join("simple-node.dtbo");
-    rig::kbuild::compile_overlay(&rig::repo_root().join("overlays/simple-node.dtso"), &dtbo)
-        .unwrap();
+    rig::provision::kbuild::compile_overlay(
+        &rig::repo_root().join("overlays/simple-node.dtso"),
+        &dtbo,
+    )
+    .unwrap();
     let b64 = base64_of(&std::fs::read(&dtbo).unwrap());
     sh(
         &mut g,

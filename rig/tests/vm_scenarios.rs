@@ -3,8 +3,8 @@
 mod common;
 
 use common::*;
-use rig::board::Board;
-use rig::events::Events;
+use rig::host::board::Board;
+use rig::host::events::Events;
 use rig::run::{run_scenario, RunOptions, ScenarioResult, Verdict};
 use std::path::Path;
 
@@ -36,7 +36,7 @@ fn pci_hotplug_cycle_scenario_passes_on_both_boards() {
         let r = run_file("pci-hotplug-cycle.yaml", board);
         assert_eq!(r.verdict, Verdict::Pass, "{board}:\n{}", r.render());
         // The transcript shows three add/remove rounds completed by the guest.
-        let t = rig::qmp::read_transcript(&r.artifacts.join("qmp.jsonl")).unwrap();
+        let t = rig::machine::qmp::read_transcript(&r.artifacts.join("qmp.jsonl")).unwrap();
         let deleted = t
             .iter()
             .filter(|e| {
@@ -121,7 +121,7 @@ steps:
 fn memory_online_offline_race_runs_on_x86() {
     let r = run_file("memory-online-offline-race.yaml", Board::X86_64Q35);
     assert_eq!(r.verdict, Verdict::Pass, "{}", r.render());
-    let t = rig::qmp::read_transcript(&r.artifacts.join("qmp.jsonl")).unwrap();
+    let t = rig::machine::qmp::read_transcript(&r.artifacts.join("qmp.jsonl")).unwrap();
     let adds = t
         .iter()
         .filter(|e| e["msg"]["execute"] == "device_add")

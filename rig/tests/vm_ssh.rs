@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use rig::board::Board;
-use rig::guest::Via;
-use rig::transport::{Transport, TransportError};
+use rig::guest::transport::Via;
+use rig::guest::transport::{Transport, TransportError};
+use rig::host::board::Board;
 use std::time::{Duration, Instant};
 
 fn boot_ssh(board: Board, label: &str) -> rig::guest::Guest {
@@ -54,7 +54,7 @@ fn ssh_commands_uploads_and_concurrency_on_both_boards() {
             .collect();
         std::fs::write(&local, &data).unwrap();
         ssh.upload(&local, "/tmp/blob", 0o600).unwrap();
-        let want = rig::cache::sha256_file(&local).unwrap();
+        let want = rig::host::cache::sha256_file(&local).unwrap();
         let got = sh(
             &mut g,
             "sha256sum /tmp/blob | cut -d' ' -f1; stat -c %a /tmp/blob",

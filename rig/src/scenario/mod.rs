@@ -6,12 +6,12 @@
 //! [`Feature`]s. Every problem is one [`ScenarioError`] that names the file, line, column and field
 //! path, e.g. `scenarios/foo.yaml:12:7: steps[3].overlay_load.file: unknown overlay ...`.
 //!
-//! Whether a scenario can run on a given board and kernel is [`Scenario::check_requirements`];
-//! which kernel reports make it fail is [`Scenario::triage`].
+//! Which kernel reports make a run fail is [`Scenario::triage`]; whether a scenario can run on a
+//! given board and kernel is the engine's question ([`crate::run::requirements`]).
 
-use crate::board::Board;
+use crate::guest::transport::Via;
+use crate::host::board::Board;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -122,52 +122,6 @@ impl Feature {
             Feature::Kasan => "kasan",
         }
     }
-
-    /// What `board` and a kernel with `config` lack for this feature; empty when it is there.
-    pub fn missing(self, board: Board, config: &BTreeMap<String, String>) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut need = |opt: &str, modules_ok: bool| {
-            let ok = match config.get(opt).map(String::as_str) {
-                Some("y") => true,
-                Some("m") => modules_ok,
-                _ => false,
-            };
-            if !ok {
-                let want = if modules_ok { "y or m" } else { "y" };
-                out.push(format!("{opt}={want}"));
-            }
-        };
-        match self {
-            Feature::OfOverlay => {
-                need("CONFIG_OF_OVERLAY", false);
-                need("CONFIG_CONFIGFS_FS", true);
-            }
-            Feature::Netdevsim => need("CONFIG_NETDEVSIM", true),
-            Feature::Devlink => need("CONFIG_NET_DEVLINK", false),
-            Feature::PciHotplug => need("CONFIG_HOTPLUG_PCI_PCIE", false),
-            Feature::MemoryHotplug => {
-                need("CONFIG_MEMORY_HOTPLUG", false);
-                need("CONFIG_MEMORY_HOTREMOVE", false);
-                if board == Board::X86_64Q35 {
-                    // q35 announces DIMMs through ACPI (PNP0C80 devices).
-                    need("CONFIG_ACPI_HOTPLUG_MEMORY", false);
-                }
-            }
-            Feature::Lockdep => need("CONFIG_PROVE_LOCKING", false),
-            Feature::Kasan => need("CONFIG_KASAN", false),
-        }
-        match self {
-            Feature::OfOverlay if board != Board::Arm64Virt => out.push(format!(
-                "a board booted with a device tree ({board} has none, so overlay nodes never \
-                 become platform devices; use arm64-virt)"
-            )),
-            Feature::MemoryHotplug if !board.supports_dimm_hotplug() => out.push(format!(
-                "a board that signals DIMM hot-plug to the guest ({board} does not; use x86_64-q35)"
-            )),
-            _ => {}
-        }
-        out
-    }
 }
 
 impl fmt::Display for Feature {
@@ -177,34 +131,16 @@ impl fmt::Display for Feature {
 }
 
 impl FromStr for Feature {
-    type Err = crate::board::UnknownName;
+    type Err = crate::host::board::UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Feature::ALL
             .into_iter()
             .find(|f| f.name() == s)
-            .ok_or_else(|| crate::board::UnknownName {
+            .ok_or_else(|| crate::host::board::UnknownName {
                 what: "feature",
                 given: s.into(),
                 known: Feature::ALL.map(Feature::name).join(", "),
             })
-    }
-}
-
-/// How guest commands reach the guest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Via {
-    #[default]
-    Serial,
-    Ssh,
-}
-
-impl Via {
-    pub fn name(self) -> &'static str {
-        match self {
-            Via::Serial => "serial",
-            Via::Ssh => "ssh",
-        }
     }
 }
 
@@ -412,32 +348,26 @@ impl StepKind {
 }
 
 impl StepKind {
-    /// The guest shell command for steps that are one (`guest`, `devlink_reload`,
-    /// `netdevsim_new`, `netdevsim_del`), with the transport it goes over. `parallel` can run
-    /// these as background jobs of one shell.
-    pub fn shell_command(&self) -> Option<(String, Via)> {
+    /// How long the step may take (for `repeat`: no bound of its own; the scenario timeout holds).
+    pub fn timeout(&self) -> Duration {
         match self {
-            StepKind::Guest(g) => Some((g.run.clone(), g.via)),
-            StepKind::DevlinkReload(d) => Some((
-                format!(
-                    "devlink dev reload {} action {}",
-                    d.dev,
-                    d.action.devlink_name()
-                ),
-                d.via,
-            )),
-            StepKind::NetdevsimNew(n) => Some((
-                format!(
-                    "echo '{} {}' > /sys/bus/netdevsim/new_device",
-                    n.id, n.ports
-                ),
-                n.via,
-            )),
-            StepKind::NetdevsimDel(n) => Some((
-                format!("echo {} > /sys/bus/netdevsim/del_device", n.id),
-                n.via,
-            )),
-            _ => None,
+            StepKind::Guest(g) => g.timeout,
+            StepKind::DevlinkReload(d) => d.timeout,
+            StepKind::NetdevsimNew(n) => n.timeout,
+            StepKind::NetdevsimDel(n) => n.timeout,
+            StepKind::MemoryOnline(m) => m.timeout,
+            StepKind::MemoryOffline(m) => m.timeout,
+            StepKind::MemoryAdd(m) => m.timeout,
+            StepKind::MemoryRemove(m) => m.timeout,
+            StepKind::PciHotplug(p) => p.timeout,
+            StepKind::PciUnplug(p) => p.timeout,
+            StepKind::OverlayLoad(o) => o.timeout,
+            StepKind::OverlayUnload(o) => o.timeout,
+            StepKind::Qmp(q) => q.timeout,
+            StepKind::WaitLog(w) => w.timeout,
+            StepKind::Parallel(p) => p.deadline,
+            StepKind::Sleep(d) => *d,
+            StepKind::Repeat(_) => Duration::from_secs(3600),
         }
     }
 }
@@ -616,63 +546,6 @@ pub struct WaitLogStep {
     pub since: Since,
 }
 
-/// Why a scenario cannot run on a board with a kernel: one entry per unmet `requires` entry
-/// (or the `boards` restriction), each pointing at where the file asks for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unsupported {
-    pub scenario: String,
-    pub board: Board,
-    pub unmet: Vec<Unmet>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unmet {
-    pub at: Location,
-    /// A feature name, or `boards`.
-    pub what: String,
-    pub missing: Vec<String>,
-}
-
-impl fmt::Display for Unmet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {}: {} needs {}",
-            self.at,
-            self.at.path,
-            self.what,
-            self.missing.join(", ")
-        )
-    }
-}
-
-impl Unsupported {
-    /// One line, for a matrix cell's skip reason.
-    pub fn summary(&self) -> String {
-        self.unmet
-            .iter()
-            .map(|u| format!("{} needs {}", u.what, u.missing.join(", ")))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-}
-
-impl fmt::Display for Unsupported {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "scenario `{}` cannot run on {}:",
-            self.scenario, self.board
-        )?;
-        for u in &self.unmet {
-            write!(f, "\n  {u}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for Unsupported {}
-
 /// How a run's kernel reports measure against `expect` and `allow`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Triage {
@@ -693,102 +566,6 @@ impl Triage {
 }
 
 impl Scenario {
-    /// Whether this scenario can run on `board` with a kernel whose `.config` is `kernel_config`
-    /// (see [`crate::image::parse_kconfig`]).
-    pub fn check_requirements(
-        &self,
-        board: Board,
-        kernel_config: &BTreeMap<String, String>,
-    ) -> Result<(), Unsupported> {
-        let mut unmet = Vec::new();
-        if !self.boards.contains(&board) {
-            let names: Vec<&str> = self.boards.iter().map(|b| b.name()).collect();
-            unmet.push(Unmet {
-                at: self.boards_at.clone(),
-                what: "boards".into(),
-                missing: vec![format!("one of {} (not {board})", names.join(", "))],
-            });
-        }
-        for r in &self.requires {
-            let missing = r.feature.missing(board, kernel_config);
-            if !missing.is_empty() {
-                unmet.push(Unmet {
-                    at: r.at.clone(),
-                    what: r.feature.name().into(),
-                    missing,
-                });
-            }
-        }
-        self.verdict(board, unmet)
-    }
-
-    /// [`Scenario::check_requirements`] for a resolved kernel: reads its `.config`, and for
-    /// `of_overlay` also wants rig's configfs overlay module among the kernel's modules
-    /// (`lib/modules/<release>/extra/rig_of_configfs.ko`, built by [`crate::kbuild`]).
-    pub fn check_kernel(
-        &self,
-        board: Board,
-        kernel: &crate::image::Kernel,
-    ) -> Result<(), Unsupported> {
-        let config = match kernel.config_options() {
-            Ok(c) => c,
-            Err(e) => {
-                let unmet = Unmet {
-                    at: Location {
-                        file: self.file.clone(),
-                        line: 1,
-                        column: 1,
-                        path: String::new(),
-                    },
-                    what: format!("kernel {}", kernel.name),
-                    missing: vec![format!("a readable .config ({e})")],
-                };
-                return self.verdict(board, vec![unmet]);
-            }
-        };
-        let mut unmet = match self.check_requirements(board, &config) {
-            Ok(()) => Vec::new(),
-            Err(u) => u.unmet,
-        };
-        let module = crate::kbuild::OF_CONFIGFS_MODULE;
-        let ko = kernel
-            .modules_root
-            .join("lib/modules")
-            .join(&kernel.release)
-            .join("extra")
-            .join(format!("{module}.ko"));
-        if let Some(r) = self
-            .requires
-            .iter()
-            .find(|r| r.feature == Feature::OfOverlay)
-        {
-            if !ko.is_file() {
-                let need = format!("the {module} module (rig-built kernels have it)");
-                match unmet.iter_mut().find(|u| u.what == r.feature.name()) {
-                    Some(u) => u.missing.push(need),
-                    None => unmet.push(Unmet {
-                        at: r.at.clone(),
-                        what: r.feature.name().into(),
-                        missing: vec![need],
-                    }),
-                }
-            }
-        }
-        self.verdict(board, unmet)
-    }
-
-    /// `Ok` when nothing is unmet, else the `Unsupported` naming every unmet requirement.
-    fn verdict(&self, board: Board, unmet: Vec<Unmet>) -> Result<(), Unsupported> {
-        if unmet.is_empty() {
-            return Ok(());
-        }
-        Err(Unsupported {
-            scenario: self.name.clone(),
-            board,
-            unmet,
-        })
-    }
-
     /// Sorts report titles into expected, allowed and unexpected, and lists the expected
     /// patterns nothing matched. Duplicate titles count once.
     pub fn triage<'a>(&self, titles: impl IntoIterator<Item = &'a str>) -> Triage {

@@ -3,7 +3,7 @@
 //! parsed here, so their errors point at the scalar; cross-field checks are in `validate`.
 
 use super::{Feature, ReloadAction, Since, TitlePattern, Via, Zone};
-use crate::board::Board;
+use crate::host::board::Board;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::fmt;

@@ -4,7 +4,7 @@
 use super::raw::{self, HumanDuration, RawStatus, RawStep};
 use super::yaml::{Node, Path};
 use super::*;
-use crate::board::{DIMM_SLOTS, HOTPLUG_ROOT_PORTS};
+use crate::host::board::{DIMM_SLOTS, HOTPLUG_ROOT_PORTS};
 use std::collections::BTreeSet;
 
 type R<T> = Result<T, ScenarioError>;

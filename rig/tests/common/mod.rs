@@ -1,11 +1,12 @@
 //! Shared helpers for the VM tests: boot a real kernel on a real QEMU through rig's own path.
 #![allow(dead_code)]
 
-use rig::artifacts::RunDir;
-use rig::board::Board;
-use rig::cache::Cache;
-use rig::events::Events;
+use rig::guest::transport::Via;
 use rig::guest::{Guest, GuestOptions};
+use rig::host::artifacts::RunDir;
+use rig::host::board::Board;
+use rig::host::cache::Cache;
+use rig::host::events::Events;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -57,9 +58,9 @@ pub const CMD: Duration = Duration::from_secs(120);
 
 /// Runs a command over serial and asserts it succeeded; returns stdout.
 pub fn sh(g: &mut Guest, cmd: &str) -> String {
-    let out =
-        g.vm.run(cmd, CMD)
-            .unwrap_or_else(|e| panic!("`{cmd}` failed: {e:?}"));
+    let out = g
+        .run(cmd, CMD, Via::Serial)
+        .unwrap_or_else(|e| panic!("`{cmd}` failed: {e:?}"));
     assert_eq!(
         out.status, 0,
         "`{cmd}` exited {}: {}",

@@ -2,8 +2,8 @@
 //! the compiler's error lines pulled out of the log.
 
 use super::KbuildError;
-use crate::events::{Event, Events};
-use crate::process::{describe_status, Supervised};
+use crate::host::events::{Event, Events};
+use crate::host::process::{describe_status, Supervised};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -12,12 +12,6 @@ use std::time::{Duration, Instant};
 
 /// How often a running make is summarized as a progress event.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
-
-/// Runs a short helper command (tar, rsync, patch, depmod...) with stdout and stderr appended
-/// to `log` ([`crate::process::run_logged`]).
-pub fn run_logged(cmd: Command, log: &Path) -> Result<(), KbuildError> {
-    Ok(crate::process::run_logged(cmd, log)?)
-}
 
 fn append(log: &Path) -> Result<fs::File, KbuildError> {
     fs::OpenOptions::new()
@@ -85,7 +79,7 @@ pub fn run_make(
 }
 
 fn describe(cmd: &Command) -> String {
-    crate::process::describe_command(cmd)
+    crate::host::process::describe_command(cmd)
 }
 
 /// What the build has done so far, from kbuild's quiet output (`  CC      drivers/of/dynamic.o`).
@@ -159,7 +153,7 @@ impl Progress {
 
 /// The last `n` lines of `text`.
 pub fn tail(text: &str, n: usize) -> String {
-    crate::process::tail_lines(text, n)
+    crate::host::process::tail_lines(text, n)
 }
 
 /// The compiler's and make's error lines with a little context (two lines before, three after),

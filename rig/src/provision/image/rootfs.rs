@@ -6,11 +6,12 @@
 //! rootfs builds in seconds. The recipe lives in `images/rootfs/` (`packages.txt`, `strip.txt`,
 //! `overlay/`); its content is the cache key, so editing any of it rebuilds the rootfs.
 
-use super::initramfs::{write_gz_archive, NewcWriter};
-use super::{run_logged, ImageError};
-use crate::board::Arch;
-use crate::cache::{Cache, CacheKey};
-use crate::events::{Event, Events};
+use super::cpio::{write_gz_archive, NewcWriter};
+use super::ImageError;
+use crate::host::board::Arch;
+use crate::host::cache::{Cache, CacheKey};
+use crate::host::events::{Event, Events};
+use crate::host::process::run_logged;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -177,7 +178,7 @@ pub(crate) fn mmdebstrap_extract(
         .arg(SUITE)
         .arg(target)
         .arg(mirror());
-    run_logged(cmd, log)
+    Ok(run_logged(cmd, log)?)
 }
 
 /// Where a provisioning step logs: `<cache>/logs/<kind>-<key>.log`, kept after a failure.

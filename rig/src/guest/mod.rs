@@ -1,35 +1,27 @@
 //! A booted guest, end to end: host tools present, kernel and initramfs provisioned, accelerator
 //! chosen, VM booted, transports connected. The CLI, the scenario engine, the benchmarks and the
 //! VM tests all start guests through [`Guest::start`].
+//!
+//! Ways in: the serial console's command protocol ([`serial`]) is always there, also when the
+//! network is gone; ssh ([`ssh`]) adds separate stderr, concurrency and uploads. Both implement
+//! [`transport::Transport`].
 
-use crate::accel::{self, AccelChoice, Verdict};
-use crate::artifacts::RunDir;
-use crate::board::Board;
-use crate::cache::Cache;
-use crate::doctor::{self, Need, SetupError};
-use crate::events::{Event, Events};
-use crate::image::{self, BootImage, ImageError};
-use crate::transport::{CommandOutput, Transport, TransportError};
-use crate::vm::{Vm, VmConfig, VmError};
+pub mod serial;
+pub mod ssh;
+pub mod transport;
+
+use crate::host::artifacts::RunDir;
+use crate::host::board::Board;
+use crate::host::cache::Cache;
+use crate::host::doctor::{self, Need, SetupError};
+use crate::host::events::{Event, Events};
+use crate::machine::accel::{self, AccelChoice, AccelDecision};
+use crate::machine::vm::{Vm, VmConfig, VmError};
+use crate::provision::image::ImageError;
+use crate::provision::{self, BootImage, ProvisionError};
+use serial::SerialTransport;
 use std::time::Duration;
-
-/// Which way into the guest a command takes (the scenario format's `via`).
-pub use crate::scenario::Via;
-
-impl std::str::FromStr for Via {
-    type Err = crate::board::UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "serial" => Ok(Via::Serial),
-            "ssh" => Ok(Via::Ssh),
-            _ => Err(crate::board::UnknownName {
-                what: "transport",
-                given: s.into(),
-                known: "serial, ssh".into(),
-            }),
-        }
-    }
-}
+use transport::{CommandOutput, Transport, TransportError, Via};
 
 #[derive(Debug, Clone)]
 pub struct GuestOptions {
@@ -71,7 +63,7 @@ pub enum GuestError {
         kernel: String,
         board: Board,
         #[source]
-        source: Box<ImageError>,
+        source: Box<ProvisionError>,
     },
     #[error(transparent)]
     Vm(Box<VmError>),
@@ -79,7 +71,7 @@ pub enum GuestError {
     Ssh {
         artifacts: std::path::PathBuf,
         #[source]
-        source: Box<crate::ssh::SshError>,
+        source: Box<ssh::SshError>,
     },
     #[error("guest command failed (artifacts: {artifacts})")]
     Transport {
@@ -146,27 +138,26 @@ pub fn prepare(
     opts: &GuestOptions,
     cache: &Cache,
     events: &Events,
-) -> Result<(BootImage, Verdict), GuestError> {
+) -> Result<(BootImage, AccelDecision), GuestError> {
     ensure_host_tools(&needs_for_kernel(&opts.kernel), opts.auto_setup, events)?;
-    let image =
-        image::boot_image(&opts.kernel, opts.board.arch(), cache, events).map_err(|source| {
-            GuestError::Image {
-                kernel: opts.kernel.clone(),
-                board: opts.board,
-                source: Box::new(source),
-            }
-        })?;
-    let verdict = accel::choose(opts.accel, opts.board, &image, cache, events);
-    Ok((image, verdict))
+    let image = provision::boot_image(&opts.kernel, opts.board.arch(), cache, events).map_err(
+        |source| GuestError::Image {
+            kernel: opts.kernel.clone(),
+            board: opts.board,
+            source: Box::new(source),
+        },
+    )?;
+    let accel = accel::choose(opts.accel, opts.board, &image, cache, events);
+    Ok((image, accel))
 }
 
 pub struct Guest {
     pub vm: Vm,
     pub image: BootImage,
-    pub accel: Verdict,
-    pub ssh: Option<crate::ssh::SshTransport>,
+    pub accel: AccelDecision,
+    pub ssh: Option<ssh::SshTransport>,
     // Keeps the forwarded port reserved for as long as the VM lives.
-    _port: Option<crate::ssh::PortReservation>,
+    _port: Option<ssh::PortReservation>,
 }
 
 impl Guest {
@@ -176,19 +167,19 @@ impl Guest {
         run_dir: &RunDir,
         events: &Events,
     ) -> Result<Guest, GuestError> {
-        let (image, verdict) = prepare(opts, cache, events)?;
-        Self::boot(opts, image, verdict, run_dir, events)
+        let (image, accel) = prepare(opts, cache, events)?;
+        Self::boot(opts, image, accel, run_dir, events)
     }
 
     /// Boots an already-provisioned image (benchmarks and repeats skip `prepare`).
     pub fn boot(
         opts: &GuestOptions,
         image: BootImage,
-        verdict: Verdict,
+        accel: AccelDecision,
         run_dir: &RunDir,
         events: &Events,
     ) -> Result<Guest, GuestError> {
-        let mut cfg = VmConfig::new(opts.board, verdict.accel, image.clone());
+        let mut cfg = VmConfig::new(opts.board, accel.accel, image.clone());
         cfg.extra_cmdline = opts.extra_cmdline.clone();
         cfg.memory_mib = opts.memory_mib;
         let ssh_err = |source| GuestError::Ssh {
@@ -201,7 +192,7 @@ impl Guest {
                 SetupFail::Image(source) => GuestError::Image {
                     kernel: opts.kernel.clone(),
                     board: opts.board,
-                    source: Box::new(source),
+                    source: Box::new(source.into()),
                 },
             })?)
         } else {
@@ -223,7 +214,7 @@ impl Guest {
         Ok(Guest {
             vm,
             image,
-            accel: verdict,
+            accel,
             ssh,
             _port: port,
         })
@@ -237,17 +228,28 @@ impl Guest {
         via: Via,
     ) -> Result<CommandOutput, GuestError> {
         let artifacts = self.vm.run_dir().path().to_path_buf();
-        match via {
-            Via::Serial => self.vm.run(command, timeout).map_err(GuestError::from),
+        let events = self.vm.events().clone();
+        events.emit(Event::GuestCommand {
+            command: command.into(),
+        });
+        let start = std::time::Instant::now();
+        let out = match via {
+            Via::Serial => SerialTransport::of(&mut self.vm).run(command, timeout),
             Via::Ssh => {
                 let ssh = self.ssh.as_mut().ok_or(GuestError::NoSsh)?;
                 ssh.run(command, timeout)
-                    .map_err(|source| GuestError::Transport {
-                        artifacts,
-                        source: Box::new(source),
-                    })
             }
         }
+        .map_err(|source| GuestError::Transport {
+            artifacts,
+            source: Box::new(source),
+        })?;
+        events.emit(Event::GuestCommandDone {
+            command: command.into(),
+            status: out.status,
+            elapsed: start.elapsed(),
+        });
+        Ok(out)
     }
 
     pub fn shutdown(self) {
@@ -257,41 +259,41 @@ impl Guest {
 }
 
 enum SetupFail {
-    Ssh(crate::ssh::SshError),
+    Ssh(ssh::SshError),
     Image(ImageError),
 }
 
 /// Per-run ssh material: a fresh client key, a reserved loopback port, and an initrd with the
 /// public key added.
 struct SshSetup {
-    key: crate::ssh::ClientKey,
-    port: crate::ssh::PortReservation,
+    key: ssh::ClientKey,
+    port: ssh::PortReservation,
     initrd: std::path::PathBuf,
 }
 
 impl SshSetup {
     fn prepare(image: &BootImage, run_dir: &RunDir) -> Result<SshSetup, SetupFail> {
-        let key = crate::ssh::ClientKey::generate().map_err(SetupFail::Ssh)?;
-        let port = crate::ssh::reserve_port().map_err(SetupFail::Ssh)?;
+        let key = ssh::ClientKey::generate().map_err(SetupFail::Ssh)?;
+        let port = ssh::reserve_port().map_err(SetupFail::Ssh)?;
         let initrd = run_dir.file("initrd-ssh.img");
-        let files = [crate::image::initramfs::GuestFile {
+        let files = [crate::provision::image::initramfs::GuestFile {
             path: "/root/.ssh/authorized_keys".into(),
             contents: key.authorized_keys().into_bytes(),
             mode: 0o600,
         }];
-        crate::image::initramfs::append_files(&image.initrd, &files, &initrd)
+        crate::provision::image::initramfs::append_files(&image.initrd, &files, &initrd)
             .map_err(SetupFail::Image)?;
         Ok(SshSetup { key, port, initrd })
     }
 
     /// Pins the host key the guest printed on the console and logs in.
-    fn connect(&self, vm: &mut Vm) -> Result<crate::ssh::SshTransport, crate::ssh::SshError> {
+    fn connect(&self, vm: &mut Vm) -> Result<ssh::SshTransport, ssh::SshError> {
         let console_text = std::fs::read_to_string(vm.run_dir().console_log()).unwrap_or_default();
-        let pinned = crate::ssh::HostKey::from_console(&console_text)?;
+        let pinned = ssh::HostKey::from_console(&console_text)?;
         let tail = vm.console().tail();
         let deadline = std::time::Instant::now() + vm.timeouts.boot;
-        crate::ssh::connect_with(
-            crate::ssh::SshOptions::default(),
+        ssh::connect_with(
+            ssh::SshOptions::default(),
             std::net::IpAddr::from([127, 0, 0, 1]),
             self.port.port(),
             &self.key,

@@ -186,7 +186,7 @@ impl Cache {
         &self,
         kind: &str,
         key: &CacheKey,
-        events: &crate::events::Events,
+        events: &crate::host::events::Events,
         step: &str,
         detail: impl FnOnce() -> Option<String>,
         build: impl FnOnce(&Path) -> Result<(), E>,
@@ -194,7 +194,7 @@ impl Cache {
     where
         E: From<CacheError>,
     {
-        use crate::events::Event;
+        use crate::host::events::Event;
         let started = std::time::Instant::now();
         let mut built = false;
         let entry = self.get_or_build(kind, key, |dir| {

@@ -1,7 +1,8 @@
-//! Ways into the guest. The serial console ([`crate::console::Console`]) is always there, also
-//! when the network is gone; ssh ([`crate::ssh`]) adds separate stderr, concurrency and uploads.
+//! Ways into the guest. The serial console ([`crate::machine::console::Console`]) is always there, also
+//! when the network is gone; ssh ([`crate::guest::ssh`]) adds separate stderr, concurrency and uploads.
 //! Both implement [`Transport`], so scenario steps do not care which one carries them.
 
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The result of one guest command.
@@ -50,4 +51,37 @@ pub trait Transport {
 
     /// Runs `command` with `sh -c` semantics; waits at most `timeout`.
     fn run(&mut self, command: &str, timeout: Duration) -> Result<CommandOutput, TransportError>;
+}
+
+/// Which way into the guest a command takes (the scenario format's `via`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    #[default]
+    Serial,
+    Ssh,
+}
+
+impl Via {
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::Serial => "serial",
+            Via::Ssh => "ssh",
+        }
+    }
+}
+
+impl std::str::FromStr for Via {
+    type Err = crate::host::board::UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "serial" => Ok(Via::Serial),
+            "ssh" => Ok(Via::Ssh),
+            _ => Err(crate::host::board::UnknownName {
+                what: "transport",
+                given: s.into(),
+                known: "serial, ssh".into(),
+            }),
+        }
+    }
 }

@@ -72,10 +72,10 @@ pub fn apply(tree: &Path, patches: &[PathBuf], log: &Path) -> Result<Vec<String>
             .arg("-i")
             .arg(p)
             .current_dir(tree);
-        super::run::run_logged(cmd, log).map_err(|e| KbuildError::Patch {
+        crate::host::process::run_logged(cmd, log).map_err(|e| KbuildError::Patch {
             patch: p.clone(),
             tree: tree.to_path_buf(),
-            source: Box::new(e),
+            source: Box::new(e.into()),
         })?;
         for f in touched_files(&text) {
             if !touched.contains(&f) {

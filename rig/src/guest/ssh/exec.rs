@@ -6,7 +6,7 @@
 //! stuck guest cannot block anything past a deadline.
 
 use super::SshOptions;
-use crate::transport::CommandOutput;
+use crate::guest::transport::CommandOutput;
 use ssh2::{BlockDirections, Channel, Session};
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::RawFd;

@@ -83,7 +83,7 @@ pub fn check(requirements: &[Requirement], final_config: &str) -> Vec<Dropped> {
     for r in requirements {
         effective.insert(&r.option, r);
     }
-    let have = crate::image::parse_kconfig(final_config);
+    let have = crate::provision::kernel::parse_kconfig(final_config);
     effective
         .into_values()
         .filter_map(|r| {

@@ -3,7 +3,7 @@
 //! [`argv`] turns a [`QemuConfig`] into the full argument vector (logged to the run's `qemu.argv`
 //! before spawning); [`kernel_cmdline`] builds and checks the kernel command line.
 
-use crate::board::{Board, DIMM_SLOTS};
+use crate::host::board::{Board, DIMM_SLOTS};
 use std::path::PathBuf;
 
 /// The accelerator a VM runs with.
@@ -64,7 +64,7 @@ impl QemuConfig {
             console_socket: Some(console_socket),
             qmp_socket: Some(qmp_socket),
             ssh_forward_port: None,
-            hotplug_root_ports: crate::board::HOTPLUG_ROOT_PORTS,
+            hotplug_root_ports: crate::host::board::HOTPLUG_ROOT_PORTS,
             paused: false,
         }
     }
@@ -280,7 +280,7 @@ mod tests {
             .iter()
             .filter(|s| s.starts_with("pcie-root-port"))
             .collect();
-        assert_eq!(ports.len(), crate::board::HOTPLUG_ROOT_PORTS);
+        assert_eq!(ports.len(), crate::host::board::HOTPLUG_ROOT_PORTS);
         for (n, p) in ports.iter().enumerate() {
             assert!(p.contains(&format!("id=rp{n},")), "{p}");
             assert!(p.contains(&format!("chassis={},", n + 1)), "{p}");

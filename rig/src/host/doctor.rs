@@ -227,6 +227,23 @@ pub fn check(tool: &Tool) -> ToolStatus {
     }
 }
 
+/// For tests and steps that cannot work without a host tool: `Err` names the tool, the package
+/// that provides it and the command that installs it.
+pub fn require(name: &str) -> Result<(), String> {
+    let tool = TOOLS
+        .iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| format!("`{name}` is not a tool rig knows"))?;
+    match check(tool).version {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "`{name}` is not installed: `apt-get install {}` (`rig setup --kbuild --tests` installs \
+             everything the test suite needs)",
+            tool.package
+        )),
+    }
+}
+
 pub fn check_all() -> Vec<ToolStatus> {
     TOOLS.iter().map(check).collect()
 }
@@ -294,7 +311,7 @@ pub fn install(packages: &[&'static str]) -> Result<(), SetupError> {
         if !st.success() {
             return Err(SetupError::Apt {
                 command,
-                status: crate::process::describe_status(&st),
+                status: crate::host::process::describe_status(&st),
             });
         }
     }
@@ -333,6 +350,19 @@ mod tests {
         assert_eq!(c[1].last().unwrap(), "qemu-system-arm");
         let c = apt_commands(&["x"], false);
         assert_eq!(c[0][0], "sudo");
+    }
+
+    #[test]
+    fn require_names_the_package_of_a_missing_tool() {
+        assert!(require("gzip").is_ok());
+        assert!(require("no-such-tool").is_err());
+        let fake = Tool {
+            name: "rig-missing",
+            probe: Probe::Command("definitely-not-a-rig-tool", "--version"),
+            package: "rig-pkg",
+            need: Need::Core,
+        };
+        assert!(check(&fake).version.is_none());
     }
 
     #[test]

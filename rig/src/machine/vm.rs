@@ -5,15 +5,14 @@
 //! lost) and QMP, and waits for init's `RIG-READY` marker. Every wait also watches QEMU: if it
 //! exits, the error says so at once, with its stderr and the console's last lines.
 
-use crate::artifacts::RunDir;
-use crate::board::Board;
-use crate::console::{Console, ConsoleError, SerialTransport};
-use crate::events::{Event, Events};
-use crate::image::BootImage;
-use crate::process::{describe_status, ProcessError, Supervised};
-use crate::qemu::{self, Accel, QemuConfig};
-use crate::qmp::{Qmp, QmpError};
-use crate::transport::{CommandOutput, TransportError};
+use crate::host::artifacts::RunDir;
+use crate::host::board::Board;
+use crate::host::events::{Event, Events};
+use crate::host::process::{describe_status, ProcessError, Supervised};
+use crate::machine::console::{Console, ConsoleError};
+use crate::machine::qemu::{self, Accel, QemuConfig};
+use crate::machine::qmp::{Qmp, QmpError};
+use crate::provision::BootImage;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,12 +51,6 @@ pub enum VmError {
         artifacts: PathBuf,
         #[source]
         source: QmpError,
-    },
-    #[error("guest command failed (artifacts: {artifacts})")]
-    Transport {
-        artifacts: PathBuf,
-        #[source]
-        source: TransportError,
     },
     #[error("QEMU did not open its {what} socket {path} within {timeout:?}; QEMU said:\n{stderr}")]
     SocketTimeout {
@@ -342,35 +335,15 @@ impl Vm {
         })
     }
 
-    /// The serial console as a [`crate::transport::Transport`].
-    pub fn serial(&mut self) -> SerialTransport<'_> {
+    /// The console with an abort check that fires once QEMU has exited: what every wait on the
+    /// console needs.
+    pub fn console_watched(&mut self) -> (&mut Console, impl FnMut() -> Option<String> + '_) {
         let Vm { console, qemu, .. } = self;
-        SerialTransport {
-            console,
-            abort: Box::new(move || qemu_gone(qemu)),
-        }
+        (console, move || qemu_gone(qemu))
     }
 
-    /// Runs a guest command over the serial console.
-    pub fn run(&mut self, command: &str, timeout: Duration) -> Result<CommandOutput, VmError> {
-        self.events.emit(Event::GuestCommand {
-            command: command.into(),
-        });
-        let start = Instant::now();
-        let r = {
-            let Vm { console, qemu, .. } = self;
-            console.run(command, timeout, &mut || qemu_gone(qemu))
-        };
-        let out = r.map_err(|e| VmError::Transport {
-            artifacts: self.run_dir.path().to_path_buf(),
-            source: crate::console::console_to_transport(e, command),
-        })?;
-        self.events.emit(Event::GuestCommandDone {
-            command: command.into(),
-            status: out.status,
-            elapsed: start.elapsed(),
-        });
-        Ok(out)
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     fn qmp_err(&self, step: &str, source: QmpError) -> VmError {

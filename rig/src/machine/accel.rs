@@ -2,13 +2,13 @@
 //! init in time; otherwise TCG. On some hosts `/dev/kvm` exists but a KVM guest hangs, so the
 //! probe is a real boot with a short deadline, and its verdict is cached per host.
 
-use crate::artifacts::RunDir;
-use crate::board::{Arch, Board};
-use crate::cache::{Cache, CacheKey};
-use crate::events::{Event, Events};
-use crate::image::BootImage;
-use crate::qemu::Accel;
-use crate::vm::{Timeouts, Vm, VmConfig};
+use crate::host::artifacts::RunDir;
+use crate::host::board::{Arch, Board};
+use crate::host::cache::{Cache, CacheKey};
+use crate::host::events::{Event, Events};
+use crate::machine::qemu::Accel;
+use crate::machine::vm::{Timeouts, Vm, VmConfig};
+use crate::provision::BootImage;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -22,13 +22,13 @@ pub enum AccelChoice {
 }
 
 impl FromStr for AccelChoice {
-    type Err = crate::board::UnknownName;
+    type Err = crate::host::board::UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "auto" => Ok(AccelChoice::Auto),
             "kvm" => Ok(AccelChoice::Kvm),
             "tcg" => Ok(AccelChoice::Tcg),
-            _ => Err(crate::board::UnknownName {
+            _ => Err(crate::host::board::UnknownName {
                 what: "accelerator",
                 given: s.into(),
                 known: "auto, kvm, tcg".into(),
@@ -41,7 +41,7 @@ impl FromStr for AccelChoice {
 pub const PROBE_DEADLINE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Verdict {
+pub struct AccelDecision {
     pub accel: Accel,
     pub reason: String,
 }
@@ -88,18 +88,18 @@ pub fn choose(
     image: &BootImage,
     cache: &Cache,
     events: &Events,
-) -> Verdict {
+) -> AccelDecision {
     let verdict = match choice {
-        AccelChoice::Kvm => Verdict {
+        AccelChoice::Kvm => AccelDecision {
             accel: Accel::Kvm,
             reason: "--accel kvm".into(),
         },
-        AccelChoice::Tcg => Verdict {
+        AccelChoice::Tcg => AccelDecision {
             accel: Accel::Tcg,
             reason: "--accel tcg".into(),
         },
         AccelChoice::Auto => match kvm_precondition(board, Arch::host()) {
-            Err(why) => Verdict {
+            Err(why) => AccelDecision {
                 accel: Accel::Tcg,
                 reason: why,
             },
@@ -113,27 +113,27 @@ pub fn choose(
     verdict
 }
 
-fn cached_probe(board: Board, image: &BootImage, cache: &Cache, events: &Events) -> Verdict {
+fn cached_probe(board: Board, image: &BootImage, cache: &Cache, events: &Events) -> AccelDecision {
     let mut key = CacheKey::new("accel-verdict");
     key.str("host", &host_identity())
         .str("board", board.name())
         .str(
             "qemu",
-            &crate::doctor::tool_version(board.qemu_binary()).unwrap_or_default(),
+            &crate::host::doctor::tool_version(board.qemu_binary()).unwrap_or_default(),
         );
-    let read = |dir: &std::path::Path| -> Option<Verdict> {
+    let read = |dir: &std::path::Path| -> Option<AccelDecision> {
         let text = std::fs::read_to_string(dir.join("verdict.json")).ok()?;
         serde_json::from_str(&text).ok()
     };
     let entry = cache.entry("accel", &key);
     if let Some(v) = read(&entry) {
-        return Verdict {
+        return AccelDecision {
             reason: format!("{} (cached verdict)", v.reason),
             ..v
         };
     }
     let probe_runs = cache.root().join("accel").join("probe-runs");
-    let built = cache.get_or_build::<crate::cache::CacheError>("accel", &key, |dir| {
+    let built = cache.get_or_build::<crate::host::cache::CacheError>("accel", &key, |dir| {
         let v = probe(board, image, &probe_runs, events);
         let _ = std::fs::write(
             dir.join("verdict.json"),
@@ -141,14 +141,19 @@ fn cached_probe(board: Board, image: &BootImage, cache: &Cache, events: &Events)
         );
         Ok(())
     });
-    built.ok().and_then(|d| read(&d)).unwrap_or(Verdict {
+    built.ok().and_then(|d| read(&d)).unwrap_or(AccelDecision {
         accel: Accel::Tcg,
         reason: "KVM probe could not record a verdict".into(),
     })
 }
 
 /// Boots `image` under KVM with a short deadline; the console log stays in `dir`.
-pub fn probe(board: Board, image: &BootImage, dir: &std::path::Path, events: &Events) -> Verdict {
+pub fn probe(
+    board: Board,
+    image: &BootImage,
+    dir: &std::path::Path,
+    events: &Events,
+) -> AccelDecision {
     events.emit(Event::StepStarted {
         step: "kvm-probe".into(),
         detail: format!("booting under KVM for at most {PROBE_DEADLINE:?}"),
@@ -156,7 +161,7 @@ pub fn probe(board: Board, image: &BootImage, dir: &std::path::Path, events: &Ev
     let run_dir = match RunDir::create_in(dir, "kvm-probe") {
         Ok(r) => r,
         Err(e) => {
-            return Verdict {
+            return AccelDecision {
                 accel: Accel::Tcg,
                 reason: format!("KVM probe could not start: {e}"),
             }
@@ -172,12 +177,12 @@ pub fn probe(board: Board, image: &BootImage, dir: &std::path::Path, events: &Ev
     let verdict = match Vm::boot(&cfg, &run_dir, &Events::none()) {
         Ok(vm) => {
             vm.shutdown();
-            Verdict {
+            AccelDecision {
                 accel: Accel::Kvm,
                 reason: format!("KVM probe booted in {:.1}s", start.elapsed().as_secs_f64()),
             }
         }
-        Err(e) => Verdict {
+        Err(e) => AccelDecision {
             accel: Accel::Tcg,
             reason: format!(
                 "KVM probe failed, falling back to TCG: {} (log: {})",
@@ -195,9 +200,9 @@ pub fn probe(board: Board, image: &BootImage, dir: &std::path::Path, events: &Ev
 }
 
 /// One line on why the probe boot failed: QEMU's own complaint when it died, else the error.
-fn probe_failure_summary(e: &crate::vm::VmError) -> String {
+fn probe_failure_summary(e: &crate::machine::vm::VmError) -> String {
     match e {
-        crate::vm::VmError::QemuExited { status, stderr, .. } => {
+        crate::machine::vm::VmError::QemuExited { status, stderr, .. } => {
             let said = stderr
                 .lines()
                 .filter(|l| !l.contains("waiting for connection"))

@@ -9,10 +9,12 @@
 
 use super::initramfs::find_tool;
 use super::rootfs::{log_path, mirror, mmdebstrap_extract, SUITE};
-use super::{run_logged, ImageError, Kernel};
-use crate::board::Arch;
-use crate::cache::{sha256_file, Cache, CacheKey};
-use crate::events::{Event, Events};
+use super::ImageError;
+use crate::host::board::Arch;
+use crate::host::cache::{sha256_file, Cache, CacheKey};
+use crate::host::events::{Event, Events};
+use crate::host::process::run_logged;
+use crate::provision::kernel::Kernel;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -23,8 +23,8 @@ pub mod port;
 pub use keys::{ClientKey, HostKey, CMDLINE_PARAM, ERROR_MARKER, HOSTKEY_MARKER};
 pub use port::{reserve_port, reserve_port_in, PortReservation};
 
-use crate::events::{Event, Events};
-use crate::transport::{CommandOutput, Transport, TransportError};
+use crate::guest::transport::{CommandOutput, Transport, TransportError};
+use crate::host::events::{Event, Events};
 use exec::{Failure, Job};
 use sha2::{Digest, Sha256};
 use ssh2::{MethodType, Session};

@@ -8,10 +8,11 @@
 //!   `logs/`, `state.json` (files the applied patches touched), and `lock`.
 //! The area is locked (flock) for the whole build, so two rigs never share it at once.
 
-use super::{run::run_logged, KbuildError, Source};
-use crate::cache::{sha256_file_memo, Cache, CacheKey};
-use crate::events::{Event, Events};
-use crate::process::CommandError;
+use super::{KbuildError, Source};
+use crate::host::cache::{sha256_file_memo, Cache, CacheKey};
+use crate::host::events::{Event, Events};
+use crate::host::process::run_logged;
+use crate::host::process::CommandError;
 use std::fs;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -79,7 +80,7 @@ fn git_identity(path: &Path) -> Result<Option<String>, KbuildError> {
     if !diff.status.success() {
         return Err(CommandError::Failed {
             command: format!("git -C {} diff HEAD", path.display()),
-            status: crate::process::describe_status(&diff.status),
+            status: crate::host::process::describe_status(&diff.status),
             log: PathBuf::new(),
             tail: String::from_utf8_lossy(&diff.stderr).into_owned(),
         }
@@ -110,7 +111,7 @@ pub fn pristine(
                 });
                 let mut cmd = Command::new("tar");
                 cmd.arg("-xJf").arg(tarball).arg("-C").arg(dir);
-                run_logged(cmd, &dir.join("unpack.log"))
+                Ok::<_, KbuildError>(run_logged(cmd, &dir.join("unpack.log"))?)
             })?;
             Ok(entry.join(DEBIAN_612_DIR))
         }

@@ -24,11 +24,12 @@
 //! **Module.** `images/modules/of-configfs/` (`rig_of_configfs.ko`, overlays through configfs)
 //! is built with `M=` against every kernel and installed under `lib/modules/<release>/extra/`.
 
-use crate::board::Arch;
-use crate::cache::{sha256_file, Cache, CacheKey};
-use crate::events::{Event, Events};
-use crate::image::Kernel;
-use crate::process::CommandError;
+use crate::host::board::Arch;
+use crate::host::cache::{sha256_file, Cache, CacheKey};
+use crate::host::events::{Event, Events};
+use crate::host::process::run_logged;
+use crate::host::process::CommandError;
+use crate::provision::kernel::Kernel;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -87,7 +88,7 @@ pub enum KbuildError {
         errors: String,
     },
     #[error(transparent)]
-    Command(#[from] crate::process::CommandError),
+    Command(#[from] crate::host::process::CommandError),
     #[error("dtc cannot compile overlay {src} ({status}):\n{stderr}")]
     Dtc {
         src: PathBuf,
@@ -104,9 +105,9 @@ pub enum KbuildError {
     #[error("corrupt kernel build entry {path}: {detail}")]
     Corrupt { path: PathBuf, detail: String },
     #[error(transparent)]
-    Cache(#[from] crate::cache::CacheError),
+    Cache(#[from] crate::host::cache::CacheError),
     #[error(transparent)]
-    Process(#[from] crate::process::ProcessError),
+    Process(#[from] crate::host::process::ProcessError),
 }
 
 /// Where the kernel source comes from.
@@ -588,7 +589,7 @@ fn seed_build_dir(
         let _ = fs::remove_dir_all(&tmp);
         let mut cp = Command::new("cp");
         cp.arg("-a").arg(&default_dir).arg(&tmp);
-        run::run_logged(cp, &area.join("logs/seed.log"))?;
+        run_logged(cp, &area.join("logs/seed.log"))?;
         fs::rename(&tmp, build_dir).map_err(io_err("cannot seed build directory", build_dir))?;
     } else {
         fs::create_dir_all(build_dir)
@@ -618,7 +619,7 @@ fn configure(
     fs::create_dir_all(&cfg_dir).map_err(io_err("cannot create config dir", &cfg_dir))?;
     let mut tiny = plan.make(src, &cfg_dir);
     tiny.arg("tinyconfig");
-    run::run_logged(tiny, log)?;
+    run_logged(tiny, log)?;
 
     let mut merge = Command::new(src.join("scripts/kconfig/merge_config.sh"));
     merge
@@ -633,10 +634,10 @@ fn configure(
         merge.arg(&kvm);
     }
     merge.args(&plan.fragments);
-    run::run_logged(merge, log)?;
+    run_logged(merge, log)?;
     let mut olddef = plan.make(src, &cfg_dir);
     olddef.arg("olddefconfig");
-    run::run_logged(olddef, log)?;
+    run_logged(olddef, log)?;
 
     let final_cfg = cfg_dir.join(".config");
     let final_text =
@@ -676,7 +677,7 @@ fn kernel_release(plan: &Plan, src: &Path, build_dir: &Path) -> Result<String, K
     if !out.status.success() || release.is_empty() || release.contains(char::is_whitespace) {
         return Err(CommandError::Failed {
             command,
-            status: crate::process::describe_status(&out.status),
+            status: crate::host::process::describe_status(&out.status),
             log: PathBuf::new(),
             tail: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
@@ -720,7 +721,7 @@ fn install(
         .arg("INSTALL_MOD_STRIP=1")
         .arg("DEPMOD=/bin/true")
         .arg("modules_install");
-    run::run_logged(mi, log)?;
+    run_logged(mi, log)?;
 
     progress(events, step, "building rig_of_configfs");
     // M= builds write next to the sources: build a fresh copy, never the repository's folder.
@@ -746,7 +747,7 @@ fn install(
         .arg("INSTALL_MOD_STRIP=1")
         .arg("DEPMOD=/bin/true")
         .arg("modules_install");
-    run::run_logged(mmi, log)?;
+    run_logged(mmi, log)?;
 
     let moddir = modules.join("lib/modules").join(release);
     // Symlinks back into the build area would drag the whole tree into an initramfs.
@@ -763,7 +764,7 @@ fn install(
         .arg("-F")
         .arg(out.join("System.map"))
         .arg(release);
-    run::run_logged(depmod, log)?;
+    run_logged(depmod, log)?;
     let ko = moddir
         .join("extra")
         .join(format!("{OF_CONFIGFS_MODULE}.ko"));
@@ -884,7 +885,7 @@ pub fn compile_overlay(src: &Path, out: &Path) -> Result<(), KbuildError> {
         let _ = fs::remove_file(out);
         return Err(KbuildError::Dtc {
             src: src.to_path_buf(),
-            status: crate::process::describe_status(&output.status),
+            status: crate::host::process::describe_status(&output.status),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         });
     }
@@ -1000,9 +1001,7 @@ mod tests {
 
     #[test]
     fn overlays_compile_without_symbols_and_garbage_fails() {
-        if !which("dtc") {
-            return;
-        }
+        crate::host::doctor::require("dtc").unwrap_or_else(|e| panic!("{e}"));
         let d = tempfile::tempdir().unwrap();
         let repo = crate::repo_root();
         for name in ["clock-provider-consumer", "simple-node"] {
@@ -1075,7 +1074,7 @@ mod tests {
     #[test]
     #[ignore]
     fn bench_real() {
-        use crate::events::StderrProgress;
+        use crate::host::events::StderrProgress;
         let events = Events::none().with(std::sync::Arc::new(StderrProgress { verbose: true }));
         let cache = Cache::from_env();
         let arches = std::env::var("RIG_KBUILD_ARCHES").unwrap_or_else(|_| "arm64".into());
@@ -1092,7 +1091,7 @@ mod tests {
     #[test]
     #[ignore]
     fn build_real() {
-        use crate::events::StderrProgress;
+        use crate::host::events::StderrProgress;
         let events = Events::none().with(std::sync::Arc::new(StderrProgress { verbose: true }));
         let cache = Cache::from_env();
         let arches = std::env::var("RIG_KBUILD_ARCHES").unwrap_or_else(|_| "x86_64,arm64".into());

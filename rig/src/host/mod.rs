@@ -1,0 +1,11 @@
+//! What every stage stands on: child-process ownership, the content-addressed cache, the run's
+//! artifacts folder, typed events, host tools (doctor/setup), exit codes, and the board and
+//! architecture names every stage speaks of. Uses std and crates only.
+
+pub mod artifacts;
+pub mod board;
+pub mod cache;
+pub mod doctor;
+pub mod events;
+pub mod exit;
+pub mod process;

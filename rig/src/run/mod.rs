@@ -1,0 +1,326 @@
+//! The scenario engine: boots a guest for each repetition, runs the scenario's steps, watches the
+//! console with the kernel-log analyzer as it streams, and turns what it saw into a verdict.
+//!
+//! Verdicts: **pass** (no unexpected report, every `expect` seen, every step as asked), **fail**
+//! (the kernel showed an unexpected report, missed an expected one, or did not do what a step
+//! asked: a device that never appeared or never went, a guest command with the wrong status, a
+//! deadline missed), **infra** (rig could not run it: boot failed, QEMU died without any kernel
+//! report, a QMP command was refused). Kernel evidence wins: if QEMU died and the log holds a
+//! panic, the verdict is fail.
+//!
+//! `parallel` runs its children at once: guest-side children (shell commands, sysfs memory
+//! online/offline, devlink and netdevsim steps, repeats of those) become background jobs of the
+//! guest shell (or concurrent ssh channels for `via: ssh`), while host-side children (QMP, PCI
+//! and DIMM plug/unplug) run on the host meanwhile; then everything is joined with the deadline.
+
+use crate::dmesg::{self, Analyzer, Report};
+use crate::guest::transport::Via;
+use crate::guest::{self, Guest, GuestError, GuestOptions};
+use crate::host::artifacts::RunDir;
+use crate::host::board::Board;
+use crate::host::cache::Cache;
+use crate::host::events::{Event, Events};
+use crate::machine::accel::AccelChoice;
+use crate::scenario::{Scenario, StepKind};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+mod devices;
+mod exec;
+mod overlays;
+mod parallel;
+pub mod requirements;
+mod result;
+mod shell;
+
+use exec::{error_chain, Exec};
+pub use result::{Repetition, ScenarioResult, StepFailure, TriageSummary, Verdict};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Unsupported(#[from] requirements::Unsupported),
+    #[error("cannot prepare the guest")]
+    Prepare(#[source] GuestError),
+    #[error(transparent)]
+    Artifacts(#[from] crate::host::artifacts::ArtifactsError),
+    #[error("no repetitions asked for")]
+    NoRuns,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub board: Board,
+    pub kernel: String,
+    pub accel: AccelChoice,
+    pub repeat: u32,
+    pub auto_setup: bool,
+    pub memory_mib: u64,
+}
+
+impl RunOptions {
+    pub fn new(board: Board, kernel: &str) -> Self {
+        RunOptions {
+            board,
+            kernel: kernel.into(),
+            accel: AccelChoice::Auto,
+            repeat: 1,
+            auto_setup: true,
+            memory_mib: 1024,
+        }
+    }
+}
+
+/// Whether any step talks to the guest over ssh.
+fn uses_ssh(scenario: &Scenario) -> bool {
+    scenario.all_steps().iter().any(|s| match &s.kind {
+        StepKind::Guest(g) => g.via == Via::Ssh,
+        StepKind::DevlinkReload(d) => d.via == Via::Ssh,
+        StepKind::NetdevsimNew(n) => n.via == Via::Ssh,
+        StepKind::NetdevsimDel(n) => n.via == Via::Ssh,
+        _ => false,
+    })
+}
+
+/// Runs `scenario` `opts.repeat` times, each on a fresh boot; writes `report.json`.
+pub fn run_scenario(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    cache: &Cache,
+    run_dir: &RunDir,
+    events: &Events,
+) -> Result<ScenarioResult, RunError> {
+    if opts.repeat == 0 {
+        return Err(RunError::NoRuns);
+    }
+    let mut gopts = GuestOptions::new(opts.board, &opts.kernel);
+    gopts.accel = opts.accel;
+    gopts.auto_setup = opts.auto_setup;
+    gopts.memory_mib = opts.memory_mib;
+    gopts.extra_cmdline = scenario.cmdline.clone();
+    gopts.ssh = uses_ssh(scenario);
+    let (image, verdict) = guest::prepare(&gopts, cache, events).map_err(RunError::Prepare)?;
+    requirements::check_kernel(scenario, opts.board, &image.kernel)?;
+
+    let mut reps = Vec::new();
+    for index in 1..=opts.repeat {
+        let dir = if opts.repeat == 1 {
+            run_dir.clone()
+        } else {
+            run_dir.child(&format!("run-{index}"))?
+        };
+        if opts.repeat > 1 {
+            events.emit(Event::StepProgress {
+                step: "run".into(),
+                message: format!("repetition {index} of {}", opts.repeat),
+                fraction: Some((index - 1) as f64 / opts.repeat as f64),
+            });
+        }
+        let rep = run_once(scenario, &gopts, &image, &verdict, index, &dir, events);
+        let line = format!(
+            "run {index}: {:?} ({} reports)",
+            rep.verdict,
+            rep.reports.len()
+        );
+        events.emit(Event::Verdict {
+            verdict: format!("{:?}", rep.verdict).to_lowercase(),
+            detail: line,
+        });
+        reps.push(rep);
+    }
+
+    let mut reproduced: BTreeMap<String, u32> = BTreeMap::new();
+    for r in &reps {
+        let mut titles: Vec<&str> = r.reports.iter().map(|x| x.title.as_str()).collect();
+        titles.sort();
+        titles.dedup();
+        for t in titles {
+            *reproduced.entry(t.to_string()).or_default() += 1;
+        }
+    }
+    let overall = if reps.iter().any(|r| r.verdict == Verdict::Fail) {
+        Verdict::Fail
+    } else if reps.iter().any(|r| r.verdict == Verdict::Infra) {
+        Verdict::Infra
+    } else {
+        Verdict::Pass
+    };
+    let result = ScenarioResult {
+        scenario: scenario.name.clone(),
+        file: scenario.file.clone(),
+        board: opts.board,
+        kernel: opts.kernel.clone(),
+        kernel_release: image.kernel.release.clone(),
+        accel: verdict.accel.name().into(),
+        verdict: overall,
+        repetitions: reps,
+        reproduced,
+        artifacts: run_dir.path().to_path_buf(),
+    };
+    if let Ok(s) = serde_json::to_string_pretty(&result) {
+        let _ = std::fs::write(run_dir.file("report.json"), s + "\n");
+    }
+    Ok(result)
+}
+
+fn run_once(
+    scenario: &Scenario,
+    gopts: &GuestOptions,
+    image: &crate::provision::BootImage,
+    verdict: &crate::machine::accel::AccelDecision,
+    index: u32,
+    dir: &RunDir,
+    events: &Events,
+) -> Repetition {
+    let start = Instant::now();
+    let done = Finish {
+        scenario,
+        kernel: &image.kernel,
+        index,
+        dir,
+        start,
+    };
+    let mut failures = Vec::new();
+    let guest = Guest::boot(gopts, image.clone(), verdict.clone(), dir, events);
+    let mut guest = match guest {
+        Ok(g) => g,
+        Err(e) => {
+            failures.push(StepFailure {
+                step: "boot".into(),
+                at: scenario.file.clone(),
+                message: error_chain(&e),
+                infra: true,
+            });
+            return finish(done, failures, None);
+        }
+    };
+
+    // The console feeds the live analyzer and a text buffer for `wait_log`.
+    let log = Arc::new(Mutex::new(String::new()));
+    let analyzer = Arc::new(Mutex::new(Analyzer::new()));
+    {
+        let log = log.clone();
+        let analyzer = analyzer.clone();
+        let ev = events.clone();
+        guest.vm.console().add_tap(Box::new(move |data| {
+            let text = String::from_utf8_lossy(data);
+            if let Ok(mut l) = log.lock() {
+                l.push_str(&text);
+            }
+            if let Ok(mut a) = analyzer.lock() {
+                emit_reports(&ev, a.feed_bytes(data));
+            }
+        }));
+    }
+
+    let deadline = start + scenario.timeout;
+    let mut exec = Exec {
+        guest: &mut guest,
+        log,
+        events: events.clone(),
+        deadline,
+        ports: HashMap::new(),
+        dimms: HashMap::new(),
+        unplugging: Default::default(),
+        overlays: HashMap::new(),
+        dir: dir.clone(),
+        failures: Vec::new(),
+        par_seq: 0,
+    };
+    for (i, step) in scenario.steps.iter().enumerate() {
+        events.emit(Event::ScenarioStep {
+            index: i + 1,
+            name: step.label(),
+        });
+        let stop = exec.step(step);
+        // Reports without an end marker (lockdep, OF errors, hung tasks) come out on a flush.
+        if let Ok(mut a) = analyzer.lock() {
+            emit_reports(events, a.flush());
+        }
+        if stop {
+            break;
+        }
+    }
+    failures.append(&mut exec.failures);
+
+    // Pull the kernel's own log as well (messages below the console loglevel).
+    let dmesg_text = if guest.vm.exited().is_none() {
+        guest
+            .run("dmesg", Duration::from_secs(60), Via::Serial)
+            .ok()
+            .map(|o| o.stdout)
+    } else {
+        None
+    };
+    if let Some(t) = &dmesg_text {
+        let _ = std::fs::write(dir.file("dmesg.txt"), t);
+    }
+    guest.shutdown();
+    finish(done, failures, dmesg_text)
+}
+
+fn emit_reports(events: &Events, reports: Vec<Report>) {
+    for r in reports {
+        events.emit(Event::KernelReport {
+            title: r.title,
+            kind: r.kind.to_string(),
+        });
+    }
+}
+
+/// Analyzes the whole console log (and dmesg), triages, and decides the verdict.
+struct Finish<'a> {
+    scenario: &'a Scenario,
+    kernel: &'a crate::provision::Kernel,
+    index: u32,
+    dir: &'a RunDir,
+    start: Instant,
+}
+
+fn finish(f: Finish<'_>, failures: Vec<StepFailure>, dmesg_text: Option<String>) -> Repetition {
+    let Finish {
+        scenario,
+        kernel,
+        index,
+        dir,
+        start,
+    } = f;
+    // The whole log, not the live analyzer's results: the live tap starts after RIG-READY, and
+    // the verdict must also count splats printed while the kernel booted.
+    let console = std::fs::read(dir.console_log()).unwrap_or_default();
+    let mut reports = dmesg::analyze(&String::from_utf8_lossy(&console));
+    if let Some(t) = dmesg_text {
+        for r in dmesg::analyze(&t) {
+            if !reports.iter().any(|x| x.title == r.title) {
+                reports.push(r);
+            }
+        }
+    }
+    // Kernels rig built keep their vmlinux: add file:line to each frame (titles do not change).
+    if let (Some(vmlinux), false) = (&kernel.vmlinux, reports.is_empty()) {
+        let _ = dmesg::symbolize(&mut reports, vmlinux, kernel.arch.cross_compile());
+    }
+    let triage: TriageSummary = scenario
+        .triage(reports.iter().map(|r| r.title.as_str()))
+        .into();
+    let kernel_failed = !triage.unexpected.is_empty()
+        || !triage.missing.is_empty()
+        || failures.iter().any(|f| !f.infra);
+    let verdict = if kernel_failed {
+        Verdict::Fail
+    } else if failures.iter().any(|f| f.infra) {
+        Verdict::Infra
+    } else {
+        Verdict::Pass
+    };
+    Repetition {
+        index,
+        verdict,
+        reports,
+        triage,
+        step_failures: failures,
+        seconds: start.elapsed().as_secs_f64(),
+        artifacts: dir.path().to_path_buf(),
+    }
+}

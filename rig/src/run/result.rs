@@ -1,0 +1,141 @@
+//! What a run found: per repetition and overall, with the human rendering.
+
+use crate::dmesg::Report;
+use crate::host::board::Board;
+use crate::scenario::Triage;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Infra,
+}
+
+impl Verdict {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Pass => crate::host::exit::PASS,
+            Verdict::Fail => crate::host::exit::KERNEL_FAILURE,
+            Verdict::Infra => crate::host::exit::INFRA,
+        }
+    }
+}
+
+/// A step that did not do what the scenario asked.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepFailure {
+    pub step: String,
+    /// `file:line:column` of the step in the scenario.
+    pub at: String,
+    pub message: String,
+    /// Rig could not run it (as opposed to the kernel not doing it).
+    pub infra: bool,
+}
+
+/// One repetition: one boot, all steps, one verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Repetition {
+    pub index: u32,
+    pub verdict: Verdict,
+    pub reports: Vec<Report>,
+    pub triage: TriageSummary,
+    pub step_failures: Vec<StepFailure>,
+    pub seconds: f64,
+    pub artifacts: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TriageSummary {
+    pub expected: Vec<String>,
+    pub allowed: Vec<String>,
+    pub unexpected: Vec<String>,
+    pub missing: Vec<String>,
+}
+
+impl From<Triage> for TriageSummary {
+    fn from(t: Triage) -> Self {
+        TriageSummary {
+            expected: t.expected,
+            allowed: t.allowed,
+            unexpected: t.unexpected,
+            missing: t.missing,
+        }
+    }
+}
+
+/// The outcome of `rig run`: every repetition, and per report title how often it reproduced.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioResult {
+    pub scenario: String,
+    pub file: String,
+    pub board: Board,
+    pub kernel: String,
+    pub kernel_release: String,
+    pub accel: String,
+    pub verdict: Verdict,
+    pub repetitions: Vec<Repetition>,
+    /// Title → number of repetitions in which it appeared.
+    pub reproduced: BTreeMap<String, u32>,
+    /// The run's artifacts folder (one `run-N` folder per repetition inside when repeating).
+    pub artifacts: PathBuf,
+}
+
+impl ScenarioResult {
+    /// Human summary: verdict, titles with "reproduced in k of N runs", failed steps.
+    pub fn render(&self) -> String {
+        let n = self.repetitions.len();
+        let mut s = format!(
+            "{} on {} with {} ({}): {}\n",
+            self.scenario,
+            self.board,
+            self.kernel,
+            self.accel,
+            match self.verdict {
+                Verdict::Pass => "PASS",
+                Verdict::Fail => "FAIL",
+                Verdict::Infra => "INFRA ERROR (rig could not run it)",
+            }
+        );
+        for (title, k) in &self.reproduced {
+            let how = if self
+                .repetitions
+                .iter()
+                .any(|r| r.triage.unexpected.contains(title))
+            {
+                "unexpected"
+            } else if self
+                .repetitions
+                .iter()
+                .any(|r| r.triage.expected.contains(title))
+            {
+                "expected"
+            } else {
+                "allowed"
+            };
+            s.push_str(&format!(
+                "  [{how}] {title}: reproduced in {k} of {n} runs\n"
+            ));
+        }
+        for r in &self.repetitions {
+            for m in &r.triage.missing {
+                s.push_str(&format!(
+                    "  run {}: expected report not seen: {m}\n",
+                    r.index
+                ));
+            }
+            for f in &r.step_failures {
+                let what = if f.infra { "rig error" } else { "step failed" };
+                s.push_str(&format!(
+                    "  run {}: {what}: {} ({}): {}\n",
+                    r.index, f.step, f.at, f.message
+                ));
+            }
+        }
+        s.push_str(&format!("  artifacts: {}\n", self.artifacts.display()));
+        s
+    }
+}
