@@ -43,11 +43,8 @@ fn arm64_applies_and_removes_an_overlay_through_configfs() {
     let mut g = boot(Board::Arm64Virt, "rig-6.12", "overlay");
     let dir = tempfile::tempdir().unwrap();
     let dtbo = dir.path().join("simple-node.dtbo");
-    rig::provision::kbuild::compile_overlay(
-        &rig::repo_root().join("overlays/simple-node.dtso"),
-        &dtbo,
-    )
-    .unwrap();
+    rig::provision::overlay::compile(&rig::repo_root().join("overlays/simple-node.dtso"), &dtbo)
+        .unwrap();
     let b64 = base64_of(&std::fs::read(&dtbo).unwrap());
     sh(
         &mut g,

@@ -7,6 +7,7 @@
 pub mod image;
 pub mod kbuild;
 pub mod kernel;
+pub mod overlay;
 
 pub use kernel::{parse_kconfig, Kernel};
 

@@ -34,7 +34,7 @@ impl Exec<'_> {
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 let out = self.dir.file(&format!("{stem}.dtbo"));
-                crate::provision::kbuild::compile_overlay(file, &out)
+                crate::provision::overlay::compile(file, &out)
                     .map_err(|e| StepError::Rig(error_chain(&e)))?;
                 self.overlays.insert(file.to_path_buf(), out.clone());
                 out

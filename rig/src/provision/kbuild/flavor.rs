@@ -1,0 +1,162 @@
+//! The flavor catalogue: which config fragments (`images/kconfig/`) and patch sets
+//! (`images/patches/`) make each `rig-6.12[-FLAVOR]`, and the names that select them.
+
+use super::{build, BuildRequest, KbuildError, Source};
+use crate::host::board::Arch;
+use crate::host::cache::Cache;
+use crate::host::events::Events;
+use crate::provision::kernel::Kernel;
+use std::path::{Path, PathBuf};
+
+/// A flavor: which fragments (from `images/kconfig/`) and patch sets (`images/patches/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flavor {
+    pub name: String,
+    pub fragments: Vec<String>,
+    pub patch_sets: Vec<String>,
+}
+
+/// The default flavor's fragments, in merge order.
+pub const DEFAULT_FRAGMENTS: &[&str] = &["base", "hotplug", "of", "devlink", "debug"];
+
+/// One entry of the flavor catalogue: fragments merged after the default ones, patch sets
+/// applied to the source, and what the flavor is for.
+#[derive(Debug, Clone, Copy)]
+pub struct FlavorSpec {
+    pub name: &'static str,
+    pub extra_fragments: &'static [&'static str],
+    pub patch_sets: &'static [&'static str],
+    pub about: &'static str,
+}
+
+/// Every flavor rig knows; the default one is `""`.
+pub const CATALOGUE: &[FlavorSpec] = &[
+    FlavorSpec {
+        name: "",
+        extra_fragments: &[],
+        patch_sets: &[],
+        about: "lockdep, debug lists/objects, LKDTM, hot-plug, OF overlays, devlink, netdevsim",
+    },
+    FlavorSpec {
+        name: "kasan",
+        extra_fragments: &["kasan"],
+        patch_sets: &[],
+        about: "default + generic KASAN",
+    },
+    FlavorSpec {
+        name: "kobject-release",
+        extra_fragments: &["kobject-release"],
+        patch_sets: &[],
+        about: "default + delayed kobject release (widens use-after-release windows)",
+    },
+    FlavorSpec {
+        name: "known-bad-devlink-wait",
+        extra_fragments: &[],
+        patch_sets: &["known-bad-devlink-wait"],
+        about: "positive control: overlay removal no longer waits for device-link removal",
+    },
+];
+
+/// The names of every flavor, default (`""`) first.
+pub fn flavor_names() -> impl Iterator<Item = &'static str> {
+    CATALOGUE.iter().map(|f| f.name)
+}
+
+/// The flavor called `name` (`""` or `default` for the default one).
+pub fn flavor(name: &str) -> Result<Flavor, KbuildError> {
+    let name = if name == "default" { "" } else { name };
+    let spec =
+        CATALOGUE
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| KbuildError::UnknownFlavor {
+                flavor: name.to_string(),
+                known: known_flavors(),
+            })?;
+    let fragments = DEFAULT_FRAGMENTS
+        .iter()
+        .chain(spec.extra_fragments)
+        .map(|s| s.to_string())
+        .collect();
+    Ok(Flavor {
+        name: name.to_string(),
+        fragments,
+        patch_sets: spec.patch_sets.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+pub(super) fn known_flavors() -> String {
+    flavor_names()
+        .map(|f| if f.is_empty() { "(default)" } else { f })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `rig-6.12` or `rig-6.12-FLAVOR`.
+pub fn kernel_name(flavor: &str) -> String {
+    if flavor.is_empty() {
+        "rig-6.12".into()
+    } else {
+        format!("rig-6.12-{flavor}")
+    }
+}
+
+/// The flavor named by `rig-6.12[-FLAVOR]`.
+pub fn parse_kernel_name(name: &str) -> Result<String, KbuildError> {
+    let unknown = || KbuildError::UnknownKernel {
+        name: name.to_string(),
+        known: known_flavors(),
+    };
+    let rest = name.strip_prefix("rig-6.12").ok_or_else(unknown)?;
+    let flavor = match rest {
+        "" => "",
+        r => r
+            .strip_prefix('-')
+            .filter(|f| !f.is_empty())
+            .ok_or_else(unknown)?,
+    };
+    if !flavor_names().any(|f| f == flavor) {
+        return Err(unknown());
+    }
+    Ok(flavor.to_string())
+}
+
+/// Resolves `rig-6.12[-FLAVOR]` for `arch`, building it from debian-6.12 on first use.
+pub fn resolve_named(
+    name: &str,
+    arch: Arch,
+    cache: &Cache,
+    events: &Events,
+) -> Result<Kernel, KbuildError> {
+    let flavor = parse_kernel_name(name)?;
+    build(
+        &BuildRequest {
+            arch,
+            source: Source::Debian612,
+            flavor,
+        },
+        cache,
+        events,
+    )
+}
+
+/// The fragment files of a flavor for an arch, in merge order.
+pub fn fragment_files(
+    kconfig_dir: &Path,
+    flavor: &Flavor,
+    arch: Arch,
+) -> Result<Vec<PathBuf>, KbuildError> {
+    let mut out = Vec::new();
+    for f in &flavor.fragments {
+        let common = kconfig_dir.join(format!("{f}.config"));
+        if !common.is_file() {
+            return Err(KbuildError::MissingFragment { path: common });
+        }
+        out.push(common);
+        let per_arch = kconfig_dir.join(format!("{f}.{arch}.config"));
+        if per_arch.is_file() {
+            out.push(per_arch);
+        }
+    }
+    Ok(out)
+}

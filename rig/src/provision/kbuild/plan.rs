@@ -1,0 +1,128 @@
+//! A build plan: everything a build reads, resolved up front (cheap), so the cache key is known
+//! before anything compiles; and the `make` invocation every step uses.
+
+use super::flavor::{flavor, fragment_files, kernel_name, Flavor};
+use super::toolchain::{jobs, make_arch, Toolchain};
+use super::{
+    patches, source, BuildRequest, KbuildError, Source, CACHE_KIND, OF_CONFIGFS_DIR, RECIPE_VERSION,
+};
+use crate::host::cache::CacheKey;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Everything a build reads, resolved up front (cheap) so the cache key can be computed.
+pub(super) struct Plan {
+    pub(super) req: BuildRequest,
+    pub(super) flavor: Flavor,
+    pub(super) name: String,
+    pub(super) identity: String,
+    pub(super) tarball: PathBuf,
+    pub(super) fragments: Vec<PathBuf>,
+    pub(super) patches: Vec<PathBuf>,
+    pub(super) module_src: PathBuf,
+    pub(super) toolchain: Toolchain,
+}
+
+impl Plan {
+    pub(super) fn new(
+        req: &BuildRequest,
+        repo: &Path,
+        tarball: &Path,
+        ccache: bool,
+    ) -> Result<Self, KbuildError> {
+        let flavor = flavor(&req.flavor)?;
+        let identity = source::identity(&req.source, tarball)?;
+        let fragments = fragment_files(&repo.join("images/kconfig"), &flavor, req.arch)?;
+        let mut patches = Vec::new();
+        for set in &flavor.patch_sets {
+            patches.extend(patches::patch_files(
+                &repo.join("images/patches").join(set),
+            )?);
+        }
+        let name = match &req.source {
+            Source::Debian612 => kernel_name(&flavor.name),
+            Source::Tree(_) => {
+                let short = CacheKey::new("id").str("id", &identity).short();
+                let base = format!("rig-tree-{short}");
+                if flavor.name.is_empty() {
+                    base
+                } else {
+                    format!("{base}-{}", flavor.name)
+                }
+            }
+        };
+        Ok(Plan {
+            req: req.clone(),
+            flavor,
+            name,
+            identity,
+            tarball: tarball.to_path_buf(),
+            fragments,
+            patches,
+            module_src: repo.join("images/modules").join(OF_CONFIGFS_DIR),
+            toolchain: Toolchain::detect(req.arch, ccache)?,
+        })
+    }
+
+    pub(super) fn key(&self) -> Result<CacheKey, KbuildError> {
+        let mut k = CacheKey::new(CACHE_KIND);
+        k.str("recipe", RECIPE_VERSION)
+            .str("source", &self.identity)
+            .str("arch", make_arch(self.req.arch))
+            .str("toolchain", &self.toolchain.version);
+        for f in &self.fragments {
+            k.file(&format!("fragment/{}", file_name(f)), f)?;
+        }
+        for p in &self.patches {
+            k.file(&format!("patch/{}", file_name(p)), p)?;
+        }
+        k.tree("module", &self.module_src)?;
+        Ok(k)
+    }
+
+    pub(super) fn build_dir_name(&self) -> String {
+        let f = if self.flavor.name.is_empty() {
+            "default"
+        } else {
+            &self.flavor.name
+        };
+        format!("build-{}-{f}", self.req.arch)
+    }
+
+    /// `make` in the build dir with ARCH, CROSS_COMPILE, CC and -j set, niced.
+    pub(super) fn make(&self, src: &Path, build_dir: &Path) -> Command {
+        let mut cmd = Command::new("nice");
+        cmd.args(["-n", "10", "make"])
+            .arg("-C")
+            .arg(src)
+            .arg(format!("O={}", build_dir.display()))
+            .arg(format!("ARCH={}", make_arch(self.req.arch)))
+            .arg(format!("CC={}", self.toolchain.cc()))
+            .arg(format!("-j{}", jobs()));
+        if let Some(prefix) = self.req.arch.cross_compile() {
+            cmd.arg(format!("CROSS_COMPILE={prefix}"));
+        }
+        cmd
+    }
+}
+
+/// The file names of `paths`, space-separated (for progress lines and provenance).
+pub(super) fn file_names(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| file_name(p))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub(super) fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+pub(super) fn io_err(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> KbuildError {
+    let what = what.to_string();
+    let path = path.to_path_buf();
+    move |source| KbuildError::Io { what, path, source }
+}
