@@ -50,6 +50,12 @@ pub const CATALOGUE: &[FlavorSpec] = &[
         about: "default + delayed kobject release (widens use-after-release windows)",
     },
     FlavorSpec {
+        name: "of-unittest",
+        extra_fragments: &["of-unittest"],
+        patch_sets: &[],
+        about: "default + the OF unit tests at boot (arm64: 356 tests against QEMU's tree)",
+    },
+    FlavorSpec {
         name: "known-bad-devlink-wait",
         extra_fragments: &[],
         patch_sets: &["known-bad-devlink-wait"],
