@@ -89,7 +89,8 @@ enum Cmd {
         /// Timeout for CMD.
         #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
         timeout: Duration,
-        /// The command (joined with spaces and run by the guest's sh).
+        /// The command and its arguments, run exactly as this argv (each argument stays one word;
+        /// use `-- sh -c '…'` for shell syntax).
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
     },
@@ -156,10 +157,15 @@ enum KernelCmd {
         /// `debian-6.12` (Debian's linux-source-6.12) or a path to a kernel tree / git worktree.
         #[arg(long, default_value = "debian-6.12")]
         source: String,
-        /// Flavor: default (empty), kasan, kobject-release, known-bad-devlink-wait.
+        /// Flavor: default (empty) or a name from `rig kernel flavors`.
         #[arg(long, default_value = "")]
         flavor: String,
+        /// Never install missing host packages; fail instead.
+        #[arg(long)]
+        no_setup: bool,
     },
+    /// List the kernel flavors rig can build.
+    Flavors,
 }
 
 #[derive(Subcommand)]
@@ -209,24 +215,39 @@ fn main() {
     std::process::exit(code);
 }
 
+/// A file named on the command line that cannot be read (bad input).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {path}")]
+struct InputFile {
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
 /// Bad input (names, files, flags) is exit 2; everything else the rig could not do is 125.
 fn error_code(e: &anyhow::Error) -> i32 {
+    // Library errors box some sources; a boxed error's `source()` skips the box's content, so
+    // look at each link both as itself and as a `Box` of it.
+    fn find<'a, T: std::error::Error + 'static>(
+        c: &'a (dyn std::error::Error + 'static),
+    ) -> Option<&'a T> {
+        c.downcast_ref::<T>()
+            .or_else(|| c.downcast_ref::<Box<T>>().map(|b| &**b))
+    }
     let bad_input = e.chain().any(|c| {
-        c.downcast_ref::<rig::host::board::UnknownName>().is_some()
-            || c.downcast_ref::<rig::machine::qemu::CmdlineError>()
-                .is_some()
-            || c.downcast_ref::<rig::scenario::ScenarioError>().is_some()
-            || c.downcast_ref::<rig::run::requirements::Unsupported>()
-                .is_some()
-            || c.downcast_ref::<rig::provision::ProvisionError>()
-                .is_some_and(|p| p.is_unknown_name())
-            || matches!(
-                c.downcast_ref::<rig::provision::kbuild::KbuildError>(),
-                Some(
+        find::<rig::host::board::UnknownName>(c).is_some()
+            || find::<InputFile>(c).is_some()
+            || find::<rig::machine::qemu::CmdlineError>(c).is_some()
+            || find::<rig::scenario::ScenarioError>(c).is_some()
+            || find::<rig::run::requirements::Unsupported>(c).is_some()
+            || find::<rig::provision::ProvisionError>(c).is_some_and(|p| p.is_unknown_name())
+            || find::<rig::provision::kbuild::KbuildError>(c).is_some_and(|k| {
+                matches!(
+                    k,
                     rig::provision::kbuild::KbuildError::UnknownKernel { .. }
                         | rig::provision::kbuild::KbuildError::UnknownFlavor { .. }
                 )
-            )
+            })
     });
     if bad_input {
         exit::BAD_INPUT
@@ -286,7 +307,7 @@ fn run(cli: Cli) -> Result<i32> {
             opts.ssh = transport == Via::Ssh;
             let mut guest = Guest::start(&opts, &cache, &run_dir, &events)
                 .with_context(|| format!("booting {} on {}", target.kernel, target.board))?;
-            let command = cmd.join(" ");
+            let command = rig::host::process::shell_line(&cmd);
             let out = guest.run(&command, timeout, transport);
             guest.shutdown();
             let out = out.with_context(|| format!("running `{command}` in the guest"))?;
@@ -354,8 +375,10 @@ fn run(cli: Cli) -> Result<i32> {
             vmlinux,
             arch,
         } => {
-            let bytes =
-                std::fs::read(&log).with_context(|| format!("reading {}", log.display()))?;
+            let bytes = std::fs::read(&log).map_err(|source| InputFile {
+                path: log.clone(),
+                source,
+            })?;
             let mut reports = rig::dmesg::analyze(&String::from_utf8_lossy(&bytes));
             if let Some(v) = vmlinux {
                 rig::dmesg::symbolize(&mut reports, &v, arch.cross_compile())?;
@@ -391,18 +414,27 @@ fn run(cli: Cli) -> Result<i32> {
             })
         }
         Cmd::Kernel { what } => match what {
+            KernelCmd::Flavors => {
+                for f in rig::provision::kbuild::CATALOGUE {
+                    let name = rig::provision::kbuild::kernel_name(f.name);
+                    println!("{name:<32} {}", f.about);
+                }
+                Ok(exit::PASS)
+            }
             KernelCmd::Build {
                 arch,
                 source,
                 flavor,
+                no_setup,
             } => {
                 let events = events_for(cli.verbose, None);
+                rig::provision::kbuild::flavor(&flavor)?;
                 rig::guest::ensure_host_tools(
                     &[
                         rig::host::doctor::Need::Core,
                         rig::host::doctor::Need::Kbuild,
                     ],
-                    true,
+                    !no_setup,
                     &events,
                 )?;
                 let req = rig::provision::kbuild::BuildRequest {

@@ -305,3 +305,37 @@ fn a_timed_out_command_leaves_the_console_usable() {
     assert_eq!(sh(&mut g, "echo again; exit 0"), "again\n");
     g.shutdown();
 }
+
+/// `rig boot -- CMD ARGS…` runs exactly that argv in the guest, over serial and ssh alike: each
+/// argument stays one word, the guest command's status is rig's, and stdout is its output only.
+#[test]
+fn rig_boot_runs_the_argv_as_given_and_returns_its_status() {
+    for transport in ["serial", "ssh"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rig"))
+            .args([
+                "boot",
+                "--no-setup",
+                "--board",
+                "arm64-virt",
+                "--kernel",
+                "debian-6.1",
+                "--transport",
+                transport,
+                "--",
+                "sh",
+                "-c",
+                "echo OUT \"$0\"; exit 3",
+                "it's one word",
+            ])
+            .env("RIG_ARTIFACTS", runs_dir())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{transport}: {stderr}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "OUT it's one word\n",
+            "{transport}: stdout must hold the command's output only; stderr: {stderr}"
+        );
+    }
+}

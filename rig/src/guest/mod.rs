@@ -139,6 +139,11 @@ pub fn prepare(
     cache: &Cache,
     events: &Events,
 ) -> Result<(BootImage, AccelDecision), GuestError> {
+    provision::check_kernel_name(&opts.kernel).map_err(|source| GuestError::Image {
+        kernel: opts.kernel.clone(),
+        board: opts.board,
+        source: Box::new(source),
+    })?;
     ensure_host_tools(&needs_for_kernel(&opts.kernel), opts.auto_setup, events)?;
     let image = provision::boot_image(&opts.kernel, opts.board.arch(), cache, events).map_err(
         |source| GuestError::Image {

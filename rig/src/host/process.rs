@@ -264,6 +264,25 @@ pub fn describe_command(cmd: &Command) -> String {
     s
 }
 
+/// One shell word per argument, quoted only where needed: the command line `sh` splits back into
+/// exactly `argv` (for `qemu.argv`, logs, and running an argv in the guest's shell).
+pub fn shell_line<S: AsRef<str>>(argv: &[S]) -> String {
+    argv.iter()
+        .map(|s| {
+            let s = s.as_ref();
+            if !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_=,./:+@".contains(c))
+            {
+                s.to_string()
+            } else {
+                format!("'{}'", s.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The last `n` lines of `text`.
 pub fn tail_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
@@ -320,6 +339,19 @@ pub fn describe_status(st: &ExitStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_line_quotes_what_needs_it_and_sh_splits_it_back() {
+        let l = shell_line(&["qemu", "-append", "a b", "romfile="]);
+        assert_eq!(l, "qemu -append 'a b' romfile=");
+        let argv = ["printf", "%s|", "it's", "", "$HOME", "a\nb", "*"];
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(shell_line(&argv))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "it's||$HOME|a\nb|*|");
+    }
 
     fn alive(pid: i32) -> bool {
         unsafe { libc::kill(pid, 0) == 0 }

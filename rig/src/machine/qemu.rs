@@ -138,23 +138,6 @@ pub fn argv(cfg: &QemuConfig) -> Vec<String> {
     a
 }
 
-/// Shell-quoted rendering of an argv, for `qemu.argv` and logs.
-pub fn shell_line(argv: &[String]) -> String {
-    argv.iter()
-        .map(|s| {
-            if !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_=,./:+@".contains(c))
-            {
-                s.clone()
-            } else {
-                format!("'{}'", s.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// The kernel command line limit shared by x86 and arm64 (COMMAND_LINE_SIZE).
 pub const CMDLINE_MAX: usize = 2048;
 
@@ -386,16 +369,5 @@ mod tests {
             kernel_cmdline(Board::X86_64Q35, &[long]),
             Err(CmdlineError::TooLong { .. })
         ));
-    }
-
-    #[test]
-    fn shell_line_quotes_what_needs_it() {
-        let l = shell_line(&[
-            "qemu".into(),
-            "-append".into(),
-            "a b".into(),
-            "romfile=".into(),
-        ]);
-        assert_eq!(l, "qemu -append 'a b' romfile=");
     }
 }

@@ -181,12 +181,12 @@ impl Vm {
         qc.ssh_forward_port = cfg.ssh_forward_port;
         let argv = qemu::argv(&qc);
         let argv_path = run_dir.file("qemu.argv");
-        std::fs::write(&argv_path, qemu::shell_line(&argv) + "\n").map_err(|source| {
-            VmError::Artifact {
+        std::fs::write(&argv_path, crate::host::process::shell_line(&argv) + "\n").map_err(
+            |source| VmError::Artifact {
                 path: argv_path,
                 source,
-            }
-        })?;
+            },
+        )?;
 
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..]);

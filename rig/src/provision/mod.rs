@@ -44,6 +44,19 @@ impl ProvisionError {
     }
 }
 
+/// Checks that `name` names a kernel rig can provide, without provisioning anything: callers ask
+/// this first, so a typo is bad input before any host tool is installed or anything is built.
+pub fn check_kernel_name(name: &str) -> Result<(), ProvisionError> {
+    if name == "debian-6.1" {
+        return Ok(());
+    }
+    if name.starts_with("rig-") {
+        kbuild::parse_kernel_name(name)?;
+        return Ok(());
+    }
+    Err(ProvisionError::UnknownKernel { name: name.into() })
+}
+
 /// Resolves a kernel name for an arch, provisioning (download / build) on first use.
 pub fn resolve_kernel(
     name: &str,
@@ -51,13 +64,12 @@ pub fn resolve_kernel(
     cache: &Cache,
     events: &Events,
 ) -> Result<Kernel, ProvisionError> {
+    check_kernel_name(name)?;
     if name == "debian-6.1" {
-        return Ok(image::debian::kernel(arch, cache, events)?);
+        Ok(image::debian::kernel(arch, cache, events)?)
+    } else {
+        Ok(kbuild::resolve_named(name, arch, cache, events)?)
     }
-    if name.starts_with("rig-") {
-        return Ok(kbuild::resolve_named(name, arch, cache, events)?);
-    }
-    Err(ProvisionError::UnknownKernel { name: name.into() })
 }
 
 /// Everything needed to boot: a kernel and the initramfs built for it.
@@ -77,4 +89,21 @@ pub fn boot_image(
     let kernel = resolve_kernel(kernel_name, arch, cache, events)?;
     let initrd = image::initramfs::for_kernel(&kernel, cache, events)?;
     Ok(BootImage { kernel, initrd })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_names_are_checked_before_provisioning() {
+        for good in ["debian-6.1", "rig-6.12", "rig-6.12-kasan"] {
+            check_kernel_name(good).unwrap();
+        }
+        for bad in ["nope", "debian-6.2", "rig-6.12-nope", "rig-"] {
+            let e = check_kernel_name(bad).unwrap_err();
+            assert!(e.is_unknown_name(), "{bad}: {e}");
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+    }
 }
