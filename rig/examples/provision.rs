@@ -18,7 +18,7 @@ fn main() -> anyhow::Result<()> {
         arches
     };
     let cache = Cache::from_env();
-    let events = Events::none().with(Arc::new(StderrProgress { verbose: true }));
+    let events = Events::none().with(Arc::new(StderrProgress::new(true)));
     for arch in arches {
         let t = Instant::now();
         let kernel = rig::provision::resolve_kernel("debian-6.1", arch, &cache, &events)?;

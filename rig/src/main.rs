@@ -68,8 +68,12 @@ impl Target {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Report the host tools rig needs, with versions, and what is missing.
-    Doctor,
+    /// Report the host tools rig needs, with versions, what is missing, and the cached KVM verdict.
+    Doctor {
+        /// Forget the cached KVM verdicts: the next `--accel auto` run probes KVM again.
+        #[arg(long)]
+        reprobe: bool,
+    },
     /// Install missing host tools with apt (Debian/Ubuntu, root or sudo).
     Setup {
         /// Also the tools for building kernels.
@@ -257,7 +261,7 @@ fn error_code(e: &anyhow::Error) -> i32 {
 }
 
 fn events_for(verbose: bool, run_dir: Option<&RunDir>) -> Events {
-    let mut ev = Events::none().with(Arc::new(StderrProgress { verbose }));
+    let mut ev = Events::none().with(Arc::new(StderrProgress::new(verbose)));
     if let Some(r) = run_dir {
         if let Ok(j) = JsonLines::create(&r.file("events.jsonl")) {
             ev = ev.with(Arc::new(j));
@@ -273,7 +277,7 @@ fn run(cli: Cli) -> Result<i32> {
         .map(Cache::at)
         .unwrap_or_else(Cache::from_env);
     match cli.command {
-        Cmd::Doctor => Ok(doctor()),
+        Cmd::Doctor { reprobe } => doctor(&cache, reprobe),
         Cmd::Setup { kbuild, tests } => {
             let mut needs = vec![
                 rig::host::doctor::Need::Core,
@@ -291,7 +295,9 @@ fn run(cli: Cli) -> Result<i32> {
                 eprintln!("rig: nothing to install");
             } else {
                 eprintln!("rig: installing {}", missing.join(" "));
-                rig::host::doctor::install(&missing)?;
+                let log = rig::guest::setup_log(&cache);
+                rig::host::doctor::install(&missing, &log)?;
+                eprintln!("rig: installed; apt's transcript: {}", log.display());
             }
             Ok(exit::PASS)
         }
@@ -335,6 +341,7 @@ fn run(cli: Cli) -> Result<i32> {
             rig::guest::ensure_host_tools(
                 &rig::guest::needs_for_kernel(&opts.kernel),
                 opts.auto_setup,
+                &cache,
                 &events,
             )?;
             let img =
@@ -435,6 +442,7 @@ fn run(cli: Cli) -> Result<i32> {
                         rig::host::doctor::Need::Kbuild,
                     ],
                     !no_setup,
+                    &cache,
                     &events,
                 )?;
                 let req = rig::provision::kbuild::BuildRequest {
@@ -497,7 +505,13 @@ fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-fn doctor() -> i32 {
+fn doctor(cache: &Cache, reprobe: bool) -> Result<i32> {
+    if reprobe {
+        rig::machine::accel::forget_decisions(cache).with_context(|| {
+            format!("clearing cached KVM verdicts in {}", cache.root().display())
+        })?;
+        println!("info     cached KVM verdicts cleared: the next `--accel auto` run probes again");
+    }
     let statuses = rig::host::doctor::check_all();
     for s in &statuses {
         let need = serde_json::to_value(s.need)
@@ -516,7 +530,17 @@ fn doctor() -> i32 {
         ),
         Err(e) => println!("info     KVM unavailable ({e}); guests run under TCG"),
     }
-    println!("info     cache: {}", Cache::from_env().root().display());
+    for board in Board::ALL {
+        match rig::machine::accel::cached_decision(board, cache) {
+            Some(d) => println!(
+                "info     {board}: cached verdict {} ({}); `rig doctor --reprobe` forgets it",
+                d.accel.name(),
+                d.reason
+            ),
+            None => println!("info     {board}: no cached KVM verdict for this host and access"),
+        }
+    }
+    println!("info     cache: {}", cache.root().display());
     let missing = rig::host::doctor::missing_packages(
         &statuses,
         &[
@@ -524,7 +548,7 @@ fn doctor() -> i32 {
             rig::host::doctor::Need::Kbuild,
         ],
     );
-    if missing.is_empty() {
+    Ok(if missing.is_empty() {
         0
     } else {
         println!(
@@ -532,5 +556,5 @@ fn doctor() -> i32 {
             missing.join(" ")
         );
         1
-    }
+    })
 }

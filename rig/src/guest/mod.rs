@@ -93,6 +93,7 @@ impl From<VmError> for GuestError {
 pub fn ensure_host_tools(
     needs: &[Need],
     auto_setup: bool,
+    cache: &Cache,
     events: &Events,
 ) -> Result<(), GuestError> {
     let statuses = doctor::check_all();
@@ -112,7 +113,7 @@ pub fn ensure_host_tools(
         detail: format!("installing missing host packages: {list}"),
     });
     let start = std::time::Instant::now();
-    doctor::install(&missing).map_err(|source| GuestError::MissingTools {
+    doctor::install(&missing, &setup_log(cache)).map_err(|source| GuestError::MissingTools {
         missing: list,
         source,
     })?;
@@ -122,6 +123,14 @@ pub fn ensure_host_tools(
         cached: false,
     });
     Ok(())
+}
+
+/// Where apt's transcript goes: a fresh file under the cache's `logs/`.
+pub fn setup_log(cache: &Cache) -> std::path::PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(':', "");
+    cache.root().join("logs").join(format!("setup-{stamp}.log"))
 }
 
 /// Host tool needs for booting `kernel`.
@@ -144,7 +153,12 @@ pub fn prepare(
         board: opts.board,
         source: Box::new(source),
     })?;
-    ensure_host_tools(&needs_for_kernel(&opts.kernel), opts.auto_setup, events)?;
+    ensure_host_tools(
+        &needs_for_kernel(&opts.kernel),
+        opts.auto_setup,
+        cache,
+        events,
+    )?;
     let image = provision::boot_image(&opts.kernel, opts.board.arch(), cache, events).map_err(
         |source| GuestError::Image {
             kernel: opts.kernel.clone(),

@@ -265,8 +265,23 @@ pub enum SetupError {
     NotDebian(Vec<&'static str>),
     #[error("installing packages needs root or sudo: run `sudo apt-get install -y {}`", .0.join(" "))]
     NotRoot(Vec<&'static str>),
-    #[error("`{command}` failed ({status})")]
-    Apt { command: String, status: String },
+    #[error(
+        "installing {} would make apt remove {} (rig never removes packages); resolve the \
+         conflict yourself, e.g. install the same versions' counterparts \
+         (`apt-get install -t <release> {}`), then rerun",
+        .packages.join(" "), .removed.join(" "), .packages.join(" ")
+    )]
+    WouldRemove {
+        packages: Vec<&'static str>,
+        removed: Vec<String>,
+    },
+    #[error("`{command}` failed ({status}); apt said:\n{tail}\nfull log: {log}")]
+    Apt {
+        command: String,
+        status: String,
+        tail: String,
+        log: std::path::PathBuf,
+    },
     #[error("cannot run `{command}`")]
     Spawn {
         command: String,
@@ -275,19 +290,50 @@ pub enum SetupError {
     },
 }
 
-/// The apt commands that install `packages`, with `sudo` when not root.
-pub fn apt_commands(packages: &[&str], root: bool) -> Vec<Vec<String>> {
+/// The apt commands that install `packages`, with `sudo` when not root: refresh the lists,
+/// simulate (to see what would be removed), install. The install never removes anything.
+pub fn apt_commands(packages: &[&str], root: bool) -> AptCommands {
     let prefix: Vec<String> = if root { vec![] } else { vec!["sudo".into()] };
+    let with = |args: &[&str]| {
+        let mut v = prefix.clone();
+        v.extend(args.iter().map(|s| s.to_string()));
+        v.extend(packages.iter().map(|p| p.to_string()));
+        v
+    };
     let mut update = prefix.clone();
     update.extend(["apt-get", "update"].map(String::from));
-    let mut install = prefix;
-    install.extend(["apt-get", "install", "-y", "--no-install-recommends"].map(String::from));
-    install.extend(packages.iter().map(|p| p.to_string()));
-    vec![update, install]
+    AptCommands {
+        update,
+        simulate: with(&["apt-get", "install", "-s", "--no-install-recommends"]),
+        install: with(&[
+            "apt-get",
+            "install",
+            "-y",
+            "--no-install-recommends",
+            "--no-remove",
+        ]),
+    }
 }
 
-/// Installs `packages` with apt. Output goes to the terminal (apt shows its own progress).
-pub fn install(packages: &[&'static str]) -> Result<(), SetupError> {
+pub struct AptCommands {
+    pub update: Vec<String>,
+    pub simulate: Vec<String>,
+    pub install: Vec<String>,
+}
+
+/// The packages an `apt-get install -s` transcript would remove (`Remv NAME [VERSION]` lines).
+pub fn removals(simulation: &str) -> Vec<String> {
+    simulation
+        .lines()
+        .filter_map(|l| l.strip_prefix("Remv "))
+        .filter_map(|r| r.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Installs `packages` with apt. apt's whole transcript goes to `log` (never to stdout, which
+/// belongs to the command's own output); refuses when apt would remove any package.
+pub fn install(packages: &[&'static str], log: &Path) -> Result<(), SetupError> {
     if packages.is_empty() {
         return Ok(());
     }
@@ -298,24 +344,56 @@ pub fn install(packages: &[&'static str]) -> Result<(), SetupError> {
     if !root && tool_version_with("sudo", "--version").is_none() {
         return Err(SetupError::NotRoot(packages.to_vec()));
     }
-    for argv in apt_commands(packages, root) {
-        let command = argv.join(" ");
-        let st = Command::new(&argv[0])
-            .args(&argv[1..])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .map_err(|source| SetupError::Spawn {
-                command: command.clone(),
-                source,
-            })?;
-        if !st.success() {
-            return Err(SetupError::Apt {
-                command,
-                status: crate::host::process::describe_status(&st),
-            });
-        }
+    if let Some(dir) = log.parent() {
+        let _ = std::fs::create_dir_all(dir);
     }
-    Ok(())
+    let apt = apt_commands(packages, root);
+    apt_run(&apt.update, log)?;
+    let simulation = apt_run(&apt.simulate, log)?;
+    let removed = removals(&simulation);
+    if !removed.is_empty() {
+        return Err(SetupError::WouldRemove {
+            packages: packages.to_vec(),
+            removed,
+        });
+    }
+    apt_run(&apt.install, log).map(drop)
+}
+
+/// Runs one apt command with its output appended to `log`; returns what it printed.
+fn apt_run(argv: &[String], log: &Path) -> Result<String, SetupError> {
+    let command = argv.join(" ");
+    let out = Command::new(&argv[0])
+        .args(&argv[1..])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|source| SetupError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        use std::io::Write;
+        let _ = writeln!(f, "$ {command}\n{text}");
+    }
+    if !out.status.success() {
+        return Err(SetupError::Apt {
+            command,
+            status: crate::host::process::describe_status(&out.status),
+            tail: crate::host::process::tail_lines(&text, 15),
+            log: log.to_path_buf(),
+        });
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -344,12 +422,35 @@ mod tests {
     }
 
     #[test]
-    fn apt_commands_use_sudo_only_when_not_root() {
+    fn apt_commands_use_sudo_only_when_not_root_and_never_remove() {
         let c = apt_commands(&["qemu-system-arm"], true);
-        assert_eq!(c[0], ["apt-get", "update"]);
-        assert_eq!(c[1].last().unwrap(), "qemu-system-arm");
+        assert_eq!(c.update, ["apt-get", "update"]);
+        assert_eq!(c.install.last().unwrap(), "qemu-system-arm");
+        assert!(c.install.contains(&"--no-remove".to_string()));
+        assert!(c.simulate.contains(&"-s".to_string()));
         let c = apt_commands(&["x"], false);
-        assert_eq!(c[0][0], "sudo");
+        assert_eq!(c.update[0], "sudo");
+        assert_eq!(c.install[0], "sudo");
+    }
+
+    #[test]
+    fn removals_are_read_from_apt_simulation() {
+        // The shape of `apt-get install -s` when a backports qemu-utils conflicts.
+        let sim =
+            "Reading package lists...\nThe following packages will be REMOVED:\n  qemu-utils\n\
+                   Remv qemu-utils [1:10.0.2+ds-2+deb13u1~bpo12+1]\n\
+                   Inst qemu-system-common (1:7.2+dfsg-7+deb12u18 Debian:12.13/stable [amd64])\n\
+                   Conf qemu-system-common (1:7.2+dfsg-7+deb12u18 Debian:12.13/stable [amd64])\n";
+        assert_eq!(removals(sim), ["qemu-utils"]);
+        assert!(removals("Inst a (1 x)\nConf a (1 x)\n").is_empty());
+        let e = SetupError::WouldRemove {
+            packages: vec!["qemu-system-x86"],
+            removed: vec!["qemu-utils".into()],
+        };
+        assert!(
+            e.to_string().contains("would make apt remove qemu-utils"),
+            "{e}"
+        );
     }
 
     #[test]

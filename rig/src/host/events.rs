@@ -1,10 +1,13 @@
-//! Typed events from the engine. Presentation (progress on stderr, JSON lines, JUnit, reports)
-//! consumes them; the engine never prints.
+//! Typed events from the engine. Presentation consumes them; the engine never prints. The
+//! consumers here are the human progress on stderr ([`StderrProgress`]) and the run's
+//! `events.jsonl` ([`JsonLines`]); run results and reports are built from the engine's result
+//! types, not from events.
 
 use serde::Serialize;
-use std::io::Write;
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -110,9 +113,53 @@ impl Events {
     }
 }
 
-/// Human progress on stderr: one condensed line per step, never a build log.
+/// Human progress on stderr: one condensed line per step, never a build log. When stderr is
+/// not a terminal (CI logs), progress inside a step is printed at most once per
+/// [`QUIET_PROGRESS_EVERY`]; step starts, ends and everything else always print.
 pub struct StderrProgress {
     pub verbose: bool,
+    /// Every progress line is printed (a terminal is watching).
+    interactive: bool,
+    out: Mutex<Box<dyn Write + Send>>,
+    last_progress: Mutex<HashMap<String, Instant>>,
+}
+
+/// The least time between two progress lines of one step when stderr is not a terminal.
+pub const QUIET_PROGRESS_EVERY: Duration = Duration::from_secs(30);
+
+impl StderrProgress {
+    pub fn new(verbose: bool) -> Self {
+        let interactive = std::io::stderr().is_terminal();
+        Self::to(Box::new(std::io::stderr()), verbose, interactive)
+    }
+
+    /// Progress written to `out` (tests).
+    pub fn to(out: Box<dyn Write + Send>, verbose: bool, interactive: bool) -> Self {
+        StderrProgress {
+            verbose,
+            interactive,
+            out: Mutex::new(out),
+            last_progress: Mutex::default(),
+        }
+    }
+
+    /// Whether a progress line for `step` goes out now (always on a terminal).
+    fn progress_due(&self, step: &str) -> bool {
+        if self.interactive {
+            return true;
+        }
+        let Ok(mut last) = self.last_progress.lock() else {
+            return true;
+        };
+        let now = Instant::now();
+        match last.get(step) {
+            Some(t) if now.duration_since(*t) < QUIET_PROGRESS_EVERY => false,
+            _ => {
+                last.insert(step.to_string(), now);
+                true
+            }
+        }
+    }
 }
 
 impl EventSink for StderrProgress {
@@ -123,15 +170,23 @@ impl EventSink for StderrProgress {
                 step,
                 message,
                 fraction,
-            } => match fraction {
-                Some(f) => format!("rig: {step}: [{:>3.0}%] {message}", f * 100.0),
-                None => format!("rig: {step}: {message}"),
-            },
+            } => {
+                if !self.progress_due(step) {
+                    return;
+                }
+                match fraction {
+                    Some(f) => format!("rig: {step}: [{:>3.0}%] {message}", f * 100.0),
+                    None => format!("rig: {step}: {message}"),
+                }
+            }
             Event::StepFinished {
                 step,
                 elapsed,
                 cached,
             } => {
+                if let Ok(mut last) = self.last_progress.lock() {
+                    last.remove(step);
+                }
                 if *cached && !self.verbose {
                     return;
                 }
@@ -156,7 +211,9 @@ impl EventSink for StderrProgress {
             Event::Warning { message } => format!("rig: warning: {message}"),
             _ => return,
         };
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        if let Ok(mut out) = self.out.lock() {
+            let _ = writeln!(out, "{line}");
+        }
     }
 }
 
@@ -181,16 +238,53 @@ impl EventSink for JsonLines {
     }
 }
 
-/// Collects events in memory (tests, reports).
-#[derive(Default)]
-pub struct Recorder {
-    pub events: Mutex<Vec<Event>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl EventSink for Recorder {
-    fn emit(&self, event: &Event) {
-        if let Ok(mut v) = self.events.lock() {
-            v.push(event.clone());
+    /// A writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
         }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn lines_for(interactive: bool) -> Vec<String> {
+        let buf = Shared::default();
+        let p = StderrProgress::to(Box::new(buf.clone()), false, interactive);
+        p.emit(&Event::StepStarted {
+            step: "kernel build".into(),
+            detail: "x".into(),
+        });
+        for n in 0..200 {
+            p.emit(&Event::StepProgress {
+                step: "kernel build".into(),
+                message: format!("{n} files compiled"),
+                fraction: None,
+            });
+        }
+        p.emit(&Event::StepFinished {
+            step: "kernel build".into(),
+            elapsed: Duration::from_secs(3),
+            cached: false,
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        text.lines().map(String::from).collect()
+    }
+
+    #[test]
+    fn without_a_terminal_progress_is_one_line_per_stage_and_rarely_more() {
+        let quiet = lines_for(false);
+        assert_eq!(quiet.len(), 3, "{quiet:?}");
+        assert!(quiet[1].contains("0 files compiled"));
+        assert!(quiet[2].contains("done in 3.0s"));
+        assert_eq!(lines_for(true).len(), 202);
     }
 }

@@ -113,18 +113,71 @@ pub fn choose(
     verdict
 }
 
-fn cached_probe(board: Board, image: &BootImage, cache: &Cache, events: &Events) -> AccelDecision {
+/// What decides whether this user can use KVM: `/dev/kvm`'s owner, group and mode, and the
+/// process's user and groups. Part of the cached verdict's key, so a `chmod`, a new group or
+/// another user probes again.
+pub fn kvm_access_identity() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let dev = match std::fs::metadata("/dev/kvm") {
+        Ok(m) => format!(
+            "uid={} gid={} mode={:o}",
+            m.uid(),
+            m.gid(),
+            m.mode() & 0o7777
+        ),
+        Err(e) => format!("absent ({})", e.kind()),
+    };
+    let euid = unsafe { libc::geteuid() };
+    let egid = unsafe { libc::getegid() };
+    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    let mut groups = vec![0 as libc::gid_t; n.max(0) as usize];
+    let n = unsafe { libc::getgroups(groups.len() as libc::c_int, groups.as_mut_ptr()) };
+    groups.truncate(n.max(0) as usize);
+    groups.sort_unstable();
+    groups.dedup();
+    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    format!(
+        "/dev/kvm {dev}; euid={euid} egid={egid} groups={}",
+        groups.join(",")
+    )
+}
+
+/// The cache key of the KVM verdict for `board` on this host as it is now.
+fn verdict_key(board: Board) -> CacheKey {
     let mut key = CacheKey::new("accel-verdict");
     key.str("host", &host_identity())
+        .str("kvm_access", &kvm_access_identity())
         .str("board", board.name())
         .str(
             "qemu",
             &crate::host::doctor::tool_version(board.qemu_binary()).unwrap_or_default(),
         );
-    let read = |dir: &std::path::Path| -> Option<AccelDecision> {
-        let text = std::fs::read_to_string(dir.join("verdict.json")).ok()?;
-        serde_json::from_str(&text).ok()
-    };
+    key
+}
+
+const VERDICT_FILE: &str = "verdict.json";
+
+fn read_verdict(entry: &std::path::Path) -> Option<AccelDecision> {
+    let text = std::fs::read_to_string(entry.join(VERDICT_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The cached KVM verdict for `board` on this host, if a probe has recorded one.
+pub fn cached_decision(board: Board, cache: &Cache) -> Option<AccelDecision> {
+    read_verdict(&cache.entry("accel", &verdict_key(board)))
+}
+
+/// Forgets every cached KVM verdict (`rig doctor --reprobe`): the next `auto` run probes again.
+pub fn forget_decisions(cache: &Cache) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(cache.root().join("accel")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn cached_probe(board: Board, image: &BootImage, cache: &Cache, events: &Events) -> AccelDecision {
+    let key = verdict_key(board);
+    let read = read_verdict;
     let entry = cache.entry("accel", &key);
     if let Some(v) = read(&entry) {
         return AccelDecision {
@@ -136,7 +189,7 @@ fn cached_probe(board: Board, image: &BootImage, cache: &Cache, events: &Events)
     let built = cache.get_or_build::<crate::host::cache::CacheError>("accel", &key, |dir| {
         let v = probe(board, image, &probe_runs, events);
         let _ = std::fs::write(
-            dir.join("verdict.json"),
+            dir.join(VERDICT_FILE),
             serde_json::to_string_pretty(&v).unwrap_or_default(),
         );
         Ok(())
@@ -228,6 +281,31 @@ mod tests {
     fn cross_arch_never_tries_kvm() {
         let e = kvm_precondition(Board::Arm64Virt, Some(Arch::X86_64)).unwrap_err();
         assert!(e.contains("arm64 guest on a x86_64 host"), "{e}");
+    }
+
+    #[test]
+    fn kvm_access_is_part_of_the_verdict_key() {
+        let id = kvm_access_identity();
+        assert!(id.starts_with("/dev/kvm "), "{id}");
+        assert!(id.contains("euid="), "{id}");
+        // The cached verdict is read back under the same key it was written with.
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::at(d.path());
+        assert!(cached_decision(Board::X86_64Q35, &cache).is_none());
+        let entry = cache.entry("accel", &verdict_key(Board::X86_64Q35));
+        std::fs::create_dir_all(&entry).unwrap();
+        let v = AccelDecision {
+            accel: Accel::Tcg,
+            reason: "probe failed".into(),
+        };
+        std::fs::write(entry.join(VERDICT_FILE), serde_json::to_string(&v).unwrap()).unwrap();
+        assert_eq!(
+            cached_decision(Board::X86_64Q35, &cache).unwrap().reason,
+            "probe failed"
+        );
+        forget_decisions(&cache).unwrap();
+        assert!(cached_decision(Board::X86_64Q35, &cache).is_none());
+        forget_decisions(&cache).unwrap();
     }
 
     #[test]

@@ -319,7 +319,7 @@ mod tests {
     #[ignore]
     fn bench_real() {
         use crate::host::events::StderrProgress;
-        let events = Events::none().with(std::sync::Arc::new(StderrProgress { verbose: true }));
+        let events = Events::none().with(std::sync::Arc::new(StderrProgress::new(true)));
         let cache = Cache::from_env();
         let arches = std::env::var("RIG_KBUILD_ARCHES").unwrap_or_else(|_| "arm64".into());
         for a in arches.split(',') {
@@ -336,7 +336,7 @@ mod tests {
     #[ignore]
     fn build_real() {
         use crate::host::events::StderrProgress;
-        let events = Events::none().with(std::sync::Arc::new(StderrProgress { verbose: true }));
+        let events = Events::none().with(std::sync::Arc::new(StderrProgress::new(true)));
         let cache = Cache::from_env();
         let arches = std::env::var("RIG_KBUILD_ARCHES").unwrap_or_else(|_| "x86_64,arm64".into());
         let flavor = std::env::var("RIG_KBUILD_FLAVOR").unwrap_or_default();
