@@ -39,6 +39,10 @@ pub struct QemuConfig {
     /// The serial console's unix socket (QEMU is the server; rig connects). `None`: QEMU's
     /// stdio (bare QEMU in benchmarks).
     pub console_socket: Option<PathBuf>,
+    /// The command shell's virtio console (the guest's `/dev/hvc0`) on a unix socket, QEMU
+    /// waiting for rig to connect. `None`: the device is there, its output discarded (bare QEMU
+    /// in benchmarks boots the same hardware).
+    pub shell_socket: Option<PathBuf>,
     /// `None`: no QMP monitor.
     pub qmp_socket: Option<PathBuf>,
     /// Host port on 127.0.0.1 forwarded to the guest's port 22.
@@ -62,6 +66,7 @@ impl QemuConfig {
             max_memory_mib: 4096,
             smp: 2,
             console_socket: Some(console_socket),
+            shell_socket: None,
             qmp_socket: Some(qmp_socket),
             ssh_forward_port: None,
             hotplug_root_ports: crate::host::board::HOTPLUG_ROOT_PORTS,
@@ -122,6 +127,19 @@ pub fn argv(cfg: &QemuConfig) -> Vec<String> {
     // No option ROM: rig boots with -kernel, so iPXE is not needed.
     push(&["-device", "virtio-net-pci,netdev=net0,romfile="]);
     push(&["-device", "virtio-rng-pci"]);
+    // The command shell's channel, last so the devices above keep their PCI addresses. No
+    // kernel message goes there: the kernel's console is the UART (`console=` names it).
+    let shell = match &cfg.shell_socket {
+        Some(p) => format!("socket,id=shell0,path={},server=on,wait=on", p.display()),
+        None => "null,id=shell0".to_string(),
+    };
+    push(&["-device", "virtio-serial-pci,id=vser0"]);
+    push(&[
+        "-chardev",
+        &shell,
+        "-device",
+        "virtconsole,chardev=shell0,bus=vser0.0",
+    ]);
 
     if let Some(k) = &cfg.kernel {
         let k = k.display().to_string();
@@ -286,6 +304,32 @@ mod tests {
             "socket,id=qmp0,path=/t/qmp.sock,server=on,wait=off"
         ));
         assert!(has_pair(&a, "-mon", "chardev=qmp0,mode=control"));
+    }
+
+    #[test]
+    fn the_command_shell_is_a_virtio_console_after_the_other_devices() {
+        let mut c = cfg(Board::Arm64Virt);
+        let a = argv(&c);
+        assert!(has_pair(&a, "-chardev", "null,id=shell0"));
+        c.shell_socket = Some("/t/shell.sock".into());
+        let a = argv(&c);
+        assert!(has_pair(
+            &a,
+            "-chardev",
+            "socket,id=shell0,path=/t/shell.sock,server=on,wait=on"
+        ));
+        assert!(has_pair(
+            &a,
+            "-device",
+            "virtconsole,chardev=shell0,bus=vser0.0"
+        ));
+        let pos = |v: &str| a.iter().position(|x| x == v).unwrap();
+        assert!(pos("virtio-serial-pci,id=vser0") > pos("virtio-rng-pci"));
+        // QEMU opens chardevs in order and waits at each wait=on: the console comes first.
+        assert!(
+            pos("socket,id=shell0,path=/t/shell.sock,server=on,wait=on")
+                > pos("socket,id=con0,path=/t/con.sock,server=on,wait=on")
+        );
     }
 
     #[test]

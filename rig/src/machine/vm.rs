@@ -1,9 +1,10 @@
 //! One running VM: QEMU under supervision, its serial console and its QMP connection.
 //!
 //! [`Vm::boot`] writes the argv to the run's artifacts folder, spawns QEMU in its own process
-//! group, connects the console (QEMU waits for it before starting the guest, so no output is
-//! lost) and QMP, and waits for init's `RIG-READY` marker. Every wait also watches QEMU: if it
-//! exits, the error says so at once, with its stderr and the console's last lines.
+//! group, connects the kernel console and the command shell's virtio console (QEMU waits for
+//! both before starting the guest, so no output is lost) and QMP, and waits for init's
+//! `RIG-READY` marker on both. Every wait also watches QEMU: if it exits, the error says so at
+//! once, with its stderr and the console's last lines.
 
 use crate::host::artifacts::RunDir;
 use crate::host::board::Board;
@@ -44,6 +45,12 @@ pub enum VmError {
         artifacts: PathBuf,
         #[source]
         source: ConsoleError,
+    },
+    #[error("the guest's init failed: {reason}\nconsole showed last:\n{console}\nartifacts: {artifacts}")]
+    InitFailed {
+        reason: String,
+        console: String,
+        artifacts: PathBuf,
     },
     #[error("{step} failed (artifacts: {artifacts})")]
     Qmp {
@@ -166,9 +173,11 @@ impl Vm {
                 source,
             })?;
         let console_sock = sockets.path().join("con");
+        let shell_sock = sockets.path().join("sh");
         let qmp_sock = sockets.path().join("qmp");
 
         let mut qc = QemuConfig::new(cfg.board, cfg.accel, console_sock.clone(), qmp_sock.clone());
+        qc.shell_socket = Some(shell_sock.clone());
         qc.kernel = Some(cfg.image.kernel.image.clone());
         qc.initrd = Some(
             cfg.initrd_override
@@ -219,12 +228,23 @@ impl Vm {
                 ConnectFail::Exited => exited(&mut qemu, "connecting the console", String::new()),
                 ConnectFail::Timeout(err) => *err,
             })?;
-        let console = Console::new(con_stream, &run_dir.console_log()).map_err(|source| {
-            VmError::Console {
-                step: "opening the console".into(),
-                artifacts: artifacts.clone(),
-                source,
-            }
+        // QEMU opens its chardevs in argv order and waits at each: the kernel console, then
+        // the command shell; the guest starts once both are connected, so nothing is lost.
+        let shell_stream = connect_socket(&mut qemu, &shell_sock, "shell", cfg.timeouts.qmp)
+            .map_err(|e| match e {
+                ConnectFail::Exited => exited(&mut qemu, "connecting the shell", String::new()),
+                ConnectFail::Timeout(err) => *err,
+            })?;
+        let console = Console::new(
+            con_stream,
+            shell_stream,
+            &run_dir.console_log(),
+            &run_dir.file("shell.log"),
+        )
+        .map_err(|source| VmError::Console {
+            step: "opening the console".into(),
+            artifacts: artifacts.clone(),
+            source,
         })?;
         let qmp_stream =
             connect_socket(&mut qemu, &qmp_sock, "QMP", cfg.timeouts.qmp).map_err(|e| match e {
@@ -266,18 +286,26 @@ impl Vm {
         };
         let ready = {
             let Vm { console, qemu, .. } = &mut vm;
-            console.wait_for(r"RIG-READY \S+", cfg.timeouts.boot, &mut || qemu_gone(qemu))
+            wait_ready(console, cfg.timeouts.boot, &mut || qemu_gone(qemu))
         };
         match ready {
-            Ok(m) => {
+            Ok(release) => {
                 let elapsed = start.elapsed();
                 vm.timings.boot_to_ready_s = elapsed.as_secs_f64();
-                vm.timings.kernel_release = m.trim_start_matches("RIG-READY ").trim().into();
+                vm.timings.kernel_release = release;
                 vm.write_timings();
                 events.emit(Event::BootReady { elapsed });
                 Ok(vm)
             }
-            Err(source) => {
+            Err(ReadyFail::InitFailed(reason)) => {
+                let tail = vm.console.tail().last_lines(40);
+                Err(VmError::InitFailed {
+                    reason,
+                    console: tail,
+                    artifacts: vm.run_dir.path().to_path_buf(),
+                })
+            }
+            Err(ReadyFail::Console(source)) => {
                 if vm.qemu.try_wait().ok().flatten().is_some() {
                     let tail = vm.console.tail().last_lines(40);
                     return Err(exited(&mut vm.qemu, "boot", tail));
@@ -448,14 +476,44 @@ impl Vm {
         r.map_err(|e| self.qmp_err(&format!("device_del {id}"), e))
     }
 
-    /// Asks QEMU to quit, waits briefly, then makes sure it is gone. Artifacts stay.
+    /// Asks QEMU to quit, waits briefly, then makes sure it is gone; `console.log` then holds
+    /// everything the guest printed. Artifacts stay.
     pub fn shutdown(mut self) {
         if self.exited().is_none() {
             let _ = self.qmp.quit();
             let _ = self.qemu.wait_timeout(Duration::from_secs(5));
         }
         self.qemu.terminate();
+        self.console.finish(Duration::from_secs(2));
     }
+}
+
+enum ReadyFail {
+    InitFailed(String),
+    Console(ConsoleError),
+}
+
+/// Waits for init's marker on the kernel console (`RIG-READY <release>`, or `RIG-INIT-FAILED
+/// <reason>`), then for the command shell's `RIG-READY` (printed just before the shell starts
+/// reading). Returns the kernel release.
+fn wait_ready(
+    console: &mut Console,
+    timeout: Duration,
+    abort: crate::machine::console::AbortCheck<'_>,
+) -> Result<String, ReadyFail> {
+    let deadline = Instant::now() + timeout;
+    let m = console
+        .wait_for(r"RIG-(READY|INIT-FAILED) [^\r\n]*\r?\n", timeout, abort)
+        .map_err(ReadyFail::Console)?;
+    let m = m.trim();
+    if let Some(reason) = m.strip_prefix("RIG-INIT-FAILED ") {
+        return Err(ReadyFail::InitFailed(reason.trim().to_string()));
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    console
+        .wait_shell_for(r"RIG-READY [^\r\n]*\n", left, abort)
+        .map_err(ReadyFail::Console)?;
+    Ok(m.trim_start_matches("RIG-READY ").trim().to_string())
 }
 
 enum ConnectFail {

@@ -1,5 +1,6 @@
 #!/bin/sh
-# rig's ssh transport, guest side (see rig/src/ssh/mod.rs). Runs before RIG-READY.
+# rig's ssh transport, guest side (see rig/src/guest/ssh/mod.rs). Runs before RIG-READY, sourced in
+# a subshell of /init.
 #
 # Only when rig asked for ssh: `rig.ssh_key=<type>:<base64>` on the kernel command line (installed
 # as root's authorized key), or a per-run /root/.ssh/authorized_keys already in the initramfs.
@@ -16,7 +17,8 @@ err() {
 }
 
 key=""
-for word in $(cat /proc/cmdline); do
+read -r cmdline </proc/cmdline
+for word in $cmdline; do
 	case "$word" in
 	rig.ssh_key=*) key=${word#rig.ssh_key=} ;;
 	esac
