@@ -187,6 +187,30 @@ enum BenchCmd {
         #[arg(long, default_value = "auto")]
         accel: AccelChoice,
     },
+    /// Round trip of one guest command through rig vs a bare baseline on the same guest.
+    Command {
+        #[command(flatten)]
+        target: Target,
+        /// serial (the guest's command shell) or ssh.
+        #[arg(long, default_value = "serial")]
+        transport: Via,
+        /// Timed rounds (each: one bare, one through rig).
+        #[arg(short = 'n', long, default_value_t = 30)]
+        runs: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs per hour of a scenario, and where a run's time goes (boot, steps, teardown, analysis).
+    Run {
+        scenario: PathBuf,
+        #[command(flatten)]
+        target: Target,
+        /// Repetitions, each on a fresh boot.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        runs: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Clean and incremental (one touched file) kernel build times per arch.
     Kbuild {
         /// Arches (default: both).
@@ -461,6 +485,44 @@ fn run(cli: Cli) -> Result<i32> {
             }
         },
         Cmd::Bench { what } => match what {
+            BenchCmd::Command {
+                target,
+                transport,
+                runs,
+                json,
+            } => {
+                let events = events_for(cli.verbose, None);
+                let run_dir = RunDir::create(&format!("bench-command-{}", target.board))?;
+                let opts = target.guest_options();
+                let r = rig::bench::command(&opts, transport, runs, &cache, &run_dir, &events)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                } else {
+                    println!("{r}");
+                }
+                Ok(exit::PASS)
+            }
+            BenchCmd::Run {
+                scenario,
+                target,
+                runs,
+                json,
+            } => {
+                let sc = rig::scenario::load(&scenario, &rig::repo_root().join("overlays"))?;
+                let run_dir = RunDir::create(&format!("bench-run-{}-{}", sc.name, target.board))?;
+                let events = events_for(cli.verbose, Some(&run_dir));
+                let mut opts = rig::run::RunOptions::new(target.board, &target.kernel);
+                opts.accel = target.accel;
+                opts.auto_setup = !target.no_setup;
+                opts.memory_mib = target.memory;
+                let r = rig::bench::scenario_runs(&sc, &opts, runs, &cache, &run_dir, &events)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                } else {
+                    println!("{r}");
+                }
+                Ok(exit::PASS)
+            }
             BenchCmd::Kbuild { arch } => {
                 let arches = if arch.is_empty() {
                     vec![Arch::X86_64, Arch::Arm64]

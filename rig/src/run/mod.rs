@@ -35,7 +35,7 @@ mod result;
 mod shell;
 
 use exec::{error_chain, Exec};
-pub use result::{Repetition, ScenarioResult, StepFailure, TriageSummary, Verdict};
+pub use result::{Phases, Repetition, ScenarioResult, StepFailure, TriageSummary, Verdict};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -174,15 +174,17 @@ fn run_once(
     events: &Events,
 ) -> Repetition {
     let start = Instant::now();
-    let done = Finish {
+    let mut done = Finish {
         scenario,
         kernel: &image.kernel,
         index,
         dir,
         start,
+        phases: Phases::default(),
     };
     let mut failures = Vec::new();
     let guest = Guest::boot(gopts, image.clone(), verdict.clone(), dir, events);
+    done.phases.boot_s = start.elapsed().as_secs_f64();
     let mut guest = match guest {
         Ok(g) => g,
         Err(e) => {
@@ -195,6 +197,7 @@ fn run_once(
             return finish(done, failures, None);
         }
     };
+    let steps_start = Instant::now();
 
     // The console feeds the live analyzer and a text buffer for `wait_log`.
     let log = Arc::new(Mutex::new(String::new()));
@@ -243,6 +246,8 @@ fn run_once(
         }
     }
     failures.append(&mut exec.failures);
+    done.phases.steps_s = steps_start.elapsed().as_secs_f64();
+    let teardown_start = Instant::now();
 
     // Pull the kernel's own log as well (messages below the console loglevel).
     let dmesg_text = if guest.vm.exited().is_none() {
@@ -257,6 +262,7 @@ fn run_once(
         let _ = std::fs::write(dir.file("dmesg.txt"), t);
     }
     guest.shutdown();
+    done.phases.teardown_s = teardown_start.elapsed().as_secs_f64();
     finish(done, failures, dmesg_text)
 }
 
@@ -276,6 +282,7 @@ struct Finish<'a> {
     index: u32,
     dir: &'a RunDir,
     start: Instant,
+    phases: Phases,
 }
 
 fn finish(f: Finish<'_>, failures: Vec<StepFailure>, dmesg_text: Option<String>) -> Repetition {
@@ -285,7 +292,9 @@ fn finish(f: Finish<'_>, failures: Vec<StepFailure>, dmesg_text: Option<String>)
         index,
         dir,
         start,
+        mut phases,
     } = f;
+    let analysis_start = Instant::now();
     // The whole log, not the live analyzer's results: the live tap starts after RIG-READY, and
     // the verdict must also count splats printed while the kernel booted.
     let console = std::fs::read(dir.console_log()).unwrap_or_default();
@@ -321,6 +330,10 @@ fn finish(f: Finish<'_>, failures: Vec<StepFailure>, dmesg_text: Option<String>)
         triage,
         step_failures: failures,
         seconds: start.elapsed().as_secs_f64(),
+        phases: {
+            phases.analysis_s = analysis_start.elapsed().as_secs_f64();
+            phases
+        },
         artifacts: dir.path().to_path_buf(),
     }
 }

@@ -45,7 +45,22 @@ pub struct Repetition {
     pub triage: TriageSummary,
     pub step_failures: Vec<StepFailure>,
     pub seconds: f64,
+    /// Where `seconds` went.
+    pub phases: Phases,
     pub artifacts: PathBuf,
+}
+
+/// The wall-clock split of one repetition, in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Phases {
+    /// Spawning QEMU until the guest's shell is ready.
+    pub boot_s: f64,
+    /// The scenario's steps.
+    pub steps_s: f64,
+    /// Pulling `dmesg`, stopping QEMU.
+    pub teardown_s: f64,
+    /// Analyzing the console log and dmesg, symbolizing, triage.
+    pub analysis_s: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
