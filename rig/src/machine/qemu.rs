@@ -182,6 +182,9 @@ pub fn kernel_cmdline(board: Board, extra: &[String]) -> Result<String, CmdlineE
         "printk.time=1".into(),
         "loglevel=7".into(),
         "rdinit=/init".into(),
+        // 256 legacy BSD pty pairs nobody uses: registering them took 0.3 s (x86) to 1.7 s
+        // (arm64) of every TCG boot of rig's debug kernels (`initcall_debug`).
+        "pty.legacy_count=0".into(),
         // New DIMMs stay offline until a scenario onlines them (movable or not).
         "memhp_default_state=offline".into(),
     ];
@@ -375,6 +378,7 @@ mod tests {
         let a = kernel_cmdline(Board::Arm64Virt, &[]).unwrap();
         assert!(a.contains("console=ttyAMA0"));
         assert!(a.contains("memhp_default_state=offline"));
+        assert!(a.contains("pty.legacy_count=0"));
     }
 
     #[test]
