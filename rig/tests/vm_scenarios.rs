@@ -168,3 +168,31 @@ fn qemu_gone_without_a_kernel_report_is_an_infra_error_exit_125() {
     assert!(stdout.contains("INFRA ERROR"), "{stdout}");
     assert!(stdout.contains("rig error"), "{stdout}");
 }
+
+/// At a `parallel` deadline the whole guest job goes, children included: nothing of it runs
+/// into the steps after the `parallel`.
+#[test]
+fn a_parallel_deadline_kills_the_whole_guest_job() {
+    let r = run_text(
+        "name: deadline-kills\nsteps:\n  - guest: {run: rm -f /tmp/late}\n  - parallel:\n      \
+         deadline: 3s\n      steps:\n        - guest: {run: '(sleep 6; echo late > /tmp/late) & \
+         wait', timeout: 30s}\n        - sleep: 1s\n  - sleep: 6s\n  - guest: {name: nothing \
+         ran late, run: test ! -e /tmp/late}\n",
+        "deadline-kills.yaml",
+        Board::Arm64Virt,
+    );
+    assert_eq!(r.verdict, Verdict::Fail, "{}", r.render());
+    let failures = &r.repetitions[0].step_failures;
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.message.contains("still running at the parallel deadline")),
+        "{}",
+        r.render()
+    );
+    assert!(
+        !failures.iter().any(|f| f.step == "nothing ran late"),
+        "a child of the killed job ran on:\n{}",
+        r.render()
+    );
+}

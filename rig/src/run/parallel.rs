@@ -3,7 +3,7 @@
 //! everything is joined against the deadline.
 
 use super::exec::{error_chain, Exec, StepError};
-use super::shell::{checked, overlay_remove_cmd, poll_script};
+use super::shell::{checked, job_launch, kill_jobs, overlay_remove_cmd, poll_script};
 use crate::guest::transport::Via;
 use crate::scenario::{self, ExpectStatus, Step, StepKind};
 use base64::Engine as _;
@@ -92,7 +92,8 @@ impl Exec<'_> {
                 ssh_cmds.push((i, cmd, expect, timeout));
                 continue;
             }
-            if matches!(child.kind, StepKind::OverlayLoad(_)) {
+            // A sleep directly in `parallel` delays the host-side children after it.
+            if matches!(child.kind, StepKind::Sleep(_)) {
                 host.push(child);
                 continue;
             }
@@ -112,9 +113,7 @@ impl Exec<'_> {
             let mut launch = format!("rm -rf {dir}; mkdir -p {dir}; ");
             for (i, s) in &jobs {
                 let b64 = base64::engine::general_purpose::STANDARD.encode(s);
-                launch.push_str(&format!(
-                    "(echo {b64} | base64 -d > {dir}/{i}.sh; sh {dir}/{i}.sh > {dir}/{i}.out 2>&1; echo $? > {dir}/{i}.st) </dev/null >/dev/null 2>&1 & echo $! > {dir}/{i}.pid; "
-                ));
+                launch.push_str(&job_launch(&dir, *i, &b64));
             }
             self.sh_ok(
                 &launch,
@@ -205,19 +204,17 @@ impl Exec<'_> {
                 "collecting parallel job statuses",
             )?;
             if joined.status != 0 {
-                let _ = self.sh(
-                    &format!("for p in {dir}/*.pid; do kill -9 $(cat $p) 2>/dev/null; done; true"),
-                    Duration::from_secs(30),
-                    Via::Serial,
-                );
+                let _ = self.sh(&kill_jobs(&dir), Duration::from_secs(30), Via::Serial);
             }
             for line in statuses.lines() {
                 let mut it = line.split_whitespace();
                 let (Some(i), Some(st)) = (it.next(), it.next()) else {
                     continue;
                 };
-                let Ok(i) = i.parse::<usize>() else { continue };
-                let child = &p.steps[i];
+                // The guest's answer is untrusted: an index that is not one of ours is skipped.
+                let Some(child) = i.parse::<usize>().ok().and_then(|i| p.steps.get(i)) else {
+                    continue;
+                };
                 if st == "running" {
                     self.fail(
                         child,

@@ -193,19 +193,22 @@ impl V<'_> {
         v.unwrap_or(self.transport)
     }
 
-    fn steps(&self, raw: Vec<RawStep>, path: &Path, in_parallel: bool) -> R<Vec<Step>> {
+    fn steps(&self, raw: Vec<RawStep>, path: &Path, within: Within) -> R<Vec<Step>> {
         if raw.is_empty() {
             return Err(self.err(path, "needs at least one step"));
         }
         raw.into_iter()
             .enumerate()
-            .map(|(i, s)| self.step(s, &path.index(i), in_parallel))
+            .map(|(i, s)| self.step(s, &path.index(i), within))
             .collect()
     }
 
-    fn step(&self, raw: RawStep, path: &Path, in_parallel: bool) -> R<Step> {
+    fn step(&self, raw: RawStep, path: &Path, within: Within) -> R<Step> {
         let kind_name = raw.kind_name();
         let kp = path.key(kind_name);
+        if let Some(why) = within.refuses(kind_name) {
+            return Err(self.err_key(&kp, why));
+        }
         let mut at = self.location(&kp, true);
         at.path = path.to_string();
         if let Some(f) = raw.implied_feature() {
@@ -571,12 +574,6 @@ impl V<'_> {
                 )
             }
             RawStep::Parallel(p) => {
-                if in_parallel {
-                    return Err(self.err_key(
-                        &kp,
-                        "`parallel` cannot nest inside another `parallel`; list all racing steps in one",
-                    ));
-                }
                 if p.steps.len() < 2 {
                     return Err(self.err(
                         &kp.key("steps"),
@@ -589,7 +586,7 @@ impl V<'_> {
                     self.name(p.name, &kp)?,
                     StepKind::Parallel(ParallelStep {
                         deadline,
-                        steps: self.steps(p.steps, &kp.key("steps"), true)?,
+                        steps: self.steps(p.steps, &kp.key("steps"), Within::Parallel)?,
                     }),
                 )
             }
@@ -615,7 +612,7 @@ impl V<'_> {
                     self.name(r.name, &kp)?,
                     StepKind::Repeat(RepeatStep {
                         count,
-                        steps: self.steps(r.steps, &kp.key("steps"), in_parallel)?,
+                        steps: self.steps(r.steps, &kp.key("steps"), within.repeat())?,
                     }),
                 )
             }
@@ -681,6 +678,51 @@ impl V<'_> {
             ));
         }
         Ok(file)
+    }
+}
+
+/// Where a step sits, for what may run there. Inside `parallel`, guest-side children become
+/// background jobs of the guest shell and host-side ones (QMP, removals, sleeps) run on a host
+/// thread; steps that set something up and wait for the guest to agree cannot race there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Within {
+    Top,
+    /// A direct child of `parallel`.
+    Parallel,
+    /// Inside a `repeat` inside `parallel`: one guest background job loops over these.
+    GuestJob,
+}
+
+impl Within {
+    fn repeat(self) -> Within {
+        match self {
+            Within::Top => Within::Top,
+            Within::Parallel | Within::GuestJob => Within::GuestJob,
+        }
+    }
+
+    /// Why a step of kind `kind` cannot be here, if it cannot.
+    fn refuses(self, kind: &str) -> Option<String> {
+        const SETUP: [&str; 4] = ["pci_hotplug", "memory_add", "overlay_load", "wait_log"];
+        const HOST: [&str; 3] = ["qmp", "memory_remove", "pci_unplug"];
+        match self {
+            Within::Top => None,
+            _ if kind == "parallel" => Some(
+                "`parallel` cannot nest inside another `parallel`; list all racing steps in one"
+                    .into(),
+            ),
+            _ if SETUP.contains(&kind) => Some(format!(
+                "`{kind}` cannot run inside `parallel`: it sets something up and waits for the \
+                 guest; put it before the `parallel`"
+            )),
+            Within::GuestJob if HOST.contains(&kind) => Some(format!(
+                "`{kind}` runs on the host and cannot be repeated inside a guest job; inside \
+                 `parallel`, `repeat` may only hold guest-side steps (guest, memory_online, \
+                 memory_offline, devlink_reload, netdevsim_new, netdevsim_del, overlay_unload, \
+                 sleep)"
+            )),
+            _ => None,
+        }
     }
 }
 
@@ -783,7 +825,7 @@ pub(super) fn validate(
     }
     v.ids = ids;
 
-    let steps = v.steps(raw.steps, &root.key("steps"), false)?;
+    let steps = v.steps(raw.steps, &root.key("steps"), Within::Top)?;
 
     Ok(Scenario {
         name,
