@@ -26,19 +26,20 @@ mod tests;
 
 pub type JsonMap = serde_json::Map<String, serde_json::Value>;
 
-/// Defaults for durations a file leaves out. Generous: guests run under TCG.
+/// Defaults for timeouts a file leaves out, at native (KVM) speed: the engine multiplies them by
+/// the machine's timeout scale (3 under TCG, 4 for arm64 on x86, times `RIG_TIMEOUT_SCALE`).
 pub mod defaults {
     use std::time::Duration;
     /// The whole run, boot included.
-    pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(15 * 60);
-    pub const GUEST_TIMEOUT: Duration = Duration::from_secs(60);
-    pub const QMP_TIMEOUT: Duration = Duration::from_secs(30);
-    pub const PCI_TIMEOUT: Duration = Duration::from_secs(60);
-    pub const OVERLAY_TIMEOUT: Duration = Duration::from_secs(30);
-    pub const MEMORY_TIMEOUT: Duration = Duration::from_secs(60);
-    pub const DEVLINK_TIMEOUT: Duration = Duration::from_secs(60);
-    pub const NETDEVSIM_TIMEOUT: Duration = Duration::from_secs(30);
-    pub const WAIT_LOG_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+    pub const GUEST_TIMEOUT: Duration = Duration::from_secs(20);
+    pub const QMP_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const PCI_TIMEOUT: Duration = Duration::from_secs(20);
+    pub const OVERLAY_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const MEMORY_TIMEOUT: Duration = Duration::from_secs(20);
+    pub const DEVLINK_TIMEOUT: Duration = Duration::from_secs(20);
+    pub const NETDEVSIM_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const WAIT_LOG_TIMEOUT: Duration = Duration::from_secs(20);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -264,6 +265,8 @@ pub struct Scenario {
     pub cmdline: Vec<String>,
     /// The whole run, boot included.
     pub timeout: Duration,
+    /// `timeout` is the default one.
+    pub default_timeout: bool,
     /// The default transport for guest-side steps.
     pub transport: Via,
     /// Report titles that must appear (positive controls).
@@ -286,6 +289,9 @@ pub struct Step {
     /// A failure of this step (error status, QMP error, write refused) is expected in races and
     /// does not fail the run. Guest steps say this with `expect_status` instead.
     pub may_fail: bool,
+    /// The file left this step's timeout to its default ([`defaults`]): the engine scales it
+    /// for the machine's speed ([`Scenario::with_default_timeouts_scaled`]).
+    pub default_timeout: bool,
     /// Where the step's kind key is, with the step's path (`steps[2].repeat.steps[0]`).
     pub at: Location,
     pub kind: StepKind,
@@ -348,6 +354,28 @@ impl StepKind {
 }
 
 impl StepKind {
+    /// The step's own timeout, for the kinds that have one (not `parallel`'s deadline, `repeat`
+    /// or `sleep`).
+    pub fn timeout_mut(&mut self) -> Option<&mut Duration> {
+        match self {
+            StepKind::Guest(g) => Some(&mut g.timeout),
+            StepKind::DevlinkReload(d) => Some(&mut d.timeout),
+            StepKind::NetdevsimNew(n) => Some(&mut n.timeout),
+            StepKind::NetdevsimDel(n) => Some(&mut n.timeout),
+            StepKind::MemoryOnline(m) => Some(&mut m.timeout),
+            StepKind::MemoryOffline(m) => Some(&mut m.timeout),
+            StepKind::MemoryAdd(m) => Some(&mut m.timeout),
+            StepKind::MemoryRemove(m) => Some(&mut m.timeout),
+            StepKind::PciHotplug(p) => Some(&mut p.timeout),
+            StepKind::PciUnplug(p) => Some(&mut p.timeout),
+            StepKind::OverlayLoad(o) => Some(&mut o.timeout),
+            StepKind::OverlayUnload(o) => Some(&mut o.timeout),
+            StepKind::Qmp(q) => Some(&mut q.timeout),
+            StepKind::WaitLog(w) => Some(&mut w.timeout),
+            StepKind::Parallel(_) | StepKind::Repeat(_) | StepKind::Sleep(_) => None,
+        }
+    }
+
     /// How long the step may take (for `repeat`: no bound of its own; the scenario timeout holds).
     pub fn timeout(&self) -> Duration {
         match self {
@@ -590,6 +618,31 @@ impl Scenario {
             }
         }
         t
+    }
+
+    /// A copy in which every timeout the file left to its default (the run's and the steps')
+    /// is multiplied by `factor`; timeouts the file gave, deadlines, sleeps and durations stay.
+    pub fn with_default_timeouts_scaled(&self, factor: f64) -> Scenario {
+        fn scale(steps: &mut [Step], factor: f64) {
+            for s in steps {
+                if s.default_timeout {
+                    if let Some(t) = s.kind.timeout_mut() {
+                        *t = t.mul_f64(factor);
+                    }
+                }
+                match &mut s.kind {
+                    StepKind::Parallel(p) => scale(&mut p.steps, factor),
+                    StepKind::Repeat(r) => scale(&mut r.steps, factor),
+                    _ => {}
+                }
+            }
+        }
+        let mut out = self.clone();
+        if out.default_timeout {
+            out.timeout = out.timeout.mul_f64(factor);
+        }
+        scale(&mut out.steps, factor);
+        out
     }
 
     /// Every step, depth first (children of `parallel` and `repeat` after their parent).

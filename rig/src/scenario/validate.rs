@@ -47,6 +47,27 @@ impl RawStep {
         }
     }
 
+    /// Whether the file gave this step a timeout (steps without one have none to give).
+    fn timeout_given(&self) -> bool {
+        match self {
+            RawStep::Guest(x) => x.timeout.is_some(),
+            RawStep::Qmp(x) => x.timeout.is_some(),
+            RawStep::PciHotplug(x) => x.timeout.is_some(),
+            RawStep::PciUnplug(x) => x.timeout.is_some(),
+            RawStep::OverlayLoad(x) => x.timeout.is_some(),
+            RawStep::OverlayUnload(x) => x.timeout.is_some(),
+            RawStep::MemoryAdd(x) => x.timeout.is_some(),
+            RawStep::MemoryRemove(x) => x.timeout.is_some(),
+            RawStep::MemoryOnline(x) => x.timeout.is_some(),
+            RawStep::MemoryOffline(x) => x.timeout.is_some(),
+            RawStep::DevlinkReload(x) => x.timeout.is_some(),
+            RawStep::NetdevsimNew(x) => x.timeout.is_some(),
+            RawStep::NetdevsimDel(x) => x.timeout.is_some(),
+            RawStep::WaitLog(x) => x.timeout.is_some(),
+            RawStep::Parallel(_) | RawStep::Repeat(_) | RawStep::Sleep(_) => true,
+        }
+    }
+
     fn children(&self) -> &[RawStep] {
         match self {
             RawStep::Parallel(p) => &p.steps,
@@ -220,6 +241,7 @@ impl V<'_> {
             }
         }
         let mut may_fail = false;
+        let default_timeout = !raw.timeout_given();
         let (name, kind) = match raw {
             RawStep::Guest(g) => {
                 if g.run.trim().is_empty() {
@@ -636,6 +658,7 @@ impl V<'_> {
         Ok(Step {
             name,
             may_fail,
+            default_timeout,
             at,
             kind,
         })
@@ -835,6 +858,7 @@ pub(super) fn validate(
         boards_at,
         requires,
         cmdline: raw.cmdline,
+        default_timeout: raw.timeout.is_none(),
         timeout,
         transport: v.transport,
         expect: raw.expect,
