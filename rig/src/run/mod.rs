@@ -172,6 +172,7 @@ pub fn run_scenario(
         board: opts.board,
         kernel: opts.kernel.clone(),
         kernel_release: image.kernel.release.clone(),
+        kernel_provenance: image.kernel.provenance.clone(),
         accel: verdict.accel.name().into(),
         verdict: overall,
         repetitions: reps,

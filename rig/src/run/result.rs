@@ -75,6 +75,9 @@ pub struct ScenarioResult {
     pub board: Board,
     pub kernel: String,
     pub kernel_release: String,
+    /// Where the kernel came from: Debian package and version, or source identity, flavor,
+    /// patches and config hash, with the image's sha256 where known.
+    pub kernel_provenance: BTreeMap<String, String>,
     pub accel: String,
     pub verdict: Verdict,
     pub repetitions: Vec<Repetition>,

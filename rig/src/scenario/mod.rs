@@ -18,8 +18,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 mod raw;
+use rig_yaml as yaml;
 mod validate;
-mod yaml;
 
 #[cfg(test)]
 mod tests;

@@ -2,9 +2,9 @@
 //! directory, or the rest of the file. Each error points at the field it is about.
 
 use super::raw::{self, HumanDuration, RawStatus, RawStep};
-use super::yaml::{Node, Path};
 use super::*;
 use crate::host::board::{DIMM_SLOTS, HOTPLUG_ROOT_PORTS};
+use rig_yaml::{Node, Path};
 use std::collections::BTreeSet;
 
 type R<T> = Result<T, ScenarioError>;
