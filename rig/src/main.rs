@@ -241,7 +241,7 @@ fn error_code(e: &anyhow::Error) -> i32 {
     let bad_input = e.chain().any(|c| {
         find::<rig::host::board::UnknownName>(c).is_some()
             || find::<InputFile>(c).is_some()
-            || find::<rig::machine::accel::BadTimeoutScale>(c).is_some()
+            || find::<rig::machine::timeouts::BadTimeoutScale>(c).is_some()
             || find::<rig::machine::qemu::CmdlineError>(c).is_some()
             || find::<rig::scenario::ScenarioError>(c).is_some()
             || find::<rig::run::requirements::Unsupported>(c).is_some()
@@ -272,7 +272,7 @@ fn events_for(verbose: bool, run_dir: Option<&RunDir>) -> Events {
 }
 
 fn run(cli: Cli) -> Result<i32> {
-    rig::machine::accel::env_timeout_scale()?;
+    rig::machine::timeouts::env_timeout_scale()?;
     let cache = cli
         .cache_dir
         .clone()

@@ -6,4 +6,5 @@ pub mod accel;
 pub mod console;
 pub mod qemu;
 pub mod qmp;
+pub mod timeouts;
 pub mod vm;

@@ -12,6 +12,7 @@ use crate::host::process::{describe_status, ProcessError, Supervised};
 use crate::machine::console::{Console, ConsoleError};
 use crate::machine::qemu::{self, Accel, QemuConfig};
 use crate::machine::qmp::{Qmp, QmpError};
+use crate::machine::timeouts::Timeouts;
 use crate::provision::BootImage;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -107,40 +108,6 @@ impl std::fmt::Display for ExitCause {
             ExitCause::Guest(r) => write!(f, "the guest ended it: {r}"),
             ExitCause::Host(r) => write!(f, "ended from the host: {r}"),
             ExitCause::Unknown => f.write_str("no SHUTDOWN event: killed or crashed"),
-        }
-    }
-}
-
-/// Deadlines, scaled for the accelerator.
-#[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    pub boot: Duration,
-    pub command: Duration,
-    pub qmp: Duration,
-    /// How long a hot-unplug may take (pciehp waits ~5 s after the attention button).
-    pub unplug: Duration,
-}
-
-impl Timeouts {
-    /// At native (KVM) speed; [`Timeouts::for_machine`] scales them.
-    pub const NATIVE: Timeouts = Timeouts {
-        boot: Duration::from_secs(30),
-        command: Duration::from_secs(30),
-        qmp: Duration::from_secs(10),
-        unplug: Duration::from_secs(20),
-    };
-
-    /// [`Timeouts::NATIVE`] scaled by [`crate::machine::accel::timeout_scale`].
-    pub fn for_machine(accel: Accel, board: Board) -> Self {
-        Self::NATIVE.scaled(crate::machine::accel::timeout_scale(accel, board))
-    }
-
-    pub fn scaled(self, factor: f64) -> Self {
-        Timeouts {
-            boot: self.boot.mul_f64(factor),
-            command: self.command.mul_f64(factor),
-            qmp: self.qmp.mul_f64(factor),
-            unplug: self.unplug.mul_f64(factor),
         }
     }
 }

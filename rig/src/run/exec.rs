@@ -85,7 +85,7 @@ pub(super) struct Exec<'a> {
     pub(super) dir: RunDir,
     pub(super) failures: Vec<StepFailure>,
     pub(super) par_seq: u32,
-    /// The machine's timeout scale (see [`crate::machine::accel::timeout_scale`]).
+    /// The machine's timeout scale (see [`crate::machine::timeouts::timeout_scale`]).
     pub(super) timeout_scale: f64,
     /// The console stopped answering (a probe after a command timeout got nothing back).
     pub(super) console_dead: bool,

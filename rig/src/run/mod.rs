@@ -110,7 +110,7 @@ pub fn run_scenario(
     let (image, verdict) = guest::prepare(&gopts, cache, events).map_err(RunError::Prepare)?;
     requirements::check_kernel(scenario, opts.board, &image.kernel)?;
     // Timeouts the file left to their defaults are for native speed: scale them to this machine.
-    let timeout_scale = crate::machine::accel::timeout_scale(verdict.accel, opts.board);
+    let timeout_scale = crate::machine::timeouts::timeout_scale(verdict.accel, opts.board);
     let scaled = scenario.with_default_timeouts_scaled(timeout_scale);
     let scenario = &scaled;
 

@@ -467,3 +467,71 @@ pub struct RawWaitLog {
     #[serde(default)]
     pub since: Option<Since>,
 }
+
+impl RawStep {
+    pub(super) fn kind_name(&self) -> &'static str {
+        match self {
+            RawStep::Guest(_) => "guest",
+            RawStep::Qmp(_) => "qmp",
+            RawStep::PciHotplug(_) => "pci_hotplug",
+            RawStep::PciUnplug(_) => "pci_unplug",
+            RawStep::OverlayLoad(_) => "overlay_load",
+            RawStep::OverlayUnload(_) => "overlay_unload",
+            RawStep::MemoryAdd(_) => "memory_add",
+            RawStep::MemoryRemove(_) => "memory_remove",
+            RawStep::MemoryOnline(_) => "memory_online",
+            RawStep::MemoryOffline(_) => "memory_offline",
+            RawStep::DevlinkReload(_) => "devlink_reload",
+            RawStep::NetdevsimNew(_) => "netdevsim_new",
+            RawStep::NetdevsimDel(_) => "netdevsim_del",
+            RawStep::Parallel(_) => "parallel",
+            RawStep::Repeat(_) => "repeat",
+            RawStep::WaitLog(_) => "wait_log",
+            RawStep::Sleep(_) => "sleep",
+        }
+    }
+
+    /// The feature a step of this kind cannot run without.
+    pub(super) fn implied_feature(&self) -> Option<Feature> {
+        match self {
+            RawStep::PciHotplug(_) | RawStep::PciUnplug(_) => Some(Feature::PciHotplug),
+            RawStep::OverlayLoad(_) | RawStep::OverlayUnload(_) => Some(Feature::OfOverlay),
+            RawStep::MemoryAdd(_)
+            | RawStep::MemoryRemove(_)
+            | RawStep::MemoryOnline(_)
+            | RawStep::MemoryOffline(_) => Some(Feature::MemoryHotplug),
+            RawStep::DevlinkReload(_) => Some(Feature::Devlink),
+            RawStep::NetdevsimNew(_) | RawStep::NetdevsimDel(_) => Some(Feature::Netdevsim),
+            _ => None,
+        }
+    }
+
+    /// Whether the file gave this step a timeout (steps without one have none to give).
+    pub(super) fn timeout_given(&self) -> bool {
+        match self {
+            RawStep::Guest(x) => x.timeout.is_some(),
+            RawStep::Qmp(x) => x.timeout.is_some(),
+            RawStep::PciHotplug(x) => x.timeout.is_some(),
+            RawStep::PciUnplug(x) => x.timeout.is_some(),
+            RawStep::OverlayLoad(x) => x.timeout.is_some(),
+            RawStep::OverlayUnload(x) => x.timeout.is_some(),
+            RawStep::MemoryAdd(x) => x.timeout.is_some(),
+            RawStep::MemoryRemove(x) => x.timeout.is_some(),
+            RawStep::MemoryOnline(x) => x.timeout.is_some(),
+            RawStep::MemoryOffline(x) => x.timeout.is_some(),
+            RawStep::DevlinkReload(x) => x.timeout.is_some(),
+            RawStep::NetdevsimNew(x) => x.timeout.is_some(),
+            RawStep::NetdevsimDel(x) => x.timeout.is_some(),
+            RawStep::WaitLog(x) => x.timeout.is_some(),
+            RawStep::Parallel(_) | RawStep::Repeat(_) | RawStep::Sleep(_) => true,
+        }
+    }
+
+    pub(super) fn children(&self) -> &[RawStep] {
+        match self {
+            RawStep::Parallel(p) => &p.steps,
+            RawStep::Repeat(r) => &r.steps,
+            _ => &[],
+        }
+    }
+}
