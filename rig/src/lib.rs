@@ -15,6 +15,7 @@
 //! ```
 
 pub mod bench;
+pub mod bisect;
 pub mod dmesg;
 pub mod guest;
 pub mod host;

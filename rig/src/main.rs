@@ -140,6 +140,44 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Find the first bad kernel commit for a scenario: endpoints checked, runs per commit from
+    /// the measured reproduction rate, build failures skipped, a confidence figure.
+    /// Exit 0 culprit found, 1 inconclusive, 2 bad input, 125 infra.
+    Bisect {
+        /// The kernel git tree (never modified: rig bisects in a worktree of its own).
+        #[arg(long)]
+        tree: PathBuf,
+        #[arg(long)]
+        good: String,
+        #[arg(long)]
+        bad: String,
+        /// The scenario file.
+        #[arg(long)]
+        scenario: PathBuf,
+        #[arg(long)]
+        board: Board,
+        /// Kernel flavor (fragments and patches) for every build.
+        #[arg(long, default_value = "")]
+        flavor: String,
+        /// Runs per commit (default: enough that a bad commit is missed with probability ≤ 1 %
+        /// at the bad endpoint's measured rate).
+        #[arg(long)]
+        runs: Option<u32>,
+        /// The report title that makes a commit bad (default: the bad endpoint's most frequent).
+        #[arg(long)]
+        title: Option<String>,
+        /// Continue an interrupted bisect from its log.
+        #[arg(long)]
+        resume: bool,
+        /// Revert the culprit on top of --bad and show the title is gone.
+        #[arg(long)]
+        verify_revert: bool,
+        /// Below this confidence the result is inconclusive (exit 1).
+        #[arg(long, default_value_t = 0.9)]
+        min_confidence: f64,
+        #[arg(long, default_value = "auto")]
+        accel: AccelChoice,
+    },
     /// Kernel builds.
     Kernel {
         #[command(subcommand)]
@@ -422,6 +460,60 @@ fn run(cli: Cli) -> Result<i32> {
             } else {
                 exit::BAD_INPUT
             })
+        }
+        Cmd::Bisect {
+            tree,
+            good,
+            bad,
+            scenario,
+            board,
+            flavor,
+            runs,
+            title,
+            resume,
+            verify_revert,
+            min_confidence,
+            accel,
+        } => {
+            let sc = rig::scenario::load(&scenario, &rig::repo_root().join("overlays"))?;
+            rig::provision::kbuild::flavor(&flavor)?;
+            let events = events_for(cli.verbose, None);
+            rig::guest::ensure_host_tools(
+                &[
+                    rig::host::doctor::Need::Core,
+                    rig::host::doctor::Need::Kbuild,
+                ],
+                true,
+                &cache,
+                &events,
+            )?;
+            let run_dir = RunDir::create(&format!("bisect-{}-{board}", sc.name))?;
+            let req = rig::bisect::Request {
+                tree,
+                good,
+                bad,
+                scenario: &sc,
+                board,
+                flavor,
+                accel,
+                runs,
+                title,
+                resume,
+                verify_revert,
+                min_confidence,
+            };
+            match rig::bisect::run(&req, &cache, &run_dir, &events) {
+                Ok(r) => {
+                    print!("{}", r.render());
+                    println!("artifacts: {}", run_dir.path().display());
+                    Ok(r.exit_code())
+                }
+                Err(e) => {
+                    eprintln!("rig: error: {e}");
+                    eprintln!("rig: artifacts: {}", run_dir.path().display());
+                    Ok(e.exit_code())
+                }
+            }
         }
         Cmd::Kernel { what } => match what {
             KernelCmd::Flavors => {
