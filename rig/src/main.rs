@@ -225,6 +225,13 @@ enum BenchCmd {
         #[arg(long, default_value = "auto")]
         accel: AccelChoice,
     },
+    /// The suite's real bisect (rig::bisect::fixture: seven commits on linux-source-6.12, the
+    /// overlay scenario on arm64-virt): kernels built, build time, boots, wall time.
+    Bisect {
+        /// Runs per commit.
+        #[arg(long, default_value_t = 2)]
+        runs: u32,
+    },
     /// Clean and incremental (one touched file) kernel build times per arch.
     Kbuild {
         /// Arches (default: both).
@@ -556,6 +563,46 @@ fn run(cli: Cli) -> Result<i32> {
             }
         },
         Cmd::Bench { what } => match what {
+            BenchCmd::Bisect { runs } => {
+                let events = events_for(cli.verbose, None);
+                let started = std::time::Instant::now();
+                let history = rig::bisect::fixture::linux_history(&cache, &events)?;
+                let prepared = started.elapsed();
+                let sc = rig::scenario::load(
+                    &rig::repo_root().join("scenarios/overlay-devlink-teardown.yaml"),
+                    &rig::repo_root().join("overlays"),
+                )?;
+                let run_dir = RunDir::create("bench-bisect")?;
+                let req = rig::bisect::Request {
+                    tree: history.repo.clone(),
+                    good: history.good().into(),
+                    bad: history.bad().into(),
+                    scenario: &sc,
+                    board: Board::Arm64Virt,
+                    flavor: String::new(),
+                    accel: AccelChoice::Auto,
+                    runs: Some(runs),
+                    title: None,
+                    resume: false,
+                    verify_revert: false,
+                    min_confidence: 0.9,
+                };
+                let t = std::time::Instant::now();
+                let r = rig::bisect::run(&req, &cache, &run_dir, &events)?;
+                let (builds, build_s, boots) = r.cost();
+                println!(
+                    "bisect of {} commits: {builds} kernels built in {build_s:.0}s, {boots} boots, \
+                     {:.0}s wall (fixture {:.0}s); culprit {}",
+                    history.commits.len() - 1,
+                    t.elapsed().as_secs_f64(),
+                    prepared.as_secs_f64(),
+                    r.culprit
+                        .as_ref()
+                        .map(|c| c.subject.as_str())
+                        .unwrap_or("none")
+                );
+                Ok(exit::PASS)
+            }
             BenchCmd::Kbuild { arch } => {
                 let arches = if arch.is_empty() {
                     vec![Arch::X86_64, Arch::Arm64]

@@ -17,6 +17,7 @@
 //! [`Oracle`], so the decision logic is tested against scripted oracles on real git repos.
 
 pub mod decide;
+pub mod fixture;
 pub mod git;
 mod oracle;
 
@@ -60,6 +61,8 @@ pub enum BisectError {
     },
     #[error("{0}")]
     Infra(String),
+    #[error(transparent)]
+    Cache(#[from] crate::host::cache::CacheError),
     #[error("cannot write the bisect log {path}")]
     Log {
         path: PathBuf,
@@ -183,6 +186,24 @@ impl BisectResult {
         } else {
             crate::host::exit::KERNEL_FAILURE
         }
+    }
+
+    /// What the bisect cost: kernels built, their build time, scenario runs (boots).
+    pub fn cost(&self) -> (usize, f64, u32) {
+        let builds: Vec<&Built> = self
+            .evidence
+            .iter()
+            .chain(self.revert.iter())
+            .filter_map(|t| t.build.as_ref())
+            .collect();
+        let seconds = builds.iter().map(|b| b.seconds).sum();
+        let runs = self
+            .evidence
+            .iter()
+            .chain(self.revert.iter())
+            .map(|t| t.runs.runs)
+            .sum();
+        (builds.len(), seconds, runs)
     }
 
     /// The human summary.
