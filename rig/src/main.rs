@@ -122,6 +122,10 @@ enum Cmd {
         /// Print the result as JSON (report.json is written either way).
         #[arg(long)]
         json: bool,
+        /// The seed for everything random in the run (`stagger` delays); default: a fresh one,
+        /// printed and kept in the run folder.
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Find kernel reports (splats) in a saved console log or dmesg and give each a stable title.
     Analyze {
@@ -406,6 +410,7 @@ fn run(cli: Cli) -> Result<i32> {
             target,
             repeat,
             json,
+            seed,
         } => {
             let sc = rig::scenario::load(&scenario, &rig::repo_root().join("overlays"))?;
             let run_dir = RunDir::create(&format!("run-{}-{}", sc.name, target.board))?;
@@ -416,6 +421,7 @@ fn run(cli: Cli) -> Result<i32> {
             opts.auto_setup = !target.no_setup;
             opts.memory_mib = target.memory;
             opts.extra_cmdline = target.cmdline.clone();
+            opts.seed = seed;
             let result = rig::run::run_scenario(&sc, &opts, &cache, &run_dir, &events)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&result)?);

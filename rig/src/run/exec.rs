@@ -89,6 +89,8 @@ pub(super) struct Exec<'a> {
     pub(super) timeout_scale: f64,
     /// The console stopped answering (a probe after a command timeout got nothing back).
     pub(super) console_dead: bool,
+    /// This repetition's random stream (see [`super::seed`]).
+    pub(super) rng: rand_chacha::ChaCha8Rng,
 }
 
 impl Exec<'_> {

@@ -31,12 +31,16 @@ mod devices;
 mod exec;
 mod overlays;
 mod parallel;
+pub mod record;
 pub mod requirements;
 mod result;
+pub mod seed;
 mod shell;
 
 use exec::{error_chain, Exec};
-pub use result::{Repetition, ScenarioResult, StepFailure, TriageSummary, Verdict};
+pub use result::{
+    Repetition, ScenarioResult, StepFailure, TriageSummary, Verdict, REPORT_SCHEMA_VERSION,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -60,6 +64,8 @@ pub struct RunOptions {
     pub memory_mib: u64,
     /// Kernel command-line parameters added after the scenario's own (`rig run --cmdline`).
     pub extra_cmdline: Vec<String>,
+    /// Drives everything random in the run (`stagger` delays); `None`: a fresh one, recorded.
+    pub seed: Option<u64>,
 }
 
 impl RunOptions {
@@ -72,6 +78,7 @@ impl RunOptions {
             auto_setup: true,
             memory_mib: 1024,
             extra_cmdline: Vec::new(),
+            seed: None,
         }
     }
 }
@@ -113,6 +120,17 @@ pub fn run_scenario(
     let timeout_scale = crate::machine::timeouts::timeout_scale(verdict.accel, opts.board);
     let scaled = scenario.with_default_timeouts_scaled(timeout_scale);
     let scenario = &scaled;
+    let seed = opts.seed.unwrap_or_else(seed::fresh_seed);
+    record::write(
+        run_dir,
+        &record::Inputs {
+            scenario,
+            opts,
+            seed,
+            kernel: &image.kernel,
+            accel_used: verdict.accel.name(),
+        },
+    );
 
     let mut reps = Vec::new();
     for index in 1..=opts.repeat {
@@ -134,7 +152,7 @@ pub fn run_scenario(
             &image,
             &verdict,
             timeout_scale,
-            index,
+            (seed, index),
             &dir,
             events,
         );
@@ -167,6 +185,8 @@ pub fn run_scenario(
         Verdict::Pass
     };
     let result = ScenarioResult {
+        schema_version: REPORT_SCHEMA_VERSION,
+        seed,
         scenario: scenario.name.clone(),
         file: scenario.file.clone(),
         board: opts.board,
@@ -192,7 +212,7 @@ fn run_once(
     image: &crate::provision::BootImage,
     verdict: &crate::machine::accel::AccelDecision,
     timeout_scale: f64,
-    index: u32,
+    (seed, index): (u64, u32),
     dir: &RunDir,
     events: &Events,
 ) -> Repetition {
@@ -261,6 +281,7 @@ fn run_once(
         par_seq: 0,
         timeout_scale,
         console_dead: false,
+        rng: seed::repetition_rng(seed, index),
     };
     for (i, step) in scenario.steps.iter().enumerate() {
         events.emit(Event::ScenarioStep {
