@@ -20,7 +20,10 @@ pub mod dmesg;
 pub mod guest;
 pub mod host;
 pub mod machine;
+pub mod matrix;
 pub mod provision;
+pub mod report;
+pub mod reproduce;
 pub mod run;
 pub mod scenario;
 

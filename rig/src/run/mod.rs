@@ -226,6 +226,7 @@ fn run_once(
     };
     let mut failures = Vec::new();
     let guest = Guest::boot(gopts, image.clone(), verdict.clone(), dir, events);
+    let booted = Instant::now();
     let mut guest = match guest {
         Ok(g) => g,
         Err(e) => {
@@ -242,7 +243,7 @@ fn run_once(
                 message: error_chain(&e),
                 infra: true,
             });
-            return finish(done, failures, None, cause);
+            return finish(done, failures, None, cause, (booted, booted));
         }
     };
 
@@ -316,7 +317,7 @@ fn run_once(
     // ended it. Only the QMP SHUTDOWN event tells which.
     let cause = guest.vm.exited().map(|_| guest.vm.exit_cause());
     guest.shutdown();
-    finish(done, failures, dmesg_text, cause)
+    finish(done, failures, dmesg_text, cause, (booted, Instant::now()))
 }
 
 fn emit_reports(events: &Events, reports: Vec<Report>) {
@@ -342,6 +343,7 @@ fn finish(
     failures: Vec<StepFailure>,
     dmesg_text: Option<String>,
     exit_cause: Option<ExitCause>,
+    (booted, stepped): (Instant, Instant),
 ) -> Repetition {
     let Finish {
         scenario,
@@ -390,6 +392,9 @@ fn finish(
         triage,
         step_failures: failures,
         seconds: start.elapsed().as_secs_f64(),
+        boot_seconds: booted.duration_since(start).as_secs_f64(),
+        steps_seconds: stepped.duration_since(booted).as_secs_f64(),
+        analysis_seconds: stepped.elapsed().as_secs_f64(),
         artifacts: dir.path().to_path_buf(),
     }
 }

@@ -45,6 +45,11 @@ pub struct Repetition {
     pub triage: TriageSummary,
     pub step_failures: Vec<StepFailure>,
     pub seconds: f64,
+    /// Where `seconds` went: QEMU start to the guest's shell, the steps (and the final dmesg
+    /// and shutdown), the analysis of the whole log and the verdict.
+    pub boot_seconds: f64,
+    pub steps_seconds: f64,
+    pub analysis_seconds: f64,
     pub artifacts: PathBuf,
 }
 
