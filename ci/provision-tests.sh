@@ -15,3 +15,16 @@ done
 if [ -z "${RIG_TEST_KERNELS:-}" ]; then
   rig fetch --no-setup --board arm64-virt --kernel rig-6.12-known-bad-devlink-wait >/dev/null
 fi
+# The matrix set the suite's matrix tests run (RIG_MATRIX, default smoke): everything its cells
+# boot, with progress.
+rig matrix provision --no-setup --set "${RIG_MATRIX:-smoke}"
+# check-jsonschema (PyPI) validates ci/nightly.yml and report.json files, in a venv of its own.
+tools="${RIG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rig}/tools"
+if ! "$tools/venv/bin/check-jsonschema" --version >/dev/null 2>&1; then
+  echo "provision-tests: installing check-jsonschema from PyPI into $tools/venv" >&2
+  mkdir -p "$tools"
+  if ! python3 -m venv "$tools/venv" 2>/dev/null; then
+    apt-get install -y -q python3-venv >&2 && python3 -m venv "$tools/venv"
+  fi
+  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check check-jsonschema >&2
+fi

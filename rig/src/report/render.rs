@@ -19,8 +19,12 @@ fn counts(s: &Summary) -> String {
     format!("{} cells: {}", s.rows.len(), parts.join(", "))
 }
 
-/// `title (k of N)` for each title of a row.
+/// `title (k of N)` for each title of a row (`no reports in N runs` without any).
 fn titles(r: &Row) -> Vec<String> {
+    if r.titles.is_empty() {
+        let s = if r.runs == 1 { "" } else { "s" };
+        return vec![format!("no reports in {} run{s}", r.runs)];
+    }
     r.titles
         .iter()
         .map(|t| {
@@ -43,11 +47,9 @@ pub fn render_text(s: &Summary) -> String {
             Outcome::Skip | Outcome::Error => r.notes.join("; "),
             _ => titles(r).join("; "),
         };
-        out.push_str(&format!(
-            "{:<5}  {:<width$}  {what}\n",
-            r.outcome.word(),
-            r.cell
-        ));
+        let line = format!("{:<5}  {:<width$}  {what}", r.outcome.word(), r.cell);
+        out.push_str(line.trim_end());
+        out.push('\n');
         if matches!(r.outcome, Outcome::Fail | Outcome::Infra) {
             for n in &r.notes {
                 out.push_str(&format!("       {n}\n"));

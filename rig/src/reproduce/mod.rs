@@ -273,7 +273,9 @@ impl Replay {
                 self.result.reproduced[t]
             ));
         }
-        s.push_str(&format!("artifacts: {}\n", self.result.artifacts.display()));
+        let dir = &self.result.artifacts;
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+        s.push_str(&format!("artifacts: {}\n", dir.display()));
         s
     }
 }
