@@ -160,7 +160,7 @@ fn a_fake_warning_cell_fails_and_its_reproduce_line_reproduces_the_title() {
     let last = lines[lines.len() - 1];
     let artifacts = lines[lines.len() - 2]
         .strip_prefix("artifacts: ")
-        .expect(lines[lines.len() - 2]);
+        .unwrap_or_else(|| panic!("{}", lines[lines.len() - 2]));
     let cmd = last
         .strip_prefix("reproduce: ")
         .unwrap_or_else(|| panic!("last line: {last}"));
