@@ -4,7 +4,10 @@
 # cached by content (~/.cache/rig), so on a machine that ran it once this takes a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rig() { cargo run --quiet --bin rig -- "$@"; }
+# RIG_BIN: a built rig to use (the nightly's runners have the binary, not a build).
+rig() {
+  if [ -n "${RIG_BIN:-}" ]; then "$RIG_BIN" "$@"; else cargo run --quiet --bin rig -- "$@"; fi
+}
 rig setup --kbuild --tests
 for board in x86_64-q35 arm64-virt; do
   for kernel in ${RIG_TEST_KERNELS:-debian-6.1 rig-6.12}; do
