@@ -157,3 +157,59 @@ fn matrix_errors_name_file_line_column_and_field() {
         bad("sets:\n  s: [\n")
     );
 }
+
+#[test]
+fn an_infra_error_is_retried_once_inside_the_cell_and_says_so() {
+    let (_, scenarios) = fixture();
+    let plain = scenarios
+        .iter()
+        .find(|s| s.name == "plain")
+        .unwrap()
+        .clone();
+    let cell = Cell {
+        board: Board::X86_64Q35,
+        // Provisioning fails at once: rig cannot run it (exit 125), twice.
+        kernel: "tree:/nonexistent/linux".into(),
+        scenario: plain,
+        repeat: 1,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = CellOptions {
+        accel: crate::machine::accel::AccelChoice::Tcg,
+        auto_setup: false,
+        artifacts: tmp.path().join("runs"),
+    };
+    let cache = crate::host::cache::Cache::at(tmp.path().join("cache"));
+    let o = run_cell(&cell, &opts, &cache, &crate::host::events::Events::none());
+    assert_eq!(o.verdict, crate::run::Verdict::Infra);
+    assert_eq!(o.attempts, 2);
+    assert_eq!(o.notes.len(), 1);
+    assert!(
+        o.notes[0].starts_with("infra error (exit 125) on attempt 1 (")
+            && o.notes[0].ends_with("; retrying once inside the cell"),
+        "{}",
+        o.notes[0]
+    );
+    let text = o.render();
+    assert!(text.starts_with(&o.notes[0]), "{text}");
+    assert!(text.contains("(after 2 attempts)"), "{text}");
+    // No run folder to reproduce from: the `rig run` line of the cell, last.
+    let last = text.lines().last().unwrap();
+    assert!(
+        last.starts_with("reproduce: rig run ")
+            && last.ends_with("--board x86_64-q35 --kernel tree:/nonexistent/linux --repeat 1"),
+        "{last}"
+    );
+    // The first attempt is marked so reports count only the retry.
+    let first: Vec<PathBuf> = std::fs::read_dir(tmp.path().join("runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join(crate::report::SUPERSEDED_FILE).is_file())
+        .collect();
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(
+        !first[0].to_string_lossy().ends_with("-retry-0"),
+        "{first:?}"
+    );
+}
