@@ -58,7 +58,7 @@ impl fmt::Display for MatrixBench {
             ("analysis", self.analysis_s),
             ("other", other),
         ] {
-            writeln!(f, "  {what:<13} {x:>7.1}s  {:>5.1}%", pct(x))?;
+            writeln!(f, "  {what:<13} {x:>8.2}s  {:>5.1}%", pct(x))?;
         }
         write!(f, "  runs: {}", self.folder.display())
     }

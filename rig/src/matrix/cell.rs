@@ -38,16 +38,6 @@ pub struct CellOutcome {
     pub reproduce: String,
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(&format!(": {c}"));
-        src = c.source();
-    }
-    s
-}
-
 /// Without a run folder to reproduce from, the `rig run` line that runs the cell.
 fn run_command(cell: &Cell) -> String {
     crate::host::process::shell_line(&[
@@ -80,7 +70,7 @@ pub fn run_cell(cell: &Cell, opts: &CellOptions, cache: &Cache, events: &Events)
             Err(e) => (
                 Verdict::Infra,
                 None,
-                Some(chain(&e)),
+                Some(crate::run::error_chain(&e)),
                 opts.artifacts.clone(),
             ),
             Ok(dir) => {
@@ -96,12 +86,17 @@ pub fn run_cell(cell: &Cell, opts: &CellOptions, cache: &Cache, events: &Events)
                     Err(e @ RunError::Unsupported(_)) => {
                         let o = outcome(cell, start, attempt, notes, Verdict::Infra, None);
                         return CellOutcome {
-                            error: Some(chain(&e)),
+                            error: Some(crate::run::error_chain(&e)),
                             dir: path,
                             ..o
                         };
                     }
-                    Err(e) => (Verdict::Infra, None, Some(chain(&e)), path),
+                    Err(e) => (
+                        Verdict::Infra,
+                        None,
+                        Some(crate::run::error_chain(&e)),
+                        path,
+                    ),
                 }
             }
         };

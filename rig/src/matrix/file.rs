@@ -17,7 +17,7 @@
 
 use super::MatrixError;
 use crate::host::board::Board;
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, ScenarioError};
 use rig_yaml::{Node, Path};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -103,13 +103,13 @@ struct V<'a> {
 impl V<'_> {
     fn err(&self, path: &Path, message: impl Into<String>) -> MatrixError {
         let mark = self.tree.locate(path);
-        MatrixError::Invalid {
+        MatrixError::Invalid(ScenarioError::Invalid {
             file: self.file.into(),
             line: mark.line,
             column: mark.column,
             path: path.to_string(),
             message: message.into(),
-        }
+        })
     }
 
     fn glob(&self, pattern: &str, path: &Path) -> Result<glob::Pattern, MatrixError> {
@@ -199,12 +199,14 @@ impl V<'_> {
 
 /// Parses and validates matrix text; `scenarios` are the ones its globs select from.
 pub fn parse_str(text: &str, file: &str, scenarios: &[Scenario]) -> Result<Matrix, MatrixError> {
-    let invalid = |mark: rig_yaml::Mark, path: &Path, message: String| MatrixError::Invalid {
-        file: file.into(),
-        line: mark.line,
-        column: mark.column,
-        path: path.to_string(),
-        message,
+    let invalid = |mark: rig_yaml::Mark, path: &Path, message: String| {
+        MatrixError::Invalid(ScenarioError::Invalid {
+            file: file.into(),
+            line: mark.line,
+            column: mark.column,
+            path: path.to_string(),
+            message,
+        })
     };
     let tree = rig_yaml::parse(text).map_err(|e| invalid(e.mark, &e.path, e.message))?;
     let raw: RawMatrix = rig_yaml::from_node(&tree).map_err(|e| {

@@ -37,16 +37,10 @@ pub enum MatrixError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{file}:{line}:{column}: {path}: {message}")]
-    Invalid {
-        file: String,
-        line: usize,
-        column: usize,
-        path: String,
-        message: String,
-    },
+    /// A scenario file, or the matrix file itself (same strict reader, same
+    /// `file:line:column: path: message` errors).
     #[error(transparent)]
-    Scenario(#[from] crate::scenario::ScenarioError),
+    Invalid(#[from] crate::scenario::ScenarioError),
     #[error("unknown matrix set `{given}` (known: {known})")]
     UnknownSet { given: String, known: String },
 }
@@ -220,16 +214,6 @@ pub fn plan(
         .collect()
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(&format!(": {c}"));
-        src = c.source();
-    }
-    s
-}
-
 /// [`plan`] against this host's kernels: each one the cells need is provisioned (fetched or
 /// built, host tools installed first when `auto_setup`) to read its `.config`.
 pub fn plan_here(
@@ -241,8 +225,9 @@ pub fn plan_here(
     plan(cells, &mut |k, arch| {
         let needs = crate::guest::needs_for_kernel(k);
         crate::guest::ensure_host_tools(&needs, auto_setup, cache, events)
-            .map_err(|e| chain(&e))?;
-        crate::provision::resolve_kernel(k, arch, cache, events).map_err(|e| chain(&e))
+            .map_err(|e| crate::run::error_chain(&e))?;
+        crate::provision::resolve_kernel(k, arch, cache, events)
+            .map_err(|e| crate::run::error_chain(&e))
     })
 }
 

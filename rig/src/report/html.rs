@@ -1,7 +1,7 @@
 //! One static HTML file for a [`Summary`]: inline style, no script, no external assets, so it
 //! opens from a CI artifact as it is.
 
-use super::{Outcome, Summary};
+use super::Summary;
 
 /// Escapes text for HTML element content and attribute values.
 fn esc(s: &str) -> String {
@@ -33,21 +33,7 @@ pub fn render_html(s: &Summary, title: &str) -> String {
         esc(title),
         esc(title)
     );
-    let summary: Vec<String> = [
-        Outcome::Fail,
-        Outcome::Error,
-        Outcome::Infra,
-        Outcome::Pass,
-        Outcome::Skip,
-    ]
-    .iter()
-    .map(|o| format!("{} {}", s.count(*o), o.word().to_lowercase()))
-    .collect();
-    h.push_str(&format!(
-        "<p id=\"counts\">{} cells: {}</p>\n",
-        s.rows.len(),
-        summary.join(", ")
-    ));
+    h.push_str(&format!("<p id=\"counts\">{}</p>\n", esc(&s.counts())));
     if let Some(new) = &s.new_failures {
         h.push_str("<h2>New failures since the baseline</h2>\n<ul id=\"new-failures\">\n");
         for f in new {

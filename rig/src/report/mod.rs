@@ -62,6 +62,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Fail,
+        Outcome::Error,
+        Outcome::Infra,
+        Outcome::Pass,
+        Outcome::Skip,
+    ];
+
     pub fn word(self) -> &'static str {
         match self {
             Outcome::Fail => "FAIL",
@@ -122,6 +130,18 @@ pub struct NewFailure {
 impl Summary {
     pub fn count(&self, o: Outcome) -> usize {
         self.rows.iter().filter(|r| r.outcome == o).count()
+    }
+
+    /// `N cells: 2 fail, 1 pass, 5 skip` (outcomes with no cell left out).
+    pub fn counts(&self) -> String {
+        let parts: Vec<String> = Outcome::ALL
+            .iter()
+            .filter_map(|o| {
+                let n = self.count(*o);
+                (n > 0).then(|| format!("{n} {}", o.word().to_lowercase()))
+            })
+            .collect();
+        format!("{} cells: {}", self.rows.len(), parts.join(", "))
     }
 
     /// Failing (cell, title) pairs: unexpected titles, or the verdict itself for a failed

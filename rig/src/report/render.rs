@@ -3,20 +3,7 @@
 use super::{Outcome, Row, Summary};
 
 fn counts(s: &Summary) -> String {
-    let parts: Vec<String> = [
-        Outcome::Fail,
-        Outcome::Error,
-        Outcome::Infra,
-        Outcome::Pass,
-        Outcome::Skip,
-    ]
-    .iter()
-    .filter_map(|o| {
-        let n = s.count(*o);
-        (n > 0).then(|| format!("{n} {}", o.word().to_lowercase()))
-    })
-    .collect();
-    format!("{} cells: {}", s.rows.len(), parts.join(", "))
+    s.counts()
 }
 
 /// `title (k of N)` for each title of a row (`no reports in N runs` without any).

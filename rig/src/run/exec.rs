@@ -20,7 +20,8 @@ fn is_timeout(e: &GuestError) -> bool {
     matches!(e, GuestError::Transport { source, .. } if matches!(**source, TransportError::Timeout { .. }))
 }
 
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error and its sources, one line (`a: b: c`).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {

@@ -37,7 +37,8 @@ mod result;
 pub mod seed;
 mod shell;
 
-use exec::{error_chain, Exec};
+pub use exec::error_chain;
+use exec::Exec;
 pub use result::{
     Repetition, ScenarioResult, StepFailure, TriageSummary, Verdict, REPORT_SCHEMA_VERSION,
 };
