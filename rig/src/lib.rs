@@ -11,6 +11,7 @@
 //!                  accel)      transport) verdicts)
 //!                                 ▲
 //!                    scenario (format: parse, validate)
+//!   workflows on top:  matrix · reproduce · bisect   (each uses run + report)
 //!   under everything:  host (process ownership, cache, artifacts, events, board names)
 //! ```
 
