@@ -11,15 +11,20 @@
 //!                  accel)      transport) verdicts)
 //!                                 ▲
 //!                    scenario (format: parse, validate)
+//!   workflows on top:  matrix · reproduce · bisect   (each uses run + report)
 //!   under everything:  host (process ownership, cache, artifacts, events, board names)
 //! ```
 
 pub mod bench;
+pub mod bisect;
 pub mod dmesg;
 pub mod guest;
 pub mod host;
 pub mod machine;
+pub mod matrix;
 pub mod provision;
+pub mod report;
+pub mod reproduce;
 pub mod run;
 pub mod scenario;
 

@@ -122,6 +122,10 @@ enum Cmd {
         /// Print the result as JSON (report.json is written either way).
         #[arg(long)]
         json: bool,
+        /// The seed for everything random in the run (`stagger` delays); default: a fresh one,
+        /// printed and kept in the run folder.
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Find kernel reports (splats) in a saved console log or dmesg and give each a stable title.
     Analyze {
@@ -139,6 +143,86 @@ enum Cmd {
     Check {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Find the first bad kernel commit for a scenario: endpoints checked, runs per commit from
+    /// the measured reproduction rate, build failures skipped, a confidence figure.
+    /// Exit 0 culprit found, 1 inconclusive, 2 bad input, 125 infra.
+    Bisect {
+        /// The kernel git tree (never modified: rig bisects in a worktree of its own).
+        #[arg(long)]
+        tree: PathBuf,
+        #[arg(long)]
+        good: String,
+        #[arg(long)]
+        bad: String,
+        /// The scenario file.
+        #[arg(long)]
+        scenario: PathBuf,
+        #[arg(long)]
+        board: Board,
+        /// Kernel flavor (fragments and patches) for every build.
+        #[arg(long, default_value = "")]
+        flavor: String,
+        /// Runs per commit (default: enough that a bad commit is missed with probability ≤ 1 %
+        /// at the bad endpoint's measured rate).
+        #[arg(long)]
+        runs: Option<u32>,
+        /// The report title that makes a commit bad (default: the bad endpoint's most frequent).
+        #[arg(long)]
+        title: Option<String>,
+        /// Continue an interrupted bisect from its log.
+        #[arg(long)]
+        resume: bool,
+        /// Revert the culprit on top of --bad and show the title is gone.
+        #[arg(long)]
+        verify_revert: bool,
+        /// Below this confidence the result is inconclusive (exit 1).
+        #[arg(long, default_value_t = 0.9)]
+        min_confidence: f64,
+        #[arg(long, default_value = "auto")]
+        accel: AccelChoice,
+    },
+    /// The test matrix (scenarios/matrix.yaml): board × kernel × scenario cells of a named set.
+    Matrix {
+        #[command(subcommand)]
+        what: MatrixCmd,
+    },
+    /// Re-run a recorded run (a run folder or a bundle) with the same scenario, kernel and seed.
+    /// Prints `reproduced: <title> in k of N runs` or `did not reproduce in N runs`.
+    /// Exit 1 when the original failure reproduced, 0 when it did not, 2 bad input, 125 infra.
+    Reproduce {
+        /// A run folder (`rig-runs/…`) or a bundle (`*.tar.gz`).
+        path: PathBuf,
+        /// Runs, each on a fresh boot (default: as many as the recorded run had).
+        #[arg(long)]
+        repeat: Option<u32>,
+        /// Write a self-contained bundle of the run instead of running it.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// Never install missing host packages; fail instead.
+        #[arg(long)]
+        no_setup: bool,
+    },
+    /// Summarize runs and matrices: one row per cell, failures first, with console excerpts.
+    Report {
+        /// Run folders, matrix folders, or folders holding them (searched recursively).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Markdown (for CI summaries) instead of text.
+        #[arg(long)]
+        markdown: bool,
+        /// JSON instead of text (the input of --baseline).
+        #[arg(long, conflicts_with = "markdown")]
+        json: bool,
+        /// Also write one static HTML page here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Also write JUnit XML here (skipped cells carry their reason).
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// A previous `rig report --json`: list the failures it did not have.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
     },
     /// Kernel builds.
     Kernel {
@@ -172,8 +256,48 @@ enum KernelCmd {
     Flavors,
 }
 
+#[derive(clap::Args, Clone)]
+struct SetArg {
+    /// The set (default: $RIG_MATRIX, else smoke).
+    #[arg(long)]
+    set: Option<String>,
+    /// Never install missing host packages; fail instead.
+    #[arg(long)]
+    no_setup: bool,
+}
+
+#[derive(Subcommand)]
+enum MatrixCmd {
+    /// Every cell of the set and what happens to it: run, or skip and why.
+    List {
+        #[command(flatten)]
+        set: SetArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Provision everything the set boots (kernels, initramfs), once, before any cell runs.
+    Provision {
+        #[command(flatten)]
+        set: SetArg,
+    },
+    /// Run the set's cells one after another (no nextest needed) into one folder with a summary.
+    /// Exit 1 when a cell failed, 125 when one hit an infra error, else 0.
+    Run {
+        #[command(flatten)]
+        set: SetArg,
+        #[arg(long, default_value = "auto")]
+        accel: AccelChoice,
+    },
+}
+
 #[derive(Subcommand)]
 enum BenchCmd {
+    /// Cells per hour of a matrix set on this host, and where the time goes (provisioning,
+    /// boot, steps, analysis).
+    Matrix {
+        #[arg(long, default_value = "smoke")]
+        set: String,
+    },
     /// Median boot-to-ready time per board through rig and through bare QEMU.
     Boot {
         /// Boards (default: both).
@@ -210,6 +334,13 @@ enum BenchCmd {
         runs: u32,
         #[arg(long)]
         json: bool,
+    },
+    /// The suite's real bisect (rig::bisect::fixture: seven commits on linux-source-6.12, the
+    /// overlay scenario on arm64-virt): kernels built, build time, boots, wall time.
+    Bisect {
+        /// Runs per commit.
+        #[arg(long, default_value_t = 2)]
+        runs: u32,
     },
     /// Clean and incremental (one touched file) kernel build times per arch.
     Kbuild {
@@ -265,9 +396,13 @@ fn error_code(e: &anyhow::Error) -> i32 {
     let bad_input = e.chain().any(|c| {
         find::<rig::host::board::UnknownName>(c).is_some()
             || find::<InputFile>(c).is_some()
+            || find::<rig::machine::timeouts::BadTimeoutScale>(c).is_some()
             || find::<rig::machine::qemu::CmdlineError>(c).is_some()
             || find::<rig::scenario::ScenarioError>(c).is_some()
             || find::<rig::run::requirements::Unsupported>(c).is_some()
+            || find::<rig::matrix::MatrixError>(c).is_some_and(|m| m.is_bad_input())
+            || find::<rig::reproduce::ReproduceError>(c).is_some_and(|r| r.is_bad_input())
+            || find::<rig::report::ReportError>(c).is_some()
             || find::<rig::provision::ProvisionError>(c).is_some_and(|p| p.is_unknown_name())
             || find::<rig::provision::kbuild::KbuildError>(c).is_some_and(|k| {
                 matches!(
@@ -295,6 +430,7 @@ fn events_for(verbose: bool, run_dir: Option<&RunDir>) -> Events {
 }
 
 fn run(cli: Cli) -> Result<i32> {
+    rig::machine::timeouts::env_timeout_scale()?;
     let cache = cli
         .cache_dir
         .clone()
@@ -383,6 +519,7 @@ fn run(cli: Cli) -> Result<i32> {
             target,
             repeat,
             json,
+            seed,
         } => {
             let sc = rig::scenario::load(&scenario, &rig::repo_root().join("overlays"))?;
             let run_dir = RunDir::create(&format!("run-{}-{}", sc.name, target.board))?;
@@ -392,6 +529,8 @@ fn run(cli: Cli) -> Result<i32> {
             opts.repeat = repeat;
             opts.auto_setup = !target.no_setup;
             opts.memory_mib = target.memory;
+            opts.extra_cmdline = target.cmdline.clone();
+            opts.seed = seed;
             let result = rig::run::run_scenario(&sc, &opts, &cache, &run_dir, &events)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&result)?);
@@ -430,6 +569,16 @@ fn run(cli: Cli) -> Result<i32> {
             let overlays = rig::repo_root().join("overlays");
             let mut bad = 0;
             for f in &files {
+                if f.file_name().is_some_and(|n| n == rig::matrix::MATRIX_FILE) {
+                    match rig::matrix::load(f, &overlays) {
+                        Ok((m, _)) => println!("ok    {} ({} sets)", f.display(), m.sets.len()),
+                        Err(e) => {
+                            println!("error {e}");
+                            bad += 1;
+                        }
+                    }
+                    continue;
+                }
                 match rig::scenario::load(f, &overlays) {
                     Ok(sc) => println!("ok    {} ({} steps)", f.display(), sc.all_steps().len()),
                     Err(e) => {
@@ -443,6 +592,119 @@ fn run(cli: Cli) -> Result<i32> {
             } else {
                 exit::BAD_INPUT
             })
+        }
+        Cmd::Bisect {
+            tree,
+            good,
+            bad,
+            scenario,
+            board,
+            flavor,
+            runs,
+            title,
+            resume,
+            verify_revert,
+            min_confidence,
+            accel,
+        } => {
+            let sc = rig::scenario::load(&scenario, &rig::repo_root().join("overlays"))?;
+            rig::provision::kbuild::flavor(&flavor)?;
+            let events = events_for(cli.verbose, None);
+            rig::guest::ensure_host_tools(
+                &[
+                    rig::host::doctor::Need::Core,
+                    rig::host::doctor::Need::Kbuild,
+                ],
+                true,
+                &cache,
+                &events,
+            )?;
+            let run_dir = RunDir::create(&format!("bisect-{}-{board}", sc.name))?;
+            let req = rig::bisect::Request {
+                tree,
+                good,
+                bad,
+                scenario: &sc,
+                board,
+                flavor,
+                accel,
+                runs,
+                title,
+                resume,
+                verify_revert,
+                min_confidence,
+            };
+            match rig::bisect::run(&req, &cache, &run_dir, &events) {
+                Ok(r) => {
+                    print!("{}", r.render());
+                    println!("artifacts: {}", run_dir.path().display());
+                    Ok(r.exit_code())
+                }
+                Err(e) => {
+                    eprintln!("rig: error: {e}");
+                    eprintln!("rig: artifacts: {}", run_dir.path().display());
+                    Ok(e.exit_code())
+                }
+            }
+        }
+        Cmd::Matrix { what } => matrix(what, &cache, cli.verbose),
+        Cmd::Reproduce {
+            path,
+            repeat,
+            bundle,
+            no_setup,
+        } => {
+            if let Some(out) = bundle {
+                let held = rig::reproduce::bundle(&path, &out)?;
+                eprintln!("rig: bundle holds {}", held.join(" "));
+                println!("{}", out.display());
+                return Ok(exit::PASS);
+            }
+            let base = std::env::var_os("RIG_ARTIFACTS")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("rig-runs"));
+            let recorded = rig::reproduce::open(&path, &base)?;
+            let r = &recorded.record;
+            let run_dir = RunDir::create(&format!("reproduce-{}-{}", r.scenario.name, r.board))?;
+            let events = events_for(cli.verbose, Some(&run_dir));
+            eprintln!(
+                "rig: reproducing {} on {} with {} (seed {})",
+                r.scenario.name, r.board, r.kernel.name, r.seed
+            );
+            let replay =
+                rig::reproduce::replay(recorded, repeat, !no_setup, &cache, &run_dir, &events)?;
+            print!("{}", replay.render());
+            Ok(replay.exit_code())
+        }
+        Cmd::Report {
+            dirs,
+            markdown,
+            json,
+            html,
+            junit,
+            baseline,
+        } => {
+            let mut summary = rig::report::collect(&dirs)?;
+            if let Some(b) = baseline {
+                summary.compare(&rig::report::read_baseline(&b)?);
+            }
+            if let Some(path) = html {
+                let page = rig::report::render_html(&summary, "rig report");
+                std::fs::write(&path, page)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if let Some(path) = junit {
+                std::fs::write(&path, rig::report::render_junit(&summary, "rig"))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else if markdown {
+                print!("{}", rig::report::render_markdown(&summary));
+            } else {
+                print!("{}", rig::report::render_text(&summary));
+            }
+            Ok(exit::PASS)
         }
         Cmd::Kernel { what } => match what {
             KernelCmd::Flavors => {
@@ -523,6 +785,53 @@ fn run(cli: Cli) -> Result<i32> {
                 }
                 Ok(exit::PASS)
             }
+            BenchCmd::Matrix { set } => {
+                let events = events_for(cli.verbose, None);
+                let (m, scenarios) = rig::matrix::load_default()?;
+                let b = rig::matrix::bench::bench(m.set(&set)?, &scenarios, &cache, &events)?;
+                println!("{b}");
+                Ok(exit::PASS)
+            }
+            BenchCmd::Bisect { runs } => {
+                let events = events_for(cli.verbose, None);
+                let started = std::time::Instant::now();
+                let history = rig::bisect::fixture::linux_history(&cache, &events)?;
+                let prepared = started.elapsed();
+                let sc = rig::scenario::load(
+                    &rig::repo_root().join("scenarios/overlay-devlink-teardown.yaml"),
+                    &rig::repo_root().join("overlays"),
+                )?;
+                let run_dir = RunDir::create("bench-bisect")?;
+                let req = rig::bisect::Request {
+                    tree: history.repo.clone(),
+                    good: history.good().into(),
+                    bad: history.bad().into(),
+                    scenario: &sc,
+                    board: Board::Arm64Virt,
+                    flavor: String::new(),
+                    accel: AccelChoice::Auto,
+                    runs: Some(runs),
+                    title: None,
+                    resume: false,
+                    verify_revert: false,
+                    min_confidence: 0.9,
+                };
+                let t = std::time::Instant::now();
+                let r = rig::bisect::run(&req, &cache, &run_dir, &events)?;
+                let (builds, build_s, boots) = r.cost();
+                println!(
+                    "bisect of {} commits: {builds} kernels built in {build_s:.0}s, {boots} boots, \
+                     {:.0}s wall (fixture {:.0}s); culprit {}",
+                    history.commits.len() - 1,
+                    t.elapsed().as_secs_f64(),
+                    prepared.as_secs_f64(),
+                    r.culprit
+                        .as_ref()
+                        .map(|c| c.subject.as_str())
+                        .unwrap_or("none")
+                );
+                Ok(exit::PASS)
+            }
             BenchCmd::Kbuild { arch } => {
                 let arches = if arch.is_empty() {
                     vec![Arch::X86_64, Arch::Arm64]
@@ -564,6 +873,54 @@ fn run(cli: Cli) -> Result<i32> {
                 Ok(exit::PASS)
             }
         },
+    }
+}
+
+fn matrix(what: MatrixCmd, cache: &Cache, verbose: bool) -> Result<i32> {
+    let (m, scenarios) = rig::matrix::load_default()?;
+    let (MatrixCmd::List { set, .. } | MatrixCmd::Provision { set } | MatrixCmd::Run { set, .. }) =
+        &what;
+    let set_name = set.set.clone().unwrap_or_else(rig::matrix::set_from_env);
+    let auto_setup = !set.no_setup;
+    let s = m.set(&set_name)?;
+    let events = events_for(verbose, None);
+    match what {
+        MatrixCmd::Provision { .. } => {
+            rig::matrix::provision(s, cache, &events, auto_setup)?;
+            eprintln!("rig: set {set_name} provisioned");
+            Ok(exit::PASS)
+        }
+        MatrixCmd::List { json, .. } => {
+            let planned = rig::matrix::plan_here(s.cells(&scenarios), cache, &events, auto_setup);
+            if json {
+                let v = rig::matrix::planned_json(&set_name, &planned);
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", rig::matrix::render_list(&planned));
+            }
+            Ok(exit::PASS)
+        }
+        MatrixCmd::Run { accel, .. } => {
+            rig::matrix::provision(s, cache, &events, auto_setup)?;
+            let planned = rig::matrix::plan_here(s.cells(&scenarios), cache, &events, false);
+            let opts = rig::matrix::CellOptions {
+                accel,
+                auto_setup: false,
+                artifacts: std::env::var_os("RIG_ARTIFACTS")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("rig-runs")),
+            };
+            let run =
+                rig::matrix::run_planned(&set_name, &planned, &opts, cache, &events, &mut |o| {
+                    eprintln!("rig: {} {:?} ({:.0}s)", o.name, o.verdict, o.seconds);
+                    if o.verdict != rig::run::Verdict::Pass {
+                        eprint!("{}", o.render());
+                    }
+                })?;
+            print!("{}", rig::report::render_text(&run.summary));
+            println!("matrix folder: {}", run.dir.display());
+            Ok(run.exit_code())
+        }
     }
 }
 

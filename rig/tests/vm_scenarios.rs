@@ -168,3 +168,130 @@ fn qemu_gone_without_a_kernel_report_is_an_infra_error_exit_125() {
     assert!(stdout.contains("INFRA ERROR"), "{stdout}");
     assert!(stdout.contains("rig error"), "{stdout}");
 }
+
+/// At a `parallel` deadline the whole guest job goes, children included: nothing of it runs
+/// into the steps after the `parallel`.
+#[test]
+fn a_parallel_deadline_kills_the_whole_guest_job() {
+    let r = run_text(
+        "name: deadline-kills\nsteps:\n  - guest: {run: rm -f /tmp/late}\n  - parallel:\n      \
+         deadline: 3s\n      steps:\n        - guest: {run: '(sleep 6; echo late > /tmp/late) & \
+         wait', timeout: 30s}\n        - sleep: 1s\n  - sleep: 6s\n  - guest: {name: nothing \
+         ran late, run: test ! -e /tmp/late}\n",
+        "deadline-kills.yaml",
+        Board::Arm64Virt,
+    );
+    assert_eq!(r.verdict, Verdict::Fail, "{}", r.render());
+    let failures = &r.repetitions[0].step_failures;
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.message.contains("still running at the parallel deadline")),
+        "{}",
+        r.render()
+    );
+    assert!(
+        !failures.iter().any(|f| f.step == "nothing ran late"),
+        "a child of the killed job ran on:\n{}",
+        r.render()
+    );
+}
+
+/// A guest that resets with no report on the console (`-no-reboot` turns that into a clean QEMU
+/// exit) is the kernel's failure, titled as syzbot titles it; QEMU's SHUTDOWN event says so.
+#[test]
+fn a_guest_reset_without_a_report_is_an_unexpected_kernel_reboot() {
+    for board in Board::ALL {
+        let r = run_text(
+            "name: guest-resets\nsteps:\n  - guest: {run: 'echo b > /proc/sysrq-trigger; sleep 30'}\n",
+            "guest-resets.yaml",
+            board,
+        );
+        assert_eq!(r.verdict, Verdict::Fail, "{board}:\n{}", r.render());
+        assert_eq!(
+            r.reproduced.get("unexpected kernel reboot"),
+            Some(&1),
+            "{board}:\n{}",
+            r.render()
+        );
+        let rep = &r.repetitions[0].reports[0];
+        assert!(rep.text.contains("guest-reset"), "{board}: {}", rep.text);
+    }
+}
+
+/// A guest command that times out while the guest still answers is a kernel failure (a hang); a
+/// guest that QEMU stopped running (here: QMP `stop`) is not the kernel's doing.
+#[test]
+fn command_timeouts_tell_a_hang_from_a_stopped_machine() {
+    let r = run_text(
+        "name: hangs\nsteps:\n  - guest: {run: sleep 60, timeout: 2s}\n",
+        "hangs.yaml",
+        Board::Arm64Virt,
+    );
+    assert_eq!(r.verdict, Verdict::Fail, "{}", r.render());
+    let f = &r.repetitions[0].step_failures[0];
+    assert!(!f.infra && f.message.contains("still answers"), "{f:?}");
+
+    let r = run_text(
+        "name: paused\nsteps:\n  - qmp: {execute: stop}\n  - guest: {run: 'true', timeout: 2s}\n",
+        "paused.yaml",
+        Board::Arm64Virt,
+    );
+    assert_eq!(r.verdict, Verdict::Infra, "{}", r.render());
+    let f = &r.repetitions[0].step_failures[0];
+    assert!(
+        f.infra && f.message.contains("not running the guest"),
+        "{f:?}"
+    );
+}
+
+/// A DIMM the guest never ejects (its ACPI memory hot-plug handling switched off) fails the
+/// step that needs it gone, naming the DIMM, instead of colliding in QEMU as an infra error.
+#[test]
+fn a_dimm_that_never_ejects_is_a_kernel_failure_naming_it() {
+    let r = run_text(
+        "name: dimm-stuck\nrequires: [memory_hotplug]\ncmdline: [memhp_default_state=offline]\n\
+         steps:\n  - memory_add: {id: d1, size: 128M}\n  - guest: {run: 'echo 0 > \
+         /sys/firmware/acpi/hotplug/memory/enabled'}\n  - memory_remove: {id: d1, wait: false}\n  \
+         - memory_add: {id: d1, size: 128M, timeout: 15s}\n",
+        "dimm-stuck.yaml",
+        Board::X86_64Q35,
+    );
+    assert_eq!(r.verdict, Verdict::Fail, "{}", r.render());
+    let f = r.repetitions[0]
+        .step_failures
+        .iter()
+        .find(|f| f.step == "memory_add (steps[3])")
+        .unwrap_or_else(|| panic!("{}", r.render()));
+    assert!(!f.infra, "{f:?}");
+    assert!(f.message.contains("DIMM d1 was never ejected"), "{f:?}");
+}
+
+/// `rig run --cmdline` reaches the kernel, and `wait_log since: boot` sees the kernel's first
+/// lines (printed long before the console shell came up).
+#[test]
+fn run_passes_cmdline_and_wait_log_since_boot_sees_the_boot() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("boot-log.yaml");
+    std::fs::write(
+        &file,
+        "name: boot-log\nsteps:\n  - wait_log: {regex: 'Linux version', since: boot, timeout: 5s}\n  \
+         - guest: {run: 'grep -q rig.test=yes /proc/cmdline'}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rig"))
+        .args([
+            "run",
+            "--board",
+            "arm64-virt",
+            "--no-setup",
+            "--cmdline",
+            "rig.test=yes",
+        ])
+        .arg(&file)
+        .env("RIG_ARTIFACTS", runs_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+}

@@ -96,6 +96,9 @@ pub enum ReportKind {
     Panic,
     RcuStall,
     Ubsan,
+    /// The guest reset or ended without a report (`unexpected kernel reboot`): made by the
+    /// engine from QEMU's SHUTDOWN event, never by the analyzer.
+    Reboot,
 }
 
 impl fmt::Display for ReportKind {

@@ -135,7 +135,7 @@ pub fn setup_log(cache: &Cache) -> std::path::PathBuf {
 
 /// Host tool needs for booting `kernel`.
 pub fn needs_for_kernel(kernel: &str) -> Vec<Need> {
-    if kernel.starts_with("rig-") {
+    if provision::KernelSpec::parse(kernel).is_ok_and(|k| k.is_built()) {
         vec![Need::Core, Need::Kbuild]
     } else {
         vec![Need::Core]

@@ -7,7 +7,8 @@ use crate::host::board::{Arch, Board};
 use crate::host::cache::{Cache, CacheKey};
 use crate::host::events::{Event, Events};
 use crate::machine::qemu::Accel;
-use crate::machine::vm::{Timeouts, Vm, VmConfig};
+use crate::machine::timeouts::Timeouts;
+use crate::machine::vm::{Vm, VmConfig};
 use crate::provision::BootImage;
 use std::str::FromStr;
 use std::time::Duration;
@@ -223,7 +224,7 @@ pub fn probe(
     let mut cfg = VmConfig::new(board, Accel::Kvm, image.clone());
     cfg.timeouts = Timeouts {
         boot: PROBE_DEADLINE,
-        ..Timeouts::for_accel(Accel::Kvm)
+        ..Timeouts::NATIVE
     };
     cfg.memory_mib = 512;
     let start = std::time::Instant::now();
@@ -255,7 +256,8 @@ pub fn probe(
 /// One line on why the probe boot failed: QEMU's own complaint when it died, else the error.
 fn probe_failure_summary(e: &crate::machine::vm::VmError) -> String {
     match e {
-        crate::machine::vm::VmError::QemuExited { status, stderr, .. } => {
+        crate::machine::vm::VmError::QemuExited(q) => {
+            let (status, stderr) = (&q.status, &q.stderr);
             let said = stderr
                 .lines()
                 .filter(|l| !l.contains("waiting for connection"))

@@ -7,4 +7,5 @@ pub mod console;
 pub mod qemu;
 pub mod qmp;
 pub mod stream;
+pub mod timeouts;
 pub mod vm;

@@ -318,6 +318,31 @@ impl Qmp {
         self.execute(&qmp::quit {}).map(drop)
     }
 
+    /// Once QEMU has exited: reads what it still sent before closing the socket (to EOF, or
+    /// `limit` at most) and returns every event not consumed by a wait, the last `SHUTDOWN`
+    /// among them. Every line also lands in the transcript.
+    pub fn final_events(&mut self, limit: Duration) -> Vec<Value> {
+        self.collect_events();
+        let reader = self.inner.inner_mut().get_mut_read();
+        let _ = reader.get_ref().inner.set_read_timeout(Some(limit));
+        let deadline = Instant::now() + limit;
+        let mut line = String::new();
+        while Instant::now() < deadline {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                        if v.get("event").is_some() {
+                            self.events.push(v);
+                        }
+                    }
+                }
+            }
+        }
+        std::mem::take(&mut self.events)
+    }
+
     /// Events seen so far and not yet consumed by a wait.
     pub fn take_events(&mut self) -> Vec<Value> {
         self.collect_events();

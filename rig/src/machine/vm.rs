@@ -13,6 +13,7 @@ use crate::host::process::{describe_status, ProcessError, Supervised};
 use crate::machine::console::{Console, ConsoleError};
 use crate::machine::qemu::{self, Accel, QemuConfig};
 use crate::machine::qmp::{Qmp, QmpError};
+use crate::machine::timeouts::Timeouts;
 use crate::provision::BootImage;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -31,14 +32,8 @@ pub enum VmError {
         #[source]
         source: std::io::Error,
     },
-    #[error("QEMU exited ({status}) during {step}\nQEMU said:\n{stderr}\nconsole showed last:\n{console}\nartifacts: {artifacts}")]
-    QemuExited {
-        step: String,
-        status: String,
-        stderr: String,
-        console: String,
-        artifacts: PathBuf,
-    },
+    #[error(transparent)]
+    QemuExited(Box<QemuExit>),
     #[error("{step} failed (artifacts: {artifacts})")]
     Console {
         step: String,
@@ -68,31 +63,58 @@ pub enum VmError {
     },
 }
 
-/// Deadlines, scaled for the accelerator.
-#[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    pub boot: Duration,
-    pub command: Duration,
-    pub qmp: Duration,
-    /// How long a hot-unplug may take (pciehp waits ~5 s after the attention button).
-    pub unplug: Duration,
+/// QEMU ended while rig waited for it (boot, console, QMP).
+#[derive(Debug, thiserror::Error)]
+#[error("QEMU exited ({status}; {cause}) during {step}\nQEMU said:\n{stderr}\nconsole showed last:\n{console}\nartifacts: {artifacts}")]
+pub struct QemuExit {
+    pub step: String,
+    pub status: String,
+    pub cause: ExitCause,
+    pub stderr: String,
+    pub console: String,
+    pub artifacts: PathBuf,
 }
 
-impl Timeouts {
-    pub fn for_accel(accel: Accel) -> Self {
-        match accel {
-            Accel::Kvm => Timeouts {
-                boot: Duration::from_secs(30),
-                command: Duration::from_secs(30),
-                qmp: Duration::from_secs(10),
-                unplug: Duration::from_secs(20),
-            },
-            Accel::Tcg => Timeouts {
-                boot: Duration::from_secs(120),
-                command: Duration::from_secs(120),
-                qmp: Duration::from_secs(30),
-                unplug: Duration::from_secs(60),
-            },
+/// Why QEMU stopped, from its last QMP `SHUTDOWN` event (with `-no-reboot` a guest reset ends
+/// QEMU too).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "by", content = "reason", rename_all = "snake_case")]
+pub enum ExitCause {
+    /// The guest reset, triple-faulted, panicked or powered off (`guest-reset`, `guest-panic`,
+    /// `guest-shutdown`): the kernel's doing.
+    Guest(String),
+    /// rig, a signal or QEMU itself (`host-qmp-quit`, `host-signal`, `host-error`, …).
+    Host(String),
+    /// QEMU said nothing: it was killed or crashed.
+    Unknown,
+}
+
+impl ExitCause {
+    /// The cause the last `SHUTDOWN` event among `events` gives.
+    pub fn from_events(events: &[serde_json::Value]) -> ExitCause {
+        let Some(data) = events
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "SHUTDOWN")
+            .map(|e| &e["data"])
+        else {
+            return ExitCause::Unknown;
+        };
+        let reason = data["reason"].as_str().unwrap_or("").to_string();
+        if data["guest"].as_bool() == Some(true) || reason.starts_with("guest-") {
+            ExitCause::Guest(reason)
+        } else {
+            ExitCause::Host(reason)
+        }
+    }
+}
+
+impl std::fmt::Display for ExitCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitCause::Guest(r) => write!(f, "the guest ended it: {r}"),
+            ExitCause::Host(r) => write!(f, "ended from the host: {r}"),
+            ExitCause::Unknown => f.write_str("no SHUTDOWN event: killed or crashed"),
         }
     }
 }
@@ -123,7 +145,7 @@ impl VmConfig {
             memory_mib: 1024,
             smp: 2,
             ssh_forward_port: None,
-            timeouts: Timeouts::for_accel(accel),
+            timeouts: Timeouts::for_machine(accel, board),
         }
     }
 }
@@ -207,32 +229,43 @@ impl Vm {
         });
 
         let artifacts = run_dir.path().to_path_buf();
-        let exited = |qemu: &mut Supervised, step: &str, console: String| {
+        let exited = |qemu: &mut Supervised, step: &str, console: String, cause: ExitCause| {
             let status = qemu
                 .try_wait()
                 .ok()
                 .flatten()
                 .map(|s| describe_status(&s))
                 .unwrap_or_else(|| "still running".into());
-            VmError::QemuExited {
+            VmError::QemuExited(Box::new(QemuExit {
                 step: step.into(),
                 status,
+                cause,
                 stderr: qemu.stderr_tail(20),
                 console,
                 artifacts: artifacts.clone(),
-            }
+            }))
         };
 
         let con_stream = connect_socket(&mut qemu, &console_sock, "console", cfg.timeouts.qmp)
             .map_err(|e| match e {
-                ConnectFail::Exited => exited(&mut qemu, "connecting the console", String::new()),
+                ConnectFail::Exited => exited(
+                    &mut qemu,
+                    "connecting the console",
+                    String::new(),
+                    ExitCause::Unknown,
+                ),
                 ConnectFail::Timeout(err) => *err,
             })?;
         // QEMU opens its chardevs in argv order and waits at each: the kernel console, then
         // the command shell; the guest starts once both are connected, so nothing is lost.
         let shell_stream = connect_socket(&mut qemu, &shell_sock, "shell", cfg.timeouts.qmp)
             .map_err(|e| match e {
-                ConnectFail::Exited => exited(&mut qemu, "connecting the shell", String::new()),
+                ConnectFail::Exited => exited(
+                    &mut qemu,
+                    "connecting the shell",
+                    String::new(),
+                    ExitCause::Unknown,
+                ),
                 ConnectFail::Timeout(err) => *err,
             })?;
         let console = Console::new(
@@ -248,9 +281,12 @@ impl Vm {
         })?;
         let qmp_stream =
             connect_socket(&mut qemu, &qmp_sock, "QMP", cfg.timeouts.qmp).map_err(|e| match e {
-                ConnectFail::Exited => {
-                    exited(&mut qemu, "connecting QMP", console.tail().last_lines(30))
-                }
+                ConnectFail::Exited => exited(
+                    &mut qemu,
+                    "connecting QMP",
+                    console.tail().last_lines(30),
+                    ExitCause::Unknown,
+                ),
                 ConnectFail::Timeout(err) => *err,
             })?;
         let qmp = match Qmp::from_stream(qmp_stream, &run_dir.qmp_transcript(), cfg.timeouts.qmp) {
@@ -262,6 +298,7 @@ impl Vm {
                         &mut qemu,
                         "QMP handshake",
                         console.tail().last_lines(30),
+                        ExitCause::Unknown,
                     ));
                 }
                 return Err(VmError::Qmp {
@@ -308,7 +345,8 @@ impl Vm {
             Err(ReadyFail::Console(source)) => {
                 if vm.qemu.try_wait().ok().flatten().is_some() {
                     let tail = vm.console.tail().last_lines(40);
-                    return Err(exited(&mut vm.qemu, "boot", tail));
+                    let cause = vm.exit_cause();
+                    return Err(exited(&mut vm.qemu, "boot", tail, cause));
                 }
                 Err(VmError::Console {
                     step: "waiting for the guest's init (RIG-READY)".into(),
@@ -348,6 +386,11 @@ impl Vm {
     /// `Some(reason)` once QEMU has exited.
     pub fn exited(&mut self) -> Option<String> {
         qemu_gone(&mut self.qemu)
+    }
+
+    /// Why QEMU stopped; meaningful once [`Vm::exited`] says it has.
+    pub fn exit_cause(&mut self) -> ExitCause {
+        ExitCause::from_events(&self.qmp.final_events(Duration::from_secs(2)))
     }
 
     /// Attaches the user's terminal to the console (`rig console`).
@@ -545,5 +588,38 @@ fn connect_socket(
             })));
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn exit_cause_comes_from_the_last_shutdown_event() {
+        let ev = |reason: &str, guest: bool| json!({"event": "SHUTDOWN", "data": {"guest": guest, "reason": reason}});
+        let dd = json!({"event": "DEVICE_DELETED", "data": {"device": "x"}});
+        assert_eq!(ExitCause::from_events(&[]), ExitCause::Unknown);
+        assert_eq!(
+            ExitCause::from_events(std::slice::from_ref(&dd)),
+            ExitCause::Unknown
+        );
+        assert_eq!(
+            ExitCause::from_events(&[dd.clone(), ev("guest-reset", true)]),
+            ExitCause::Guest("guest-reset".into())
+        );
+        assert_eq!(
+            ExitCause::from_events(&[ev("guest-panic", true)]),
+            ExitCause::Guest("guest-panic".into())
+        );
+        assert_eq!(
+            ExitCause::from_events(&[ev("host-qmp-quit", false)]),
+            ExitCause::Host("host-qmp-quit".into())
+        );
+        assert_eq!(
+            ExitCause::from_events(&[ev("host-signal", false)]),
+            ExitCause::Host("host-signal".into())
+        );
     }
 }

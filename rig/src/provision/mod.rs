@@ -21,8 +21,8 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
     #[error(
-        "unknown kernel `{name}`: known kernels are debian-6.1 and rig-6.12[-FLAVOR] \
-         (build one with `rig kernel build`)"
+        "unknown kernel `{name}`: known kernels are debian-6.1, rig-6.12[-FLAVOR] and \
+         tree:PATH[#FLAVOR] (a kernel source tree rig builds)"
     )]
     UnknownKernel { name: String },
     #[error(transparent)]
@@ -44,17 +44,59 @@ impl ProvisionError {
     }
 }
 
-/// Checks that `name` names a kernel rig can provide, without provisioning anything: callers ask
-/// this first, so a typo is bad input before any host tool is installed or anything is built.
+/// What a kernel name asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelSpec {
+    /// `debian-6.1`: Debian bookworm's package, pinned by `images/debian-6.1.json`.
+    Debian61,
+    /// `rig-6.12[-FLAVOR]`: built by rig from Debian's linux-source-6.12.
+    Rig { flavor: String },
+    /// `tree:PATH[#FLAVOR]`: built by rig from a kernel source tree (bisect, your own tree).
+    Tree { path: PathBuf, flavor: String },
+}
+
+impl KernelSpec {
+    /// Parses a kernel name without provisioning anything: callers ask this first, so a typo is
+    /// bad input before any host tool is installed or anything is built.
+    pub fn parse(name: &str) -> Result<KernelSpec, ProvisionError> {
+        if name == "debian-6.1" {
+            return Ok(KernelSpec::Debian61);
+        }
+        if name.starts_with("rig-") {
+            let flavor = kbuild::parse_kernel_name(name)?;
+            return Ok(KernelSpec::Rig { flavor });
+        }
+        if let Some(rest) = name.strip_prefix("tree:") {
+            let (path, flavor) = rest.split_once('#').unwrap_or((rest, ""));
+            if !path.is_empty() {
+                kbuild::flavor(flavor)?;
+                return Ok(KernelSpec::Tree {
+                    path: PathBuf::from(path),
+                    flavor: flavor.to_string(),
+                });
+            }
+        }
+        Err(ProvisionError::UnknownKernel { name: name.into() })
+    }
+
+    /// The name of a tree kernel: `tree:PATH[#FLAVOR]`.
+    pub fn tree_name(path: &std::path::Path, flavor: &str) -> String {
+        if flavor.is_empty() {
+            format!("tree:{}", path.display())
+        } else {
+            format!("tree:{}#{flavor}", path.display())
+        }
+    }
+
+    /// Whether rig builds this kernel (and so needs the kernel build tools).
+    pub fn is_built(&self) -> bool {
+        !matches!(self, KernelSpec::Debian61)
+    }
+}
+
+/// [`KernelSpec::parse`], for callers that only need to know the name is good.
 pub fn check_kernel_name(name: &str) -> Result<(), ProvisionError> {
-    if name == "debian-6.1" {
-        return Ok(());
-    }
-    if name.starts_with("rig-") {
-        kbuild::parse_kernel_name(name)?;
-        return Ok(());
-    }
-    Err(ProvisionError::UnknownKernel { name: name.into() })
+    KernelSpec::parse(name).map(drop)
 }
 
 /// Resolves a kernel name for an arch, provisioning (download / build) on first use.
@@ -64,12 +106,22 @@ pub fn resolve_kernel(
     cache: &Cache,
     events: &Events,
 ) -> Result<Kernel, ProvisionError> {
-    check_kernel_name(name)?;
-    if name == "debian-6.1" {
-        Ok(image::debian::kernel(arch, cache, events)?)
-    } else {
-        Ok(kbuild::resolve_named(name, arch, cache, events)?)
-    }
+    let build = |source, flavor: String| {
+        kbuild::build(
+            &kbuild::BuildRequest {
+                arch,
+                source,
+                flavor,
+            },
+            cache,
+            events,
+        )
+    };
+    Ok(match KernelSpec::parse(name)? {
+        KernelSpec::Debian61 => image::debian::kernel(arch, cache, events)?,
+        KernelSpec::Rig { flavor } => build(kbuild::Source::Debian612, flavor)?,
+        KernelSpec::Tree { path, flavor } => build(kbuild::Source::Tree(path), flavor)?,
+    })
 }
 
 /// Everything needed to boot: a kernel and the initramfs built for it.
@@ -100,10 +152,32 @@ mod tests {
         for good in ["debian-6.1", "rig-6.12", "rig-6.12-kasan"] {
             check_kernel_name(good).unwrap();
         }
-        for bad in ["nope", "debian-6.2", "rig-6.12-nope", "rig-"] {
+        assert_eq!(
+            KernelSpec::parse("tree:/src/linux#kasan").unwrap(),
+            KernelSpec::Tree {
+                path: "/src/linux".into(),
+                flavor: "kasan".into()
+            }
+        );
+        assert_eq!(
+            KernelSpec::parse(&KernelSpec::tree_name(std::path::Path::new("/a"), "")).unwrap(),
+            KernelSpec::Tree {
+                path: "/a".into(),
+                flavor: String::new()
+            }
+        );
+        for bad in [
+            "nope",
+            "debian-6.2",
+            "rig-6.12-nope",
+            "rig-",
+            "tree:",
+            "tree:/x#nope",
+        ] {
             let e = check_kernel_name(bad).unwrap_err();
             assert!(e.is_unknown_name(), "{bad}: {e}");
-            assert!(e.to_string().contains(bad), "{e}");
+            let named = bad.rsplit('#').next().unwrap_or(bad);
+            assert!(e.to_string().contains(named), "{e}");
         }
     }
 }

@@ -82,6 +82,7 @@ impl Exec<'_> {
     }
 
     pub(super) fn memory_add(&mut self, m: &scenario::MemoryAddStep) -> Result<(), StepError> {
+        self.free_dimm_id(&m.id, m.timeout)?;
         let backend = format!("mem-{}", m.id);
         self.guest
             .vm
@@ -112,7 +113,61 @@ impl Exec<'_> {
         Ok(())
     }
 
-    /// `DEVICE_DELETED` and the backend's `object-del`.
+    /// Whether QEMU still lists DIMM `id`.
+    fn dimm_present(&mut self, id: &str) -> Result<bool, StepError> {
+        Ok(self
+            .guest
+            .vm
+            .qmp_raw("query-memory-devices", None)
+            .map_err(|e| StepError::Rig(error_chain(&e)))?
+            .as_array()
+            .is_some_and(|a| a.iter().any(|d| d["data"]["id"] == id)))
+    }
+
+    /// Before DIMM `id` is plugged again: an earlier removal of it must have happened. One still
+    /// in flight gets `timeout` to finish; a DIMM the guest never ejected is the kernel's
+    /// failure (the removal did not happen), named as such, not a QMP collision. A backend
+    /// left behind by a removal that failed is deleted.
+    fn free_dimm_id(&mut self, id: &str, timeout: Duration) -> Result<(), StepError> {
+        if self.dimm_present(id)? {
+            if !self.unplugging.contains(id) {
+                return Err(StepError::Rig(format!(
+                    "DIMM {id} is already plugged (no removal of it was asked for before this \
+                     memory_add)"
+                )));
+            }
+            let waited =
+                self.guest
+                    .vm
+                    .wait_qmp_event("DEVICE_DELETED", Some(("device", id)), timeout);
+            if waited.is_err() && self.dimm_present(id)? {
+                return Err(StepError::Kernel(format!(
+                    "DIMM {id} was never ejected: its earlier removal (device_del) got no \
+                     DEVICE_DELETED, and {timeout:?} more did not help, so it cannot be plugged again"
+                )));
+            }
+        }
+        self.unplugging.remove(id);
+        self.dimms.remove(id);
+        let backend = format!("mem-{id}");
+        let backends = self
+            .guest
+            .vm
+            .qmp_raw("qom-list", Some(json!({"path": "/objects"})))
+            .map_err(|e| StepError::Rig(error_chain(&e)))?;
+        let left_behind = backends
+            .as_array()
+            .is_some_and(|a| a.iter().any(|o| o["name"] == backend.as_str()));
+        if left_behind {
+            self.guest
+                .vm
+                .qmp()
+                .object_del(&backend)
+                .map_err(|e| StepError::Rig(error_chain(&e)))?;
+        }
+        Ok(())
+    }
+
     /// Removes a DIMM: `device_del` (unless one is already in flight), then, when waiting, its
     /// `DEVICE_DELETED` and the backend's `object-del`.
     pub(super) fn memory_remove(
@@ -120,13 +175,7 @@ impl Exec<'_> {
         m: &scenario::MemoryRemoveStep,
     ) -> Result<(), StepError> {
         let rig_err = |e: crate::machine::vm::VmError| StepError::Rig(error_chain(&e));
-        let present = self
-            .guest
-            .vm
-            .qmp_raw("query-memory-devices", None)
-            .map_err(rig_err)?
-            .as_array()
-            .is_some_and(|a| a.iter().any(|d| d["data"]["id"] == m.id.as_str()));
+        let present = self.dimm_present(&m.id)?;
         let in_flight = self.unplugging.contains(&m.id);
         if !m.wait {
             if present && !in_flight {
@@ -138,16 +187,29 @@ impl Exec<'_> {
             }
             return Ok(());
         }
-        if in_flight {
+        let removed = if in_flight {
             if present {
-                self.guest.vm.wait_qmp_event(
-                    "DEVICE_DELETED",
-                    Some(("device", &m.id)),
-                    m.timeout,
-                )?;
+                self.guest
+                    .vm
+                    .wait_qmp_event("DEVICE_DELETED", Some(("device", &m.id)), m.timeout)
+                    .map(drop)
+            } else {
+                Ok(())
             }
         } else if present {
-            self.guest.vm.device_del_within(&m.id, m.timeout)?;
+            self.unplugging.insert(m.id.clone());
+            self.guest.vm.device_del_within(&m.id, m.timeout)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = removed {
+            return Err(match StepError::from(e) {
+                StepError::Kernel(why) => StepError::Kernel(format!(
+                    "DIMM {} was not ejected within {:?}: {why}",
+                    m.id, m.timeout
+                )),
+                rig => rig,
+            });
         }
         self.unplugging.remove(&m.id);
         self.dimms.remove(&m.id);

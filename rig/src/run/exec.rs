@@ -14,7 +14,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+/// A guest command that did not finish in time (as opposed to a guest that died).
+fn is_timeout(e: &GuestError) -> bool {
+    use crate::guest::transport::TransportError;
+    matches!(e, GuestError::Transport { source, .. } if matches!(**source, TransportError::Timeout { .. }))
+}
+
+/// An error and its sources, one line (`a: b: c`).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {
@@ -79,6 +86,12 @@ pub(super) struct Exec<'a> {
     pub(super) dir: RunDir,
     pub(super) failures: Vec<StepFailure>,
     pub(super) par_seq: u32,
+    /// The machine's timeout scale (see [`crate::machine::timeouts::timeout_scale`]).
+    pub(super) timeout_scale: f64,
+    /// The console stopped answering (a probe after a command timeout got nothing back).
+    pub(super) console_dead: bool,
+    /// This repetition's random stream (see [`super::seed`]).
+    pub(super) rng: rand_chacha::ChaCha8Rng,
 }
 
 impl Exec<'_> {
@@ -124,7 +137,41 @@ impl Exec<'_> {
         via: Via,
     ) -> Result<CommandOutput, StepError> {
         let t = timeout.min(self.remaining().max(Duration::from_secs(1)));
-        Ok(self.guest.run(cmd, t, via)?)
+        match self.guest.run(cmd, t, via) {
+            Ok(out) => Ok(out),
+            Err(e) if is_timeout(&e) => Err(self.diagnose_timeout(&e)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A guest command ran out of time: asks whether the guest still answers on the console
+    /// (then the kernel or the command hangs: a kernel failure), or QEMU still answers QMP with
+    /// the console dead (the guest stopped answering: a kernel failure too), or neither (QEMU
+    /// itself is stuck: host-side, infra).
+    fn diagnose_timeout(&mut self, e: &GuestError) -> StepError {
+        let probe = Duration::from_secs(5).mul_f64(self.timeout_scale);
+        let what = error_chain(e);
+        if self.guest.run("true", probe, Via::Serial).is_ok() {
+            self.console_dead = false;
+            return StepError::Kernel(format!(
+                "{what}\n(the guest still answers on the console: the command or the kernel hangs)"
+            ));
+        }
+        self.console_dead = true;
+        match self.guest.vm.qmp_raw("query-status", None) {
+            Ok(status) if status["status"] == "running" => StepError::Kernel(format!(
+                "{what}\n(the console is dead too, while QEMU runs the guest: the guest stopped \
+                 answering)"
+            )),
+            Ok(status) => StepError::Rig(format!(
+                "{what}\n(QEMU is not running the guest: status {})",
+                status["status"]
+            )),
+            Err(q) => StepError::Rig(format!(
+                "{what}\n(neither the console nor QMP answers: QEMU itself is stuck: {})",
+                error_chain(&q)
+            )),
+        }
     }
 
     /// Runs a guest command and requires status 0.

@@ -21,6 +21,7 @@ use crate::host::board::Board;
 use crate::host::cache::Cache;
 use crate::host::events::{Event, Events};
 use crate::machine::accel::AccelChoice;
+use crate::machine::vm::ExitCause;
 use crate::scenario::{Scenario, StepKind};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -30,12 +31,17 @@ mod devices;
 mod exec;
 mod overlays;
 mod parallel;
+pub mod record;
 pub mod requirements;
 mod result;
+pub mod seed;
 mod shell;
 
-use exec::{error_chain, Exec};
-pub use result::{Phases, Repetition, ScenarioResult, StepFailure, TriageSummary, Verdict};
+pub use exec::error_chain;
+use exec::Exec;
+pub use result::{
+    Repetition, ScenarioResult, StepFailure, TriageSummary, Verdict, REPORT_SCHEMA_VERSION,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -57,6 +63,10 @@ pub struct RunOptions {
     pub repeat: u32,
     pub auto_setup: bool,
     pub memory_mib: u64,
+    /// Kernel command-line parameters added after the scenario's own (`rig run --cmdline`).
+    pub extra_cmdline: Vec<String>,
+    /// Drives everything random in the run (`stagger` delays); `None`: a fresh one, recorded.
+    pub seed: Option<u64>,
 }
 
 impl RunOptions {
@@ -68,6 +78,8 @@ impl RunOptions {
             repeat: 1,
             auto_setup: true,
             memory_mib: 1024,
+            extra_cmdline: Vec::new(),
+            seed: None,
         }
     }
 }
@@ -99,9 +111,27 @@ pub fn run_scenario(
     gopts.auto_setup = opts.auto_setup;
     gopts.memory_mib = opts.memory_mib;
     gopts.extra_cmdline = scenario.cmdline.clone();
+    gopts
+        .extra_cmdline
+        .extend(opts.extra_cmdline.iter().cloned());
     gopts.ssh = uses_ssh(scenario);
     let (image, verdict) = guest::prepare(&gopts, cache, events).map_err(RunError::Prepare)?;
     requirements::check_kernel(scenario, opts.board, &image.kernel)?;
+    // Timeouts the file left to their defaults are for native speed: scale them to this machine.
+    let timeout_scale = crate::machine::timeouts::timeout_scale(verdict.accel, opts.board);
+    let scaled = scenario.with_default_timeouts_scaled(timeout_scale);
+    let scenario = &scaled;
+    let seed = opts.seed.unwrap_or_else(seed::fresh_seed);
+    record::write(
+        run_dir,
+        &record::Inputs {
+            scenario,
+            opts,
+            seed,
+            kernel: &image.kernel,
+            accel_used: verdict.accel.name(),
+        },
+    );
 
     let mut reps = Vec::new();
     for index in 1..=opts.repeat {
@@ -117,7 +147,16 @@ pub fn run_scenario(
                 fraction: Some((index - 1) as f64 / opts.repeat as f64),
             });
         }
-        let rep = run_once(scenario, &gopts, &image, &verdict, index, &dir, events);
+        let rep = run_once(
+            scenario,
+            &gopts,
+            &image,
+            &verdict,
+            timeout_scale,
+            (seed, index),
+            &dir,
+            events,
+        );
         let line = format!(
             "run {index}: {:?} ({} reports)",
             rep.verdict,
@@ -147,11 +186,14 @@ pub fn run_scenario(
         Verdict::Pass
     };
     let result = ScenarioResult {
+        schema_version: REPORT_SCHEMA_VERSION,
+        seed,
         scenario: scenario.name.clone(),
         file: scenario.file.clone(),
         board: opts.board,
         kernel: opts.kernel.clone(),
         kernel_release: image.kernel.release.clone(),
+        kernel_provenance: image.kernel.provenance.clone(),
         accel: verdict.accel.name().into(),
         verdict: overall,
         repetitions: reps,
@@ -164,43 +206,52 @@ pub fn run_scenario(
     Ok(result)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_once(
     scenario: &Scenario,
     gopts: &GuestOptions,
     image: &crate::provision::BootImage,
     verdict: &crate::machine::accel::AccelDecision,
-    index: u32,
+    timeout_scale: f64,
+    (seed, index): (u64, u32),
     dir: &RunDir,
     events: &Events,
 ) -> Repetition {
     let start = Instant::now();
-    let mut done = Finish {
+    let done = Finish {
         scenario,
         kernel: &image.kernel,
         index,
         dir,
         start,
-        phases: Phases::default(),
     };
     let mut failures = Vec::new();
     let guest = Guest::boot(gopts, image.clone(), verdict.clone(), dir, events);
-    done.phases.boot_s = start.elapsed().as_secs_f64();
+    let booted = Instant::now();
     let mut guest = match guest {
         Ok(g) => g,
         Err(e) => {
+            let cause = match &e {
+                GuestError::Vm(v) => match &**v {
+                    crate::machine::vm::VmError::QemuExited(q) => Some(q.cause.clone()),
+                    _ => None,
+                },
+                _ => None,
+            };
             failures.push(StepFailure {
                 step: "boot".into(),
                 at: scenario.file.clone(),
                 message: error_chain(&e),
                 infra: true,
             });
-            return finish(done, failures, None);
+            return finish(done, failures, None, cause, (booted, booted));
         }
     };
-    let steps_start = Instant::now();
 
-    // The console feeds the live analyzer and a text buffer for `wait_log`.
-    let log = Arc::new(Mutex::new(String::new()));
+    // The console feeds the live analyzer and a text buffer for `wait_log`, which starts with
+    // everything printed since QEMU started (`since: boot`).
+    let boot_log = std::fs::read(dir.console_log()).unwrap_or_default();
+    let log = Arc::new(Mutex::new(String::from_utf8_lossy(&boot_log).into_owned()));
     let analyzer = Arc::new(Mutex::new(Analyzer::new()));
     {
         let log = log.clone();
@@ -230,6 +281,9 @@ fn run_once(
         dir: dir.clone(),
         failures: Vec::new(),
         par_seq: 0,
+        timeout_scale,
+        console_dead: false,
+        rng: seed::repetition_rng(seed, index),
     };
     for (i, step) in scenario.steps.iter().enumerate() {
         events.emit(Event::ScenarioStep {
@@ -246,11 +300,11 @@ fn run_once(
         }
     }
     failures.append(&mut exec.failures);
-    done.phases.steps_s = steps_start.elapsed().as_secs_f64();
-    let teardown_start = Instant::now();
+    let console_dead = exec.console_dead;
+    let last_step = Instant::now();
 
     // Pull the kernel's own log as well (messages below the console loglevel).
-    let dmesg_text = if guest.vm.exited().is_none() {
+    let dmesg_text = if guest.vm.exited().is_none() && !console_dead {
         guest
             .run("dmesg", Duration::from_secs(60), Via::Serial)
             .ok()
@@ -261,9 +315,14 @@ fn run_once(
     if let Some(t) = &dmesg_text {
         let _ = std::fs::write(dir.file("dmesg.txt"), t);
     }
+    // QEMU ended before rig stopped it: the guest reset, panicked or powered off, or the host
+    // ended it. Only the QMP SHUTDOWN event tells which.
+    let cause = guest.vm.exited().map(|_| guest.vm.exit_cause());
     guest.shutdown();
-    done.phases.teardown_s = teardown_start.elapsed().as_secs_f64();
-    finish(done, failures, dmesg_text)
+    let stepped = Instant::now();
+    let mut rep = finish(done, failures, dmesg_text, cause, (booted, stepped));
+    rep.teardown_seconds = stepped.duration_since(last_step).as_secs_f64();
+    rep
 }
 
 fn emit_reports(events: &Events, reports: Vec<Report>) {
@@ -282,19 +341,22 @@ struct Finish<'a> {
     index: u32,
     dir: &'a RunDir,
     start: Instant,
-    phases: Phases,
 }
 
-fn finish(f: Finish<'_>, failures: Vec<StepFailure>, dmesg_text: Option<String>) -> Repetition {
+fn finish(
+    f: Finish<'_>,
+    failures: Vec<StepFailure>,
+    dmesg_text: Option<String>,
+    exit_cause: Option<ExitCause>,
+    (booted, stepped): (Instant, Instant),
+) -> Repetition {
     let Finish {
         scenario,
         kernel,
         index,
         dir,
         start,
-        mut phases,
     } = f;
-    let analysis_start = Instant::now();
     // The whole log, not the live analyzer's results: the live tap starts after RIG-READY, and
     // the verdict must also count splats printed while the kernel booted.
     let console = std::fs::read(dir.console_log()).unwrap_or_default();
@@ -305,6 +367,11 @@ fn finish(f: Finish<'_>, failures: Vec<StepFailure>, dmesg_text: Option<String>)
                 reports.push(r);
             }
         }
+    }
+    // A guest that reset or panicked without printing a report still failed: give it the title
+    // syzbot gives it. QEMU ending from the host side stays an infra error.
+    if let (Some(ExitCause::Guest(reason)), true) = (&exit_cause, reports.is_empty()) {
+        reports.push(unexpected_reboot(reason, &console));
     }
     // Kernels rig built keep their vmlinux: add file:line to each frame (titles do not change).
     if let (Some(vmlinux), false) = (&kernel.vmlinux, reports.is_empty()) {
@@ -330,10 +397,28 @@ fn finish(f: Finish<'_>, failures: Vec<StepFailure>, dmesg_text: Option<String>)
         triage,
         step_failures: failures,
         seconds: start.elapsed().as_secs_f64(),
-        phases: {
-            phases.analysis_s = analysis_start.elapsed().as_secs_f64();
-            phases
-        },
+        boot_seconds: booted.duration_since(start).as_secs_f64(),
+        steps_seconds: stepped.duration_since(booted).as_secs_f64(),
+        analysis_seconds: stepped.elapsed().as_secs_f64(),
+        teardown_seconds: 0.0,
         artifacts: dir.path().to_path_buf(),
+    }
+}
+
+/// The report for a guest that ended itself (reset, triple fault, panic without output, power
+/// off) with no kernel report on the console: titled `unexpected kernel reboot` as syzbot does;
+/// its text is the console's last lines.
+fn unexpected_reboot(reason: &str, console: &[u8]) -> Report {
+    let text = String::from_utf8_lossy(console);
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+    Report {
+        title: "unexpected kernel reboot".into(),
+        kind: dmesg::ReportKind::Reboot,
+        guilty_frame: None,
+        text: format!("QEMU SHUTDOWN reason: {reason}; the console's last lines:\n{tail}"),
+        stack: Vec::new(),
+        line: lines.len(),
+        timestamp: None,
     }
 }

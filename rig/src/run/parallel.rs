@@ -3,7 +3,7 @@
 //! everything is joined against the deadline.
 
 use super::exec::{error_chain, Exec, StepError};
-use super::shell::{checked, overlay_remove_cmd, poll_script};
+use super::shell::{checked, job_launch, kill_jobs, overlay_remove_cmd, poll_script};
 use crate::guest::transport::Via;
 use crate::scenario::{self, ExpectStatus, Step, StepKind};
 use base64::Engine as _;
@@ -66,11 +66,29 @@ impl Exec<'_> {
         let start = Instant::now();
         let deadline = start + p.deadline.min(self.remaining());
         let has_ssh = self.guest.ssh.is_some();
+        // `stagger`: each child's start delay, drawn from the run's seed.
+        let delays = match &p.stagger {
+            Some(st) => {
+                let d = super::seed::stagger_delays(&mut self.rng, p.steps.len(), st);
+                self.events.emit(crate::host::events::Event::StepProgress {
+                    step: step.label(),
+                    message: format!("stagger delays {d:?}"),
+                    fraction: None,
+                });
+                d
+            }
+            None => vec![Duration::ZERO; p.steps.len()],
+        };
+        let delayed = |i: usize, cmd: String| match delays.get(i) {
+            Some(d) if !d.is_zero() => format!("sleep {:.6}; {cmd}", d.as_secs_f64()),
+            _ => cmd,
+        };
 
         // Sort children: guest background jobs, ssh channels, host-side steps.
         let mut jobs: Vec<(usize, String)> = Vec::new();
         let mut ssh_cmds: Vec<(usize, String, ExpectStatus, Duration)> = Vec::new();
         let mut host: Vec<&Step> = Vec::new();
+        let mut host_delays: Vec<Duration> = Vec::new();
         for (i, child) in p.steps.iter().enumerate() {
             let ssh_child = match &child.kind {
                 StepKind::Guest(g) if g.via == Via::Ssh && has_ssh => {
@@ -89,21 +107,26 @@ impl Exec<'_> {
                 } else {
                     expect
                 };
-                ssh_cmds.push((i, cmd, expect, timeout));
+                ssh_cmds.push((i, delayed(i, cmd), expect, timeout));
                 continue;
             }
-            if matches!(child.kind, StepKind::OverlayLoad(_)) {
+            // A sleep directly in `parallel` delays the host-side children after it.
+            if matches!(child.kind, StepKind::Sleep(_)) {
                 host.push(child);
+                host_delays.push(delays[i]);
                 continue;
             }
             match self.job_script(child) {
-                Some(Ok(s)) => jobs.push((i, s)),
+                Some(Ok(s)) => jobs.push((i, delayed(i, s))),
                 Some(Err(e)) => {
                     if !child.may_fail {
                         self.fail(child, e);
                     }
                 }
-                None => host.push(child),
+                None => {
+                    host.push(child);
+                    host_delays.push(delays[i]);
+                }
             }
         }
 
@@ -112,9 +135,7 @@ impl Exec<'_> {
             let mut launch = format!("rm -rf {dir}; mkdir -p {dir}; ");
             for (i, s) in &jobs {
                 let b64 = base64::engine::general_purpose::STANDARD.encode(s);
-                launch.push_str(&format!(
-                    "(echo {b64} | base64 -d > {dir}/{i}.sh; sh {dir}/{i}.sh > {dir}/{i}.out 2>&1; echo $? > {dir}/{i}.st) </dev/null >/dev/null 2>&1 & echo $! > {dir}/{i}.pid; "
-                ));
+                launch.push_str(&job_launch(&dir, *i, &b64));
             }
             self.sh_ok(
                 &launch,
@@ -133,7 +154,12 @@ impl Exec<'_> {
                 // background and the ssh commands run here.
                 let host_thread = scope.spawn(|| {
                     let mut fails = Vec::new();
-                    for child in &host {
+                    for (child, delay) in host.iter().zip(&host_delays) {
+                        // The stagger delay counts from the parallel's start (host steps run
+                        // one after another on this thread).
+                        std::thread::sleep(
+                            (start + *delay).saturating_duration_since(Instant::now()),
+                        );
                         if let Err(e) = exec_host(vm, child) {
                             if !child.may_fail {
                                 fails.push((*child, e));
@@ -205,19 +231,17 @@ impl Exec<'_> {
                 "collecting parallel job statuses",
             )?;
             if joined.status != 0 {
-                let _ = self.sh(
-                    &format!("for p in {dir}/*.pid; do kill -9 $(cat $p) 2>/dev/null; done; true"),
-                    Duration::from_secs(30),
-                    Via::Serial,
-                );
+                let _ = self.sh(&kill_jobs(&dir), Duration::from_secs(30), Via::Serial);
             }
             for line in statuses.lines() {
                 let mut it = line.split_whitespace();
                 let (Some(i), Some(st)) = (it.next(), it.next()) else {
                     continue;
                 };
-                let Ok(i) = i.parse::<usize>() else { continue };
-                let child = &p.steps[i];
+                // The guest's answer is untrusted: an index that is not one of ours is skipped.
+                let Some(child) = i.parse::<usize>().ok().and_then(|i| p.steps.get(i)) else {
+                    continue;
+                };
                 if st == "running" {
                     self.fail(
                         child,

@@ -45,22 +45,14 @@ pub struct Repetition {
     pub triage: TriageSummary,
     pub step_failures: Vec<StepFailure>,
     pub seconds: f64,
-    /// Where `seconds` went.
-    pub phases: Phases,
+    /// Where `seconds` went: QEMU start to the guest's shell, the steps (and the final dmesg
+    /// and shutdown), the analysis of the whole log and the verdict.
+    pub boot_seconds: f64,
+    pub steps_seconds: f64,
+    pub analysis_seconds: f64,
+    /// The part of `steps_seconds` spent after the last step: pulling `dmesg`, stopping QEMU.
+    pub teardown_seconds: f64,
     pub artifacts: PathBuf,
-}
-
-/// The wall-clock split of one repetition, in seconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Phases {
-    /// Spawning QEMU until the guest's shell is ready.
-    pub boot_s: f64,
-    /// The scenario's steps.
-    pub steps_s: f64,
-    /// Pulling `dmesg`, stopping QEMU.
-    pub teardown_s: f64,
-    /// Analyzing the console log and dmesg, symbolizing, triage.
-    pub analysis_s: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -82,14 +74,26 @@ impl From<Triage> for TriageSummary {
     }
 }
 
+/// The version of `report.json`'s layout (`schemas/report.schema.json`): bumped when a field
+/// changes meaning or goes away; new fields keep the version.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
 /// The outcome of `rig run`: every repetition, and per report title how often it reproduced.
+/// Written as the run's `report.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioResult {
+    /// [`REPORT_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The run's seed (`rig run --seed`).
+    pub seed: u64,
     pub scenario: String,
     pub file: String,
     pub board: Board,
     pub kernel: String,
     pub kernel_release: String,
+    /// Where the kernel came from: Debian package and version, or source identity, flavor,
+    /// patches and config hash, with the image's sha256 where known.
+    pub kernel_provenance: BTreeMap<String, String>,
     pub accel: String,
     pub verdict: Verdict,
     pub repetitions: Vec<Repetition>,
@@ -150,7 +154,22 @@ impl ScenarioResult {
                 ));
             }
         }
+        s.push_str(&format!("  seed: {}\n", self.seed));
         s.push_str(&format!("  artifacts: {}\n", self.artifacts.display()));
+        if self.verdict != Verdict::Pass {
+            s.push_str(&format!("  reproduce: {}\n", self.reproduce_command()));
+        }
         s
+    }
+
+    /// The command that re-runs this run exactly: `rig reproduce <its folder>` (absolute, so
+    /// it works from anywhere).
+    pub fn reproduce_command(&self) -> String {
+        let dir = std::fs::canonicalize(&self.artifacts).unwrap_or_else(|_| self.artifacts.clone());
+        crate::host::process::shell_line(&[
+            "rig".to_string(),
+            "reproduce".to_string(),
+            dir.display().to_string(),
+        ])
     }
 }

@@ -64,6 +64,28 @@ pub(super) fn shell_command(kind: &StepKind) -> Option<(String, Via)> {
     }
 }
 
+/// The guest shell line that starts child `i` of a `parallel` as a background job: its script
+/// (base64) is written to `dir`, run in a session and process group of its own (whose id lands
+/// in `i.pgid`), its output in `i.out` and its exit status in `i.st`.
+pub(super) fn job_launch(dir: &str, i: usize, script_b64: &str) -> String {
+    job_launch_with("busybox setsid", dir, i, script_b64)
+}
+
+/// [`job_launch`] with another `setsid` (the unit test runs it with the host's).
+fn job_launch_with(setsid: &str, dir: &str, i: usize, script_b64: &str) -> String {
+    format!(
+        "echo {script_b64} | base64 -d > {dir}/{i}.sh; \
+         ( {setsid} sh -c 'echo $$ > {dir}/{i}.pgid; exec sh {dir}/{i}.sh' \
+         > {dir}/{i}.out 2>&1; echo $? > {dir}/{i}.st ) </dev/null >/dev/null 2>&1 & "
+    )
+}
+
+/// Kills every job [`job_launch`] started in `dir`, each with its whole process group, so
+/// nothing of a job outlives the `parallel` step.
+pub(super) fn kill_jobs(dir: &str) -> String {
+    format!("for p in {dir}/*.pgid; do kill -9 -$(cat $p) 2>/dev/null; done; true")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +129,38 @@ mod tests {
             "echo 10 > /sys/bus/netdevsim/del_device"
         );
         assert_eq!(shell_command(&StepKind::Sleep(t)), None);
+    }
+
+    #[test]
+    fn a_killed_job_takes_its_children_with_it() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().display().to_string();
+        let late = d.path().join("late");
+        let script = format!("(sleep 1; echo late > {}) & wait", late.display());
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, script);
+        // The host's util-linux setsid stands in for the guest's busybox one.
+        let sh = |cmd: &str| {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .status()
+                .unwrap()
+        };
+        sh(&job_launch_with("setsid", &dir, 0, &b64));
+        let pgid = d.path().join("0.pgid");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !pgid.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(sh(&kill_jobs(&dir)).success());
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(!late.exists(), "a child of the killed job ran on");
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("0.st"))
+                .unwrap()
+                .trim(),
+            "137"
+        );
     }
 
     #[test]

@@ -125,6 +125,49 @@ fn bad_regex_in_wait_log() {
 }
 
 #[test]
+fn setup_steps_and_host_steps_in_guest_jobs_are_refused_inside_parallel() {
+    let msg = |steps: &str| {
+        let text = format!(
+            "requires: [pci_hotplug, memory_hotplug]\nsteps:\n  - parallel:\n      deadline: 5s\n      steps:\n{steps}"
+        );
+        match parse_str(&text, "t.yaml", &fixture_overlays()) {
+            Ok(_) => panic!("validated:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let e = msg("        - sleep: 1s\n        - wait_log: {regex: x}\n");
+    assert_eq!(
+        e,
+        "t.yaml:7:11: steps[0].parallel.steps[1].wait_log: `wait_log` cannot run inside \
+         `parallel`: it sets something up and waits for the guest; put it before the `parallel`"
+    );
+    for kind in [
+        "pci_hotplug: {id: n, driver: e1000e}",
+        "memory_add: {id: d, size: 128M}",
+        "overlay_load: {file: simple-node.dtso}",
+    ] {
+        let e = msg(&format!("        - sleep: 1s\n        - {kind}\n"));
+        assert!(
+            e.starts_with("t.yaml:7:11: steps[0].parallel.steps[1]."),
+            "{e}"
+        );
+        assert!(e.contains("cannot run inside `parallel`"), "{e}");
+    }
+    let e = msg(
+        "        - sleep: 1s\n        - repeat:\n            times: 3\n            steps:\n              - pci_unplug: {id: n}\n",
+    );
+    assert!(
+        e.starts_with("t.yaml:10:17: steps[0].parallel.steps[1].repeat.steps[0].pci_unplug: `pci_unplug` runs on the host"),
+        "{e}"
+    );
+    // Host-side steps directly in `parallel` are fine.
+    good(
+        "requires: [pci_hotplug]\nsteps:\n  - pci_hotplug: {id: n, driver: e1000e}\n  - parallel:\n      \
+         deadline: 5s\n      steps:\n        - sleep: 1s\n        - pci_unplug: {id: n}\n",
+    );
+}
+
+#[test]
 fn bad_regex_in_expect() {
     assert_eq!(
         bad("bad-regex-expect.yaml"),
@@ -310,7 +353,8 @@ steps:
             deadline: 10s
             steps:
               - sleep: 500ms
-              - wait_log: {regex: "e1000e .* removed", since: boot}
+              - memory_online: {id: dimm0, zone: kernel}
+  - wait_log: {regex: "e1000e .* removed", since: boot}
   - sleep: 2s
 "#;
 
@@ -333,7 +377,7 @@ fn a_full_file_validates_into_engine_types() {
     assert_eq!((s.requires[2].at.line, s.requires[2].at.column), (5, 41));
     assert_eq!(s.timeout, Duration::from_secs(1200));
     assert_eq!(s.transport, Via::Ssh);
-    assert_eq!(s.steps.len(), 14);
+    assert_eq!(s.steps.len(), 15);
 
     let StepKind::Guest(g) = &s.steps[0].kind else {
         panic!()
@@ -411,16 +455,17 @@ fn a_full_file_validates_into_engine_types() {
     };
     assert_eq!(p.deadline, Duration::from_secs(10));
     assert!(matches!(p.steps[0].kind, StepKind::Sleep(d) if d == Duration::from_millis(500)));
-    let StepKind::WaitLog(w) = &p.steps[1].kind else {
-        panic!()
-    };
-    assert_eq!(w.since, Since::Boot);
-    assert!(w.regex.is_match("e1000e 0000:01:00.0: removed"));
+    assert!(matches!(p.steps[1].kind, StepKind::MemoryOnline(_)));
     assert_eq!(
         p.steps[1].at.path,
         "steps[12].repeat.steps[0].parallel.steps[1]"
     );
-    assert_eq!(s.all_steps().len(), 17);
+    let StepKind::WaitLog(w) = &s.steps[13].kind else {
+        panic!()
+    };
+    assert_eq!(w.since, Since::Boot);
+    assert!(w.regex.is_match("e1000e 0000:01:00.0: removed"));
+    assert_eq!(s.all_steps().len(), 18);
 }
 
 #[test]
@@ -634,4 +679,61 @@ fn mutated_input_never_panics() {
         let text = String::from_utf8_lossy(&b);
         let _ = parse_str(&text, "t.yaml", &fixture_overlays());
     }
+}
+
+#[test]
+fn parallel_stagger_ranges() {
+    let par = |stagger: &str| {
+        format!(
+            "steps:\n  - parallel:\n      deadline: 5s\n      stagger: {stagger}\n      steps:\n        \
+             - guest: {{run: 'true'}}\n        - guest: {{run: 'true'}}\n"
+        )
+    };
+    let got = |stagger: &str| match &good(&par(stagger)).steps[0].kind {
+        StepKind::Parallel(p) => p.stagger.unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let ms = Duration::from_millis;
+    assert_eq!(
+        got("0-50ms"),
+        Stagger {
+            min: ms(0),
+            max: ms(50)
+        }
+    );
+    assert_eq!(
+        got("10ms-1s"),
+        Stagger {
+            min: ms(10),
+            max: ms(1000)
+        }
+    );
+    assert_eq!(
+        got("20-20ms"),
+        Stagger {
+            min: ms(20),
+            max: ms(20)
+        }
+    );
+    let err = |stagger: &str| match parse_str(&par(stagger), "t.yaml", &fixture_overlays()) {
+        Ok(s) => panic!("{stagger} validated: {s:?}"),
+        Err(e) => e.to_string(),
+    };
+    assert_eq!(
+        err("50-10ms"),
+        "t.yaml:4:16: steps[0].parallel.stagger: invalid stagger `50-10ms`: the low end is above \
+         the high end (write a range such as 0-50ms or 10ms-1s)"
+    );
+    assert!(err("50ms").contains("no `-`"), "{}", err("50ms"));
+    assert!(err("0-0ms").contains("more than zero"), "{}", err("0-0ms"));
+    assert!(
+        err("0-50").contains("invalid stagger `0-50`"),
+        "{}",
+        err("0-50")
+    );
+    assert_eq!(
+        err("0-5s"),
+        "t.yaml:4:16: steps[0].parallel.stagger: the stagger's high end (5s) must be below the \
+         deadline (5s)"
+    );
 }

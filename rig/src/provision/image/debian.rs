@@ -4,6 +4,11 @@
 //! Debian's package ships no `modules.dep` (its postinst runs depmod), so rig runs the host's
 //! `depmod -b` over the tree (works for a foreign arch). Modules are plain `.ko` in bookworm.
 //!
+//! **Pinned.** `images/debian-6.1.json` names the exact package, version and image sha256 per
+//! arch; rig fetches that version (`package=version`), checks the image's hash, and keys the cache
+//! by them, so two checkouts expecting the same kernel boot the same bytes, and one whose mirror
+//! no longer has the version says so instead of silently booting another kernel.
+//!
 //! The cache entry (`<cache>/debian-kernel/<key>/`) holds `kernel.json` with paths relative to the
 //! entry, so a cached kernel resolves by reading one small file.
 
@@ -23,35 +28,83 @@ use std::process::Command;
 /// The name rig knows this kernel by.
 pub const NAME: &str = "debian-6.1";
 /// Bumped when the steps below change what lands in the entry.
-const RECIPE_VERSION: &str = "debian-kernel-1";
+const RECIPE_VERSION: &str = "debian-kernel-2";
+/// The manifest pinning what `debian-6.1` is, relative to the repository root.
+pub const MANIFEST: &str = "images/debian-6.1.json";
+
+/// What the manifest pins for one arch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pin {
+    pub package: String,
+    pub version: String,
+    pub image_sha256: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Manifest {
+    #[serde(rename = "_comment")]
+    _comment: Option<String>,
+    suite: String,
+    kernels: BTreeMap<String, Pin>,
+}
+
+/// The pin for `arch` from the manifest at `path`.
+pub fn pin_from(path: &Path, arch: Arch) -> Result<Pin, ImageError> {
+    let bad = |why: String| ImageError::Invalid(format!("{}: {why}", path.display()));
+    let text = fs::read_to_string(path).map_err(|source| ImageError::Io {
+        what: "cannot read the debian-6.1 manifest".into(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let m: Manifest = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    if m.suite != SUITE {
+        return Err(bad(format!(
+            "suite `{}`, but rig fetches from {SUITE}",
+            m.suite
+        )));
+    }
+    m.kernels
+        .get(arch.debian())
+        .cloned()
+        .ok_or_else(|| bad(format!("no kernel pinned for {}", arch.debian())))
+}
+
+/// The pin for `arch` from the checkout's manifest.
+pub fn pin(arch: Arch) -> Result<Pin, ImageError> {
+    pin_from(&crate::repo_root().join(MANIFEST), arch)
+}
 const CACHE_KIND: &str = "debian-kernel";
 const META: &str = "kernel.json";
 
-/// Debian's metapackage that depends on the current 6.1 kernel for `arch`.
-pub fn package(arch: Arch) -> String {
-    format!("linux-image-{}", arch.debian())
-}
-
-fn key(arch: Arch) -> CacheKey {
+fn key(arch: Arch, pin: &Pin) -> CacheKey {
     let mut k = CacheKey::new(CACHE_KIND);
     k.str("recipe", RECIPE_VERSION)
         .str("arch", arch.debian())
         .str("suite", SUITE)
-        .str("package", &package(arch));
+        .str("package", &pin.package)
+        .str("version", &pin.version)
+        .str("image_sha256", &pin.image_sha256);
     k
 }
 
 /// Debian bookworm's prebuilt 6.1 kernel for `arch`, fetched and cached.
 pub fn kernel(arch: Arch, cache: &Cache, events: &Events) -> Result<Kernel, ImageError> {
-    let key = key(arch);
+    let pin = pin(arch)?;
+    let key = key(arch, &pin);
     let step = format!("kernel {NAME} {arch}");
     let entry = cache.provision(
         CACHE_KIND,
         &key,
         events,
         &step,
-        || Some(format!("fetching {} from Debian {SUITE}", package(arch))),
-        |dir| fetch(arch, dir, &key, cache, events, &step),
+        || {
+            Some(format!(
+                "fetching {} {} from Debian {SUITE}",
+                pin.package, pin.version
+            ))
+        },
+        |dir| fetch(arch, &pin, dir, &key, cache, events, &step),
     )?;
     load(&entry)
 }
@@ -75,6 +128,7 @@ fn load(entry: &Path) -> Result<Kernel, ImageError> {
 
 fn fetch(
     arch: Arch,
+    pin: &Pin,
     dir: &Path,
     key: &CacheKey,
     cache: &Cache,
@@ -90,8 +144,9 @@ fn fetch(
     events.emit(Event::StepProgress {
         step: step.into(),
         message: format!(
-            "mmdebstrap --variant=extract {} (log: {})",
-            package(arch),
+            "mmdebstrap --variant=extract {}={} (log: {})",
+            pin.package,
+            pin.version,
             log.display()
         ),
         fraction: None,
@@ -99,11 +154,20 @@ fn fetch(
     // Keep the downloaded .debs: their file names tell the exact package versions.
     mmdebstrap_extract(
         arch,
-        &[package(arch)],
+        &[format!("{}={}", pin.package, pin.version)],
         &scratch,
         &log,
         &["--skip=cleanup/apt/cache"],
-    )?;
+    )
+    .map_err(|e| {
+        ImageError::Invalid(format!(
+            "cannot fetch the pinned {} {} from Debian {SUITE} ({e}); if the mirror dropped \
+             that version, update {MANIFEST} to the one it has (log: {})",
+            pin.package,
+            pin.version,
+            log.display()
+        ))
+    })?;
 
     let boot = scratch.join("boot");
     let mut releases = Vec::new();
@@ -164,16 +228,18 @@ fn fetch(
     run_logged(depmod, &log.with_extension("depmod.log"))?;
 
     let sha = sha256_file(&dir.join(&image))?;
+    if sha != pin.image_sha256 || version != pin.version {
+        return Err(ImageError::Invalid(format!(
+            "{image_pkg} {version} from the mirror has image sha256 {sha}, but {MANIFEST} pins \
+             {} {} with {}: not the kernel this checkout expects",
+            pin.package, pin.version, pin.image_sha256
+        )));
+    }
     let mut provenance = BTreeMap::new();
     provenance.insert("source".into(), format!("Debian {SUITE} ({})", mirror()));
     provenance.insert("package".into(), image_pkg);
     provenance.insert("version".into(), version);
-    if let Some(meta_version) = debs.get(&package(arch)) {
-        provenance.insert(
-            "metapackage".into(),
-            format!("{} {meta_version}", package(arch)),
-        );
-    }
+    provenance.insert("manifest".into(), MANIFEST.into());
     provenance.insert("release".into(), release.clone());
     provenance.insert("image_sha256".into(), sha);
     provenance.insert(
@@ -245,9 +311,31 @@ mod tests {
     }
 
     #[test]
-    fn keys_differ_per_arch() {
-        assert_ne!(key(Arch::X86_64).hex(), key(Arch::Arm64).hex());
-        assert_eq!(key(Arch::Arm64).hex(), key(Arch::Arm64).hex());
+    fn the_manifest_pins_both_arches_and_the_key_follows_the_pin() {
+        let x86 = pin(Arch::X86_64).unwrap();
+        let arm = pin(Arch::Arm64).unwrap();
+        assert!(x86.package.starts_with("linux-image-6.1.0-") && x86.package.ends_with("-amd64"));
+        assert!(arm.package.ends_with("-arm64"));
+        assert_eq!(x86.image_sha256.len(), 64);
+        assert_ne!(key(Arch::X86_64, &x86).hex(), key(Arch::Arm64, &arm).hex());
+        let newer = Pin {
+            version: "6.1.999-1".into(),
+            ..arm.clone()
+        };
+        assert_ne!(key(Arch::Arm64, &arm).hex(), key(Arch::Arm64, &newer).hex());
+    }
+
+    #[test]
+    fn a_broken_manifest_is_a_clear_error() {
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path().join("m.json");
+        fs::write(&m, r#"{"suite": "bookworm", "kernels": {"amd64": {"package": "p", "version": "v", "image_sha256": "s"}}}"#).unwrap();
+        assert_eq!(pin_from(&m, Arch::X86_64).unwrap().version, "v");
+        let e = pin_from(&m, Arch::Arm64).unwrap_err().to_string();
+        assert!(e.contains("no kernel pinned for arm64"), "{e}");
+        fs::write(&m, r#"{"suite": "trixie", "kernels": {}}"#).unwrap();
+        let e = pin_from(&m, Arch::X86_64).unwrap_err().to_string();
+        assert!(e.contains("m.json: suite `trixie`"), "{e}");
     }
 
     #[test]

@@ -1,11 +1,8 @@
 //! The flavor catalogue: which config fragments (`images/kconfig/`) and patch sets
 //! (`images/patches/`) make each `rig-6.12[-FLAVOR]`, and the names that select them.
 
-use super::{build, BuildRequest, KbuildError, Source};
+use super::KbuildError;
 use crate::host::board::Arch;
-use crate::host::cache::Cache;
-use crate::host::events::Events;
-use crate::provision::kernel::Kernel;
 use std::path::{Path, PathBuf};
 
 /// A flavor: which fragments (from `images/kconfig/`) and patch sets (`images/patches/`).
@@ -125,25 +122,6 @@ pub fn parse_kernel_name(name: &str) -> Result<String, KbuildError> {
         return Err(unknown());
     }
     Ok(flavor.to_string())
-}
-
-/// Resolves `rig-6.12[-FLAVOR]` for `arch`, building it from debian-6.12 on first use.
-pub fn resolve_named(
-    name: &str,
-    arch: Arch,
-    cache: &Cache,
-    events: &Events,
-) -> Result<Kernel, KbuildError> {
-    let flavor = parse_kernel_name(name)?;
-    build(
-        &BuildRequest {
-            arch,
-            source: Source::Debian612,
-            flavor,
-        },
-        cache,
-        events,
-    )
 }
 
 /// The fragment files of a flavor for an arch, in merge order.

@@ -42,8 +42,8 @@ mod toolchain;
 
 pub use bench::{bench, KbuildBench, BENCH_TOUCHED};
 pub use flavor::{
-    flavor, flavor_names, fragment_files, kernel_name, parse_kernel_name, resolve_named, Flavor,
-    FlavorSpec, CATALOGUE, DEFAULT_FRAGMENTS,
+    flavor, flavor_names, fragment_files, kernel_name, parse_kernel_name, Flavor, FlavorSpec,
+    CATALOGUE, DEFAULT_FRAGMENTS,
 };
 pub use kconfig::Dropped;
 

@@ -90,8 +90,23 @@ impl Plan {
     }
 
     /// `make` in the build dir with ARCH, CROSS_COMPILE, CC and -j set, niced.
+    ///
+    /// Builds are reproducible (`KBUILD_BUILD_*` fixed), so an unchanged source gives a
+    /// byte-identical image (bisect flags a culprit whose image equals its parent's). ccache
+    /// sees paths relative to the kbuild work root and ignores the build directory, so two
+    /// working areas of the same source content (debian-6.12 and a bisect tree) share hits.
     pub(super) fn make(&self, src: &Path, build_dir: &Path) -> Command {
         let mut cmd = Command::new("nice");
+        cmd.env("KBUILD_BUILD_TIMESTAMP", "1970-01-01 00:00:00 UTC")
+            .env("KBUILD_BUILD_USER", "rig")
+            .env("KBUILD_BUILD_HOST", "rig")
+            .env("KBUILD_BUILD_VERSION", "1");
+        if self.toolchain.ccache {
+            if let Some(work_root) = build_dir.parent().and_then(Path::parent) {
+                cmd.env("CCACHE_BASEDIR", work_root)
+                    .env("CCACHE_NOHASHDIR", "1");
+            }
+        }
         cmd.args(["-n", "10", "make"])
             .arg("-C")
             .arg(src)

@@ -1,211 +1,28 @@
-//! Raw scenario → [`Scenario`]: the checks that need more than one field, the overlay
-//! directory, or the rest of the file. Each error points at the field it is about.
+//! Validation of each step: the per-kind checks, and what may stand inside `parallel`.
 
-use super::raw::{self, HumanDuration, RawStatus, RawStep};
-use super::yaml::{Node, Path};
-use super::*;
-use crate::host::board::{DIMM_SLOTS, HOTPLUG_ROOT_PORTS};
-use std::collections::BTreeSet;
-
-type R<T> = Result<T, ScenarioError>;
-
-impl RawStep {
-    fn kind_name(&self) -> &'static str {
-        match self {
-            RawStep::Guest(_) => "guest",
-            RawStep::Qmp(_) => "qmp",
-            RawStep::PciHotplug(_) => "pci_hotplug",
-            RawStep::PciUnplug(_) => "pci_unplug",
-            RawStep::OverlayLoad(_) => "overlay_load",
-            RawStep::OverlayUnload(_) => "overlay_unload",
-            RawStep::MemoryAdd(_) => "memory_add",
-            RawStep::MemoryRemove(_) => "memory_remove",
-            RawStep::MemoryOnline(_) => "memory_online",
-            RawStep::MemoryOffline(_) => "memory_offline",
-            RawStep::DevlinkReload(_) => "devlink_reload",
-            RawStep::NetdevsimNew(_) => "netdevsim_new",
-            RawStep::NetdevsimDel(_) => "netdevsim_del",
-            RawStep::Parallel(_) => "parallel",
-            RawStep::Repeat(_) => "repeat",
-            RawStep::WaitLog(_) => "wait_log",
-            RawStep::Sleep(_) => "sleep",
-        }
-    }
-
-    /// The feature a step of this kind cannot run without.
-    fn implied_feature(&self) -> Option<Feature> {
-        match self {
-            RawStep::PciHotplug(_) | RawStep::PciUnplug(_) => Some(Feature::PciHotplug),
-            RawStep::OverlayLoad(_) | RawStep::OverlayUnload(_) => Some(Feature::OfOverlay),
-            RawStep::MemoryAdd(_)
-            | RawStep::MemoryRemove(_)
-            | RawStep::MemoryOnline(_)
-            | RawStep::MemoryOffline(_) => Some(Feature::MemoryHotplug),
-            RawStep::DevlinkReload(_) => Some(Feature::Devlink),
-            RawStep::NetdevsimNew(_) | RawStep::NetdevsimDel(_) => Some(Feature::Netdevsim),
-            _ => None,
-        }
-    }
-
-    fn children(&self) -> &[RawStep] {
-        match self {
-            RawStep::Parallel(p) => &p.steps,
-            RawStep::Repeat(r) => &r.steps,
-            _ => &[],
-        }
-    }
-}
-
-/// Ids the scenario creates, so later steps can be checked against them.
-#[derive(Default)]
-struct Ids {
-    pci: BTreeSet<String>,
-    overlays: BTreeSet<String>,
-    dimms: BTreeSet<String>,
-    netdevsim: BTreeSet<u32>,
-}
-
-fn overlay_id(o: &raw::RawOverlayLoad) -> String {
-    o.id.clone().unwrap_or_else(|| {
-        std::path::Path::new(&o.file)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    })
-}
-
-fn collect_ids(steps: &[RawStep], ids: &mut Ids) {
-    for s in steps {
-        match s {
-            RawStep::PciHotplug(p) => {
-                ids.pci.insert(p.id.clone());
-            }
-            RawStep::OverlayLoad(o) => {
-                ids.overlays.insert(overlay_id(o));
-            }
-            RawStep::MemoryAdd(m) => {
-                ids.dimms.insert(m.id.clone());
-            }
-            RawStep::NetdevsimNew(n) => {
-                ids.netdevsim.insert(n.id);
-            }
-            _ => {}
-        }
-        collect_ids(s.children(), ids);
-    }
-}
-
-fn list<T: fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
-    let v: Vec<String> = items.into_iter().map(|i| i.to_string()).collect();
-    if v.is_empty() {
-        "none".into()
-    } else {
-        v.join(", ")
-    }
-}
-
-struct V<'a> {
-    tree: &'a Node,
-    file: &'a str,
-    overlays_dir: &'a std::path::Path,
-    transport: Via,
-    requires: Vec<Feature>,
-    boards: Vec<Board>,
-    ids: Ids,
-}
+use super::{list, overlay_id, R, V};
+use crate::host::board::HOTPLUG_ROOT_PORTS;
+use crate::scenario::raw::{RawStatus, RawStep};
+use crate::scenario::*;
+use rig_yaml::Path;
 
 impl V<'_> {
-    fn location(&self, path: &Path, key: bool) -> Location {
-        let mark = if key {
-            self.tree.locate_key(path)
-        } else {
-            self.tree.locate(path)
-        };
-        Location {
-            file: self.file.to_string(),
-            line: mark.line,
-            column: mark.column,
-            path: path.to_string(),
-        }
-    }
-
-    fn error(&self, loc: Location, message: String) -> ScenarioError {
-        ScenarioError::Invalid {
-            file: loc.file,
-            line: loc.line,
-            column: loc.column,
-            path: loc.path,
-            message,
-        }
-    }
-
-    /// An error about the value at `path`.
-    fn err(&self, path: &Path, message: impl Into<String>) -> ScenarioError {
-        self.error(self.location(path, false), message.into())
-    }
-
-    /// An error about the key that ends `path`.
-    fn err_key(&self, path: &Path, message: impl Into<String>) -> ScenarioError {
-        self.error(self.location(path, true), message.into())
-    }
-
-    fn duration(&self, d: Option<HumanDuration>, default: Duration, path: &Path) -> R<Duration> {
-        match d {
-            None => Ok(default),
-            Some(HumanDuration(d)) if d.is_zero() => Err(self.err(path, "must be longer than 0s")),
-            Some(HumanDuration(d)) => Ok(d),
-        }
-    }
-
-    fn name(&self, name: Option<String>, path: &Path) -> R<Option<String>> {
-        match name {
-            Some(n) if n.trim().is_empty() => Err(self.err(&path.key("name"), "empty name")),
-            n => Ok(n),
-        }
-    }
-
-    fn qemu_id(&self, id: &str, path: &Path) -> R<()> {
-        let mut chars = id.chars();
-        let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
-        if ok {
-            Ok(())
-        } else {
-            Err(self.err(
-                path,
-                format!("invalid id `{id}`: QEMU ids start with a letter and hold letters, digits, `-`, `.`, `_`"),
-            ))
-        }
-    }
-
-    fn known_id(&self, id: &str, set: &BTreeSet<String>, what: &str, path: &Path) -> R<()> {
-        if set.contains(id) {
-            Ok(())
-        } else {
-            Err(self.err(
-                path,
-                format!("no {what} step creates `{id}` (created: {})", list(set)),
-            ))
-        }
-    }
-
-    fn via(&self, v: Option<Via>) -> Via {
-        v.unwrap_or(self.transport)
-    }
-
-    fn steps(&self, raw: Vec<RawStep>, path: &Path, in_parallel: bool) -> R<Vec<Step>> {
+    pub(super) fn steps(&self, raw: Vec<RawStep>, path: &Path, within: Within) -> R<Vec<Step>> {
         if raw.is_empty() {
             return Err(self.err(path, "needs at least one step"));
         }
         raw.into_iter()
             .enumerate()
-            .map(|(i, s)| self.step(s, &path.index(i), in_parallel))
+            .map(|(i, s)| self.step(s, &path.index(i), within))
             .collect()
     }
 
-    fn step(&self, raw: RawStep, path: &Path, in_parallel: bool) -> R<Step> {
+    fn step(&self, raw: RawStep, path: &Path, within: Within) -> R<Step> {
         let kind_name = raw.kind_name();
         let kp = path.key(kind_name);
+        if let Some(why) = within.refuses(kind_name) {
+            return Err(self.err_key(&kp, why));
+        }
         let mut at = self.location(&kp, true);
         at.path = path.to_string();
         if let Some(f) = raw.implied_feature() {
@@ -217,6 +34,7 @@ impl V<'_> {
             }
         }
         let mut may_fail = false;
+        let default_timeout = !raw.timeout_given();
         let (name, kind) = match raw {
             RawStep::Guest(g) => {
                 if g.run.trim().is_empty() {
@@ -571,12 +389,6 @@ impl V<'_> {
                 )
             }
             RawStep::Parallel(p) => {
-                if in_parallel {
-                    return Err(self.err_key(
-                        &kp,
-                        "`parallel` cannot nest inside another `parallel`; list all racing steps in one",
-                    ));
-                }
                 if p.steps.len() < 2 {
                     return Err(self.err(
                         &kp.key("steps"),
@@ -585,11 +397,21 @@ impl V<'_> {
                 }
                 let deadline =
                     self.duration(Some(p.deadline), Duration::ZERO, &kp.key("deadline"))?;
+                if let Some(st) = p.stagger.filter(|s| s.0.max >= deadline) {
+                    return Err(self.err(
+                        &kp.key("stagger"),
+                        format!(
+                            "the stagger's high end ({:?}) must be below the deadline ({:?})",
+                            st.0.max, deadline
+                        ),
+                    ));
+                }
                 (
                     self.name(p.name, &kp)?,
                     StepKind::Parallel(ParallelStep {
                         deadline,
-                        steps: self.steps(p.steps, &kp.key("steps"), true)?,
+                        stagger: p.stagger.map(|s| s.0),
+                        steps: self.steps(p.steps, &kp.key("steps"), Within::Parallel)?,
                     }),
                 )
             }
@@ -615,7 +437,7 @@ impl V<'_> {
                     self.name(r.name, &kp)?,
                     StepKind::Repeat(RepeatStep {
                         count,
-                        steps: self.steps(r.steps, &kp.key("steps"), in_parallel)?,
+                        steps: self.steps(r.steps, &kp.key("steps"), within.repeat())?,
                     }),
                 )
             }
@@ -639,164 +461,54 @@ impl V<'_> {
         Ok(Step {
             name,
             may_fail,
+            default_timeout,
             at,
             kind,
         })
     }
-
-    /// Resolves an overlay name to an existing `.dtso` directly in the overlays directory.
-    fn overlay_file(&self, name: &str, path: &Path) -> R<PathBuf> {
-        let known = || -> String {
-            let mut v: Vec<String> = std::fs::read_dir(self.overlays_dir)
-                .map(|rd| {
-                    rd.filter_map(|e| e.ok())
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .filter(|n| n.ends_with(".dtso"))
-                        .collect()
-                })
-                .unwrap_or_default();
-            v.sort();
-            list(v)
-        };
-        let plain = !name.is_empty()
-            && !name.contains('/')
-            && !name.contains('\\')
-            && name != "."
-            && name != "..";
-        if !plain || !name.ends_with(".dtso") {
-            return Err(self.err(
-                path,
-                format!(
-                    "overlay `{name}` must be a `.dtso` file name in {} (known: {})",
-                    self.overlays_dir.display(),
-                    known()
-                ),
-            ));
-        }
-        let file = self.overlays_dir.join(name);
-        if !file.is_file() {
-            return Err(self.err(
-                path,
-                format!("unknown overlay `{name}` (known: {})", known()),
-            ));
-        }
-        Ok(file)
-    }
 }
 
-pub(super) fn validate(
-    raw: raw::RawScenario,
-    tree: &Node,
-    file: &str,
-    overlays_dir: &std::path::Path,
-) -> R<Scenario> {
-    let root = Path::root();
-    let mut v = V {
-        tree,
-        file,
-        overlays_dir,
-        transport: raw.transport.unwrap_or_default(),
-        requires: Vec::new(),
-        boards: Vec::new(),
-        ids: Ids::default(),
-    };
+/// Where a step sits, for what may run there. Inside `parallel`, guest-side children become
+/// background jobs of the guest shell and host-side ones (QMP, removals, sleeps) run on a host
+/// thread; steps that set something up and wait for the guest to agree cannot race there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Within {
+    Top,
+    /// A direct child of `parallel`.
+    Parallel,
+    /// Inside a `repeat` inside `parallel`: one guest background job loops over these.
+    GuestJob,
+}
 
-    let name = match raw.name {
-        Some(n) if n.trim().is_empty() => return Err(v.err(&root.key("name"), "empty name")),
-        Some(n) => n,
-        None => std::path::Path::new(file)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| file.to_string()),
-    };
-
-    let boards_path = root.key("boards");
-    let boards_at = v.location(&boards_path, true);
-    let boards = match raw.boards {
-        None => Board::ALL.to_vec(),
-        Some(list) => {
-            if list.is_empty() {
-                return Err(v.err(
-                    &boards_path,
-                    "empty list (leave `boards` out to run on every board)",
-                ));
-            }
-            let mut out: Vec<Board> = Vec::new();
-            for (i, b) in list.into_iter().enumerate() {
-                if out.contains(&b.0) {
-                    return Err(v.err(
-                        &boards_path.index(i),
-                        format!("board `{}` is listed twice", b.0),
-                    ));
-                }
-                out.push(b.0);
-            }
-            out
-        }
-    };
-    v.boards = boards.clone();
-
-    let req_path = root.key("requires");
-    let mut requires = Vec::new();
-    for (i, f) in raw.requires.into_iter().enumerate() {
-        let p = req_path.index(i);
-        if v.requires.contains(&f) {
-            return Err(v.err(&p, format!("feature `{f}` is listed twice")));
-        }
-        v.requires.push(f);
-        requires.push(Requirement {
-            feature: f,
-            at: v.location(&p, false),
-        });
-    }
-
-    for (i, param) in raw.cmdline.iter().enumerate() {
-        if param.trim().is_empty() || param.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(v.err(
-                &root.key("cmdline").index(i),
-                format!("`{param}` is not one kernel parameter (one per entry, no spaces)"),
-            ));
+impl Within {
+    fn repeat(self) -> Within {
+        match self {
+            Within::Top => Within::Top,
+            Within::Parallel | Within::GuestJob => Within::GuestJob,
         }
     }
 
-    let timeout = v.duration(
-        raw.timeout,
-        defaults::SCENARIO_TIMEOUT,
-        &root.key("timeout"),
-    )?;
-
-    let mut ids = Ids::default();
-    collect_ids(&raw.steps, &mut ids);
-    let pci_devices = ids.pci.len();
-    if pci_devices > HOTPLUG_ROOT_PORTS {
-        return Err(v.err(
-            &root.key("steps"),
-            format!("hot-plugs {pci_devices} distinct PCI devices; boards have {HOTPLUG_ROOT_PORTS} root ports"),
-        ));
+    /// Why a step of kind `kind` cannot be here, if it cannot.
+    fn refuses(self, kind: &str) -> Option<String> {
+        const SETUP: [&str; 4] = ["pci_hotplug", "memory_add", "overlay_load", "wait_log"];
+        const HOST: [&str; 3] = ["qmp", "memory_remove", "pci_unplug"];
+        match self {
+            Within::Top => None,
+            _ if kind == "parallel" => Some(
+                "`parallel` cannot nest inside another `parallel`; list all racing steps in one"
+                    .into(),
+            ),
+            _ if SETUP.contains(&kind) => Some(format!(
+                "`{kind}` cannot run inside `parallel`: it sets something up and waits for the \
+                 guest; put it before the `parallel`"
+            )),
+            Within::GuestJob if HOST.contains(&kind) => Some(format!(
+                "`{kind}` runs on the host and cannot be repeated inside a guest job; inside \
+                 `parallel`, `repeat` may only hold guest-side steps (guest, memory_online, \
+                 memory_offline, devlink_reload, netdevsim_new, netdevsim_del, overlay_unload, \
+                 sleep)"
+            )),
+            _ => None,
+        }
     }
-    let dimms = ids.dimms.len();
-    if dimms > DIMM_SLOTS as usize {
-        return Err(v.err(
-            &root.key("steps"),
-            format!("plugs {dimms} distinct DIMMs; boards have {DIMM_SLOTS} slots"),
-        ));
-    }
-    v.ids = ids;
-
-    let steps = v.steps(raw.steps, &root.key("steps"), false)?;
-
-    Ok(Scenario {
-        name,
-        description: raw.description.unwrap_or_default(),
-        file: file.to_string(),
-        boards,
-        boards_at,
-        requires,
-        cmdline: raw.cmdline,
-        timeout,
-        transport: v.transport,
-        expect: raw.expect,
-        allow: raw.allow,
-        steps,
-    })
 }

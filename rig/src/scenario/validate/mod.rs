@@ -1,0 +1,308 @@
+//! Raw scenario → [`Scenario`]: the checks that need more than one field, the overlay
+//! directory, or the rest of the file. Each error points at the field it is about.
+
+use super::raw::{self, HumanDuration, RawStep};
+use super::*;
+use crate::host::board::{DIMM_SLOTS, HOTPLUG_ROOT_PORTS};
+use rig_yaml::{Node, Path};
+use std::collections::BTreeSet;
+
+type R<T> = Result<T, ScenarioError>;
+
+mod steps;
+use steps::Within;
+
+/// Ids the scenario creates, so later steps can be checked against them.
+#[derive(Default)]
+struct Ids {
+    pci: BTreeSet<String>,
+    overlays: BTreeSet<String>,
+    dimms: BTreeSet<String>,
+    netdevsim: BTreeSet<u32>,
+}
+
+fn overlay_id(o: &raw::RawOverlayLoad) -> String {
+    o.id.clone().unwrap_or_else(|| {
+        std::path::Path::new(&o.file)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    })
+}
+
+fn collect_ids(steps: &[RawStep], ids: &mut Ids) {
+    for s in steps {
+        match s {
+            RawStep::PciHotplug(p) => {
+                ids.pci.insert(p.id.clone());
+            }
+            RawStep::OverlayLoad(o) => {
+                ids.overlays.insert(overlay_id(o));
+            }
+            RawStep::MemoryAdd(m) => {
+                ids.dimms.insert(m.id.clone());
+            }
+            RawStep::NetdevsimNew(n) => {
+                ids.netdevsim.insert(n.id);
+            }
+            _ => {}
+        }
+        collect_ids(s.children(), ids);
+    }
+}
+
+fn list<T: fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    let v: Vec<String> = items.into_iter().map(|i| i.to_string()).collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+struct V<'a> {
+    tree: &'a Node,
+    file: &'a str,
+    overlays_dir: &'a std::path::Path,
+    transport: Via,
+    requires: Vec<Feature>,
+    boards: Vec<Board>,
+    ids: Ids,
+}
+
+impl V<'_> {
+    fn location(&self, path: &Path, key: bool) -> Location {
+        let mark = if key {
+            self.tree.locate_key(path)
+        } else {
+            self.tree.locate(path)
+        };
+        Location {
+            file: self.file.to_string(),
+            line: mark.line,
+            column: mark.column,
+            path: path.to_string(),
+        }
+    }
+
+    fn error(&self, loc: Location, message: String) -> ScenarioError {
+        ScenarioError::Invalid {
+            file: loc.file,
+            line: loc.line,
+            column: loc.column,
+            path: loc.path,
+            message,
+        }
+    }
+
+    /// An error about the value at `path`.
+    fn err(&self, path: &Path, message: impl Into<String>) -> ScenarioError {
+        self.error(self.location(path, false), message.into())
+    }
+
+    /// An error about the key that ends `path`.
+    fn err_key(&self, path: &Path, message: impl Into<String>) -> ScenarioError {
+        self.error(self.location(path, true), message.into())
+    }
+
+    fn duration(&self, d: Option<HumanDuration>, default: Duration, path: &Path) -> R<Duration> {
+        match d {
+            None => Ok(default),
+            Some(HumanDuration(d)) if d.is_zero() => Err(self.err(path, "must be longer than 0s")),
+            Some(HumanDuration(d)) => Ok(d),
+        }
+    }
+
+    fn name(&self, name: Option<String>, path: &Path) -> R<Option<String>> {
+        match name {
+            Some(n) if n.trim().is_empty() => Err(self.err(&path.key("name"), "empty name")),
+            n => Ok(n),
+        }
+    }
+
+    fn qemu_id(&self, id: &str, path: &Path) -> R<()> {
+        let mut chars = id.chars();
+        let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+        if ok {
+            Ok(())
+        } else {
+            Err(self.err(
+                path,
+                format!("invalid id `{id}`: QEMU ids start with a letter and hold letters, digits, `-`, `.`, `_`"),
+            ))
+        }
+    }
+
+    fn known_id(&self, id: &str, set: &BTreeSet<String>, what: &str, path: &Path) -> R<()> {
+        if set.contains(id) {
+            Ok(())
+        } else {
+            Err(self.err(
+                path,
+                format!("no {what} step creates `{id}` (created: {})", list(set)),
+            ))
+        }
+    }
+
+    fn via(&self, v: Option<Via>) -> Via {
+        v.unwrap_or(self.transport)
+    }
+
+    /// Resolves an overlay name to an existing `.dtso` directly in the overlays directory.
+    fn overlay_file(&self, name: &str, path: &Path) -> R<PathBuf> {
+        let known = || -> String {
+            let mut v: Vec<String> = std::fs::read_dir(self.overlays_dir)
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| n.ends_with(".dtso"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            v.sort();
+            list(v)
+        };
+        let plain = !name.is_empty()
+            && !name.contains('/')
+            && !name.contains('\\')
+            && name != "."
+            && name != "..";
+        if !plain || !name.ends_with(".dtso") {
+            return Err(self.err(
+                path,
+                format!(
+                    "overlay `{name}` must be a `.dtso` file name in {} (known: {})",
+                    self.overlays_dir.display(),
+                    known()
+                ),
+            ));
+        }
+        let file = self.overlays_dir.join(name);
+        if !file.is_file() {
+            return Err(self.err(
+                path,
+                format!("unknown overlay `{name}` (known: {})", known()),
+            ));
+        }
+        Ok(file)
+    }
+}
+
+pub(super) fn validate(
+    raw: raw::RawScenario,
+    tree: &Node,
+    file: &str,
+    overlays_dir: &std::path::Path,
+) -> R<Scenario> {
+    let root = Path::root();
+    let mut v = V {
+        tree,
+        file,
+        overlays_dir,
+        transport: raw.transport.unwrap_or_default(),
+        requires: Vec::new(),
+        boards: Vec::new(),
+        ids: Ids::default(),
+    };
+
+    let name = match raw.name {
+        Some(n) if n.trim().is_empty() => return Err(v.err(&root.key("name"), "empty name")),
+        Some(n) => n,
+        None => std::path::Path::new(file)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| file.to_string()),
+    };
+
+    let boards_path = root.key("boards");
+    let boards_at = v.location(&boards_path, true);
+    let boards = match raw.boards {
+        None => Board::ALL.to_vec(),
+        Some(list) => {
+            if list.is_empty() {
+                return Err(v.err(
+                    &boards_path,
+                    "empty list (leave `boards` out to run on every board)",
+                ));
+            }
+            let mut out: Vec<Board> = Vec::new();
+            for (i, b) in list.into_iter().enumerate() {
+                if out.contains(&b.0) {
+                    return Err(v.err(
+                        &boards_path.index(i),
+                        format!("board `{}` is listed twice", b.0),
+                    ));
+                }
+                out.push(b.0);
+            }
+            out
+        }
+    };
+    v.boards = boards.clone();
+
+    let req_path = root.key("requires");
+    let mut requires = Vec::new();
+    for (i, f) in raw.requires.into_iter().enumerate() {
+        let p = req_path.index(i);
+        if v.requires.contains(&f) {
+            return Err(v.err(&p, format!("feature `{f}` is listed twice")));
+        }
+        v.requires.push(f);
+        requires.push(Requirement {
+            feature: f,
+            at: v.location(&p, false),
+        });
+    }
+
+    for (i, param) in raw.cmdline.iter().enumerate() {
+        if param.trim().is_empty() || param.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(v.err(
+                &root.key("cmdline").index(i),
+                format!("`{param}` is not one kernel parameter (one per entry, no spaces)"),
+            ));
+        }
+    }
+
+    let timeout = v.duration(
+        raw.timeout,
+        defaults::SCENARIO_TIMEOUT,
+        &root.key("timeout"),
+    )?;
+
+    let mut ids = Ids::default();
+    collect_ids(&raw.steps, &mut ids);
+    let pci_devices = ids.pci.len();
+    if pci_devices > HOTPLUG_ROOT_PORTS {
+        return Err(v.err(
+            &root.key("steps"),
+            format!("hot-plugs {pci_devices} distinct PCI devices; boards have {HOTPLUG_ROOT_PORTS} root ports"),
+        ));
+    }
+    let dimms = ids.dimms.len();
+    if dimms > DIMM_SLOTS as usize {
+        return Err(v.err(
+            &root.key("steps"),
+            format!("plugs {dimms} distinct DIMMs; boards have {DIMM_SLOTS} slots"),
+        ));
+    }
+    v.ids = ids;
+
+    let steps = v.steps(raw.steps, &root.key("steps"), Within::Top)?;
+
+    Ok(Scenario {
+        name,
+        description: raw.description.unwrap_or_default(),
+        file: file.to_string(),
+        boards,
+        boards_at,
+        requires,
+        cmdline: raw.cmdline,
+        default_timeout: raw.timeout.is_none(),
+        timeout,
+        transport: v.transport,
+        expect: raw.expect,
+        allow: raw.allow,
+        steps,
+    })
+}
