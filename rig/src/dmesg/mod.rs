@@ -58,18 +58,24 @@
 mod analyzer;
 mod classify;
 mod expect;
+mod explain;
+mod formats;
 mod frames;
 mod line;
+mod open;
 mod report;
+mod stack;
 mod symbolize;
+mod title;
 
 #[cfg(test)]
 mod tests;
 
 pub use analyzer::Analyzer;
-pub use frames::is_generic_frame;
-pub use report::normalize_numbers;
+pub use explain::{explain, render as render_explain};
+pub use frames::{is_generic_frame, strip_syscall_prefix};
 pub use symbolize::{symbolize, SymbolizeError};
+pub use title::normalize_numbers;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -96,6 +102,11 @@ pub enum ReportKind {
     Panic,
     RcuStall,
     Ubsan,
+    Kmsan,
+    Kcsan,
+    Kfence,
+    /// The kernel booted again while it had been running.
+    Reboot,
 }
 
 impl fmt::Display for ReportKind {
@@ -123,8 +134,20 @@ pub struct Report {
     pub stack: Vec<String>,
     /// 1-based line of the log where the report began.
     pub line: usize,
+    /// 1-based line of the log where it ended.
+    #[serde(default)]
+    pub end_line: usize,
     /// printk timestamp of that line, in seconds.
     pub timestamp: Option<f64>,
+    /// The report is not whole (another report or a fault-injection stack is mixed into it,
+    /// its stack trace is missing) and its title may say so (`... in corrupted`).
+    #[serde(default)]
+    pub corrupted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrupted_reason: Option<String>,
+    /// How the report was cut and titled, line by line (see [`explain`]).
+    #[serde(skip)]
+    pub trail: Vec<String>,
 }
 
 /// Analyzes a whole log; reports in the order they began.

@@ -49,9 +49,9 @@ fn s(t: &str, k: ReportKind, g: Option<&str>) -> (String, ReportKind, Option<Str
 fn refcount_underflow_x86_64() {
     let r = check(
         fixture!("refcount_of_node_put_x86_64_6.12.log"),
-        "WARNING: refcount bug in rig_of_test_remove",
+        "WARNING: refcount bug in of_node_put",
         ReportKind::Refcount,
-        Some("rig_of_test_remove"),
+        Some("of_node_put"),
     );
     assert_eq!(
         &r.stack[..4],
@@ -73,9 +73,9 @@ fn refcount_underflow_x86_64() {
 fn refcount_underflow_arm64_with_caller_tags() {
     let r = check(
         fixture!("refcount_of_node_put_arm64_6.12.log"),
-        "WARNING: refcount bug in rig_of_test_remove",
+        "WARNING: refcount bug in of_node_put",
         ReportKind::Refcount,
-        Some("rig_of_test_remove"),
+        Some("of_node_put"),
     );
     assert_eq!(r.stack[0], "refcount_warn_saturate");
     assert!(
@@ -185,9 +185,10 @@ fn hung_task_arm64() {
 fn hung_task_x86_64() {
     check(
         fixture!("hung_task_x86_64_6.1.log"),
-        "INFO: task hung in __flush_work",
+        // __flush_work is workqueue machinery: the caller names the hang.
+        "INFO: task hung in devlink_reload",
         ReportKind::HungTask,
-        Some("__flush_work"),
+        Some("devlink_reload"),
     );
 }
 
@@ -257,8 +258,10 @@ fn list_corruption_bug_then_panic_x86_64() {
 fn list_corruption_warn_arm64() {
     check(
         fixture!("list_add_corruption_warn_arm64_6.12.log"),
-        "BUG: corrupted list in rig_port_link",
-        ReportKind::ListCorruption,
+        // Without CONFIG_BUG_ON_DATA_CORRUPTION the check is a plain WARN: syzbot's title
+        // is the WARNING's.
+        "WARNING in rig_port_link",
+        ReportKind::Warning,
         Some("rig_port_link"),
     );
 }
@@ -299,7 +302,7 @@ fn null_deref_same_title_on_both_arches() {
             Some("rig_port_name"),
         ),
         s(
-            "kernel panic: Attempted to kill init! exitcode=N",
+            "kernel panic: Attempted to kill init!",
             ReportKind::Panic,
             None,
         ),
@@ -343,9 +346,9 @@ fn kobject_and_sysfs() {
     );
     let r = check(
         fixture!("sysfs_duplicate_arm64_6.12.log"),
-        "sysfs: cannot create duplicate filename in device_add",
+        "sysfs: cannot create duplicate filename in rig_bus_add_port",
         ReportKind::Kobject,
-        Some("device_add"),
+        Some("rig_bus_add_port"),
     );
     assert!(r.text.ends_with("in the same directory."));
 }
@@ -354,7 +357,7 @@ fn kobject_and_sysfs() {
 fn panic_without_oops() {
     let r = check(
         fixture!("panic_no_rootfs_x86_64_6.12.log"),
-        "kernel panic: VFS: Unable to mount root fs on unknown-block(N,N)",
+        "kernel panic: VFS: Unable to mount root fs on unknown-block(NUM,NUM)",
         ReportKind::Panic,
         Some("mount_root_generic"),
     );
@@ -363,12 +366,15 @@ fn panic_without_oops() {
 
 #[test]
 fn rcu_stall() {
-    check(
+    // Every IRQ-path frame is printed unreliable (`? `), and syzbot reads reports without
+    // those: no interrupt entry to start from, so the title says the stack is corrupted.
+    let r = check(
         fixture!("rcu_stall_x86_64_6.12.log"),
-        "INFO: rcu detected stall in rig_wait_idle",
+        "INFO: rcu detected stall in corrupted",
         ReportKind::RcuStall,
-        Some("rig_wait_idle"),
+        None,
     );
+    assert!(r.corrupted);
 }
 
 #[test]
@@ -386,10 +392,11 @@ fn kmemleak_records_from_cat() {
                 ReportKind::Kmemleak,
                 Some("rig_bus_add_port")
             ),
+            // syzbot names the kobject name allocation after its caller, dev_set_name.
             s(
-                "memory leak in rig_bus_add_port",
+                "memory leak in dev_set_name",
                 ReportKind::Kmemleak,
-                Some("rig_bus_add_port")
+                Some("dev_set_name")
             ),
         ]
     );
@@ -409,7 +416,7 @@ fn interleaved_by_caller_tag() {
     assert_eq!(
         titles,
         [
-            "WARNING: refcount bug in rig_of_test_remove",
+            "WARNING: refcount bug in of_node_put",
             "WARNING in devm_kfree"
         ]
     );
@@ -456,9 +463,9 @@ fn user_output_and_one_line_report_inside_others() {
 fn mid_line_splices() {
     let r = check(
         fixture!("mid_line_splice_x86_64_6.12.log"),
-        "WARNING: refcount bug in rig_of_test_remove",
+        "WARNING: refcount bug in of_node_put",
         ReportKind::Refcount,
-        Some("rig_of_test_remove"),
+        Some("of_node_put"),
     );
     assert!(r.text.starts_with("------------[ cut here ]------------"));
     assert!(!r.text.contains("root@rig") && !r.text.contains("crng"));
@@ -654,9 +661,9 @@ fn ubsan() {
 fn dmesg_human_readable_time() {
     let r = check(
         fixture!("dmesg_human_time_refcount_arm64_6.12.log"),
-        "WARNING: refcount bug in rig_of_test_remove",
+        "WARNING: refcount bug in of_node_put",
         ReportKind::Refcount,
-        Some("rig_of_test_remove"),
+        Some("of_node_put"),
     );
     assert_eq!(r.timestamp, None);
     assert!(r
@@ -696,6 +703,7 @@ fn one_line_report_between_cut_here_and_warning() {
 fn user_output_cannot_fake_a_report_in_a_timestamped_log() {
     let log = "[    1.000000] ------------[ cut here ]------------\n\
                [    1.000001] WARNING: CPU: 0 PID: 1 at drivers/x.c:1 real_bug+0x1/0x2\n\
+               [    1.000001] RIP: 0010:real_bug+0x1/0x2\n\
                [    1.000002] ---[ end trace 0000000000000000 ]---\n\
                BUG: this is just a script printing\n\
                Kernel panic - not syncing: also just text\n";
@@ -715,12 +723,12 @@ fn kernel_clock_gap_closes_a_report_without_terminator() {
                [   10.000001] Call Trace:\n\
                [   10.000002]  <TASK>\n\
                [   10.000003]  __schedule+0x1/0x2\n\
-               [   10.000004]  rig_wait+0x1/0x2\n";
+               [   10.000004]  rig_hang+0x1/0x2\n";
     let mut a = Analyzer::new();
     assert!(a.feed(log).is_empty(), "still open: the stack may go on");
     let got = a.feed("[   25.000000] [drm] unrelated\n");
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].title, "INFO: task hung in rig_wait");
+    assert_eq!(got[0].title, "INFO: task hung in rig_hang");
 }
 
 #[test]
@@ -880,7 +888,8 @@ fn shell_echo_of_a_fake_splat_is_not_a_report() {
         log.push_str(&format!("[   12.{:06}][  T301] {l}\n", i * 13));
     }
     let r = one(&log);
-    assert_eq!(r.title, "WARNING in device_del");
+    // device_del and device_unregister are device-model machinery.
+    assert_eq!(r.title, "WARNING in rig_fake_teardown");
     assert_eq!(r.line, 4);
     assert_eq!(
         r.stack,
