@@ -471,8 +471,9 @@ impl Analyzer {
                 };
             } else if t.ends_with("[inline]") {
                 // An inlined caller added by symbolization (`func file.h:12 [inline]`).
-            } else if depth > 0 {
-                // user-space registers inside <TASK>
+            } else if depth > 0 || is_register_dump(t) {
+                // Registers: user space's inside <TASK>, or the trap frame's after an
+                // exception stack (older kernels print `invalid_op`, then `RIP:`).
             } else if frames > 0 || idle >= 3 {
                 next = Trace::Done;
                 consumed = false;
@@ -533,6 +534,21 @@ impl Analyzer {
         keep(o);
         Verdict::Keep
     }
+}
+
+/// `RIP: 0010:...`, `Code: ...`, `RSP: ...`, `R10: ...`, `CR2: ...`, arm64 `pc : `/`x29: `.
+fn is_register_dump(t: &str) -> bool {
+    let Some((reg, _)) = t.split_once(':') else {
+        return false;
+    };
+    let reg = reg.trim_end();
+    (2..=6).contains(&reg.len())
+        && reg
+            .bytes()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && reg.bytes().next().is_some_and(|c| c.is_ascii_uppercase())
+        || matches!(reg, "pc" | "lr" | "sp" | "pstate")
+        || (reg.len() <= 3 && reg.starts_with('x') && reg[1..].bytes().all(|c| c.is_ascii_digit()))
 }
 
 /// A header line repeated by symbolization (`BUG: KASAN: ... in inlined_fn file.h:12

@@ -205,6 +205,7 @@ const LOCKDEP: &[&str] = &[
     "Nested lock was not taken",
     "bad contention detected!",
     "chain_key collision",
+    "Invalid wait context",
 ];
 
 fn classify_of(rest: &str) -> Header {

@@ -96,6 +96,8 @@ impl Open {
                     || m.starts_with("CR2: ")
                     || m.starts_with("Code: ")
                     || m.starts_with("---[ end trace")
+                    || m.starts_with("Kernel Offset:")
+                    || m.starts_with("Rebooting in")
             }
             _ => false,
         }

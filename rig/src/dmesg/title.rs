@@ -281,11 +281,27 @@ pub(crate) fn derive(o: &Open, explain: bool) -> Option<Titled> {
     let head = *lines.get(header)?;
     let mut trail = Vec::new();
     let mut title_only = None;
-    for cf in COMPILED.iter() {
-        if !cf.title.is_match(head) {
-            continue;
-        }
-        let Some((groups, start)) = report_groups(cf, &lines, header) else {
+    // Symbolization repeats a header line per inlined function: the header is the first
+    // of the run of lines that start like it, and a format matches the first it can.
+    let word = head.split_once(": ").map_or(head, |(w, _)| w);
+    let run = lines[header..]
+        .iter()
+        .take_while(|l| l.starts_with(word))
+        .count()
+        .max(1);
+    let mut order: Vec<(usize, usize)> = COMPILED
+        .iter()
+        .enumerate()
+        .filter_map(|(i, cf)| {
+            (header..header + run)
+                .find(|&l| cf.title.is_match(lines[l]))
+                .map(|l| (l, i))
+        })
+        .collect();
+    order.sort();
+    for (at, i) in order {
+        let cf = &COMPILED[i];
+        let Some((groups, start)) = report_groups(cf, &lines, at) else {
             title_only.get_or_insert(cf.f.kind);
             if explain {
                 trail.push(format!(
