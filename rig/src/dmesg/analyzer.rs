@@ -542,11 +542,12 @@ fn is_register_dump(t: &str) -> bool {
         return false;
     };
     let reg = reg.trim_end();
-    (2..=6).contains(&reg.len())
-        && reg
-            .bytes()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-        && reg.bytes().next().is_some_and(|c| c.is_ascii_uppercase())
+    reg == "Code"
+        || (2..=6).contains(&reg.len())
+            && reg
+                .bytes()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            && reg.bytes().next().is_some_and(|c| c.is_ascii_uppercase())
         || matches!(reg, "pc" | "lr" | "sp" | "pstate")
         || (reg.len() <= 3 && reg.starts_with('x') && reg[1..].bytes().all(|c| c.is_ascii_digit()))
 }
