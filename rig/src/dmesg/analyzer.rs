@@ -333,7 +333,7 @@ impl Analyzer {
         let symbolized_again = o
             .lines
             .last()
-            .is_some_and(|l| l.ends_with("[inline]") && is_same_header(o, h));
+            .is_some_and(|l| names_inlined_fn(l) && is_same_header(o, h));
         let take = symbolized_again
             || match o.phase {
                 Phase::Preamble => match h {
@@ -550,6 +550,12 @@ fn is_register_dump(t: &str) -> bool {
             && reg.bytes().next().is_some_and(|c| c.is_ascii_uppercase())
         || matches!(reg, "pc" | "lr" | "sp" | "pstate")
         || (reg.len() <= 3 && reg.starts_with('x') && reg[1..].bytes().all(|c| c.is_ascii_digit()))
+}
+
+/// A header line naming an inlined function: `... file.h:12 [inline]`, or, in the WARNING
+/// format of 6.18+, `WARNING: file.h:12 at fn file.h:12 [inline], CPU#0: comm/pid`.
+fn names_inlined_fn(l: &str) -> bool {
+    l.ends_with("[inline]") || l.contains(" [inline], CPU#")
 }
 
 /// A header line repeated by symbolization (`BUG: KASAN: ... in inlined_fn file.h:12
