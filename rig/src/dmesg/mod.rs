@@ -64,6 +64,7 @@ mod frames;
 mod line;
 mod open;
 mod report;
+mod skip;
 mod stack;
 mod symbolize;
 mod title;

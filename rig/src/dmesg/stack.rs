@@ -290,45 +290,33 @@ impl Walk<'_> {
                     self.base + pos + 1
                 ));
             }
-            if matches!(part, CPart::Stack) {
-                traces += 1;
-                while pos < lines.len() {
-                    let ln = lines[pos];
-                    pos += 1;
-                    if FAULT_INJECTION.is_match(ln) {
-                        ok = false;
-                        break;
-                    }
-                    if STACK_START.is_match(ln) {
-                        break;
-                    }
-                    if let Some(next) = parts.get(i + 1) {
-                        if let Some(c) = next.matches(ln) {
-                            if let Some(f) = c {
-                                self.offer(f, pos - 1);
-                            }
-                            i += 1;
-                            break;
-                        }
-                    }
-                    if let Some(f) = frame_func(ln) {
+            let stack = matches!(part, CPart::Stack);
+            traces += usize::from(stack);
+            // A line part ends at its line; a stack at the next stack trace or the next part.
+            let (ender, advance) = if stack {
+                (parts.get(i + 1), 1)
+            } else {
+                (Some(part), 0)
+            };
+            while pos < lines.len() {
+                let ln = lines[pos];
+                pos += 1;
+                if FAULT_INJECTION.is_match(ln) {
+                    ok = false;
+                    break;
+                }
+                if stack && STACK_START.is_match(ln) {
+                    break;
+                }
+                if let Some(c) = ender.and_then(|p| p.matches(ln)) {
+                    if let Some(f) = c {
                         self.offer(f, pos - 1);
                     }
+                    i += advance;
+                    break;
                 }
-            } else {
-                while pos < lines.len() {
-                    let ln = lines[pos];
-                    pos += 1;
-                    if FAULT_INJECTION.is_match(ln) {
-                        ok = false;
-                        break;
-                    }
-                    if let Some(c) = part.matches(ln) {
-                        if let Some(f) = c {
-                            self.offer(f, pos - 1);
-                        }
-                        break;
-                    }
+                if let Some(f) = frame_func(ln).filter(|_| stack) {
+                    self.offer(f, pos - 1);
                 }
             }
             i += 1;
