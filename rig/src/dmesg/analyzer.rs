@@ -226,7 +226,12 @@ impl Analyzer {
             _ => {}
         }
         let header = header
-            .filter(|h| !(self.saw_ts && line.ts.is_none()) || matches!(h, Header::KmemleakObject))
+            // Lines without a timestamp in a timestamped log are user space's, except kmemleak
+            // records and the decompressor's `Booting the kernel` (it prints before printk).
+            .filter(|h| {
+                !(self.saw_ts && line.ts.is_none())
+                    || matches!(h, Header::KmemleakObject | Header::OneLine { reboot: true })
+            })
             // The kernel booting is a reboot only once it had been running.
             .filter(|h| !matches!(h, Header::OneLine { reboot: true }) || self.saw_ts);
         if header.is_some() && line.ts.is_some() {

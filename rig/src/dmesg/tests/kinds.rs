@@ -460,3 +460,16 @@ fn old_kernel_register_dump_inside_an_irq_trace() {
     );
     assert!(!r.corrupted, "{:?}", r.corrupted_reason);
 }
+
+#[test]
+fn reboot_only_after_the_kernel_ran() {
+    // The x86 decompressor's line opens every boot; it is a report (syzbot's "unexpected
+    // kernel reboot") only when a running kernel printed before it.
+    let boot = "Decompressing Linux... Parsing ELF... done.\nBooting the kernel.\n\
+                [    0.000000] Linux version 6.12.0 (rig@build) #1 SMP\n";
+    assert!(analyze(boot).is_empty());
+    let again = format!("{boot}[    5.123456] rig_bus: probing\n{boot}");
+    let r = one(&again);
+    assert_eq!(r.title, "unexpected kernel reboot");
+    assert_eq!(r.kind, ReportKind::Reboot);
+}
