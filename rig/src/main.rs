@@ -133,6 +133,10 @@ enum Cmd {
         /// One JSON object with a `reports` array.
         #[arg(long)]
         json: bool,
+        /// Per report: the lines that started and ended it, the frames skipped and why, the
+        /// frame chosen for the title.
+        #[arg(long, conflicts_with = "json")]
+        explain: bool,
         /// Symbolize frames with this vmlinux (addr2line); `--arch` picks the toolchain.
         #[arg(long)]
         vmlinux: Option<PathBuf>,
@@ -518,6 +522,7 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Analyze {
             log,
             json,
+            explain,
             vmlinux,
             arch,
         } => {
@@ -534,6 +539,8 @@ fn run(cli: Cli) -> Result<i32> {
                     "{}",
                     serde_json::to_string_pretty(&rig::dmesg::render_json(&reports))?
                 );
+            } else if explain {
+                print!("{}", rig::dmesg::render_explain(&reports));
             } else if reports.is_empty() {
                 println!("no kernel reports in {}", log.display());
             } else {

@@ -414,6 +414,10 @@ fn unexpected_reboot(reason: &str, console: &[u8]) -> Report {
         text: format!("QEMU SHUTDOWN reason: {reason}; the console's last lines:\n{tail}"),
         stack: Vec::new(),
         line: lines.len(),
+        end_line: lines.len(),
         timestamp: None,
+        corrupted: false,
+        corrupted_reason: None,
+        trail: Vec::new(),
     }
 }
