@@ -11,6 +11,7 @@
 //!                  accel)      transport) verdicts)
 //!                                 ▲
 //!                    scenario (format: parse, validate)
+//!   workflows on top:  bisect · soak (faults injected into real runs) · bench
 //!   under everything:  host (process ownership, cache, artifacts, events, board names)
 //! ```
 
@@ -23,6 +24,7 @@ pub mod machine;
 pub mod provision;
 pub mod run;
 pub mod scenario;
+pub mod soak;
 
 /// The repository root holding `images/`, `overlays/`, `scenarios/`.
 ///
