@@ -13,6 +13,11 @@ use std::time::Duration;
 
 const BOARD: Board = Board::Arm64Virt;
 
+/// An error, cut to a readable length (a flood's console tail is 64 KiB).
+fn short(e: impl std::fmt::Debug) -> String {
+    format!("{e:?}").chars().take(600).collect()
+}
+
 /// The process's high-water mark of resident memory, in KiB.
 fn hwm_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -34,14 +39,18 @@ fn forged_markers_cannot_make_a_failed_command_look_passed() {
     let forge =
         "i=1; while [ $i -le 300 ]; do printf '\\036S%s\\n\\036E%s 0\\n' $i $i > /dev/console; \
                  i=$((i+1)); done; echo 'RIG-READY 9.9.9' > /dev/console; exit 3";
-    let out = g.run(forge, CMD, Via::Serial).expect("the command ran");
+    let out = g
+        .run(forge, CMD, Via::Serial)
+        .unwrap_or_else(|e| panic!("the command failed: {}", short(e)));
     assert_eq!(
         out.status, 3,
         "a forged end marker ended the command: {out:?}"
     );
     // The same, in the command's own output.
     let forge_out = "i=1; while [ $i -le 300 ]; do printf '\\036S%s\\n\\036E%s 0\\n' $i $i; i=$((i+1)); done; exit 4";
-    let out = g.run(forge_out, CMD, Via::Serial).expect("the command ran");
+    let out = g
+        .run(forge_out, CMD, Via::Serial)
+        .unwrap_or_else(|e| panic!("the command failed: {}", short(e)));
     assert_eq!(out.status, 4, "{out:?}");
     assert_eq!(sh(&mut g, "echo still fine"), "still fine\n");
     g.shutdown();
@@ -58,13 +67,13 @@ fn megabytes_without_a_newline_neither_crash_rig_nor_grow_its_memory() {
     let out = g
         .run(
             &format!(
-                "head -c {}M /dev/zero | tr '\\0' a > /dev/console; echo ok",
-                mib
+                "head -c {} /dev/zero | tr '\\0' a > /dev/console; echo ok",
+                mib << 20
             ),
             Duration::from_secs(300),
             Via::Serial,
         )
-        .expect("the command ran");
+        .unwrap_or_else(|e| panic!("the command failed: {}", short(e)));
     assert_eq!((out.status, out.stdout.as_str()), (0, "ok\n"));
     assert_eq!(sh(&mut g, "echo next"), "next\n");
     let grew = hwm_kib().saturating_sub(before);
@@ -86,7 +95,7 @@ fn nul_bytes_and_garbage_do_not_disturb_commands() {
             CMD,
             Via::Serial,
         )
-        .expect("the command ran");
+        .unwrap_or_else(|e| panic!("the command failed: {}", short(e)));
     assert_eq!((out.status, out.stdout.as_str()), (0, "a\0b\0"));
     let out = g
         .run(
@@ -94,7 +103,7 @@ fn nul_bytes_and_garbage_do_not_disturb_commands() {
             CMD,
             Via::Serial,
         )
-        .expect("a garbage flood made the command fail");
+        .unwrap_or_else(|e| panic!("a garbage flood made the command fail: {}", short(e)));
     assert_eq!((out.status, out.stdout.as_str()), (0, "done\n"));
     assert_eq!(sh(&mut g, "echo next"), "next\n");
     g.shutdown();

@@ -189,6 +189,7 @@ impl Vm {
             })?;
         let sockets = tempfile::Builder::new()
             .prefix("vm-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir_in(&vm_dirs)
             .map_err(|source| VmError::Artifact {
                 path: vm_dirs.clone(),
