@@ -11,7 +11,7 @@
 //!                  accel)      transport) verdicts)
 //!                                 ▲
 //!                    scenario (format: parse, validate)
-//!   workflows on top:  bisect · soak (faults injected into real runs) · bench
+//!   workflows on top:  matrix · reproduce · bisect · soak   (each uses run + report)
 //!   under everything:  host (process ownership, cache, artifacts, events, board names)
 //! ```
 
@@ -21,7 +21,10 @@ pub mod dmesg;
 pub mod guest;
 pub mod host;
 pub mod machine;
+pub mod matrix;
 pub mod provision;
+pub mod report;
+pub mod reproduce;
 pub mod run;
 pub mod scenario;
 pub mod soak;

@@ -31,12 +31,17 @@ mod devices;
 mod exec;
 mod overlays;
 mod parallel;
+pub mod record;
 pub mod requirements;
 mod result;
+pub mod seed;
 mod shell;
 
-use exec::{error_chain, Exec};
-pub use result::{Repetition, ScenarioResult, StepFailure, TriageSummary, Verdict};
+pub use exec::error_chain;
+use exec::Exec;
+pub use result::{
+    Repetition, ScenarioResult, StepFailure, TriageSummary, Verdict, REPORT_SCHEMA_VERSION,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -66,6 +71,8 @@ pub struct RunOptions {
     pub memory_mib: u64,
     /// Kernel command-line parameters added after the scenario's own (`rig run --cmdline`).
     pub extra_cmdline: Vec<String>,
+    /// Drives everything random in the run (`stagger` delays); `None`: a fresh one, recorded.
+    pub seed: Option<u64>,
 }
 
 impl RunOptions {
@@ -78,6 +85,7 @@ impl RunOptions {
             auto_setup: true,
             memory_mib: 1024,
             extra_cmdline: Vec::new(),
+            seed: None,
         }
     }
 }
@@ -119,6 +127,17 @@ pub fn run_scenario(
     let timeout_scale = crate::machine::timeouts::timeout_scale(verdict.accel, opts.board);
     let scaled = scenario.with_default_timeouts_scaled(timeout_scale);
     let scenario = &scaled;
+    let seed = opts.seed.unwrap_or_else(seed::fresh_seed);
+    record::write(
+        run_dir,
+        &record::Inputs {
+            scenario,
+            opts,
+            seed,
+            kernel: &image.kernel,
+            accel_used: verdict.accel.name(),
+        },
+    );
 
     let mut reps = Vec::new();
     for index in 1..=opts.repeat {
@@ -140,7 +159,7 @@ pub fn run_scenario(
             &image,
             &verdict,
             timeout_scale,
-            index,
+            (seed, index),
             &dir,
             events,
         );
@@ -173,6 +192,8 @@ pub fn run_scenario(
         Verdict::Pass
     };
     let result = ScenarioResult {
+        schema_version: REPORT_SCHEMA_VERSION,
+        seed,
         scenario: scenario.name.clone(),
         file: scenario.file.clone(),
         board: opts.board,
@@ -200,7 +221,7 @@ fn run_once(
     image: &crate::provision::BootImage,
     verdict: &crate::machine::accel::AccelDecision,
     timeout_scale: f64,
-    index: u32,
+    (seed, index): (u64, u32),
     dir: &RunDir,
     events: &Events,
 ) -> Repetition {
@@ -214,6 +235,7 @@ fn run_once(
     };
     let mut failures = Vec::new();
     let guest = Guest::boot(gopts, image.clone(), verdict.clone(), dir, events);
+    let booted = Instant::now();
     let mut guest = match guest {
         Ok(g) => g,
         Err(e) => {
@@ -230,7 +252,7 @@ fn run_once(
                 message: error_chain(&e),
                 infra: true,
             });
-            return finish(done, failures, None, cause);
+            return finish(done, failures, None, cause, (booted, booted));
         }
     };
 
@@ -282,6 +304,7 @@ fn run_once(
         timeout_scale,
         console_dead: false,
         machine_stuck: false,
+        rng: seed::repetition_rng(seed, index),
     };
     for (i, step) in scenario.steps.iter().enumerate() {
         events.emit(Event::ScenarioStep {
@@ -326,7 +349,7 @@ fn run_once(
     if let Some(f) = console_log_lost(dir, ready_lost, seen, &scenario.file) {
         failures.push(f);
     }
-    finish(done, failures, dmesg_text, cause)
+    finish(done, failures, dmesg_text, cause, (booted, Instant::now()))
 }
 
 /// The verdict reads console.log; if the artifacts filesystem refused part of it (full, failing),
@@ -373,6 +396,7 @@ fn finish(
     failures: Vec<StepFailure>,
     dmesg_text: Option<String>,
     exit_cause: Option<ExitCause>,
+    (booted, stepped): (Instant, Instant),
 ) -> Repetition {
     let Finish {
         scenario,
@@ -421,6 +445,9 @@ fn finish(
         triage,
         step_failures: failures,
         seconds: start.elapsed().as_secs_f64(),
+        boot_seconds: booted.duration_since(start).as_secs_f64(),
+        steps_seconds: stepped.duration_since(booted).as_secs_f64(),
+        analysis_seconds: stepped.elapsed().as_secs_f64(),
         artifacts: dir.path().to_path_buf(),
     }
 }
