@@ -7,6 +7,8 @@
 //! promises the engine relies on (safe ids and names, nothing that reaches host files).
 
 use super::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::fmt::Write as _;
 
 fn overlays() -> PathBuf {
@@ -144,13 +146,13 @@ const FIELDS: &[&str] = &[
 ];
 
 struct Gen {
-    rng: fastrand::Rng,
+    rng: ChaCha8Rng,
     depth: usize,
 }
 
 /// A valid value for each field of the schema, by field name.
-fn valid_value(field: &str, rng: &mut fastrand::Rng) -> &'static str {
-    let pick = |rng: &mut fastrand::Rng, v: &[&'static str]| v[rng.usize(..v.len())];
+fn valid_value(field: &str, rng: &mut ChaCha8Rng) -> &'static str {
+    let pick = |rng: &mut ChaCha8Rng, v: &[&'static str]| v[rng.gen_range(0..v.len())];
     match field {
         "name" => pick(rng, &["work", "'a b'", "\"quoted\""]),
         "run" => pick(rng, &["'true'", "echo hi", "'sleep 1; echo x'"]),
@@ -197,16 +199,16 @@ fn kind_fields(kind: &str) -> &'static [&'static str] {
 impl Gen {
     /// A scalar chosen to break things, in a random YAML style.
     fn hostile(&mut self) -> String {
-        let s = match self.rng.u8(0..20) {
-            0 => "x".repeat(self.rng.usize(1..20_000)),
-            1 => format!("{}", self.rng.u64(..)),
-            2 => format!("-{}", self.rng.u32(..)),
-            3 => (0..self.rng.usize(1..40))
-                .map(|_| char::from(self.rng.u8(0x20..0x7f)))
+        let s = match self.rng.gen_range(0..20) {
+            0 => "x".repeat(self.rng.gen_range(1..20_000)),
+            1 => format!("{}", self.rng.gen::<u64>()),
+            2 => format!("-{}", self.rng.gen::<u32>()),
+            3 => (0..self.rng.gen_range(1..40))
+                .map(|_| char::from(self.rng.gen_range(0x20u8..0x7f)))
                 .collect(),
-            _ => HOSTILE[self.rng.usize(..HOSTILE.len())].to_string(),
+            _ => HOSTILE[self.rng.gen_range(0..HOSTILE.len())].to_string(),
         };
-        match self.rng.u8(0..4) {
+        match self.rng.gen_range(0..4) {
             0 => format!("\"{}\"", s.replace('"', "\\\"")),
             _ if s
                 .chars()
@@ -224,17 +226,17 @@ impl Gen {
         let v = if self.depth > 40 {
             self.hostile()
         } else {
-            match self.rng.u8(0..8) {
+            match self.rng.gen_range(0..8) {
                 0 => {
                     let items: Vec<String> =
-                        (0..self.rng.usize(0..4)).map(|_| self.any()).collect();
+                        (0..self.rng.gen_range(0..4)).map(|_| self.any()).collect();
                     format!("[{}]", items.join(", "))
                 }
                 1 => {
-                    let n = self.rng.usize(0..3);
+                    let n = self.rng.gen_range(0..3);
                     let kv: Vec<String> = (0..n)
                         .map(|_| {
-                            let k = FIELDS[self.rng.usize(..FIELDS.len())];
+                            let k = FIELDS[self.rng.gen_range(0..FIELDS.len())];
                             format!("{k}: {}", self.any())
                         })
                         .collect();
@@ -250,7 +252,7 @@ impl Gen {
 
     /// A field's value: usually valid, sometimes hostile or of the wrong shape.
     fn field(&mut self, field: &str) -> String {
-        match self.rng.u8(0..16) {
+        match self.rng.gen_range(0..16) {
             0 => self.hostile(),
             1 => self.any(),
             _ => valid_value(field, &mut self.rng).to_string(),
@@ -259,11 +261,11 @@ impl Gen {
 
     fn step(&mut self) -> String {
         // Mostly real kinds; sometimes a made-up one.
-        let kind = KINDS[self.rng.usize(..KINDS.len())];
+        let kind = KINDS[self.rng.gen_range(0..KINDS.len())];
         let body = match kind {
             "sleep" => self.field("timeout"),
             "parallel" | "repeat" => {
-                let (count_key, count) = match (kind, self.rng.bool()) {
+                let (count_key, count) = match (kind, self.rng.gen_bool(0.5)) {
                     ("parallel", _) => ("deadline", self.field("deadline")),
                     (_, true) => ("times", self.field("times")),
                     _ => ("for", self.field("for")),
@@ -276,15 +278,21 @@ impl Gen {
                 let mut kv = Vec::new();
                 for (i, f) in fields.iter().enumerate() {
                     // Required-looking first field nearly always; the others now and then.
-                    if i == 0 || self.rng.u8(0..3) == 0 {
+                    if i == 0 || self.rng.gen_range(0..3) == 0 {
                         let v = match (*f, kind) {
-                            ("id", "netdevsim_new" | "netdevsim_del") if self.rng.u8(0..8) != 0 => {
+                            ("id", "netdevsim_new" | "netdevsim_del")
+                                if self.rng.gen_range(0..8) != 0 =>
+                            {
                                 "10".to_string()
                             }
-                            ("id", k) if k.starts_with("memory") && self.rng.u8(0..8) != 0 => {
+                            ("id", k)
+                                if k.starts_with("memory") && self.rng.gen_range(0..8) != 0 =>
+                            {
                                 "dimm0".to_string()
                             }
-                            ("id", k) if k.starts_with("overlay") && self.rng.u8(0..8) != 0 => {
+                            ("id", k)
+                                if k.starts_with("overlay") && self.rng.gen_range(0..8) != 0 =>
+                            {
                                 "simple-node".to_string()
                             }
                             _ => self.field(f),
@@ -292,8 +300,8 @@ impl Gen {
                         kv.push(format!("{f}: {v}"));
                     }
                 }
-                if self.rng.u8(0..15) == 0 {
-                    let f = FIELDS[self.rng.usize(..FIELDS.len())];
+                if self.rng.gen_range(0..15) == 0 {
+                    let f = FIELDS[self.rng.gen_range(0..FIELDS.len())];
                     kv.push(format!("{f}: {}", self.field(f)));
                 }
                 format!("{{{}}}", kv.join(", "))
@@ -307,7 +315,7 @@ impl Gen {
         let n = if self.depth > 30 {
             0
         } else {
-            self.rng.usize(0..=max)
+            self.rng.gen_range(0..=max)
         };
         let items: Vec<String> = (0..n).map(|_| self.step()).collect();
         self.depth -= 1;
@@ -317,15 +325,15 @@ impl Gen {
     /// A whole document: the top-level fields in block style, mostly valid.
     fn document(&mut self) -> String {
         let mut doc = String::new();
-        if self.rng.u8(0..4) != 0 {
+        if self.rng.gen_range(0..4) != 0 {
             let _ = writeln!(
                 doc,
                 "requires: [pci_hotplug, netdevsim, devlink, of_overlay]"
             );
         }
-        for _ in 0..self.rng.usize(0..4) {
-            let key = TOP_KEYS[self.rng.usize(..TOP_KEYS.len())];
-            let v = match (key, self.rng.u8(0..3)) {
+        for _ in 0..self.rng.gen_range(0..4) {
+            let key = TOP_KEYS[self.rng.gen_range(0..TOP_KEYS.len())];
+            let v = match (key, self.rng.gen_range(0..3)) {
                 ("steps", _) => continue,
                 ("name" | "description", 0) => self.hostile(),
                 ("timeout", 0) => self.field("timeout"),
@@ -463,7 +471,7 @@ fn budget() -> usize {
 #[test]
 fn structure_aware_fuzzing_gives_a_scenario_or_one_located_error() {
     let mut g = Gen {
-        rng: fastrand::Rng::with_seed(0x005e_ed0f_f022),
+        rng: ChaCha8Rng::seed_from_u64(0x005e_ed0f_f022),
         depth: 0,
     };
     let mut valid = 0;
@@ -572,11 +580,11 @@ fn an_overlay_linked_from_outside_the_overlays_folder_is_refused() {
 #[test]
 fn files_that_are_not_utf8_are_one_located_error() {
     let d = tempfile::tempdir().unwrap();
-    let mut rng = fastrand::Rng::with_seed(7);
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
     for i in 0..200 {
         let mut bytes = b"name: x\nsteps:\n  - guest: {run: 'echo hi'}\n".to_vec();
-        let at = rng.usize(..bytes.len());
-        bytes.insert(at, [0xff, 0xc3, 0x80 | 0x40, 0xed][rng.usize(..4)]);
+        let at = rng.gen_range(0..bytes.len());
+        bytes.insert(at, [0xff, 0xc3, 0x80 | 0x40, 0xed][rng.gen_range(0..4)]);
         let f = d.path().join(format!("f{i}.yaml"));
         std::fs::write(&f, &bytes).unwrap();
         let label = f.display().to_string();

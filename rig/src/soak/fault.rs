@@ -1,6 +1,9 @@
 //! The faults a soak injects, what each run of one looks like (its scenario and the seeded
 //! moment of the fault), and which exit codes are the right verdict for it.
 
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::fmt;
 
 /// One thing that goes wrong in a run.
@@ -223,13 +226,17 @@ pub struct Plan {
 }
 
 /// The run's own random source: the soak seed and the run index decide everything.
-pub fn run_rng(seed: u64, index: usize) -> fastrand::Rng {
-    fastrand::Rng::with_seed(seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+pub fn run_rng(seed: u64, index: usize) -> ChaCha8Rng {
+    {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(index as u64);
+        rng
+    }
 }
 
 /// `lo..hi` seconds, to 0.1 s.
-fn secs(rng: &mut fastrand::Rng, lo: f64, hi: f64) -> f64 {
-    ((lo + rng.f64() * (hi - lo)) * 10.0).round() / 10.0
+fn secs(rng: &mut ChaCha8Rng, lo: f64, hi: f64) -> f64 {
+    ((lo + rng.gen::<f64>() * (hi - lo)) * 10.0).round() / 10.0
 }
 
 /// A YAML single-quoted scalar.
@@ -252,7 +259,7 @@ fn scenario(fault: Fault, work: &str, timeout: &str, via_ssh: bool) -> String {
 /// The plan of run `index` of a soak with `seed`.
 pub fn plan(fault: Fault, seed: u64, index: usize) -> Plan {
     let mut rng = run_rng(seed, index);
-    let host_step = |rng: &mut fastrand::Rng| Moment::After {
+    let host_step = |rng: &mut ChaCha8Rng| Moment::After {
         anchor: Anchor::Step(1),
         delay_s: secs(rng, 0.5, 3.0),
     };
@@ -264,7 +271,7 @@ pub fn plan(fault: Fault, seed: u64, index: usize) -> Plan {
             scenario(fault, "sleep 4", "10s", false),
         ),
         Fault::QmpSocketGone => {
-            let anchor = if rng.bool() {
+            let anchor = if rng.gen_bool(0.5) {
                 Anchor::BootReady
             } else {
                 Anchor::Step(1)
@@ -302,7 +309,7 @@ pub fn plan(fault: Fault, seed: u64, index: usize) -> Plan {
         }
         Fault::SshPortTaken => (
             Moment::Port {
-                before_rig: rng.bool(),
+                before_rig: rng.gen_bool(0.5),
             },
             scenario(fault, "sleep 1", "60s", true),
         ),
@@ -318,7 +325,7 @@ pub fn plan(fault: Fault, seed: u64, index: usize) -> Plan {
         Fault::ArtifactsFull => (
             // Less than a boot's console log: the filesystem fills during boot or the steps.
             Moment::Headroom {
-                kib: 4 * rng.u64(0..=10),
+                kib: 4 * rng.gen_range(0..=10u64),
             },
             quiet,
         ),
@@ -329,7 +336,7 @@ pub fn plan(fault: Fault, seed: u64, index: usize) -> Plan {
                 Anchor::BootReady,
                 Anchor::Step(1),
                 Anchor::Step(2),
-            ][rng.usize(0..5)];
+            ][rng.gen_range(0..5)];
             let (signal, group) = if fault == Fault::Sigint {
                 (libc::SIGINT, true)
             } else {
@@ -357,7 +364,7 @@ pub fn plan(fault: Fault, seed: u64, index: usize) -> Plan {
                 (libc::SIGKILL, true),
                 (libc::SIGTERM, false),
                 (libc::SIGINT, true),
-            ][rng.usize(0..3)];
+            ][rng.gen_range(0..3)];
             (
                 Moment::Signal {
                     signal,
@@ -382,10 +389,10 @@ pub fn plan(fault: Fault, seed: u64, index: usize) -> Plan {
 /// fault gets `runs / faults` runs (one more for the first few).
 pub fn schedule(faults: &[Fault], runs: usize, seed: u64) -> Vec<Fault> {
     let mut out = Vec::with_capacity(runs);
-    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     while out.len() < runs {
         let mut round = faults.to_vec();
-        rng.shuffle(&mut round);
+        round.shuffle(&mut rng);
         out.extend(round.into_iter().take(runs - out.len()));
     }
     out
