@@ -334,8 +334,9 @@ pub fn load(path: &Path, overlays_dir: &Path) -> Result<Scenario, ScenarioError>
     parse_str(text, &label, overlays_dir)
 }
 
-/// The file as text, or an error at the line and column of its first byte that is not UTF-8.
-fn utf8<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, ScenarioError> {
+/// A file's bytes as text, or an error at the line and column of its first byte that is not
+/// UTF-8 (scenario and matrix files alike).
+pub fn utf8<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, ScenarioError> {
     std::str::from_utf8(bytes).map_err(|e| {
         let good = &bytes[..e.valid_up_to()];
         let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
