@@ -126,6 +126,10 @@ enum Cmd {
         /// printed and kept in the run folder.
         #[arg(long)]
         seed: Option<u64>,
+        /// Boot once, save the guest's state at its ready shell (QEMU migration to a file) and
+        /// start every repetition from it instead of booting. Serial-only scenarios.
+        #[arg(long)]
+        snapshot: bool,
     },
     /// Find kernel reports (splats) in a saved console log or dmesg and give each a stable title.
     Analyze {
@@ -361,11 +365,15 @@ enum BenchCmd {
         scenario: PathBuf,
         #[command(flatten)]
         target: Target,
-        /// Repetitions, each on a fresh boot.
+        /// Repetitions, each on a fresh boot (or restored, with --snapshot).
         #[arg(short = 'n', long, default_value_t = 10)]
         runs: u32,
         #[arg(long)]
         json: bool,
+        /// Boot once, save the guest's state at its ready shell (QEMU migration to a file) and
+        /// start every repetition from it instead of booting. Serial-only scenarios.
+        #[arg(long)]
+        snapshot: bool,
     },
     /// The suite's real bisect (rig::bisect::fixture: seven commits on linux-source-6.12, the
     /// overlay scenario on arm64-virt): kernels built, build time, boots, wall time.
@@ -553,6 +561,7 @@ fn run(cli: Cli) -> Result<i32> {
             repeat,
             json,
             seed,
+            snapshot,
         } => {
             let sc = rig::scenario::load(&scenario, &rig::repo_root().join("overlays"))?;
             let run_dir = RunDir::create(&format!("run-{}-{}", sc.name, target.board))?;
@@ -564,6 +573,7 @@ fn run(cli: Cli) -> Result<i32> {
             opts.memory_mib = target.memory;
             opts.extra_cmdline = target.cmdline.clone();
             opts.seed = seed;
+            opts.snapshot = snapshot;
             let result = rig::run::run_scenario(&sc, &opts, &cache, &run_dir, &events)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&result)?);
@@ -806,6 +816,7 @@ fn run(cli: Cli) -> Result<i32> {
                 target,
                 runs,
                 json,
+                snapshot,
             } => {
                 let sc = rig::scenario::load(&scenario, &rig::repo_root().join("overlays"))?;
                 let run_dir = RunDir::create(&format!("bench-run-{}-{}", sc.name, target.board))?;
@@ -814,6 +825,8 @@ fn run(cli: Cli) -> Result<i32> {
                 opts.accel = target.accel;
                 opts.auto_setup = !target.no_setup;
                 opts.memory_mib = target.memory;
+                opts.extra_cmdline = target.cmdline.clone();
+                opts.snapshot = snapshot;
                 let r = rig::bench::scenario_runs(&sc, &opts, runs, &cache, &run_dir, &events)?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&r)?);

@@ -24,7 +24,7 @@ pub enum BenchError {
     #[error(transparent)]
     Guest(#[from] GuestError),
     #[error(transparent)]
-    Run(#[from] crate::run::RunError),
+    Run(#[from] Box<crate::run::RunError>),
     #[error("bare QEMU run {run} failed: {why}")]
     Bare { run: usize, why: String },
     #[error("{what} failed in round {round}: {why}")]

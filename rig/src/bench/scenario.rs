@@ -18,6 +18,9 @@ pub struct RunBench {
     pub board: String,
     pub kernel: String,
     pub accel: String,
+    /// Repetitions started from a saved post-boot state (`--snapshot`); the wall clock
+    /// includes the one boot that was saved.
+    pub snapshot: bool,
     pub runs: u32,
     /// Verdicts: pass, fail, infra.
     pub verdicts: [u32; 3],
@@ -40,12 +43,17 @@ impl fmt::Display for RunBench {
         let [pass, fail, infra] = self.verdicts;
         writeln!(
             f,
-            "{} on {} {} ({}): {} runs in {:.1} s = {:.0} runs/hour ({pass} pass, {fail} fail, \
+            "{} on {} {} ({}{}): {} runs in {:.1} s = {:.0} runs/hour ({pass} pass, {fail} fail, \
              {infra} infra)",
             self.scenario,
             self.board,
             self.kernel,
             self.accel,
+            if self.snapshot {
+                ", restored from a saved boot"
+            } else {
+                ", fresh boots"
+            },
             self.runs,
             self.wall_s,
             self.runs_per_hour
@@ -105,7 +113,7 @@ pub fn scenario_runs(
     let mut opts = opts.clone();
     opts.repeat = runs;
     let start = Instant::now();
-    let result = run::run_scenario(scenario, &opts, cache, run_dir, &ev)?;
+    let result = run::run_scenario(scenario, &opts, cache, run_dir, &ev).map_err(Box::new)?;
     let wall_s = start.elapsed().as_secs_f64();
 
     let reps = &result.repetitions;
@@ -118,6 +126,7 @@ pub fn scenario_runs(
         board: opts.board.to_string(),
         kernel: opts.kernel.clone(),
         accel: result.accel.clone(),
+        snapshot: opts.snapshot,
         runs,
         verdicts: [
             count(Verdict::Pass),

@@ -6,6 +6,7 @@ pub mod accel;
 pub mod console;
 pub mod qemu;
 pub mod qmp;
+pub mod snapshot;
 pub mod stream;
 pub mod timeouts;
 pub mod vm;

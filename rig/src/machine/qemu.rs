@@ -54,6 +54,8 @@ pub struct QemuConfig {
     /// `-name`: the run's marker (`rig-<run id>`), so leak checks can tell this run's QEMU from
     /// any other. Letters, digits, `.`, `_`, `-` only.
     pub name: Option<String>,
+    /// Wait for a migration stream (`-incoming defer`, then QMP `migrate-incoming`).
+    pub incoming_defer: bool,
 }
 
 impl QemuConfig {
@@ -78,6 +80,7 @@ impl QemuConfig {
             name: Some(crate::host::artifacts::qemu_name(
                 &crate::host::artifacts::run_id(),
             )),
+            incoming_defer: false,
         }
     }
 }
@@ -165,6 +168,9 @@ pub fn argv(cfg: &QemuConfig) -> Vec<String> {
     }
     if cfg.paused {
         push(&["-S"]);
+    }
+    if cfg.incoming_defer {
+        push(&["-incoming", "defer"]);
     }
     a
 }
@@ -395,6 +401,9 @@ mod tests {
         assert!(a.contains(&"-S".to_string()));
         assert!(!a.contains(&"-kernel".to_string()));
         assert!(!a.contains(&"-append".to_string()));
+        assert!(!a.contains(&"-incoming".to_string()));
+        c.incoming_defer = true;
+        assert!(has_pair(&argv(&c), "-incoming", "defer"));
     }
 
     #[test]

@@ -10,9 +10,10 @@ use crate::host::artifacts::RunDir;
 use crate::host::board::Board;
 use crate::host::events::{Event, Events};
 use crate::host::process::{describe_status, ProcessError, Supervised};
-use crate::machine::console::{Console, ConsoleError};
+use crate::machine::console::{Console, ConsoleError, ReadyFail};
 use crate::machine::qemu::{self, Accel, QemuConfig};
 use crate::machine::qmp::{Qmp, QmpError};
+use crate::machine::snapshot::{self, Snapshot};
 use crate::machine::timeouts::Timeouts;
 use crate::provision::BootImage;
 use std::os::unix::net::UnixStream;
@@ -41,6 +42,8 @@ pub enum VmError {
         #[source]
         source: ConsoleError,
     },
+    #[error("{0}")]
+    Snapshot(String),
     #[error("the guest's init failed: {reason}\nconsole showed last:\n{console}\nartifacts: {artifacts}")]
     InitFailed {
         reason: String,
@@ -132,6 +135,8 @@ pub struct VmConfig {
     pub smp: u32,
     pub ssh_forward_port: Option<u16>,
     pub timeouts: Timeouts,
+    /// Start from this saved post-boot state instead of booting ([`super::snapshot`]).
+    pub restore: Option<Snapshot>,
 }
 
 impl VmConfig {
@@ -146,6 +151,7 @@ impl VmConfig {
             smp: 2,
             ssh_forward_port: None,
             timeouts: Timeouts::for_machine(accel, board),
+            restore: None,
         }
     }
 }
@@ -208,6 +214,7 @@ impl Vm {
 
         let mut qc = QemuConfig::new(cfg.board, cfg.accel, console_sock.clone(), qmp_sock.clone());
         qc.shell_socket = Some(shell_sock.clone());
+        qc.incoming_defer = cfg.restore.is_some();
         qc.kernel = Some(cfg.image.kernel.image.clone());
         qc.initrd = Some(
             cfg.initrd_override
@@ -285,6 +292,11 @@ impl Vm {
                 ),
                 ConnectFail::Timeout(err) => *err,
             })?;
+        if let Some(snap) = &cfg.restore {
+            let log = run_dir.console_log();
+            snapshot::seed_console_log(snap, &log)
+                .map_err(|source| VmError::Artifact { path: log, source })?;
+        }
         let console = Console::new(
             con_stream,
             shell_stream,
@@ -338,9 +350,18 @@ impl Vm {
             events: events.clone(),
             _sockets: sockets,
         };
+        if let Some(snap) = &cfg.restore {
+            vm.load_snapshot(snap)?;
+            let elapsed = start.elapsed();
+            vm.timings.boot_to_ready_s = elapsed.as_secs_f64();
+            vm.timings.kernel_release = snap.kernel_release.clone();
+            vm.write_timings();
+            events.emit(Event::BootReady { elapsed });
+            return Ok(vm);
+        }
         let ready = {
             let Vm { console, qemu, .. } = &mut vm;
-            wait_ready(console, cfg.timeouts.boot, &mut || qemu_gone(qemu))
+            console.wait_ready(cfg.timeouts.boot, &mut || qemu_gone(qemu))
         };
         match ready {
             Ok(release) => {
@@ -546,34 +567,6 @@ impl Vm {
         self.qemu.terminate();
         self.console.finish(Duration::from_secs(2));
     }
-}
-
-enum ReadyFail {
-    InitFailed(String),
-    Console(ConsoleError),
-}
-
-/// Waits for init's marker on the kernel console (`RIG-READY <release>`, or `RIG-INIT-FAILED
-/// <reason>`), then for the command shell's `RIG-READY` (printed just before the shell starts
-/// reading). Returns the kernel release.
-fn wait_ready(
-    console: &mut Console,
-    timeout: Duration,
-    abort: crate::machine::console::AbortCheck<'_>,
-) -> Result<String, ReadyFail> {
-    let deadline = Instant::now() + timeout;
-    let m = console
-        .wait_for(r"RIG-(READY|INIT-FAILED) [^\r\n]*\r?\n", timeout, abort)
-        .map_err(ReadyFail::Console)?;
-    let m = m.trim();
-    if let Some(reason) = m.strip_prefix("RIG-INIT-FAILED ") {
-        return Err(ReadyFail::InitFailed(reason.trim().to_string()));
-    }
-    let left = deadline.saturating_duration_since(Instant::now());
-    console
-        .wait_shell_for(r"RIG-READY [^\r\n]*\n", left, abort)
-        .map_err(ReadyFail::Console)?;
-    Ok(m.trim_start_matches("RIG-READY ").trim().to_string())
 }
 
 enum ConnectFail {

@@ -59,6 +59,10 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot save the booted guest's state for --snapshot")]
+    Snapshot(#[source] Box<GuestError>),
+    #[error("--snapshot restores guests over serial only; this scenario uses ssh")]
+    SnapshotNeedsSerial,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +77,9 @@ pub struct RunOptions {
     pub extra_cmdline: Vec<String>,
     /// Drives everything random in the run (`stagger` delays); `None`: a fresh one, recorded.
     pub seed: Option<u64>,
+    /// Boot once, save the guest's state at its ready shell, and start every repetition from
+    /// that state instead of booting ([`crate::machine::snapshot`]; serial-only scenarios).
+    pub snapshot: bool,
 }
 
 impl RunOptions {
@@ -86,6 +93,7 @@ impl RunOptions {
             memory_mib: 1024,
             extra_cmdline: Vec::new(),
             seed: None,
+            snapshot: false,
         }
     }
 }
@@ -139,6 +147,17 @@ pub fn run_scenario(
         },
     );
 
+    let saved = if opts.snapshot {
+        if gopts.ssh {
+            return Err(RunError::SnapshotNeedsSerial);
+        }
+        let s = save_boot(&gopts, &image, &verdict, run_dir, events)?;
+        gopts.restore = Some(s.clone());
+        Some(s)
+    } else {
+        None
+    };
+
     let mut reps = Vec::new();
     for index in 1..=opts.repeat {
         let dir = if opts.repeat == 1 {
@@ -173,6 +192,11 @@ pub fn run_scenario(
             detail: line,
         });
         reps.push(rep);
+    }
+
+    if let Some(s) = &saved {
+        // Tens of MiB that no one needs once the runs are done.
+        let _ = std::fs::remove_file(&s.state);
     }
 
     let mut reproduced: BTreeMap<String, u32> = BTreeMap::new();
@@ -212,6 +236,27 @@ pub fn run_scenario(
         std::fs::write(&path, s + "\n").map_err(|source| RunError::Report { path, source })?;
     }
     Ok(result)
+}
+
+/// Boots the guest once (in `saved-boot/`) and saves its state at the ready shell.
+fn save_boot(
+    gopts: &GuestOptions,
+    image: &crate::provision::BootImage,
+    verdict: &crate::machine::accel::AccelDecision,
+    run_dir: &RunDir,
+    events: &Events,
+) -> Result<crate::machine::snapshot::Snapshot, RunError> {
+    let dir = run_dir.child("saved-boot")?;
+    events.emit(Event::StepProgress {
+        step: "run".into(),
+        message: "booting once to save the guest's state (--snapshot)".into(),
+        fraction: None,
+    });
+    let mut g = Guest::boot(gopts, image.clone(), verdict.clone(), &dir, events)
+        .map_err(|e| RunError::Snapshot(Box::new(e)))?;
+    let saved = g.vm.save_snapshot(&dir.file("state.bin"));
+    g.shutdown();
+    saved.map_err(|e| RunError::Snapshot(Box::new(e.into())))
 }
 
 #[allow(clippy::too_many_arguments)]
