@@ -566,12 +566,8 @@ fn run(cli: Cli) -> Result<i32> {
             let sc = rig::scenario::load(&scenario, &rig::repo_root().join("overlays"))?;
             let run_dir = RunDir::create(&format!("run-{}-{}", sc.name, target.board))?;
             let events = events_for(cli.verbose, Some(&run_dir));
-            let mut opts = rig::run::RunOptions::new(target.board, &target.kernel);
-            opts.accel = target.accel;
+            let mut opts = run_options(&target);
             opts.repeat = repeat;
-            opts.auto_setup = !target.no_setup;
-            opts.memory_mib = target.memory;
-            opts.extra_cmdline = target.cmdline.clone();
             opts.seed = seed;
             opts.snapshot = snapshot;
             let result = rig::run::run_scenario(&sc, &opts, &cache, &run_dir, &events)?;
@@ -821,11 +817,7 @@ fn run(cli: Cli) -> Result<i32> {
                 let sc = rig::scenario::load(&scenario, &rig::repo_root().join("overlays"))?;
                 let run_dir = RunDir::create(&format!("bench-run-{}-{}", sc.name, target.board))?;
                 let events = events_for(cli.verbose, Some(&run_dir));
-                let mut opts = rig::run::RunOptions::new(target.board, &target.kernel);
-                opts.accel = target.accel;
-                opts.auto_setup = !target.no_setup;
-                opts.memory_mib = target.memory;
-                opts.extra_cmdline = target.cmdline.clone();
+                let mut opts = run_options(&target);
                 opts.snapshot = snapshot;
                 let r = rig::bench::scenario_runs(&sc, &opts, runs, &cache, &run_dir, &events)?;
                 if json {
@@ -924,6 +916,16 @@ fn run(cli: Cli) -> Result<i32> {
             }
         },
     }
+}
+
+/// A scenario run's options from the common target flags.
+fn run_options(target: &Target) -> rig::run::RunOptions {
+    let mut opts = rig::run::RunOptions::new(target.board, &target.kernel);
+    opts.accel = target.accel;
+    opts.auto_setup = !target.no_setup;
+    opts.memory_mib = target.memory;
+    opts.extra_cmdline = target.cmdline.clone();
+    opts
 }
 
 fn soak(a: SoakArgs, cache: &Cache, verbose: bool) -> Result<i32> {

@@ -222,6 +222,11 @@ impl Console {
         let _ = self.shell.write_all(&[0x03]);
     }
 
+    /// QEMU closed one of the streams: it is exiting or gone.
+    pub fn hung_up(&self) -> bool {
+        self.kernel.is_closed() || self.shell.is_closed()
+    }
+
     /// Drops what the shell printed and nobody read yet (leftovers of earlier commands).
     pub fn discard_shell_output(&mut self) {
         self.shell.clear();

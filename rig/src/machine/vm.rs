@@ -426,6 +426,16 @@ impl Vm {
         qemu_gone(&mut self.qemu)
     }
 
+    /// Like [`Vm::exited`], but once QEMU has closed the console (its sockets close just before
+    /// the process ends) waits up to `grace` for the process, so the exit is not missed by a
+    /// few milliseconds.
+    pub fn exited_settled(&mut self, grace: Duration) -> Option<String> {
+        if self.console.hung_up() {
+            let _ = self.qemu.wait_timeout(grace);
+        }
+        self.exited()
+    }
+
     /// Why QEMU stopped; meaningful once [`Vm::exited`] says it has.
     pub fn exit_cause(&mut self) -> ExitCause {
         ExitCause::from_events(&self.qmp.final_events(Duration::from_secs(2)))

@@ -371,7 +371,8 @@ fn run_once(
     let last_step = Instant::now();
 
     // Pull the kernel's own log as well (messages below the console loglevel).
-    let dmesg_text = if guest.vm.exited().is_none() && !console_dead {
+    let gone = guest.vm.exited_settled(Duration::from_secs(5)).is_some();
+    let dmesg_text = if !gone && !console_dead {
         guest
             .run("dmesg", Duration::from_secs(60), Via::Serial)
             .ok()
@@ -384,7 +385,7 @@ fn run_once(
     }
     // QEMU ended before rig stopped it: the guest reset, panicked or powered off, or the host
     // ended it. Only the QMP SHUTDOWN event tells which.
-    let cause = guest.vm.exited().map(|_| guest.vm.exit_cause());
+    let cause = (gone || guest.vm.exited().is_some()).then(|| guest.vm.exit_cause());
     if machine_stuck {
         // No polite QMP `quit` to a QEMU that does not answer: stop it (SIGTERM, then SIGKILL).
         drop(guest);
