@@ -3,6 +3,7 @@
 //! connection, and the choice of accelerator.
 
 pub mod accel;
+pub mod channel;
 pub mod console;
 pub mod qemu;
 pub mod qmp;

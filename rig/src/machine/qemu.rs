@@ -39,10 +39,10 @@ pub struct QemuConfig {
     /// The serial console's unix socket (QEMU is the server; rig connects). `None`: QEMU's
     /// stdio (bare QEMU in benchmarks).
     pub console_socket: Option<PathBuf>,
-    /// The command shell's virtio console (the guest's `/dev/hvc0`) on a unix socket, QEMU
-    /// waiting for rig to connect. `None`: the device is there, its output discarded (bare QEMU
-    /// in benchmarks boots the same hardware).
-    pub shell_socket: Option<PathBuf>,
+    /// The command shell's virtio console (the guest's `/dev/hvc0`) on a connected socket QEMU
+    /// inherits as this descriptor ([`super::channel`]). `None`: the device is there, its
+    /// output discarded (bare QEMU in benchmarks boots the same hardware).
+    pub shell_fd: Option<i32>,
     /// `None`: no QMP monitor.
     pub qmp_socket: Option<PathBuf>,
     /// Host port on 127.0.0.1 forwarded to the guest's port 22.
@@ -72,7 +72,7 @@ impl QemuConfig {
             max_memory_mib: 4096,
             smp: 2,
             console_socket: Some(console_socket),
-            shell_socket: None,
+            shell_fd: None,
             qmp_socket: Some(qmp_socket),
             ssh_forward_port: None,
             hotplug_root_ports: crate::host::board::HOTPLUG_ROOT_PORTS,
@@ -145,8 +145,8 @@ pub fn argv(cfg: &QemuConfig) -> Vec<String> {
     // `ioeventfd=off`: under TCG an ioeventfd defers every queue notification to QEMU's main
     // loop, and the guest's hvc driver spins after each write until it is handled (127 KB of
     // `dmesg`, written line by line, took 5.2 s on a loaded host; 0.8 s without).
-    let shell = match &cfg.shell_socket {
-        Some(p) => format!("socket,id=shell0,path={},server=on,wait=on", p.display()),
+    let shell = match cfg.shell_fd {
+        Some(fd) => format!("socket,id=shell0,fd={fd}"),
         None => "null,id=shell0".to_string(),
     };
     push(&["-device", "virtio-serial-pci,id=vser0,ioeventfd=off"]);
@@ -338,13 +338,9 @@ mod tests {
         let mut c = cfg(Board::Arm64Virt);
         let a = argv(&c);
         assert!(has_pair(&a, "-chardev", "null,id=shell0"));
-        c.shell_socket = Some("/t/shell.sock".into());
+        c.shell_fd = Some(7);
         let a = argv(&c);
-        assert!(has_pair(
-            &a,
-            "-chardev",
-            "socket,id=shell0,path=/t/shell.sock,server=on,wait=on"
-        ));
+        assert!(has_pair(&a, "-chardev", "socket,id=shell0,fd=7"));
         assert!(has_pair(
             &a,
             "-device",
@@ -352,11 +348,6 @@ mod tests {
         ));
         let pos = |v: &str| a.iter().position(|x| x == v).unwrap();
         assert!(pos("virtio-serial-pci,id=vser0,ioeventfd=off") > pos("virtio-rng-pci"));
-        // QEMU opens chardevs in order and waits at each wait=on: the console comes first.
-        assert!(
-            pos("socket,id=shell0,path=/t/shell.sock,server=on,wait=on")
-                > pos("socket,id=con0,path=/t/con.sock,server=on,wait=on")
-        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::host::artifacts::RunDir;
 use crate::host::board::Board;
 use crate::host::events::{Event, Events};
 use crate::host::process::{describe_status, ProcessError, Supervised};
+use crate::machine::channel::ShellPair;
 use crate::machine::console::{Console, ConsoleError, ReadyFail};
 use crate::machine::qemu::{self, Accel, QemuConfig};
 use crate::machine::qmp::{Qmp, QmpError};
@@ -209,11 +210,14 @@ impl Vm {
                 source,
             })?;
         let console_sock = sockets.path().join("con");
-        let shell_sock = sockets.path().join("sh");
         let qmp_sock = sockets.path().join("qmp");
 
         let mut qc = QemuConfig::new(cfg.board, cfg.accel, console_sock.clone(), qmp_sock.clone());
-        qc.shell_socket = Some(shell_sock.clone());
+        let shell_pair = ShellPair::new().map_err(|source| VmError::Artifact {
+            path: "shell channel (socketpair)".into(),
+            source,
+        })?;
+        qc.shell_fd = Some(shell_pair.qemu_fd());
         qc.incoming_defer = cfg.restore.is_some();
         qc.kernel = Some(cfg.image.kernel.image.clone());
         qc.initrd = Some(
@@ -245,8 +249,25 @@ impl Vm {
 
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..]);
+        shell_pair.pass_to(&mut cmd);
         let start = Instant::now();
         let mut qemu = Supervised::spawn(cmd, Some(&run_dir.file("qemu.stderr")))?;
+        let ShellPair {
+            ours: shell_stream,
+            qemu: qemu_end,
+            send_buffer,
+        } = shell_pair;
+        drop(qemu_end);
+        if send_buffer < 1 << 20 {
+            // Without CAP_NET_ADMIN: QEMU's virtconsole drops what a full buffer cannot take.
+            events.emit(Event::Warning {
+                message: format!(
+                    "the command shell's channel got a {} KiB send buffer (a larger one needs \
+                     CAP_NET_ADMIN): command output written while rig cannot read can be lost",
+                    send_buffer / 1024
+                ),
+            });
+        }
         events.emit(Event::QemuSpawned {
             pid: qemu.pid(),
             argv: argv.clone(),
@@ -275,18 +296,6 @@ impl Vm {
                 ConnectFail::Exited => exited(
                     &mut qemu,
                     "connecting the console",
-                    String::new(),
-                    ExitCause::Unknown,
-                ),
-                ConnectFail::Timeout(err) => *err,
-            })?;
-        // QEMU opens its chardevs in argv order and waits at each: the kernel console, then
-        // the command shell; the guest starts once both are connected, so nothing is lost.
-        let shell_stream = connect_socket(&mut qemu, &shell_sock, "shell", cfg.timeouts.qmp)
-            .map_err(|e| match e {
-                ConnectFail::Exited => exited(
-                    &mut qemu,
-                    "connecting the shell",
                     String::new(),
                     ExitCause::Unknown,
                 ),

@@ -1,0 +1,139 @@
+//! The command shell's channel to QEMU: a connected socket pair whose QEMU end QEMU inherits
+//! (`-chardev socket,fd=N`).
+//!
+//! Why not a socket QEMU listens on: QEMU's `virtconsole` drops whatever its chardev cannot
+//! take at once (`hw/char/virtio-console.c`: a console port is never throttled), and a unix
+//! socket takes at most its sender's send buffer (~208 KiB by default). If rig's reader falls
+//! behind by that much on a loaded host, command output — or its end marker — is lost and the
+//! command looks hung. Creating the pair here lets rig give QEMU's end a send buffer of
+//! [`SEND_BUFFER`] (`SO_SNDBUFFORCE`, which needs CAP_NET_ADMIN; without it the kernel caps
+//! `SO_SNDBUF` at `net.core.wmem_max`, and [`ShellPair::send_buffer`] says what was granted).
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// The send buffer asked for QEMU's end: far more than any stall of rig's reader lets a TCG
+/// guest write.
+pub const SEND_BUFFER: usize = 64 * 1024 * 1024;
+
+/// rig's end and QEMU's end of the shell channel.
+pub struct ShellPair {
+    pub ours: UnixStream,
+    pub qemu: UnixStream,
+    /// The send buffer the kernel granted QEMU's end (bytes).
+    pub send_buffer: usize,
+}
+
+impl ShellPair {
+    pub fn new() -> io::Result<ShellPair> {
+        let (ours, qemu) = UnixStream::pair()?;
+        let fd = qemu.as_raw_fd();
+        let size = SEND_BUFFER as libc::c_int;
+        if setsockopt_int(fd, libc::SO_SNDBUFFORCE, size).is_err() {
+            setsockopt_int(fd, libc::SO_SNDBUF, size)?;
+        }
+        let send_buffer = getsockopt_int(fd, libc::SO_SNDBUF)?.max(0) as usize;
+        Ok(ShellPair {
+            ours,
+            qemu,
+            send_buffer,
+        })
+    }
+
+    /// QEMU's end as the child sees it (the same number: only its close-on-exec flag is
+    /// cleared, in the child).
+    pub fn qemu_fd(&self) -> RawFd {
+        self.qemu.as_raw_fd()
+    }
+
+    /// Makes `cmd`'s child inherit QEMU's end.
+    pub fn pass_to(&self, cmd: &mut Command) {
+        let fd = self.qemu_fd();
+        // SAFETY: fcntl on an open descriptor is async-signal-safe, as pre_exec requires.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+fn setsockopt_int(fd: RawFd, opt: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: a valid socket and a pointer to an int of the size given.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn getsockopt_int(fd: RawFd, opt: libc::c_int) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid socket, an int and its length.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r == 0 {
+        Ok(value)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// The pair carries bytes both ways, and QEMU's end gets at least the default buffer (as
+    /// root, the whole [`SEND_BUFFER`]): a writer can queue that much with nobody reading.
+    #[test]
+    fn the_pair_is_connected_and_queues_its_send_buffer() {
+        let mut p = ShellPair::new().unwrap();
+        assert!(p.send_buffer >= 64 * 1024, "{}", p.send_buffer);
+        if unsafe { libc::geteuid() } == 0 {
+            assert!(p.send_buffer >= SEND_BUFFER, "{}", p.send_buffer);
+        }
+        p.qemu.set_nonblocking(true).unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut queued = 0;
+        while let Ok(n) = p.qemu.write(&chunk) {
+            queued += n;
+            if queued > 2 * SEND_BUFFER {
+                break;
+            }
+        }
+        // The kernel charges each queued chunk's overhead: at least half the buffer is data.
+        assert!(queued >= p.send_buffer / 2, "{queued} of {}", p.send_buffer);
+        let mut buf = [0u8; 16];
+        p.ours.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"xxxxxxxxxxxxxxxx");
+        p.ours.write_all(b"hi").unwrap();
+        let mut two = [0u8; 2];
+        p.qemu.set_nonblocking(false).unwrap();
+        p.qemu.read_exact(&mut two).unwrap();
+        assert_eq!(&two, b"hi");
+    }
+}
