@@ -125,6 +125,8 @@ pub struct VmConfig {
     pub smp: u32,
     pub ssh_forward_port: Option<u16>,
     pub timeouts: Timeouts,
+    /// Devices a scenario adds to the board.
+    pub devices: Vec<qemu::ExtraDevice>,
 }
 
 impl VmConfig {
@@ -139,6 +141,7 @@ impl VmConfig {
             smp: 2,
             ssh_forward_port: None,
             timeouts: Timeouts::for_machine(accel, board),
+            devices: Vec::new(),
         }
     }
 }
@@ -201,6 +204,7 @@ impl Vm {
         qc.memory_mib = cfg.memory_mib;
         qc.smp = cfg.smp;
         qc.ssh_forward_port = cfg.ssh_forward_port;
+        qc.devices = cfg.devices.clone();
         let argv = qemu::argv(&qc);
         let argv_path = run_dir.file("qemu.argv");
         std::fs::write(&argv_path, crate::host::process::shell_line(&argv) + "\n").map_err(

@@ -3,7 +3,6 @@
 use super::*;
 use serde::Deserialize;
 
-
 #[test]
 fn resolution_follows_the_core_schema() {
     assert_eq!(resolve("~"), Resolved::Null);
@@ -80,8 +79,6 @@ fn structure_errors() {
     assert!(e.message.contains("keys"), "{e:?}");
 }
 
-
-
 #[derive(Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 struct Step {
@@ -120,4 +117,3 @@ fn errors_carry_line_column_and_field_path() {
     let e = de("steps:\n  - {run: a, times: \"3\"}\n").unwrap_err();
     assert!(e.message.contains("invalid type"), "{e}");
 }
-

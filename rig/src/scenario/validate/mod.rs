@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 
 type R<T> = Result<T, ScenarioError>;
 
+mod devices;
 mod steps;
 use steps::Within;
 
@@ -19,6 +20,9 @@ struct Ids {
     overlays: BTreeSet<String>,
     dimms: BTreeSet<String>,
     netdevsim: BTreeSet<u32>,
+    /// virtio-mem devices of `devices:`, with their sizes.
+    virtio_mem: BTreeSet<String>,
+    virtio_sizes: std::collections::BTreeMap<String, u64>,
 }
 
 fn overlay_id(o: &raw::RawOverlayLoad) -> String {
@@ -287,6 +291,13 @@ pub(super) fn validate(
         ));
     }
     v.ids = ids;
+    let devices = v.devices(raw.devices, &root.key("devices"))?;
+    for d in &devices {
+        if let BoardDevice::VirtioMem { id, size_bytes } = d {
+            v.ids.virtio_mem.insert(id.clone());
+            v.ids.virtio_sizes.insert(id.clone(), *size_bytes);
+        }
+    }
 
     let steps = v.steps(raw.steps, &root.key("steps"), Within::Top)?;
 
@@ -303,6 +314,7 @@ pub(super) fn validate(
         transport: v.transport,
         expect: raw.expect,
         allow: raw.allow,
+        devices,
         steps,
     })
 }
