@@ -11,7 +11,15 @@ for board in x86_64-q35 arm64-virt; do
     rig fetch --no-setup --board "$board" --kernel "$kernel" >/dev/null
   done
 done
-# The positive control for overlay teardown (an incremental build on top of rig-6.12's).
+# The seed scenarios' positive controls (rig/tests/vm_seeds.rs) and flavors the suite boots.
+# Patch-only flavors rebuild their patched files on top of rig-6.12's build (about a minute
+# each); of-unittest a few files; kasan and kobject-release are full builds (arm64 only).
 if [ -z "${RIG_TEST_KERNELS:-}" ]; then
-  rig fetch --no-setup --board arm64-virt --kernel rig-6.12-known-bad-devlink-wait >/dev/null
+  for flavor in known-bad-devlink-wait known-bad-devlink-reload known-bad-hotplug-lock \
+    known-bad-async-probe of-unittest kobject-release kasan; do
+    rig fetch --no-setup --board arm64-virt --kernel "rig-6.12-$flavor" >/dev/null
+  done
+  for flavor in known-bad-devlink-reload known-bad-hotplug-lock; do
+    rig fetch --no-setup --board x86_64-q35 --kernel "rig-6.12-$flavor" >/dev/null
+  done
 fi

@@ -118,8 +118,14 @@ impl ScenarioResult {
             } else {
                 "allowed"
             };
+            let at_boot = self.repetitions.iter().any(|r| {
+                r.reports
+                    .iter()
+                    .any(|x| &x.title == title && x.phase == super::phase::Phase::Boot)
+            });
+            let when = if at_boot { " (at boot)" } else { "" };
             s.push_str(&format!(
-                "  [{how}] {title}: reproduced in {k} of {n} runs\n"
+                "  [{how}] {title}{when}: reproduced in {k} of {n} runs\n"
             ));
         }
         for r in &self.repetitions {
