@@ -4,7 +4,10 @@
 # cached by content (~/.cache/rig), so on a machine that ran it once this takes a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rig() { cargo run --quiet --bin rig -- "$@"; }
+# RIG_BIN: a built rig to use (the nightly's runners have the binary, not a build).
+rig() {
+  if [ -n "${RIG_BIN:-}" ]; then "$RIG_BIN" "$@"; else cargo run --quiet --bin rig -- "$@"; fi
+}
 rig setup --kbuild --tests
 for board in x86_64-q35 arm64-virt; do
   for kernel in ${RIG_TEST_KERNELS:-debian-6.1 rig-6.12}; do
@@ -22,4 +25,17 @@ if [ -z "${RIG_TEST_KERNELS:-}" ]; then
   for flavor in known-bad-devlink-reload known-bad-hotplug-lock; do
     rig fetch --no-setup --board x86_64-q35 --kernel "rig-6.12-$flavor" >/dev/null
   done
+fi
+# The matrix set the suite's matrix tests run (RIG_MATRIX, default smoke): everything its cells
+# boot, with progress.
+rig matrix provision --no-setup --set "${RIG_MATRIX:-smoke}"
+# check-jsonschema (PyPI) validates ci/nightly.yml and report.json files, in a venv of its own.
+tools="${RIG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rig}/tools"
+if ! "$tools/venv/bin/check-jsonschema" --version >/dev/null 2>&1; then
+  echo "provision-tests: installing check-jsonschema from PyPI into $tools/venv" >&2
+  mkdir -p "$tools"
+  if ! python3 -m venv "$tools/venv" 2>/dev/null; then
+    apt-get install -y -q python3-venv >&2 && python3 -m venv "$tools/venv"
+  fi
+  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check check-jsonschema >&2
 fi

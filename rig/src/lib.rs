@@ -11,6 +11,7 @@
 //!                  accel)      transport) verdicts)
 //!                                 ▲
 //!                    scenario (format: parse, validate)
+//!   workflows on top:  matrix · reproduce · bisect   (each uses run + report)
 //!   under everything:  host (process ownership, cache, artifacts, events, board names)
 //! ```
 
@@ -20,7 +21,10 @@ pub mod dmesg;
 pub mod guest;
 pub mod host;
 pub mod machine;
+pub mod matrix;
 pub mod provision;
+pub mod report;
+pub mod reproduce;
 pub mod run;
 pub mod scenario;
 

@@ -122,6 +122,10 @@ enum Cmd {
         /// Print the result as JSON (report.json is written either way).
         #[arg(long)]
         json: bool,
+        /// The seed for everything random in the run (`stagger` delays); default: a fresh one,
+        /// printed and kept in the run folder.
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Find kernel reports (splats) in a saved console log or dmesg and give each a stable title.
     Analyze {
@@ -178,6 +182,48 @@ enum Cmd {
         #[arg(long, default_value = "auto")]
         accel: AccelChoice,
     },
+    /// The test matrix (scenarios/matrix.yaml): board × kernel × scenario cells of a named set.
+    Matrix {
+        #[command(subcommand)]
+        what: MatrixCmd,
+    },
+    /// Re-run a recorded run (a run folder or a bundle) with the same scenario, kernel and seed.
+    /// Prints `reproduced: <title> in k of N runs` or `did not reproduce in N runs`.
+    /// Exit 1 when the original failure reproduced, 0 when it did not, 2 bad input, 125 infra.
+    Reproduce {
+        /// A run folder (`rig-runs/…`) or a bundle (`*.tar.gz`).
+        path: PathBuf,
+        /// Runs, each on a fresh boot (default: as many as the recorded run had).
+        #[arg(long)]
+        repeat: Option<u32>,
+        /// Write a self-contained bundle of the run instead of running it.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// Never install missing host packages; fail instead.
+        #[arg(long)]
+        no_setup: bool,
+    },
+    /// Summarize runs and matrices: one row per cell, failures first, with console excerpts.
+    Report {
+        /// Run folders, matrix folders, or folders holding them (searched recursively).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Markdown (for CI summaries) instead of text.
+        #[arg(long)]
+        markdown: bool,
+        /// JSON instead of text (the input of --baseline).
+        #[arg(long, conflicts_with = "markdown")]
+        json: bool,
+        /// Also write one static HTML page here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Also write JUnit XML here (skipped cells carry their reason).
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// A previous `rig report --json`: list the failures it did not have.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+    },
     /// Kernel builds.
     Kernel {
         #[command(subcommand)]
@@ -210,8 +256,48 @@ enum KernelCmd {
     Flavors,
 }
 
+#[derive(clap::Args, Clone)]
+struct SetArg {
+    /// The set (default: $RIG_MATRIX, else smoke).
+    #[arg(long)]
+    set: Option<String>,
+    /// Never install missing host packages; fail instead.
+    #[arg(long)]
+    no_setup: bool,
+}
+
+#[derive(Subcommand)]
+enum MatrixCmd {
+    /// Every cell of the set and what happens to it: run, or skip and why.
+    List {
+        #[command(flatten)]
+        set: SetArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Provision everything the set boots (kernels, initramfs), once, before any cell runs.
+    Provision {
+        #[command(flatten)]
+        set: SetArg,
+    },
+    /// Run the set's cells one after another (no nextest needed) into one folder with a summary.
+    /// Exit 1 when a cell failed, 125 when one hit an infra error, else 0.
+    Run {
+        #[command(flatten)]
+        set: SetArg,
+        #[arg(long, default_value = "auto")]
+        accel: AccelChoice,
+    },
+}
+
 #[derive(Subcommand)]
 enum BenchCmd {
+    /// Cells per hour of a matrix set on this host, and where the time goes (provisioning,
+    /// boot, steps, analysis).
+    Matrix {
+        #[arg(long, default_value = "smoke")]
+        set: String,
+    },
     /// Median boot-to-ready time per board through rig and through bare QEMU.
     Boot {
         /// Boards (default: both).
@@ -290,6 +376,9 @@ fn error_code(e: &anyhow::Error) -> i32 {
             || find::<rig::machine::qemu::CmdlineError>(c).is_some()
             || find::<rig::scenario::ScenarioError>(c).is_some()
             || find::<rig::run::requirements::Unsupported>(c).is_some()
+            || find::<rig::matrix::MatrixError>(c).is_some_and(|m| m.is_bad_input())
+            || find::<rig::reproduce::ReproduceError>(c).is_some_and(|r| r.is_bad_input())
+            || find::<rig::report::ReportError>(c).is_some()
             || find::<rig::provision::ProvisionError>(c).is_some_and(|p| p.is_unknown_name())
             || find::<rig::provision::kbuild::KbuildError>(c).is_some_and(|k| {
                 matches!(
@@ -406,6 +495,7 @@ fn run(cli: Cli) -> Result<i32> {
             target,
             repeat,
             json,
+            seed,
         } => {
             let sc = rig::scenario::load(&scenario, &rig::repo_root().join("overlays"))?;
             let run_dir = RunDir::create(&format!("run-{}-{}", sc.name, target.board))?;
@@ -416,6 +506,7 @@ fn run(cli: Cli) -> Result<i32> {
             opts.auto_setup = !target.no_setup;
             opts.memory_mib = target.memory;
             opts.extra_cmdline = target.cmdline.clone();
+            opts.seed = seed;
             let result = rig::run::run_scenario(&sc, &opts, &cache, &run_dir, &events)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&result)?);
@@ -454,6 +545,16 @@ fn run(cli: Cli) -> Result<i32> {
             let overlays = rig::repo_root().join("overlays");
             let mut bad = 0;
             for f in &files {
+                if f.file_name().is_some_and(|n| n == rig::matrix::MATRIX_FILE) {
+                    match rig::matrix::load(f, &overlays) {
+                        Ok((m, _)) => println!("ok    {} ({} sets)", f.display(), m.sets.len()),
+                        Err(e) => {
+                            println!("error {e}");
+                            bad += 1;
+                        }
+                    }
+                    continue;
+                }
                 match rig::scenario::load(f, &overlays) {
                     Ok(sc) => println!("ok    {} ({} steps)", f.display(), sc.all_steps().len()),
                     Err(e) => {
@@ -522,6 +623,65 @@ fn run(cli: Cli) -> Result<i32> {
                 }
             }
         }
+        Cmd::Matrix { what } => matrix(what, &cache, cli.verbose),
+        Cmd::Reproduce {
+            path,
+            repeat,
+            bundle,
+            no_setup,
+        } => {
+            if let Some(out) = bundle {
+                let held = rig::reproduce::bundle(&path, &out)?;
+                eprintln!("rig: bundle holds {}", held.join(" "));
+                println!("{}", out.display());
+                return Ok(exit::PASS);
+            }
+            let base = std::env::var_os("RIG_ARTIFACTS")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("rig-runs"));
+            let recorded = rig::reproduce::open(&path, &base)?;
+            let r = &recorded.record;
+            let run_dir = RunDir::create(&format!("reproduce-{}-{}", r.scenario.name, r.board))?;
+            let events = events_for(cli.verbose, Some(&run_dir));
+            eprintln!(
+                "rig: reproducing {} on {} with {} (seed {})",
+                r.scenario.name, r.board, r.kernel.name, r.seed
+            );
+            let replay =
+                rig::reproduce::replay(recorded, repeat, !no_setup, &cache, &run_dir, &events)?;
+            print!("{}", replay.render());
+            Ok(replay.exit_code())
+        }
+        Cmd::Report {
+            dirs,
+            markdown,
+            json,
+            html,
+            junit,
+            baseline,
+        } => {
+            let mut summary = rig::report::collect(&dirs)?;
+            if let Some(b) = baseline {
+                summary.compare(&rig::report::read_baseline(&b)?);
+            }
+            if let Some(path) = html {
+                let page = rig::report::render_html(&summary, "rig report");
+                std::fs::write(&path, page)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if let Some(path) = junit {
+                std::fs::write(&path, rig::report::render_junit(&summary, "rig"))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else if markdown {
+                print!("{}", rig::report::render_markdown(&summary));
+            } else {
+                print!("{}", rig::report::render_text(&summary));
+            }
+            Ok(exit::PASS)
+        }
         Cmd::Kernel { what } => match what {
             KernelCmd::Flavors => {
                 for f in rig::provision::kbuild::CATALOGUE {
@@ -563,6 +723,13 @@ fn run(cli: Cli) -> Result<i32> {
             }
         },
         Cmd::Bench { what } => match what {
+            BenchCmd::Matrix { set } => {
+                let events = events_for(cli.verbose, None);
+                let (m, scenarios) = rig::matrix::load_default()?;
+                let b = rig::matrix::bench::bench(m.set(&set)?, &scenarios, &cache, &events)?;
+                println!("{b}");
+                Ok(exit::PASS)
+            }
             BenchCmd::Bisect { runs } => {
                 let events = events_for(cli.verbose, None);
                 let started = std::time::Instant::now();
@@ -644,6 +811,54 @@ fn run(cli: Cli) -> Result<i32> {
                 Ok(exit::PASS)
             }
         },
+    }
+}
+
+fn matrix(what: MatrixCmd, cache: &Cache, verbose: bool) -> Result<i32> {
+    let (m, scenarios) = rig::matrix::load_default()?;
+    let (MatrixCmd::List { set, .. } | MatrixCmd::Provision { set } | MatrixCmd::Run { set, .. }) =
+        &what;
+    let set_name = set.set.clone().unwrap_or_else(rig::matrix::set_from_env);
+    let auto_setup = !set.no_setup;
+    let s = m.set(&set_name)?;
+    let events = events_for(verbose, None);
+    match what {
+        MatrixCmd::Provision { .. } => {
+            rig::matrix::provision(s, cache, &events, auto_setup)?;
+            eprintln!("rig: set {set_name} provisioned");
+            Ok(exit::PASS)
+        }
+        MatrixCmd::List { json, .. } => {
+            let planned = rig::matrix::plan_here(s.cells(&scenarios), cache, &events, auto_setup);
+            if json {
+                let v = rig::matrix::planned_json(&set_name, &planned);
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", rig::matrix::render_list(&planned));
+            }
+            Ok(exit::PASS)
+        }
+        MatrixCmd::Run { accel, .. } => {
+            rig::matrix::provision(s, cache, &events, auto_setup)?;
+            let planned = rig::matrix::plan_here(s.cells(&scenarios), cache, &events, false);
+            let opts = rig::matrix::CellOptions {
+                accel,
+                auto_setup: false,
+                artifacts: std::env::var_os("RIG_ARTIFACTS")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("rig-runs")),
+            };
+            let run =
+                rig::matrix::run_planned(&set_name, &planned, &opts, cache, &events, &mut |o| {
+                    eprintln!("rig: {} {:?} ({:.0}s)", o.name, o.verdict, o.seconds);
+                    if o.verdict != rig::run::Verdict::Pass {
+                        eprint!("{}", o.render());
+                    }
+                })?;
+            print!("{}", rig::report::render_text(&run.summary));
+            println!("matrix folder: {}", run.dir.display());
+            Ok(run.exit_code())
+        }
     }
 }
 

@@ -61,8 +61,9 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
         .map_err(|e| format!("git: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "git {}: {}",
+            "git {}: {}{}",
             args.join(" "),
+            String::from_utf8_lossy(&out.stdout).trim(),
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
@@ -124,7 +125,8 @@ pub fn linux_history(cache: &Cache, events: &Events) -> Result<History, BisectEr
 
 fn build_history(repo: &Path, patch: &Path) -> Result<(), String> {
     git(repo, &["init", "-q"])?;
-    git(repo, &["add", "-A"])?;
+    // Debian's .gitignore ignores everything at the top level: add regardless.
+    git(repo, &["add", "-A", "-f"])?;
     git(
         repo,
         &["commit", "-q", "-m", "linux-source-6.12 (Debian), the base"],

@@ -181,6 +181,13 @@ pub const TOOLS: &[Tool] = &[
         package: "dropbear-bin",
         need: Need::Tests,
     },
+    Tool {
+        // The report HTML is tested in a real headless browser.
+        name: "chromium",
+        probe: Probe::Command("chromium", "--version"),
+        package: "chromium",
+        need: Need::Tests,
+    },
 ];
 
 /// The first line a tool prints about its version, or `None` when it is not there.

@@ -20,7 +20,8 @@ fn is_timeout(e: &GuestError) -> bool {
     matches!(e, GuestError::Transport { source, .. } if matches!(**source, TransportError::Timeout { .. }))
 }
 
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error and its sources, one line (`a: b: c`).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {
@@ -91,6 +92,8 @@ pub(super) struct Exec<'a> {
     pub(super) timeout_scale: f64,
     /// The console stopped answering (a probe after a command timeout got nothing back).
     pub(super) console_dead: bool,
+    /// This repetition's random stream (see [`super::seed`]).
+    pub(super) rng: rand_chacha::ChaCha8Rng,
 }
 
 impl Exec<'_> {

@@ -34,13 +34,18 @@ mod of_unittest;
 mod overlays;
 mod parallel;
 pub mod phase;
+pub mod record;
 pub mod requirements;
 mod result;
+pub mod seed;
 mod shell;
 mod virtio_mem;
 
-use exec::{error_chain, Exec};
-pub use result::{Repetition, ScenarioResult, StepFailure, TriageSummary, Verdict};
+pub use exec::error_chain;
+use exec::Exec;
+pub use result::{
+    Repetition, ScenarioResult, StepFailure, TriageSummary, Verdict, REPORT_SCHEMA_VERSION,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -70,6 +75,8 @@ pub struct RunOptions {
     pub memory_mib: u64,
     /// Kernel command-line parameters added after the scenario's own (`rig run --cmdline`).
     pub extra_cmdline: Vec<String>,
+    /// Drives everything random in the run (`stagger` delays); `None`: a fresh one, recorded.
+    pub seed: Option<u64>,
 }
 
 impl RunOptions {
@@ -82,6 +89,7 @@ impl RunOptions {
             auto_setup: true,
             memory_mib: 1024,
             extra_cmdline: Vec::new(),
+            seed: None,
         }
     }
 }
@@ -136,6 +144,17 @@ pub fn run_scenario(
     let timeout_scale = crate::machine::timeouts::timeout_scale(verdict.accel, opts.board);
     let scaled = scenario.with_default_timeouts_scaled(timeout_scale);
     let scenario = &scaled;
+    let seed = opts.seed.unwrap_or_else(seed::fresh_seed);
+    record::write(
+        run_dir,
+        &record::Inputs {
+            scenario,
+            opts,
+            seed,
+            kernel: &image.kernel,
+            accel_used: verdict.accel.name(),
+        },
+    );
 
     let mut reps = Vec::new();
     for index in 1..=opts.repeat {
@@ -157,7 +176,7 @@ pub fn run_scenario(
             &image,
             &verdict,
             timeout_scale,
-            index,
+            (seed, index),
             &dir,
             events,
         );
@@ -190,6 +209,8 @@ pub fn run_scenario(
         Verdict::Pass
     };
     let result = ScenarioResult {
+        schema_version: REPORT_SCHEMA_VERSION,
+        seed,
         scenario: scenario.name.clone(),
         file: scenario.file.clone(),
         board: opts.board,
@@ -215,7 +236,7 @@ fn run_once(
     image: &crate::provision::BootImage,
     verdict: &crate::machine::accel::AccelDecision,
     timeout_scale: f64,
-    index: u32,
+    (seed, index): (u64, u32),
     dir: &RunDir,
     events: &Events,
 ) -> Repetition {
@@ -229,6 +250,7 @@ fn run_once(
     };
     let mut failures = Vec::new();
     let guest = Guest::boot(gopts, image.clone(), verdict.clone(), dir, events);
+    let booted = Instant::now();
     let mut guest = match guest {
         Ok(g) => g,
         Err(e) => {
@@ -245,7 +267,7 @@ fn run_once(
                 message: error_chain(&e),
                 infra: true,
             });
-            return finish(done, failures, None, cause);
+            return finish(done, failures, None, cause, (booted, booted));
         }
     };
 
@@ -285,6 +307,7 @@ fn run_once(
         par_seq: 0,
         timeout_scale,
         console_dead: false,
+        rng: seed::repetition_rng(seed, index),
     };
     if let Err(e) = exec.init_virtio_mem(&scenario.devices) {
         exec.fail_setup("virtio-mem devices", e);
@@ -322,7 +345,7 @@ fn run_once(
     // ended it. Only the QMP SHUTDOWN event tells which.
     let cause = guest.vm.exited().map(|_| guest.vm.exit_cause());
     guest.shutdown();
-    finish(done, failures, dmesg_text, cause)
+    finish(done, failures, dmesg_text, cause, (booted, Instant::now()))
 }
 
 fn emit_reports(events: &Events, reports: Vec<Report>) {
@@ -348,6 +371,7 @@ fn finish(
     failures: Vec<StepFailure>,
     dmesg_text: Option<String>,
     exit_cause: Option<ExitCause>,
+    (booted, stepped): (Instant, Instant),
 ) -> Repetition {
     let Finish {
         scenario,
@@ -408,6 +432,9 @@ fn finish(
         triage,
         step_failures: failures,
         seconds: start.elapsed().as_secs_f64(),
+        boot_seconds: booted.duration_since(start).as_secs_f64(),
+        steps_seconds: stepped.duration_since(booted).as_secs_f64(),
+        analysis_seconds: stepped.elapsed().as_secs_f64(),
         artifacts: dir.path().to_path_buf(),
     }
 }

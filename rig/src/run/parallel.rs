@@ -66,11 +66,29 @@ impl Exec<'_> {
         let start = Instant::now();
         let deadline = start + p.deadline.min(self.remaining());
         let has_ssh = self.guest.ssh.is_some();
+        // `stagger`: each child's start delay, drawn from the run's seed.
+        let delays = match &p.stagger {
+            Some(st) => {
+                let d = super::seed::stagger_delays(&mut self.rng, p.steps.len(), st);
+                self.events.emit(crate::host::events::Event::StepProgress {
+                    step: step.label(),
+                    message: format!("stagger delays {d:?}"),
+                    fraction: None,
+                });
+                d
+            }
+            None => vec![Duration::ZERO; p.steps.len()],
+        };
+        let delayed = |i: usize, cmd: String| match delays.get(i) {
+            Some(d) if !d.is_zero() => format!("sleep {:.6}; {cmd}", d.as_secs_f64()),
+            _ => cmd,
+        };
 
         // Sort children: guest background jobs, ssh channels, host-side steps.
         let mut jobs: Vec<(usize, String)> = Vec::new();
         let mut ssh_cmds: Vec<(usize, String, ExpectStatus, Duration)> = Vec::new();
         let mut host: Vec<&Step> = Vec::new();
+        let mut host_delays: Vec<Duration> = Vec::new();
         for (i, child) in p.steps.iter().enumerate() {
             let ssh_child = match &child.kind {
                 StepKind::Guest(g) if g.via == Via::Ssh && has_ssh => {
@@ -89,22 +107,26 @@ impl Exec<'_> {
                 } else {
                     expect
                 };
-                ssh_cmds.push((i, cmd, expect, timeout));
+                ssh_cmds.push((i, delayed(i, cmd), expect, timeout));
                 continue;
             }
             // A sleep directly in `parallel` delays the host-side children after it.
             if matches!(child.kind, StepKind::Sleep(_)) {
                 host.push(child);
+                host_delays.push(delays[i]);
                 continue;
             }
             match self.job_script(child) {
-                Some(Ok(s)) => jobs.push((i, s)),
+                Some(Ok(s)) => jobs.push((i, delayed(i, s))),
                 Some(Err(e)) => {
                     if !child.may_fail {
                         self.fail(child, e);
                     }
                 }
-                None => host.push(child),
+                None => {
+                    host.push(child);
+                    host_delays.push(delays[i]);
+                }
             }
         }
 
@@ -132,7 +154,12 @@ impl Exec<'_> {
                 // background and the ssh commands run here.
                 let host_thread = scope.spawn(|| {
                     let mut fails = Vec::new();
-                    for child in &host {
+                    for (child, delay) in host.iter().zip(&host_delays) {
+                        // The stagger delay counts from the parallel's start (host steps run
+                        // one after another on this thread).
+                        std::thread::sleep(
+                            (start + *delay).saturating_duration_since(Instant::now()),
+                        );
                         if let Err(e) = exec_host(vm, child) {
                             if !child.may_fail {
                                 fails.push((*child, e));

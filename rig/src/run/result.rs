@@ -44,6 +44,11 @@ pub struct Repetition {
     pub triage: TriageSummary,
     pub step_failures: Vec<StepFailure>,
     pub seconds: f64,
+    /// Where `seconds` went: QEMU start to the guest's shell, the steps (and the final dmesg
+    /// and shutdown), the analysis of the whole log and the verdict.
+    pub boot_seconds: f64,
+    pub steps_seconds: f64,
+    pub analysis_seconds: f64,
     pub artifacts: PathBuf,
 }
 
@@ -66,9 +71,18 @@ impl From<Triage> for TriageSummary {
     }
 }
 
+/// The version of `report.json`'s layout (`schemas/report.schema.json`): bumped when a field
+/// changes meaning or goes away; new fields keep the version.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
 /// The outcome of `rig run`: every repetition, and per report title how often it reproduced.
+/// Written as the run's `report.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioResult {
+    /// [`REPORT_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The run's seed (`rig run --seed`).
+    pub seed: u64,
     pub scenario: String,
     pub file: String,
     pub board: Board,
@@ -143,7 +157,22 @@ impl ScenarioResult {
                 ));
             }
         }
+        s.push_str(&format!("  seed: {}\n", self.seed));
         s.push_str(&format!("  artifacts: {}\n", self.artifacts.display()));
+        if self.verdict != Verdict::Pass {
+            s.push_str(&format!("  reproduce: {}\n", self.reproduce_command()));
+        }
         s
+    }
+
+    /// The command that re-runs this run exactly: `rig reproduce <its folder>` (absolute, so
+    /// it works from anywhere).
+    pub fn reproduce_command(&self) -> String {
+        let dir = std::fs::canonicalize(&self.artifacts).unwrap_or_else(|_| self.artifacts.clone());
+        crate::host::process::shell_line(&[
+            "rig".to_string(),
+            "reproduce".to_string(),
+            dir.display().to_string(),
+        ])
     }
 }

@@ -371,7 +371,12 @@ pub fn parse_str(
     validate::validate(raw, &tree, file_label, overlays_dir)
 }
 
-/// Loads every `*.yaml` in `dir`, sorted by file name; the first error stops it.
+/// The test matrix's file in `scenarios/` (`rig::matrix`): not a scenario, so [`load_dir`]
+/// leaves it out.
+pub const MATRIX_FILE: &str = "matrix.yaml";
+
+/// Loads every `*.yaml` in `dir` (but [`MATRIX_FILE`]), sorted by file name; the first error
+/// stops it.
 pub fn load_dir(dir: &Path, overlays_dir: &Path) -> Result<Vec<Scenario>, ScenarioError> {
     let entries = std::fs::read_dir(dir).map_err(|source| ScenarioError::Read {
         path: dir.to_path_buf(),
@@ -380,6 +385,7 @@ pub fn load_dir(dir: &Path, overlays_dir: &Path) -> Result<Vec<Scenario>, Scenar
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .filter(|p| p.file_name().is_some_and(|n| n != MATRIX_FILE))
         .collect();
     files.sort();
     files.iter().map(|f| load(f, overlays_dir)).collect()

@@ -30,6 +30,45 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
+/// `stagger: LO-HI`: two durations (`10ms-1s`), or two numbers sharing the unit written after
+/// the second (`0-50ms`); LO ≤ HI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaggerRange(pub super::Stagger);
+
+impl StaggerRange {
+    pub fn parse(s: &str) -> Result<super::Stagger, String> {
+        let bad = |why: &str| {
+            format!("invalid stagger `{s}`: {why} (write a range such as 0-50ms or 10ms-1s)")
+        };
+        let (lo, hi) = s.trim().split_once('-').ok_or_else(|| bad("no `-`"))?;
+        let (lo, hi) = (lo.trim(), hi.trim());
+        let max = humantime::parse_duration(hi).map_err(|e| bad(&e.to_string()))?;
+        let lo_text = if !lo.is_empty() && lo.chars().all(|c| c.is_ascii_digit()) {
+            let unit = hi.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+            format!("{lo}{unit}")
+        } else {
+            lo.to_string()
+        };
+        let min = humantime::parse_duration(&lo_text).map_err(|e| bad(&e.to_string()))?;
+        if min > max {
+            return Err(bad("the low end is above the high end"));
+        }
+        if max.is_zero() {
+            return Err(bad("the high end must be more than zero"));
+        }
+        Ok(super::Stagger { min, max })
+    }
+}
+
+impl<'de> Deserialize<'de> for StaggerRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        StaggerRange::parse(&s)
+            .map(StaggerRange)
+            .map_err(de::Error::custom)
+    }
+}
+
 /// A memory size: `256M`, `1G`, `512MiB` (binary units); a bare number is bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size(pub u64);
@@ -436,12 +475,14 @@ pub struct RawNetdevsimDel {
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a parallel step: {deadline: …, steps: […], name}"
+    expecting = "a parallel step: {deadline: …, steps: […], stagger, name}"
 )]
 pub struct RawParallel {
     #[serde(default)]
     pub name: Option<String>,
     pub deadline: HumanDuration,
+    #[serde(default)]
+    pub stagger: Option<StaggerRange>,
     pub steps: Vec<RawStep>,
 }
 

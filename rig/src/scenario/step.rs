@@ -340,7 +340,16 @@ pub struct NetdevsimDelStep {
 #[derive(Debug, Clone)]
 pub struct ParallelStep {
     pub deadline: Duration,
+    /// Each child starts after a delay drawn from this range with the run's seed (`stagger:`).
+    pub stagger: Option<Stagger>,
     pub steps: Vec<Step>,
+}
+
+/// `stagger: 0-50ms`: the range a `parallel` child's start delay is drawn from (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stagger {
+    pub min: Duration,
+    pub max: Duration,
 }
 
 #[derive(Debug, Clone)]

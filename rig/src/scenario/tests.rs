@@ -680,3 +680,60 @@ fn mutated_input_never_panics() {
         let _ = parse_str(&text, "t.yaml", &fixture_overlays());
     }
 }
+
+#[test]
+fn parallel_stagger_ranges() {
+    let par = |stagger: &str| {
+        format!(
+            "steps:\n  - parallel:\n      deadline: 5s\n      stagger: {stagger}\n      steps:\n        \
+             - guest: {{run: 'true'}}\n        - guest: {{run: 'true'}}\n"
+        )
+    };
+    let got = |stagger: &str| match &good(&par(stagger)).steps[0].kind {
+        StepKind::Parallel(p) => p.stagger.unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let ms = Duration::from_millis;
+    assert_eq!(
+        got("0-50ms"),
+        Stagger {
+            min: ms(0),
+            max: ms(50)
+        }
+    );
+    assert_eq!(
+        got("10ms-1s"),
+        Stagger {
+            min: ms(10),
+            max: ms(1000)
+        }
+    );
+    assert_eq!(
+        got("20-20ms"),
+        Stagger {
+            min: ms(20),
+            max: ms(20)
+        }
+    );
+    let err = |stagger: &str| match parse_str(&par(stagger), "t.yaml", &fixture_overlays()) {
+        Ok(s) => panic!("{stagger} validated: {s:?}"),
+        Err(e) => e.to_string(),
+    };
+    assert_eq!(
+        err("50-10ms"),
+        "t.yaml:4:16: steps[0].parallel.stagger: invalid stagger `50-10ms`: the low end is above \
+         the high end (write a range such as 0-50ms or 10ms-1s)"
+    );
+    assert!(err("50ms").contains("no `-`"), "{}", err("50ms"));
+    assert!(err("0-0ms").contains("more than zero"), "{}", err("0-0ms"));
+    assert!(
+        err("0-50").contains("invalid stagger `0-50`"),
+        "{}",
+        err("0-50")
+    );
+    assert_eq!(
+        err("0-5s"),
+        "t.yaml:4:16: steps[0].parallel.stagger: the stagger's high end (5s) must be below the \
+         deadline (5s)"
+    );
+}

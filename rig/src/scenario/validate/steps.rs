@@ -401,10 +401,20 @@ impl V<'_> {
                 }
                 let deadline =
                     self.duration(Some(p.deadline), Duration::ZERO, &kp.key("deadline"))?;
+                if let Some(st) = p.stagger.filter(|s| s.0.max >= deadline) {
+                    return Err(self.err(
+                        &kp.key("stagger"),
+                        format!(
+                            "the stagger's high end ({:?}) must be below the deadline ({:?})",
+                            st.0.max, deadline
+                        ),
+                    ));
+                }
                 (
                     self.name(p.name, &kp)?,
                     StepKind::Parallel(ParallelStep {
                         deadline,
+                        stagger: p.stagger.map(|s| s.0),
                         steps: self.steps(p.steps, &kp.key("steps"), Within::Parallel)?,
                     }),
                 )
