@@ -11,7 +11,7 @@
 //!                  accel)      transport) verdicts)
 //!                                 ▲
 //!                    scenario (format: parse, validate)
-//!   workflows on top:  matrix · reproduce · bisect   (each uses run + report)
+//!   workflows on top:  matrix · reproduce · bisect · soak   (each uses run + report)
 //!   under everything:  host (process ownership, cache, artifacts, events, board names)
 //! ```
 
@@ -27,6 +27,7 @@ pub mod report;
 pub mod reproduce;
 pub mod run;
 pub mod scenario;
+pub mod soak;
 
 /// The repository root holding `images/`, `overlays/`, `scenarios/`.
 ///

@@ -133,6 +133,10 @@ enum Cmd {
         /// One JSON object with a `reports` array.
         #[arg(long)]
         json: bool,
+        /// Per report: the lines that started and ended it, the frames skipped and why, the
+        /// frame chosen for the title.
+        #[arg(long, conflicts_with = "json")]
+        explain: bool,
         /// Symbolize frames with this vmlinux (addr2line); `--arch` picks the toolchain.
         #[arg(long)]
         vmlinux: Option<PathBuf>,
@@ -229,11 +233,39 @@ enum Cmd {
         #[command(subcommand)]
         what: KernelCmd,
     },
+    /// Soak: real boots of short scenarios, one fault per run at a seeded random moment; checks
+    /// the exit code class, leaked processes, artifacts and cache. Prints the table; exit 1 on
+    /// any misfiled verdict, leak or missing evidence.
+    Soak(SoakArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
         what: BenchCmd,
     },
+}
+
+#[derive(clap::Args)]
+struct SoakArgs {
+    #[arg(long, default_value_t = 15)]
+    runs: usize,
+    /// Faults, comma-separated, or `all`: qemu-kill, qemu-stop, guest-panic, guest-hang,
+    /// console-silent, garbage-flood, printk-flood, qmp-socket-gone, ssh-port-taken,
+    /// dropbear-killed, artifacts-full, sigint, sigterm, two-rigs-empty-cache,
+    /// kill-during-cache-build.
+    #[arg(long, default_value = "all")]
+    faults: String,
+    /// Runs at once.
+    #[arg(long, default_value_t = 1)]
+    parallel: usize,
+    /// Seed of every random choice (default: from the clock; printed, and in soak.jsonl).
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long, default_value = "arm64-virt")]
+    board: Board,
+    #[arg(long, default_value = "debian-6.1")]
+    kernel: String,
+    #[arg(long, default_value = "auto")]
+    accel: String,
 }
 
 #[derive(Subcommand)]
@@ -376,6 +408,7 @@ fn error_code(e: &anyhow::Error) -> i32 {
             || find::<rig::machine::qemu::CmdlineError>(c).is_some()
             || find::<rig::scenario::ScenarioError>(c).is_some()
             || find::<rig::run::requirements::Unsupported>(c).is_some()
+            || find::<rig::soak::fault::UnknownFault>(c).is_some()
             || find::<rig::matrix::MatrixError>(c).is_some_and(|m| m.is_bad_input())
             || find::<rig::reproduce::ReproduceError>(c).is_some_and(|r| r.is_bad_input())
             || find::<rig::report::ReportError>(c).is_some()
@@ -518,6 +551,7 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Analyze {
             log,
             json,
+            explain,
             vmlinux,
             arch,
         } => {
@@ -534,6 +568,8 @@ fn run(cli: Cli) -> Result<i32> {
                     "{}",
                     serde_json::to_string_pretty(&rig::dmesg::render_json(&reports))?
                 );
+            } else if explain {
+                print!("{}", rig::dmesg::render_explain(&reports));
             } else if reports.is_empty() {
                 println!("no kernel reports in {}", log.display());
             } else {
@@ -722,6 +758,7 @@ fn run(cli: Cli) -> Result<i32> {
                 Ok(exit::PASS)
             }
         },
+        Cmd::Soak(args) => soak(args, &cache, cli.verbose),
         Cmd::Bench { what } => match what {
             BenchCmd::Matrix { set } => {
                 let events = events_for(cli.verbose, None);
@@ -812,6 +849,43 @@ fn run(cli: Cli) -> Result<i32> {
             }
         },
     }
+}
+
+fn soak(a: SoakArgs, cache: &Cache, verbose: bool) -> Result<i32> {
+    a.accel.parse::<AccelChoice>()?;
+    let faults = rig::soak::fault::Fault::parse_list(&a.faults)?;
+    let seed = a.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    });
+    let dir = RunDir::create("soak")?;
+    let opts = rig::soak::SoakOptions {
+        faults,
+        runs: a.runs,
+        parallel: a.parallel,
+        seed,
+        board: a.board,
+        kernel: a.kernel,
+        accel: a.accel,
+        rig: std::env::current_exe().context("locating the rig binary")?,
+        dir: dir.path().to_path_buf(),
+        cache: cache.root().to_path_buf(),
+    };
+    eprintln!(
+        "rig: soak of {} runs, seed {seed}, in {}",
+        opts.runs,
+        dir.path().display()
+    );
+    let report = rig::soak::soak(&opts, &events_for(verbose, Some(&dir)))?;
+    print!("{}", report.table());
+    println!("seed {seed}; runs in {}", dir.path().display());
+    Ok(if report.ok() {
+        exit::PASS
+    } else {
+        exit::KERNEL_FAILURE
+    })
 }
 
 fn matrix(what: MatrixCmd, cache: &Cache, verbose: bool) -> Result<i32> {

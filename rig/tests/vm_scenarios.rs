@@ -92,7 +92,7 @@ fn fake_warning_fails_with_its_title_and_exit_code_1() {
 
 #[test]
 fn parallel_runs_its_steps_at_once() {
-    // Three 3 s sleeps meet a 7 s deadline only when they run concurrently ...
+    // Three 5 s sleeps meet an 11 s deadline only when they run concurrently ...
     let r = run_file("parallel-sleeps.yaml", Board::Arm64Virt);
     assert_eq!(r.verdict, Verdict::Pass, "{}", r.render());
     // ... and the same sleeps one after another (a repeat inside the parallel) miss it.
@@ -100,12 +100,12 @@ fn parallel_runs_its_steps_at_once() {
 name: sequential-sleeps
 steps:
   - parallel:
-      deadline: 7s
+      deadline: 11s
       steps:
         - repeat:
             times: 3
             steps:
-              - guest: {run: sleep 3, timeout: 20s}
+              - guest: {run: sleep 5, timeout: 30s}
         - guest: {run: "true"}
 "#;
     let r = run_text(sequential, "sequential-sleeps.yaml", Board::Arm64Virt);

@@ -9,7 +9,7 @@ use crate::host::events::Events;
 use crate::machine::accel::AccelChoice;
 use crate::provision::kbuild::KbuildError;
 use crate::provision::{KernelSpec, ProvisionError};
-use crate::run::{run_scenario, RunError, RunOptions, Verdict};
+use crate::run::{error_chain as chain, run_scenario, RunError, RunOptions, Verdict};
 use crate::scenario::Scenario;
 use std::path::PathBuf;
 
@@ -42,16 +42,6 @@ fn does_not_build(e: &ProvisionError) -> bool {
                 | KbuildError::Corrupt { .. }
         )
     )
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(&format!(": {c}"));
-        src = c.source();
-    }
-    s
 }
 
 impl Oracle for KernelOracle<'_> {

@@ -5,134 +5,26 @@
 //! on the same console). Each context has at most one report in progress, so reports printed
 //! by two CPUs at once, or cut by shell output, are kept apart.
 
-use super::classify::{classify, Header, WarnMsg, PREFILTER};
+use super::classify::{classify, Header, PREFILTER};
 use super::expect::Expectations;
 use super::frames::normalize_func;
 use super::line::{parse_frame, parse_line, parse_symbol, split_splices, Line};
+use super::open::{is_terminator, starts_trace, Open, Phase, Trace};
 use super::report::build;
 use super::Report;
 
 /// A report closes when the kernel clock moved this far past its last line.
 const TS_GAP_SECS: f64 = 10.0;
-/// Lines from other contexts after which a report in progress is given up as complete.
-const OTHER_BUDGET: usize = 400;
 /// The first lines of a log are checked for printk timestamps (see `Analyzer::saw_ts`).
 const TS_PROBE_LINES: usize = 1000;
 /// Lines after which a `cut here` without a WARNING/BUG header is dropped.
 const PREAMBLE_CAP: usize = 24;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    /// `cut here` or a WARN message seen; the header that fixes the kind is still to come.
-    Preamble,
-    Body,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Trace {
-    NotStarted,
-    In {
-        depth: u32,
-        frames: usize,
-        idle: usize,
-    },
-    Done,
-}
-
-/// A report in progress.
-#[derive(Debug)]
-pub(crate) struct Open {
-    pub ctx: String,
-    pub first_line: usize,
-    pub ts: Option<f64>,
-    pub last_ts: Option<f64>,
-    pub lines: Vec<String>,
-    pub phase: Phase,
-    pub main: Option<Header>,
-    pub warn_msg: Option<WarnMsg>,
-    pub oops: Option<String>,
-    pub pc_func: Option<String>,
-    pub access: Option<&'static str>,
-    pub stack: Vec<String>,
-    pub trace: Trace,
-    pub other: usize,
-    pub expected: bool,
-}
-
-impl Open {
-    fn pending_single(&self) -> bool {
-        self.phase == Phase::Body
-            && self.trace == Trace::NotStarted
-            && self.main.as_ref().is_some_and(Header::is_single_line)
-    }
-
-    fn budget(&self) -> usize {
-        if self.pending_single() {
-            2
-        } else {
-            OTHER_BUDGET
-        }
-    }
-
-    fn body_cap(&self) -> usize {
-        match self.main {
-            Some(Header::Lockdep { .. }) => 3000,
-            Some(Header::Kasan { .. }) | Some(Header::Panic { .. }) => 800,
-            _ => 500,
-        }
-    }
-
-    fn accepts_after_stack(&self, msg: &str) -> bool {
-        let m = msg.trim_start();
-        match &self.main {
-            Some(Header::Kasan { .. }) | Some(Header::Panic { .. }) => true,
-            Some(Header::OfError { .. }) => m.starts_with("OF: ERROR: next of_node_put()"),
-            Some(Header::SysfsDup) | Some(Header::KobjectError { .. }) => {
-                m.starts_with("kobject") || m.contains("kobject_add_internal failed")
-            }
-            Some(Header::Warning { .. })
-            | Some(Header::KernelBug { .. })
-            | Some(Header::Bug { .. })
-            | Some(Header::Gpf)
-            | Some(Header::PageFault(_))
-            | Some(Header::OopsLine { .. }) => {
-                m.starts_with("Modules linked in")
-                    || m.starts_with("irq event stamp")
-                    || m.starts_with("hardirqs last")
-                    || m.starts_with("softirqs last")
-                    || m.starts_with("CR2: ")
-                    || m.starts_with("Code: ")
-                    || m.starts_with("---[ end trace")
-            }
-            _ => false,
-        }
-    }
-}
 
 enum Verdict {
     Keep,
     KeepAndClose,
     /// The line is not part of the report, which is complete.
     Close,
-}
-
-fn is_terminator(o: &Open, msg: &str) -> bool {
-    let m = msg.trim();
-    if m.starts_with("---[ end trace") || m.starts_with("---[ end Kernel panic") {
-        return true;
-    }
-    matches!(o.main, Some(Header::Kasan { .. }))
-        && m.len() >= 40
-        && m.bytes().all(|c| c == b'=')
-        && o.lines.len() > 1
-}
-
-fn starts_trace(o: &Open, msg: &str) -> bool {
-    let m = msg.trim_start();
-    if matches!(o.main, Some(Header::KmemleakObject)) {
-        return m.starts_with("backtrace");
-    }
-    m.starts_with("Call Trace:") || m.starts_with("Call trace:")
 }
 
 /// The incremental kernel-log analyzer. Feed it console output as it arrives.
@@ -237,11 +129,12 @@ impl Analyzer {
         let mut open = std::mem::take(&mut self.open);
         open.sort_by_key(|o| o.first_line);
         for o in open {
-            self.emit(o);
+            self.emit(o, "the log ended (or flush)");
         }
     }
 
-    fn emit(&mut self, o: Open) {
+    fn emit(&mut self, mut o: Open, why: &'static str) {
+        o.end = why;
         if let Some(r) = build(o) {
             self.out.push(r);
         }
@@ -299,7 +192,7 @@ impl Analyzer {
             while i < self.open.len() {
                 if self.open[i].last_ts.is_some_and(|lt| t - lt > TS_GAP_SECS) {
                     let o = self.open.remove(i);
-                    self.emit(o);
+                    self.emit(o, "the kernel clock moved 10 s past it");
                 } else {
                     i += 1;
                 }
@@ -313,7 +206,7 @@ impl Analyzer {
                 self.open[i].other += 1;
                 if self.open[i].other > self.open[i].budget() {
                     let o = self.open.remove(i);
-                    self.emit(o);
+                    self.emit(o, "too many lines of other contexts went by");
                     continue;
                 }
             }
@@ -333,7 +226,14 @@ impl Analyzer {
             _ => {}
         }
         let header = header
-            .filter(|h| !(self.saw_ts && line.ts.is_none()) || matches!(h, Header::KmemleakObject));
+            // Lines without a timestamp in a timestamped log are user space's, except kmemleak
+            // records and the decompressor's `Booting the kernel` (it prints before printk).
+            .filter(|h| {
+                !(self.saw_ts && line.ts.is_none())
+                    || matches!(h, Header::KmemleakObject | Header::OneLine { reboot: true })
+            })
+            // The kernel booting is a reboot only once it had been running.
+            .filter(|h| !matches!(h, Header::OneLine { reboot: true }) || self.saw_ts);
         if header.is_some() && line.ts.is_some() {
             self.saw_ts = true;
         }
@@ -354,28 +254,29 @@ impl Analyzer {
                 // A one-line report interrupting a longer one: report it on its own.
                 let mut o = self.new_open(String::new(), n, &line, h);
                 o.trace = Trace::Done;
-                self.emit(o);
+                self.emit(o, "it is one line");
                 return;
             }
             let o = self.open.remove(i);
-            self.emit(o);
+            self.emit(o, "another report started in its context");
             self.start(ctx, n, &line, h);
             return;
         }
 
         if cut_in {
             // Not a header, and not this report's next line: leave it out.
+            self.open[i].spliced = true;
             return;
         }
-        match self.body_line(i, &line) {
+        match self.body_line(i, &line, n) {
             Verdict::Keep => {}
             Verdict::KeepAndClose => {
                 let o = self.open.remove(i);
-                self.emit(o);
+                self.emit(o, "its terminator line");
             }
             Verdict::Close => {
                 let o = self.open.remove(i);
-                self.emit(o);
+                self.emit(o, "the next line of its context is not part of it");
             }
         }
     }
@@ -402,6 +303,10 @@ impl Analyzer {
             trace: Trace::NotStarted,
             other: 0,
             expected,
+            header_idx: 0,
+            last_line: n,
+            end: "",
+            spliced: false,
         };
         match h {
             Header::CutHere => {}
@@ -412,10 +317,13 @@ impl Analyzer {
     }
 
     fn start(&mut self, ctx: String, n: usize, line: &Line<'_>, h: Header) {
-        let single_now = matches!(h, Header::KmemleakSummary | Header::NetdevLeak);
+        let single_now = matches!(
+            h,
+            Header::KmemleakSummary | Header::NetdevLeak | Header::OneLine { .. }
+        );
         let o = self.new_open(ctx, n, line, h);
         if single_now {
-            self.emit(o);
+            self.emit(o, "it is one line");
         } else {
             self.open.push(o);
         }
@@ -425,42 +333,69 @@ impl Analyzer {
     /// the `Oops:` line after a page-fault line, ...).
     fn absorbs(&mut self, i: usize, h: &Header, line: &Line<'_>) -> bool {
         let expected_now = self.expect.matches(line.msg.trim_end());
+        let n = self.line_no;
         let o = &mut self.open[i];
-        let take = match o.phase {
-            Phase::Preamble => match h {
-                Header::CutHere => true,
-                Header::WarnMessage(w) => {
-                    o.warn_msg.get_or_insert(*w);
-                    true
-                }
-                Header::Warning { .. } | Header::KernelBug { .. } | Header::Ubsan { .. } => {
-                    o.main = Some(h.clone());
-                    o.phase = Phase::Body;
-                    true
-                }
-                _ => false,
-            },
-            Phase::Body => match (&o.main, h) {
-                (
-                    Some(
-                        Header::PageFault(_)
-                        | Header::Gpf
-                        | Header::KernelBug { .. }
-                        | Header::Bug { .. },
-                    ),
-                    Header::OopsLine { desc },
-                ) if o.oops.is_none() && o.trace == Trace::NotStarted => {
-                    o.oops = Some(desc.clone());
-                    true
-                }
-                _ => false,
-            },
-        };
+        let symbolized_again = o
+            .lines
+            .last()
+            .is_some_and(|l| names_inlined_fn(l) && is_same_header(o, h));
+        let take = symbolized_again
+            || match o.phase {
+                Phase::Preamble => match h {
+                    Header::CutHere => true,
+                    Header::WarnMessage(w) => {
+                        o.warn_msg.get_or_insert(*w);
+                        true
+                    }
+                    Header::Warning { .. } | Header::KernelBug { .. } | Header::Ubsan { .. } => {
+                        o.main = Some(h.clone());
+                        o.header_idx = o.lines.len();
+                        o.phase = Phase::Body;
+                        true
+                    }
+                    _ => false,
+                },
+                Phase::Body => match (&o.main, h) {
+                    // `BUG: memory leak` (syzkaller's line) names the kmemleak record after it.
+                    (Some(Header::KmemleakObject), Header::KmemleakObject)
+                        if o.lines.len() == 1 && o.lines[0].starts_with("BUG: memory leak") =>
+                    {
+                        true
+                    }
+                    // With panic_on_warn, older kernels print the panic before the WARNING's
+                    // stack: that stack is the report's.
+                    (
+                        Some(
+                            Header::Warning { .. }
+                            | Header::Kasan { .. }
+                            | Header::Ubsan { .. }
+                            | Header::Bug { .. }
+                            | Header::Sanitizer
+                            | Header::Lockdep { .. },
+                        ),
+                        Header::Panic { .. },
+                    ) if o.trace == Trace::NotStarted && o.pc_func.is_none() => true,
+                    (
+                        Some(
+                            Header::PageFault(_)
+                            | Header::Gpf
+                            | Header::KernelBug { .. }
+                            | Header::Bug { .. },
+                        ),
+                        Header::OopsLine { desc },
+                    ) if o.oops.is_none() && o.trace == Trace::NotStarted => {
+                        o.oops = Some(desc.clone());
+                        true
+                    }
+                    _ => false,
+                },
+            };
         if take {
             if !matches!(h, Header::CutHere) && expected_now {
                 o.expected = true;
             }
             o.lines.push(line.msg.trim_end().to_string());
+            o.last_line = n;
             if line.ts.is_some() {
                 o.last_ts = line.ts;
             }
@@ -468,11 +403,12 @@ impl Analyzer {
         take
     }
 
-    fn body_line(&mut self, i: usize, line: &Line<'_>) -> Verdict {
+    fn body_line(&mut self, i: usize, line: &Line<'_>, n: usize) -> Verdict {
         let o = &mut self.open[i];
         let msg = line.msg.trim_end();
         let keep = |o: &mut Open| {
             o.lines.push(msg.to_string());
+            o.last_line = n;
             if line.ts.is_some() {
                 o.last_ts = line.ts;
             }
@@ -538,8 +474,11 @@ impl Analyzer {
                     frames: frames + 1,
                     idle: 0,
                 };
-            } else if depth > 0 {
-                // user-space registers inside <TASK>
+            } else if t.ends_with("[inline]") {
+                // An inlined caller added by symbolization (`func file.h:12 [inline]`).
+            } else if depth > 0 || is_register_dump(t) {
+                // Registers: user space's inside <TASK>, or the trap frame's after an
+                // exception stack (older kernels print `invalid_op`, then `RIP:`).
             } else if frames > 0 || idle >= 3 {
                 next = Trace::Done;
                 consumed = false;
@@ -599,6 +538,39 @@ impl Analyzer {
         }
         keep(o);
         Verdict::Keep
+    }
+}
+
+/// `RIP: 0010:...`, `Code: ...`, `RSP: ...`, `R10: ...`, `CR2: ...`, arm64 `pc : `/`x29: `.
+fn is_register_dump(t: &str) -> bool {
+    let Some((reg, _)) = t.split_once(':') else {
+        return false;
+    };
+    let reg = reg.trim_end();
+    reg == "Code"
+        || (2..=6).contains(&reg.len())
+            && reg
+                .bytes()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            && reg.bytes().next().is_some_and(|c| c.is_ascii_uppercase())
+        || matches!(reg, "pc" | "lr" | "sp" | "pstate")
+        || (reg.len() <= 3 && reg.starts_with('x') && reg[1..].bytes().all(|c| c.is_ascii_digit()))
+}
+
+/// A header line naming an inlined function: `... file.h:12 [inline]`, or, in the WARNING
+/// format of 6.18+, `WARNING: file.h:12 at fn file.h:12 [inline], CPU#0: comm/pid`.
+fn names_inlined_fn(l: &str) -> bool {
+    l.ends_with("[inline]") || l.contains(" [inline], CPU#")
+}
+
+/// A header line repeated by symbolization (`BUG: KASAN: ... in inlined_fn file.h:12
+/// [inline]` followed by the same header naming the caller).
+fn is_same_header(o: &Open, h: &Header) -> bool {
+    match (&o.main, h) {
+        (Some(Header::Kasan { bug: a, .. }), Header::Kasan { bug: b, .. }) => a == b,
+        (Some(Header::Warning { .. }), Header::Warning { .. }) => true,
+        (Some(a), b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        (None, _) => false,
     }
 }
 

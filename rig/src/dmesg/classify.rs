@@ -15,7 +15,17 @@ pub(crate) static PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
         "OF: ERROR",
         "kobject",
         "duplicate filename",
-        "INFO: task",
+        "INFO:",
+        "KASAN",
+        "divide error",
+        "divide_error",
+        "stack segment",
+        "PANIC: double fault",
+        "Unhandled fault",
+        "Alignment trap",
+        "VFS: Busy inodes",
+        "VFS: Close",
+        "Booting the kernel",
         "list_add",
         "list_del",
         "unreferenced object",
@@ -116,6 +126,12 @@ pub(crate) enum Header {
     RcuStall,
     /// `unregister_netdevice: waiting for eth0 to become free. Usage count = 2`
     NetdevLeak,
+    /// A report that is one line: `VFS: Busy inodes after unmount ...`, `Booting the kernel`
+    /// (a reboot, when the kernel had already been running).
+    OneLine { reboot: bool },
+    /// `BUG: KMSAN: ...`, `BUG: KCSAN: ...`, `BUG: KFENCE: ...`: frames without a
+    /// `Call Trace:` line, closed by a `====` line.
+    Sanitizer,
     /// `UBSAN: array-index-out-of-bounds in drivers/x.c:12:5`
     Ubsan { reason: String },
     /// `### dt-test ### EXPECT \ : text`
@@ -130,7 +146,10 @@ impl Header {
     pub(crate) fn is_single_line(&self) -> bool {
         matches!(
             self,
-            Header::OfError { .. } | Header::KmemleakSummary | Header::NetdevLeak
+            Header::OfError { .. }
+                | Header::KmemleakSummary
+                | Header::NetdevLeak
+                | Header::OneLine { .. }
         )
     }
 }
@@ -152,8 +171,12 @@ static ARM64_FAULT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^Unable to handle kernel (.+?) at virtual address").expect("static regex")
 });
 static HUNG: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^INFO: task .+:\d+ blocked for more than \d+ seconds").expect("static regex")
+    Regex::new(r"^INFO: task .+:\d+ (?:blocked|can't die) for more than \d+ seconds")
+        .expect("static regex")
 });
+/// The new-style WARNING line: `WARNING: fs/x.c:12 at func+0x1/0x2, CPU#0: comm/123`.
+static WARNING_SRC: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^WARNING: \S+:\d+ at ").expect("static regex"));
 static GENERIC_BUG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(?:[\w/.-]+: )?BUG: (.+)$").expect("static regex"));
 static RCU_STALL: LazyLock<Regex> = LazyLock::new(|| {
@@ -182,6 +205,7 @@ const LOCKDEP: &[&str] = &[
     "Nested lock was not taken",
     "bad contention detected!",
     "chain_key collision",
+    "Invalid wait context",
 ];
 
 fn classify_of(rest: &str) -> Header {
@@ -214,6 +238,29 @@ fn classify_of(rest: &str) -> Header {
 /// Strips a frame string `func+0x1/0x2` to `func`.
 fn func_of(sym: &str) -> Option<String> {
     crate::dmesg::line::parse_symbol(sym).map(|(f, ..)| crate::dmesg::frames::normalize_func(f))
+}
+
+/// Lockdep headers in their pre-4.14 spelling (`[ INFO: possible circular locking dependency
+/// detected ]`, `[ BUG: bad unlock balance detected! ]`) and as `INFO:` lines.
+fn lockdep_header(m: &str) -> Option<&'static str> {
+    let inner = m
+        .strip_prefix("[ ")
+        .map(|r| r.trim_end().trim_end_matches(']').trim_end())
+        .unwrap_or(m);
+    let rest = inner.strip_prefix("INFO: ").or_else(|| {
+        m.starts_with("[ ")
+            .then(|| inner.strip_prefix("BUG: "))
+            .flatten()
+    })?;
+    let rest = rest.trim_end_matches('.');
+    LOCKDEP
+        .iter()
+        .find(|l| rest.starts_with(l.trim_end_matches('!')))
+        .copied()
+        .or_else(|| {
+            rest.contains("lock order detected")
+                .then_some("lock order detected")
+        })
 }
 
 /// Classifies a message (printk prefix already stripped). Cheap rejections first.
@@ -265,7 +312,45 @@ pub(crate) fn classify(msg: &str) -> Option<Header> {
         }
         return Some(classify_of(rest));
     }
+    if let Some(what) = lockdep_header(m) {
+        return Some(Header::Lockdep {
+            what: what.to_string(),
+        });
+    }
+    if m.starts_with("BUG: memory leak") {
+        return Some(Header::KmemleakObject);
+    }
+    if m.starts_with("BUG: KMSAN:") || m.starts_with("BUG: KCSAN:") || m.starts_with("BUG: KFENCE:")
+    {
+        return Some(Header::Sanitizer);
+    }
+    if m.starts_with("BUG kmalloc-") {
+        return Some(Header::Bug {
+            desc: m[4..].to_string(),
+        });
+    }
+    if m.starts_with("VFS: Busy inodes after unmount")
+        || m.starts_with("VFS: Close: file count is 0")
+    {
+        return Some(Header::OneLine { reboot: false });
+    }
+    if m.starts_with("Booting the kernel") {
+        return Some(Header::OneLine { reboot: true });
+    }
+    for desc in ["PANIC: double fault", "Unhandled fault:", "Alignment trap:"] {
+        if m.starts_with(desc) {
+            return Some(Header::OopsLine {
+                desc: desc.trim_end_matches(':').to_string(),
+            });
+        }
+    }
     if let Some(rest) = m.strip_prefix("WARNING: ") {
+        if WARNING_SRC.is_match(m) {
+            return Some(Header::Warning {
+                file: None,
+                func: None,
+            });
+        }
         if let Some(c) = WARNING_AT.captures(m) {
             return Some(Header::Warning {
                 file: c.get(1).map(|f| f.as_str().to_string()),
@@ -337,7 +422,16 @@ pub(crate) fn classify(msg: &str) -> Option<Header> {
             desc: format!("Internal error: {}", &c[1]),
         });
     }
-    if m.starts_with("Oops: ") || m.starts_with("invalid opcode: ") {
+    if [
+        "Oops: ",
+        "invalid opcode: ",
+        "divide error: ",
+        "divide_error: ",
+        "stack segment: ",
+    ]
+    .iter()
+    .any(|p| m.starts_with(p))
+    {
         if let Some(c) = OOPS_X86.captures(m) {
             return Some(Header::OopsLine {
                 desc: c[1].to_string(),

@@ -1,200 +1,136 @@
-//! Which stack frames are generic machinery (skipped when picking the guilty frame), and
-//! function-name normalization.
+//! Stack-frame vocabulary: which lines are frames, how syscall entry wrappers are reduced,
+//! and which frames anchor a stall. The generic skip list itself is data in [`super::skip`].
 
-use regex::Regex;
+use super::skip::GENERIC;
+use regex::{Regex, RegexSet};
 use std::sync::LazyLock;
+
+/// Syscall entry wrappers, stripped from a title's function so that `__x64_sys_bpf`,
+/// `__arm64_sys_bpf` and `__se_sys_bpf` all read as one function (the shortest result wins).
+const SYSCALL_PREFIXES: &[&str] = &[
+    "SYSC_",
+    "SyS_",
+    "sys_",
+    "__x64_",
+    "__ia32_",
+    "__arm64_",
+    "____sys_",
+    "___sys_",
+    "__sys_",
+    "__se_",
+    "__se_sys_",
+    "__do_sys_",
+    "compat_SYSC_",
+    "compat_SyS_",
+    "ksys_",
+];
+
+/// Frames where a stall's representative function sits just above: work dispatchers and
+/// syscall entry, or the file/socket operation that discriminates a busy syscall.
+const STALL_ANCHORS: &[&str] = &[
+    "process_one_work",
+    "do_syscall_",
+    "do_fast_syscall_",
+    "sysenter_dispatch",
+    "tracesys_phase2",
+    "el0_svc_handler",
+    "invoke_syscall",
+    "ret_fast_syscall",
+    "netif_receive_skb",
+    "do_softirq",
+    "call_timer_fn",
+    "_run_timers",
+    "run_timer_softirq",
+    "hrtimer_run",
+    "run_ksoftirqd",
+    "smpboot_thread_fn",
+    "^kthread$",
+    "start_secondary",
+    "cpu_startup_entry",
+    "ret_from_fork",
+    "vfs_write",
+    "vfs_read",
+    "vfs_iter_read",
+    "vfs_iter_write",
+    "do_iter_read",
+    "do_iter_write",
+    "call_read_iter",
+    "call_write_iter",
+    "new_sync_read",
+    "new_sync_write",
+    "vfs_ioctl",
+    "ksys_ioctl",
+    "compat_ioctl",
+    "compat_sys_ioctl",
+    "blkdev_driver_ioctl",
+    "blkdev_ioctl",
+    "do_iter_readv_writev",
+    "^call_mmap",
+    "mmap_region",
+    "do_mmap",
+    "do_dentry_open",
+    "vfs_open",
+    "^sock_sendmsg",
+    "^sock_recvmsg",
+    "^sock_release",
+    "^__sock_release",
+    "^setsockopt$",
+    "kernel_setsockopt",
+    "sock_common_setsockopt",
+    "^listen$",
+    "kernel_listen",
+    "sk_common_release",
+    "^sock_mmap",
+    "^accept$",
+    "kernel_accept",
+    "^sock_do_ioctl",
+    "^sock_ioctl",
+    "^compat_sock_ioctl",
+    "^nfnetlink_rcv_msg",
+    "^rtnetlink_rcv_msg",
+    "^netlink_dump",
+    "^(sys_)?(socketpair|connect|ioctl)",
+    "__do_fault",
+    "do_page_fault",
+    "^page_fault$",
+    "__fput",
+    "task_work_run",
+    "exit_to_usermode",
+    "smp_call_function",
+    "tasklet_action",
+    "tasklet_hi_action",
+];
+
+/// The generic patterns in one set, and for each pattern its group's name.
+pub(crate) struct GenericSkip {
+    pub set: RegexSet,
+    pub group_of: Vec<&'static str>,
+    pub pattern: Vec<&'static str>,
+}
+
+pub(crate) static GENERIC_SKIP: LazyLock<GenericSkip> = LazyLock::new(|| {
+    let mut pattern = Vec::new();
+    let mut group_of = Vec::new();
+    for (group, pats) in GENERIC {
+        for p in *pats {
+            pattern.push(*p);
+            group_of.push(*group);
+        }
+    }
+    GenericSkip {
+        set: RegexSet::new(&pattern).expect("static regex set"),
+        group_of,
+        pattern,
+    }
+});
+
+static STALL_ANCHOR_SET: LazyLock<RegexSet> =
+    LazyLock::new(|| RegexSet::new(STALL_ANCHORS).expect("static regex set"));
 
 /// Compiler-generated clone suffixes: `foo.isra.0`, `foo.constprop.3`, `foo.cold`, `foo.llvm.123`.
 static CLONE_SUFFIX: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\.(?:isra|constprop|part|cold|llvm|lto_priv|localalias|specialized)(?:\.\d+)*")
         .expect("static regex")
-});
-
-/// Frames that never are the bug: reporting machinery, refcount/kref/kobject helpers,
-/// lock/mutex/scheduler helpers, printk, list helpers, KASAN and allocator hooks,
-/// memcpy/string helpers, exception entry. Anchored on the whole (normalized) name.
-static SKIP: LazyLock<Regex> = LazyLock::new(|| {
-    let pats = [
-        // WARN/BUG/oops machinery and exception entry, x86 and arm64
-        r"_*warn(_slowpath\w*|_printk|_bogus_irq_restore)?",
-        r"_*report_bug",
-        r"_*report_\w*",
-        r"handle_bug",
-        r"exc_\w+",
-        r"asm_\w+",
-        r"_*die(_addr|_body)?",
-        r"oops_\w+",
-        r"_*show_regs",
-        r"show_\w+",
-        r"_*dump_stack(_lvl)?",
-        r"dump_backtrace",
-        r"show_trace_log_lvl",
-        r"arch_stack_walk",
-        r"stack_trace_save\w*",
-        r"_*panic",
-        r"vpanic",
-        r"nmi_panic",
-        r"check_panic_on_warn",
-        r"page_fault_oops",
-        r"kernelmode_fixup_or_oops",
-        r"_*bad_area\w*",
-        r"no_context",
-        r"handle_page_fault",
-        r"do_user_addr_fault",
-        r"do_kern_addr_fault",
-        r"fixup_exception",
-        r"_*do_kernel_fault",
-        r"do_page_fault",
-        r"do_translation_fault",
-        r"do_mem_abort",
-        r"do_debug_exception",
-        r"do_el1_\w+",
-        r"el1_\w+",
-        r"el1h_64_\w+",
-        r"arm64_notify_die",
-        r"bug_brk_handler",
-        r"brk_handler",
-        r"call_el1_break_hook",
-        r"_*do_trap\w*",
-        r"do_error_trap",
-        r"do_int3\w*",
-        r"fixup_bug",
-        r"debug_print_object",
-        r"_*debug_object_\w+",
-        r"_*debug_check_no_obj_freed",
-        r"debug_objects_\w+",
-        r"register_lock_class",
-        r"lockdep_init_map\w*",
-        // printk
-        r"_*printk\w*",
-        r"vprintk\w*",
-        r"_*pr_\w+",
-        r"dev_printk\w*",
-        r"_*dev_(err|warn|info|emerg|crit|alert|notice)\w*",
-        // refcounting helpers
-        r"_*refcount_\w+",
-        r"_*kref_\w+",
-        r"kobject_(put|get|get_unless_zero|release|cleanup|del|add\w*|init\w*|uevent\w*)",
-        r"put_device",
-        r"get_device",
-        r"of_node_(put|get|release)",
-        r"_*sysfs_warn_dup",
-        r"_*sysfs_create_\w+",
-        r"sysfs_do_create_link_sd",
-        r"kernfs_\w+",
-        r"_*atomic\w*_(dec|inc|sub|add)\w*",
-        // locking
-        r"_*lock_acquire\w*",
-        r"_*lock_release\w*",
-        r"lock_(acquired|contended|is_held\w*)",
-        r"lockdep_\w+",
-        r"_*lockdep_\w+",
-        r"check_(noncircular|prev_add|prevs_add|deadlock|irq_usage|usage\w*|flags|wait_context)",
-        r"validate_chain",
-        r"mark_lock\w*",
-        r"mark_usage",
-        r"mark_held_locks",
-        r"valid_state",
-        r"print_(circular_bug|deadlock_bug|usage_bug|bad_irq_dependency|irq_inversion_bug|unlock_imbalance_bug|lock_nested_lock_not_held|held_locks_bug|bad_unlock\w*)",
-        r"print_report",
-        r"print_address_description\w*",
-        r"print_error_description",
-        r"debug_check_no_locks_\w+",
-        r"_*raw_(spin|read|write)_\w+",
-        r"do_raw_(spin|read|write)_\w+",
-        r"_*(spin|read|write)_(lock|unlock|trylock)\w*",
-        r"queued_(spin|read|write)_lock\w*",
-        r"native_queued_spin_lock_slowpath",
-        r"_*mutex_(lock|unlock|trylock)\w*",
-        r"_*mutex_lock_common",
-        r"_*ww_mutex_\w+",
-        r"_*rt_mutex_\w+",
-        r"rt_spin_\w+",
-        r"_*down(_read\w*|_write\w*|_interruptible\w*|_killable\w*|_timeout|_trylock|_common)?",
-        r"_*up(_read|_write)?",
-        r"_*rwsem_\w+",
-        r"_*percpu_(down|up)_\w+",
-        r"_*might_(sleep|resched|fault|lock)\w*",
-        r"_*cond_resched\w*",
-        // scheduler / waiting (hung tasks)
-        r"_*schedule\w*",
-        r"io_schedule\w*",
-        r"context_switch",
-        r"_*switch_to\w*",
-        r"cpu_switch_to",
-        r"_*wait_for_common\w*",
-        r"do_wait_for_common",
-        r"wait_for_completion\w*",
-        r"_*wait_event\w*",
-        r"rcuwait_wait_event",
-        // list helpers
-        r"_*h?list_(add|del|move|replace|splice|cut)\w*",
-        r"_*list_del_entry\w*",
-        r"_*list_add_valid\w*",
-        r"check_data_corruption",
-        // KASAN / KFENCE / KMSAN / UBSAN / kmemleak hooks
-        r"_*kasan_\w+",
-        r"_*asan_\w+",
-        r"check_memory_region\w*",
-        r"_*kfence_\w+",
-        r"kmsan_\w+",
-        r"_*ubsan_\w+",
-        r"_*kmemleak_\w+",
-        r"_*kmemleak\w*",
-        // allocators
-        r"_*kmalloc\w*",
-        r"kzalloc\w*",
-        r"kcalloc\w*",
-        r"krealloc\w*",
-        r"kvmalloc\w*",
-        r"_*kvmalloc\w*",
-        r"kvzalloc\w*",
-        r"kstrdup\w*",
-        r"kstrndup\w*",
-        r"kmemdup\w*",
-        r"kasprintf\w*",
-        r"kvasprintf\w*",
-        r"kobject_set_name\w*",
-        r"dev_set_name",
-        r"_*kmem_cache_alloc\w*",
-        r"kmem_cache_zalloc\w*",
-        r"_*do_kmalloc\w*",
-        r"slab_\w+",
-        r"_*slab_alloc\w*",
-        r"alloc_debug_processing",
-        r"_*vmalloc\w*",
-        r"_*vzalloc\w*",
-        r"_*alloc_pages\w*",
-        r"alloc_slab_page",
-        r"new_slab",
-        r"allocate_slab",
-        r"___slab_alloc",
-        r"_*kfree\w*",
-        r"kmem_cache_free",
-        r"slab_free\w*",
-        r"_*slab_free",
-        r"do_slab_free",
-        r"devm_kmalloc\w*",
-        r"devm_kzalloc\w*",
-        // memory / string helpers
-        r"_*mem(cpy|move|set|cmp|chr|scan|dup)\w*",
-        r"_*str(cpy|ncpy|lcpy|scpy|cmp|ncmp|casecmp|len|nlen|chr|rchr|str|cat|ncat|lcat|sep|pbrk|spn|cspn)\w*",
-        r"_*copy_(to|from)_user\w*",
-        r"raw_copy_\w+",
-        r"rep_movs_alternative",
-        r"_*copy_\w+_user",
-        r"_*get_user\w*",
-        r"_*put_user\w*",
-        r"sized_strscpy",
-        r"fortify_\w+",
-        r"_*fortify_\w+",
-        r"_*sprintf",
-        r"_*snprintf",
-        r"_*scnprintf",
-        r"vsnprintf",
-        r"vscnprintf",
-    ];
-    Regex::new(&format!("^(?:{})$", pats.join("|"))).expect("static regex")
 });
 
 /// `foo.isra.0` → `foo`.
@@ -206,17 +142,83 @@ pub(crate) fn normalize_func(name: &str) -> String {
     }
 }
 
-/// True when the frame is generic machinery rather than the code at fault.
+/// True when the frame is generic machinery (a WARN/BUG/panic helper, a lock, allocator,
+/// string, refcount or sanitizer helper, ...) that syzbot never names in a title.
 pub fn is_generic_frame(name: &str) -> bool {
-    SKIP.is_match(name)
+    GENERIC_SKIP.set.is_match(name)
 }
 
-/// The first non-generic frame among `candidates` (already normalized).
-pub(crate) fn guilty<'a>(candidates: impl IntoIterator<Item = &'a String>) -> Option<String> {
-    candidates
-        .into_iter()
-        .find(|f| !is_generic_frame(f))
-        .cloned()
+/// Why a generic frame is skipped: its group and the pattern, e.g.
+/// `("lock helper or lockdep", "spin_lock")`.
+pub(crate) fn generic_reason(name: &str) -> Option<(&'static str, &'static str)> {
+    let s = &*GENERIC_SKIP;
+    s.set
+        .matches(name)
+        .iter()
+        .next()
+        .map(|i| (s.group_of[i], s.pattern[i]))
+}
+
+/// `__x64_sys_bpf` → `sys_bpf`, `__se_sys_mount` → `mount`, `__sys_sendmsg` → `sendmsg`.
+pub fn strip_syscall_prefix(name: &str) -> &str {
+    let mut best = name;
+    for p in SYSCALL_PREFIXES {
+        if let Some(s) = name.strip_prefix(p) {
+            if s.len() < best.len() {
+                best = s;
+            }
+        }
+    }
+    best
+}
+
+pub(crate) fn is_stall_anchor(name: &str) -> bool {
+    STALL_ANCHOR_SET.is_match(name)
+}
+
+/// The function of a stack line the way syzbot reads one: optional spaces, up to two
+/// `[<address>] ` words, then a name directly followed by `+` (an offset) or `.` (a clone
+/// suffix). ` ? func+0x1/0x2` (unreliable), `func include/x.h:12 [inline]` (inlined) and
+/// prose are not frames. Returns the name without clone suffix.
+pub(crate) fn frame_func(line: &str) -> Option<&str> {
+    let b = line.as_bytes();
+    let mut i = 0;
+    while i < b.len() && b[i] == b' ' {
+        i += 1;
+    }
+    for _ in 0..2 {
+        if i < b.len() && b[i] == b'[' {
+            let mut j = i + 1;
+            if b.get(j) == Some(&b'<') {
+                j += 1;
+            }
+            if b.get(j..j + 2) == Some(b"0x".as_slice()) {
+                j += 2;
+            }
+            let hs = j;
+            while j < b.len() && b[j].is_ascii_hexdigit() {
+                j += 1;
+            }
+            if j == hs {
+                return None;
+            }
+            if j < b.len() && b[j] == b'>' {
+                j += 1;
+            }
+            if j + 1 >= b.len() || b[j] != b']' || b[j + 1] != b' ' {
+                return None;
+            }
+            i = j + 2;
+        }
+    }
+    let s = i;
+    while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+        i += 1;
+    }
+    if i == s || i >= b.len() || (b[i] != b'+' && b[i] != b'.') {
+        return None;
+    }
+    Some(&line[s..i])
 }
 
 #[cfg(test)]
@@ -224,13 +226,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn skips_machinery_keeps_drivers() {
+    fn generic_frames() {
         for f in [
             "refcount_warn_saturate",
-            "__refcount_sub_and_test",
-            "kref_put",
             "kobject_put",
-            "of_node_put",
             "dump_stack_lvl",
             "__mutex_lock",
             "mutex_lock_nested",
@@ -241,41 +240,68 @@ mod tests {
             "kasan_report",
             "__asan_load8",
             "memcpy",
-            "strscpy",
             "__kmalloc_cache_noprof",
             "kmem_cache_alloc_noprof",
-            "__schedule",
-            "schedule_timeout",
-            "wait_for_completion",
             "_printk",
-            "asm_exc_invalid_op",
             "el1h_64_sync_handler",
+            "check_panic_on_warn",
+            "do_error_trap",
+            "ref_tracker_free",
+            "crc64_be",
         ] {
             assert!(is_generic_frame(f), "{f} should be generic");
         }
         for f in [
             "foo_remove",
             "of_overlay_remove",
-            "device_del",
-            "platform_remove",
             "kthread",
-            "unittest_probe",
             "synchronize_rcu",
-            "rtnl_lock_killable_foo",
-            "listen_foo",
-            "strange_driver_fn",
-            "memory_notify",
-            "downstream_port_remove",
+            "rtnl_lock",
+            "console_lock",
+            "lock_sock_nested",
+            "__schedule",
+            "valid_state",
+            "__alloc_skb",
         ] {
             assert!(!is_generic_frame(f), "{f} should not be generic");
         }
+        assert_eq!(
+            generic_reason("_raw_spin_lock"),
+            Some(("lock helper or lockdep", "spin_lock"))
+        );
+    }
+
+    #[test]
+    fn syscall_wrappers_reduced() {
+        assert_eq!(strip_syscall_prefix("__x64_sys_bpf"), "sys_bpf");
+        assert_eq!(strip_syscall_prefix("__arm64_sys_bpf"), "sys_bpf");
+        assert_eq!(strip_syscall_prefix("__se_sys_mount"), "mount");
+        assert_eq!(strip_syscall_prefix("__do_sys_mount"), "mount");
+        assert_eq!(strip_syscall_prefix("____sys_sendmsg"), "sendmsg");
+        assert_eq!(strip_syscall_prefix("ksys_read"), "read");
+        assert_eq!(strip_syscall_prefix("tcp_sendmsg"), "tcp_sendmsg");
+    }
+
+    #[test]
+    fn frame_lines() {
+        assert_eq!(frame_func(" foo+0x1/0x2"), Some("foo"));
+        assert_eq!(frame_func(" foo.isra.0+0x1/0x2 [mod]"), Some("foo"));
+        assert_eq!(
+            frame_func("[<ffffffff81234>] bar+0x1/0x2 x.c:1"),
+            Some("bar")
+        );
+        assert_eq!(frame_func("    [<ffffffff81234>] baz+0x1/0x2"), Some("baz"));
+        assert_eq!(frame_func(" ? foo+0x1/0x2"), None);
+        assert_eq!(frame_func(" foo include/x.h:1 [inline]"), None);
+        assert_eq!(frame_func("Call Trace:"), None);
+        assert_eq!(frame_func("RIP: 0010:foo+0x1/0x2"), None);
+        assert_eq!(frame_func("[<ffffffff81234>] ? foo+0x1/0x2"), None);
     }
 
     #[test]
     fn strips_clone_suffixes() {
         assert_eq!(normalize_func("foo.isra.0"), "foo");
         assert_eq!(normalize_func("bar.constprop.0.cold"), "bar");
-        assert_eq!(normalize_func("baz.llvm.1234567"), "baz");
         assert_eq!(normalize_func("plain"), "plain");
     }
 }

@@ -205,6 +205,18 @@ pub(crate) fn parse_symbol(s: &str) -> Option<(&str, &str, &str, usize)> {
     Some((&s[fs..fe], &s[os..oe], &s[ss..i], i))
 }
 
+/// `arch/x86/entry/entry_64.S:244`, `fs/ext4/inode.c:-1`: a symbolizer's file:line.
+fn is_source_location(tok: &str) -> bool {
+    tok.rsplit_once(':').is_some_and(|(file, line)| {
+        file.contains('.')
+            && !line.is_empty()
+            && line
+                .trim_start_matches('-')
+                .bytes()
+                .all(|c| c.is_ascii_digit())
+    })
+}
+
 /// Parses a stack-trace line: ` func+0x1a/0x40`, ` ? func+0x1a/0x40 [mod]`,
 /// ` [<ffffffff81234567>] func+0x1a/0x40`, arm64 ` func+0x1a/0x40 (P)`.
 pub(crate) fn parse_frame(msg: &str) -> Option<Frame<'_>> {
@@ -238,7 +250,8 @@ pub(crate) fn parse_frame(msg: &str) -> Option<Frame<'_>> {
         || rest.starts_with('(')
         || rest.ends_with("[inline]")
         || rest.contains(".c:")
-        || rest.contains(".h:");
+        || rest.contains(".h:")
+        || is_source_location(rest.split(' ').next().unwrap_or(""));
     if !tail_ok {
         return None;
     }

@@ -262,12 +262,14 @@ mod tests {
             .arg(&elf)
             .arg(&src)
             .status();
-        if !built.is_ok_and(|s| s.success())
-            || Command::new("addr2line").arg("-v").output().is_err()
-        {
-            eprintln!("gcc or binutils missing: not testing symbolization");
-            return;
-        }
+        assert!(
+            built.is_ok_and(|s| s.success()),
+            "gcc could not build the test ELF: install gcc (apt-get install gcc)"
+        );
+        assert!(
+            Command::new("addr2line").arg("-v").output().is_ok(),
+            "addr2line is missing: install binutils (apt-get install binutils)"
+        );
         let mut reports = super::super::analyze(
             "WARNING: CPU: 0 PID: 1 at rig_sym.c:3 rig_leaf+0x4/0x10\n\
              Call trace:\n rig_leaf+0x4/0x10\n rig_caller+0x8/0x1c\n main+0x9/0x14\n\

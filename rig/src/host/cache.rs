@@ -2,8 +2,15 @@
 //! built kernels, the acceleration verdict.
 //!
 //! Layout: `<root>/<kind>/<key>/` where `key` is a hex SHA-256 over everything that determines the
-//! content ([`CacheKey`]). An entry is built in a temporary sibling directory and renamed into place
-//! only when complete ([`Cache::get_or_build`]), so an interrupted build never leaves a half entry.
+//! content ([`CacheKey`]). An entry is built in a temporary sibling directory
+//! (`.tmp-<key>-XXXXXX`) and renamed into place only when complete ([`Cache::get_or_build`]), so
+//! a build that is interrupted — even by SIGKILL — never leaves a half entry under the entry's
+//! name: a directory at `<kind>/<key>` is complete by construction.
+//!
+//! Builds of one entry are serialized across processes by `flock` on `<kind>/.lock-<key>`: two
+//! rigs that need the same missing entry at once build it once (the second waits, then finds
+//! it). The lock holder also removes temporary directories that earlier, killed builds of the
+//! same key left behind (nobody else can be building that key while it holds the lock).
 
 use sha2::{Digest, Sha256};
 use std::fs;
@@ -20,6 +27,12 @@ pub enum CacheError {
     },
     #[error("cannot publish cache entry {path}")]
     Publish {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot lock {path}")]
+    Lock {
         path: PathBuf,
         #[source]
         source: io::Error,
@@ -139,12 +152,15 @@ pub fn sha256_file_memo(path: &Path) -> Result<String, CacheError> {
         }
     }
     let digest = sha256_file(path)?;
-    // Best effort: a memo that cannot be written only costs time.
+    // Best effort: a memo that cannot be written only costs time. A uniquely named temporary
+    // file renamed into place: concurrent rigs never write into each other's file.
     if let Some(dir) = memo.parent() {
         if fs::create_dir_all(dir).is_ok() {
-            let tmp = memo.with_extension("tmp");
-            if fs::write(&tmp, &digest).is_ok() {
-                let _ = fs::rename(&tmp, &memo);
+            if let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) {
+                use std::io::Write;
+                if tmp.write_all(digest.as_bytes()).is_ok() {
+                    let _ = tmp.persist(&memo);
+                }
             }
         }
     }
@@ -181,7 +197,8 @@ impl Cache {
 
     /// [`Cache::get_or_build`] as a provisioning step: on a miss it emits `StepStarted` with
     /// `detail()` (when that gives one) and builds; either way it ends with `StepFinished`, marked
-    /// `cached` when nothing had to be built.
+    /// `cached` when nothing had to be built. Waiting for another rig's build of the same entry is
+    /// a `StepProgress`.
     pub fn provision<E>(
         &self,
         kind: &str,
@@ -197,16 +214,27 @@ impl Cache {
         use crate::host::events::Event;
         let started = std::time::Instant::now();
         let mut built = false;
-        let entry = self.get_or_build(kind, key, |dir| {
-            built = true;
-            if let Some(detail) = detail() {
-                events.emit(Event::StepStarted {
+        let entry = self.get_or_build_with(
+            kind,
+            key,
+            &mut || {
+                events.emit(Event::StepProgress {
                     step: step.to_string(),
-                    detail,
-                });
-            }
-            build(dir)
-        })?;
+                    message: "waiting for another rig building the same entry".into(),
+                    fraction: None,
+                })
+            },
+            |dir| {
+                built = true;
+                if let Some(detail) = detail() {
+                    events.emit(Event::StepStarted {
+                        step: step.to_string(),
+                        detail,
+                    });
+                }
+                build(dir)
+            },
+        )?;
         events.emit(Event::StepFinished {
             step: step.to_string(),
             elapsed: started.elapsed(),
@@ -218,10 +246,25 @@ impl Cache {
     /// Returns the entry's directory, running `build` into a fresh temporary directory first
     /// when the entry does not exist. `build` gets the directory to fill; on success it is renamed
     /// into place atomically; on failure the temporary directory is removed and the error returned.
+    /// Concurrent calls for the same entry, in this process or others, build it once.
     pub fn get_or_build<E>(
         &self,
         kind: &str,
         key: &CacheKey,
+        build: impl FnOnce(&Path) -> Result<(), E>,
+    ) -> Result<PathBuf, E>
+    where
+        E: From<CacheError>,
+    {
+        self.get_or_build_with(kind, key, &mut || {}, build)
+    }
+
+    /// [`Cache::get_or_build`], calling `on_wait` once if another builder holds the entry's lock.
+    fn get_or_build_with<E>(
+        &self,
+        kind: &str,
+        key: &CacheKey,
+        on_wait: &mut dyn FnMut(),
         build: impl FnOnce(&Path) -> Result<(), E>,
     ) -> Result<PathBuf, E>
     where
@@ -236,8 +279,15 @@ impl Cache {
             path: parent.to_path_buf(),
             source,
         })?;
+        let _lock = EntryLock::acquire(&parent.join(format!(".lock-{}", key.hex())), on_wait)?;
+        // Built by someone else while we waited for the lock.
+        if final_dir.is_dir() {
+            return Ok(final_dir);
+        }
+        let prefix = format!(".tmp-{}-", key.hex());
+        remove_stale_builds(parent, &prefix);
         let tmp = tempfile::Builder::new()
-            .prefix(&format!(".tmp-{}-", key.short()))
+            .prefix(&prefix)
             .tempdir_in(parent)
             .map_err(|source| CacheError::Create {
                 path: parent.to_path_buf(),
@@ -247,7 +297,7 @@ impl Cache {
         let tmp_path = tmp.keep();
         match fs::rename(&tmp_path, &final_dir) {
             Ok(()) => Ok(final_dir),
-            // Someone else published the same key meanwhile: theirs is as good as ours.
+            // A rig that does not take the lock (an older version) published it meanwhile.
             Err(_) if final_dir.is_dir() => {
                 let _ = fs::remove_dir_all(&tmp_path);
                 Ok(final_dir)
@@ -259,6 +309,67 @@ impl Cache {
                     source,
                 }
                 .into())
+            }
+        }
+    }
+}
+
+/// Temporary directories of earlier builds of this key that were killed before they could
+/// clean up. Only called with the key's lock held, so none of them is being written.
+fn remove_stale_builds(parent: &Path, prefix: &str) {
+    let Ok(rd) = fs::read_dir(parent) else {
+        return;
+    };
+    for e in rd.flatten() {
+        if e.file_name().to_string_lossy().starts_with(prefix) {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// An exclusive `flock` on one entry's lock file, released when dropped (or when the process
+/// dies, however it dies). The lock file itself stays: removing it would let two builders lock
+/// two different files of the same name.
+struct EntryLock {
+    _file: fs::File,
+}
+
+impl EntryLock {
+    fn acquire(path: &Path, on_wait: &mut dyn FnMut()) -> Result<EntryLock, CacheError> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let err = |source| CacheError::Lock {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(err)?;
+        let mut waited = false;
+        loop {
+            let flags = if waited {
+                libc::LOCK_EX
+            } else {
+                libc::LOCK_EX | libc::LOCK_NB
+            };
+            // SAFETY: flock on a descriptor we own.
+            if unsafe { libc::flock(file.as_raw_fd(), flags) } == 0 {
+                return Ok(EntryLock { _file: file });
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EWOULDBLOCK) if !waited => {
+                    on_wait();
+                    waited = true;
+                }
+                _ => return Err(err(e)),
             }
         }
     }
@@ -324,5 +435,129 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn concurrent_builders_of_one_entry_build_it_once_and_never_overlap() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::at(d.path());
+        let key = CacheKey::new("shared");
+        let builds = Arc::new(AtomicUsize::new(0));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let overlapped = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (cache, key) = (cache.clone(), key.clone());
+                let (builds, inside, overlapped) =
+                    (builds.clone(), inside.clone(), overlapped.clone());
+                std::thread::spawn(move || {
+                    // flock is per open file description: threads contend like processes do.
+                    cache
+                        .get_or_build::<CacheError>("thing", &key, |dir| {
+                            if inside.fetch_add(1, Ordering::SeqCst) > 0 {
+                                overlapped.fetch_add(1, Ordering::SeqCst);
+                            }
+                            builds.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(std::time::Duration::from_millis(300));
+                            fs::write(dir.join("out"), "whole").unwrap();
+                            inside.fetch_sub(1, Ordering::SeqCst);
+                            Ok(())
+                        })
+                        .unwrap()
+                })
+            })
+            .collect();
+        for t in threads {
+            let p = t.join().unwrap();
+            assert_eq!(fs::read_to_string(p.join("out")).unwrap(), "whole");
+        }
+        assert_eq!(builds.load(Ordering::SeqCst), 1);
+        assert_eq!(overlapped.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_build_waits_for_another_process_holding_the_entry_lock() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::at(d.path());
+        let key = CacheKey::new("other-process");
+        let kind_dir = d.path().join("thing");
+        fs::create_dir_all(&kind_dir).unwrap();
+        let lock = kind_dir.join(format!(".lock-{}", key.hex()));
+        // Another process holds the lock for a while, "building" the entry meanwhile.
+        let entry = cache.entry("thing", &key);
+        let script = format!(
+            "sleep 1; mkdir {t}; echo theirs > {t}/out; mv {t} {e}",
+            t = kind_dir.join(".tmp-theirs").display(),
+            e = entry.display()
+        );
+        let mut holder = std::process::Command::new("flock")
+            .arg(&lock)
+            .args(["sh", "-c", &script])
+            .spawn()
+            .expect("flock(1) from util-linux");
+        // Let it take the lock first.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !lock.exists() {
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let mut waited = false;
+        let mut built = false;
+        let p = cache
+            .get_or_build_with::<CacheError>("thing", &key, &mut || waited = true, |_| {
+                built = true;
+                Ok(())
+            })
+            .unwrap();
+        assert!(holder.wait().unwrap().success());
+        assert!(waited, "did not wait for the other process");
+        assert!(
+            !built,
+            "built although the other process published the entry"
+        );
+        assert_eq!(fs::read_to_string(p.join("out")).unwrap(), "theirs\n");
+    }
+
+    #[test]
+    fn a_killed_build_leaves_no_entry_and_its_leftovers_are_never_used() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::at(d.path());
+        let key = CacheKey::new("killed");
+        let kind_dir = d.path().join("thing");
+        fs::create_dir_all(&kind_dir).unwrap();
+        // What a build SIGKILLed halfway leaves: a temporary directory with a truncated file.
+        let stale = kind_dir.join(format!(".tmp-{}-dead01", key.hex()));
+        fs::create_dir(&stale).unwrap();
+        fs::write(stale.join("out"), "trunc").unwrap();
+        assert!(!cache.entry("thing", &key).exists());
+        let p = cache
+            .get_or_build::<CacheError>("thing", &key, |dir| {
+                assert!(
+                    !dir.join("out").exists(),
+                    "the build started from leftovers"
+                );
+                fs::write(dir.join("out"), "complete").unwrap();
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(fs::read_to_string(p.join("out")).unwrap(), "complete");
+        assert!(
+            !stale.exists(),
+            "the dead build's leftovers were not removed"
+        );
+        // A build that panics (unwinds) publishes nothing either.
+        let key2 = CacheKey::new("panics");
+        let c2 = cache.clone();
+        let r = std::panic::catch_unwind(move || {
+            let _ = c2.get_or_build::<CacheError>("thing", &key2, |dir| {
+                fs::write(dir.join("out"), "half").unwrap();
+                panic!("build died");
+            });
+        });
+        assert!(r.is_err());
+        assert!(!cache.entry("thing", &CacheKey::new("panics")).exists());
     }
 }

@@ -1,6 +1,6 @@
 //! What every stage stands on: child-process ownership, the content-addressed cache, the run's
 //! artifacts folder, typed events, host tools (doctor/setup), exit codes, and the board and
-//! architecture names every stage speaks of. Uses std and crates only.
+//! architecture names every stage speaks of, per-user private directories. Uses std and crates only.
 
 pub mod artifacts;
 pub mod board;
@@ -9,3 +9,4 @@ pub mod doctor;
 pub mod events;
 pub mod exit;
 pub mod process;
+pub mod userdir;

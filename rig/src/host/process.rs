@@ -49,21 +49,67 @@ fn unregister(pgid: i32) {
     }
 }
 
-/// Kills every live supervised process group (SIGTERM, short grace, SIGKILL). Used on Ctrl-C.
+/// Live descendants of this process (children, their children, …), from `/proc`.
+fn descendants() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let mut parent_of: Vec<(i32, i32)> = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) S ppid …`: comm may hold anything; it ends at the last `)`.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let mut f = rest.split_whitespace();
+        let (state, ppid) = (f.next(), f.next().and_then(|p| p.parse::<i32>().ok()));
+        if let (Some(st), Some(ppid)) = (state, ppid) {
+            if st != "Z" && st != "X" {
+                parent_of.push((pid, ppid));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![me];
+    while let Some(p) = frontier.pop() {
+        for &(child, _) in parent_of.iter().filter(|&&(_, pp)| pp == p) {
+            if !out.contains(&child) {
+                out.push(child);
+                frontier.push(child);
+            }
+        }
+    }
+    out
+}
+
+/// Kills every live supervised process group and every other descendant of rig (the helpers
+/// [`run_logged`] runs and whatever they started: mmdebstrap's apt-get, …): SIGTERM, a short
+/// grace, SIGKILL. Used on Ctrl-C and SIGTERM.
 pub fn kill_all_children() {
     let groups: Vec<i32> = LIVE_GROUPS.lock().map(|v| v.clone()).unwrap_or_default();
+    let procs = descendants();
+    // SAFETY: kill(2) on our own children's groups and our own descendants.
     for &g in &groups {
         unsafe { libc::kill(-g, libc::SIGTERM) };
     }
+    for &p in &procs {
+        unsafe { libc::kill(p, libc::SIGTERM) };
+    }
     let deadline = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < deadline {
-        if groups.iter().all(|&g| unsafe { libc::kill(-g, 0) } != 0) {
+        if groups.iter().all(|&g| unsafe { libc::kill(-g, 0) } != 0) && descendants().is_empty() {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     for &g in &groups {
         unsafe { libc::kill(-g, libc::SIGKILL) };
+    }
+    for p in descendants() {
+        unsafe { libc::kill(p, libc::SIGKILL) };
     }
 }
 
@@ -78,7 +124,8 @@ pub fn caught_signal() -> Option<i32> {
     }
 }
 
-/// On SIGINT/SIGTERM/SIGHUP: kill and reap every supervised child, then exit with 128+signal.
+/// On SIGINT/SIGTERM/SIGHUP: kill every supervised child and every other descendant, then exit
+/// with 128+signal.
 /// Call once from `main`.
 pub fn install_signal_handlers() -> io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -289,8 +336,13 @@ pub fn tail_lines(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Runs a short provisioning command to completion with stdin from /dev/null and stdout and
-/// stderr appended to `log`; a failure carries the command, its status and what it wrote.
+/// Runs a provisioning command (mmdebstrap, tar, depmod, rsync, make's helpers) to completion
+/// with stdin from /dev/null and stdout and stderr appended to `log`; a failure carries the
+/// command, its status and what it wrote. The helper stays in rig's process group, so a signal
+/// to the group (Ctrl-C, a CI job's kill) reaches everything it started; a SIGTERM to rig alone
+/// reaches it through the signal handler, which kills every descendant of rig
+/// ([`kill_all_children`]); a rig that dies without running its handler (SIGKILL) takes the
+/// helper with it by `PR_SET_PDEATHSIG`.
 pub fn run_logged(mut cmd: Command, log: &Path) -> Result<(), CommandError> {
     use std::io::{Read, Seek, SeekFrom};
     let command = describe_command(&cmd);
@@ -306,10 +358,22 @@ pub fn run_logged(mut cmd: Command, log: &Path) -> Result<(), CommandError> {
     };
     let start = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
     cmd.stdin(Stdio::null()).stdout(open()?).stderr(open()?);
-    let st = cmd.status().map_err(|source| CommandError::Spawn {
-        command: command.clone(),
-        source,
-    })?;
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let st = cmd
+        .spawn()
+        .and_then(|mut child| child.wait())
+        .map_err(|source| CommandError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
     if st.success() {
         return Ok(());
     }
@@ -394,6 +458,50 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    #[test]
+    fn the_signal_path_kills_helpers_and_what_they_started() {
+        // What rig's handler does on SIGTERM, while a helper (here: a shell with a job of its
+        // own, like mmdebstrap with its apt-get) runs.
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let pidfile = dir.path().join("pid");
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("sleep 60 & echo $! > {}; wait", pidfile.display()));
+        let helper = std::thread::spawn(move || run_logged(cmd, &log));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let grandchild: i32 = loop {
+            if let Some(p) = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                break p;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the helper never started its job"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(descendants().contains(&grandchild));
+        kill_all_children();
+        let r = helper.join().unwrap();
+        assert!(r.unwrap_err().to_string().contains("signal"));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(grandchild)
+            && !std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the helper's job {grandchild} lives on"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(descendants().is_empty(), "{:?}", descendants());
     }
 
     #[test]

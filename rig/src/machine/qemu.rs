@@ -49,6 +49,9 @@ pub struct QemuConfig {
     pub paused: bool,
     /// Devices a scenario adds to the board.
     pub devices: Vec<ExtraDevice>,
+    /// `-name`: the run's marker (`rig-<run id>`), so leak checks can tell this run's QEMU from
+    /// any other. Letters, digits, `.`, `_`, `-` only.
+    pub name: Option<String>,
 }
 
 /// A device a scenario adds to the board, present from boot.
@@ -90,7 +93,8 @@ impl ExtraDevice {
 }
 
 impl QemuConfig {
-    /// Defaults for `board`: 1 GiB, room for 4 DIMMs up to 4 GiB, 2 vCPUs, 4 free root ports.
+    /// Defaults for `board`: 1 GiB, room for 4 DIMMs up to 4 GiB, 2 vCPUs, 4 free root ports,
+    /// named after this process's run ([`crate::host::artifacts::run_id`]).
     pub fn new(board: Board, accel: Accel, console_socket: PathBuf, qmp_socket: PathBuf) -> Self {
         QemuConfig {
             board,
@@ -107,6 +111,9 @@ impl QemuConfig {
             hotplug_root_ports: crate::host::board::HOTPLUG_ROOT_PORTS,
             paused: false,
             devices: Vec::new(),
+            name: Some(crate::host::artifacts::qemu_name(
+                &crate::host::artifacts::run_id(),
+            )),
         }
     }
 }
@@ -116,6 +123,9 @@ pub fn argv(cfg: &QemuConfig) -> Vec<String> {
     let mut a: Vec<String> = vec![cfg.board.qemu_binary().into()];
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
     push(&["-nodefaults", "-no-user-config", "-display", "none"]);
+    if let Some(name) = &cfg.name {
+        push(&["-name", name]);
+    }
     // A guest panic (panic=-1) reboots, and -no-reboot turns that into a QEMU exit.
     push(&["-no-reboot"]);
     match cfg.board {
@@ -239,6 +249,11 @@ fn check_param(p: &str) -> Result<(), CmdlineError> {
     if p.starts_with('=') {
         return bad("no name before `=`");
     }
+    // The kernel echoes its command line on the console while it boots: a parameter holding
+    // one of rig's console markers (`RIG-READY …`) would forge it.
+    if p.contains("RIG-") {
+        return bad("holds a rig console marker (`RIG-…`)");
+    }
     let mut in_quotes = false;
     for c in p.chars() {
         match c {
@@ -356,6 +371,17 @@ mod tests {
     }
 
     #[test]
+    fn the_run_marker_is_one_name_argument() {
+        let mut c = cfg(Board::Arm64Virt);
+        let own = crate::host::artifacts::qemu_name(&crate::host::artifacts::run_id());
+        assert!(has_pair(&argv(&c), "-name", &own));
+        c.name = None;
+        assert!(!argv(&c).contains(&"-name".to_string()));
+        c.name = Some("rig-ci-42.s3".into());
+        assert!(has_pair(&argv(&c), "-name", "rig-ci-42.s3"));
+    }
+
+    #[test]
     fn paused_machine_without_kernel() {
         let mut c = cfg(Board::X86_64Q35);
         c.kernel = None;
@@ -441,6 +467,7 @@ mod tests {
             ("", "empty parameter"),
             ("=v", "no name before `=`"),
             ("a\nb", "control character"),
+            ("RIG-READY", "holds a rig console marker (`RIG-…`)"),
         ] {
             let e = kernel_cmdline(Board::X86_64Q35, &[p.into()]).unwrap_err();
             assert_eq!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// `RIG_TIMEOUT_SCALE` is not a positive number.
 #[derive(Debug, thiserror::Error)]
-#[error("RIG_TIMEOUT_SCALE=`{value}` is not a positive number (e.g. 2 or 1.5)")]
+#[error("RIG_TIMEOUT_SCALE=`{value}` is not a positive number up to 1000 (e.g. 2 or 1.5)")]
 pub struct BadTimeoutScale {
     pub value: String,
 }
@@ -17,7 +17,8 @@ pub fn env_timeout_scale() -> Result<f64, BadTimeoutScale> {
     match std::env::var("RIG_TIMEOUT_SCALE") {
         Err(_) => Ok(1.0),
         Ok(v) => match v.trim().parse::<f64>() {
-            Ok(f) if f.is_finite() && f > 0.0 => Ok(f),
+            // Bounded: a scale like 1e300 would overflow every deadline (a panic, not a wait).
+            Ok(f) if f.is_finite() && f > 0.0 && f <= 1000.0 => Ok(f),
             _ => Err(BadTimeoutScale { value: v }),
         },
     }

@@ -183,11 +183,19 @@ fn qemu_gone(qemu: &mut Supervised) -> Option<String> {
 
 impl Vm {
     pub fn boot(cfg: &VmConfig, run_dir: &RunDir, events: &Events) -> Result<Vm, VmError> {
-        let sockets = tempfile::Builder::new()
-            .prefix("rig-")
-            .tempdir()
-            .map_err(|source| VmError::Artifact {
+        // The sockets live in a fresh 0700 directory inside the user's private one, so no other
+        // local user can connect to the console or QMP, or plant anything at their paths.
+        let vm_dirs =
+            crate::host::userdir::private_subdir("vm").map_err(|e| VmError::Artifact {
                 path: std::env::temp_dir(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        let sockets = tempfile::Builder::new()
+            .prefix("vm-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir_in(&vm_dirs)
+            .map_err(|source| VmError::Artifact {
+                path: vm_dirs.clone(),
                 source,
             })?;
         let console_sock = sockets.path().join("con");
@@ -206,6 +214,15 @@ impl Vm {
         qc.ssh_forward_port = cfg.ssh_forward_port;
         qc.devices = cfg.devices.clone();
         let argv = qemu::argv(&qc);
+        // console.log exists from before QEMU starts: whatever ends the run, its folder has one.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(run_dir.console_log())
+            .map_err(|source| VmError::Artifact {
+                path: run_dir.console_log(),
+                source,
+            })?;
         let argv_path = run_dir.file("qemu.argv");
         std::fs::write(&argv_path, crate::host::process::shell_line(&argv) + "\n").map_err(
             |source| VmError::Artifact {

@@ -92,13 +92,14 @@ pub struct Planned {
 /// Loads the matrix file and the scenarios its globs select from (every other `*.yaml` in its
 /// folder); overlay names resolve against `overlays_dir`.
 pub fn load(path: &Path, overlays_dir: &Path) -> Result<(Matrix, Vec<Arc<Scenario>>), MatrixError> {
-    let text = std::fs::read_to_string(path).map_err(|source| MatrixError::Read {
+    let bytes = std::fs::read(path).map_err(|source| MatrixError::Read {
         path: path.into(),
         source,
     })?;
+    let text = crate::scenario::utf8(&bytes, &path.display().to_string())?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let scenarios = crate::scenario::load_dir(dir, overlays_dir)?;
-    let m = parse_str(&text, &path.display().to_string(), &scenarios)?;
+    let m = parse_str(text, &path.display().to_string(), &scenarios)?;
     Ok((m, scenarios.into_iter().map(Arc::new).collect()))
 }
 

@@ -92,6 +92,8 @@ pub(super) struct Exec<'a> {
     pub(super) timeout_scale: f64,
     /// The console stopped answering (a probe after a command timeout got nothing back).
     pub(super) console_dead: bool,
+    /// QEMU is not running the guest or does not answer QMP: nothing more can be done with it.
+    pub(super) machine_stuck: bool,
     /// This repetition's random stream (see [`super::seed`]).
     pub(super) rng: rand_chacha::ChaCha8Rng,
 }
@@ -143,7 +145,7 @@ impl Exec<'_> {
                 self.fail(step, e);
             }
         }
-        self.guest.vm.exited().is_some() || self.remaining().is_zero()
+        self.guest.vm.exited().is_some() || self.remaining().is_zero() || self.machine_stuck
     }
 
     pub(super) fn sh(
@@ -179,14 +181,20 @@ impl Exec<'_> {
                 "{what}\n(the console is dead too, while QEMU runs the guest: the guest stopped \
                  answering)"
             )),
-            Ok(status) => StepError::Rig(format!(
-                "{what}\n(QEMU is not running the guest: status {})",
-                status["status"]
-            )),
-            Err(q) => StepError::Rig(format!(
-                "{what}\n(neither the console nor QMP answers: QEMU itself is stuck: {})",
-                error_chain(&q)
-            )),
+            Ok(status) => {
+                self.machine_stuck = true;
+                StepError::Rig(format!(
+                    "{what}\n(QEMU is not running the guest: status {})",
+                    status["status"]
+                ))
+            }
+            Err(q) => {
+                self.machine_stuck = true;
+                StepError::Rig(format!(
+                    "{what}\n(neither the console nor QMP answers: QEMU itself is stuck: {})",
+                    error_chain(&q)
+                ))
+            }
         }
     }
 

@@ -61,7 +61,13 @@ pub enum RunError {
     Modules {
         modules: String,
         #[source]
-        source: crate::provision::image::ImageError,
+        source: Box<crate::provision::image::ImageError>,
+    },
+    #[error("cannot write the run's report {path}")]
+    Report {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
     },
 }
 
@@ -134,7 +140,7 @@ pub fn run_scenario(
         board::add_modules(&mut image, &modules, cache, events).map_err(|source| {
             RunError::Modules {
                 modules: modules.join(","),
-                source,
+                source: Box::new(source),
             }
         })?
     {
@@ -224,7 +230,9 @@ pub fn run_scenario(
         artifacts: run_dir.path().to_path_buf(),
     };
     if let Ok(s) = serde_json::to_string_pretty(&result) {
-        let _ = std::fs::write(run_dir.file("report.json"), s + "\n");
+        // A verdict without its report (the artifacts filesystem refused it) is rig's failure.
+        let path = run_dir.file("report.json");
+        std::fs::write(&path, s + "\n").map_err(|source| RunError::Report { path, source })?;
     }
     Ok(result)
 }
@@ -276,11 +284,23 @@ fn run_once(
     let boot_log = std::fs::read(dir.console_log()).unwrap_or_default();
     let log = Arc::new(Mutex::new(String::from_utf8_lossy(&boot_log).into_owned()));
     let analyzer = Arc::new(Mutex::new(Analyzer::new()));
+    // Whether console.log kept everything: it must hold the RIG-READY the console showed, and
+    // every byte the console prints from here on.
+    let ready_lost = guest
+        .vm
+        .console()
+        .tail()
+        .last_lines(400)
+        .contains("RIG-READY")
+        && !boot_log.windows(9).any(|w| w == b"RIG-READY");
+    let streamed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     {
         let log = log.clone();
         let analyzer = analyzer.clone();
         let ev = events.clone();
+        let streamed = streamed.clone();
         guest.vm.console().add_tap(Box::new(move |data| {
+            streamed.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
             let text = String::from_utf8_lossy(data);
             if let Ok(mut l) = log.lock() {
                 l.push_str(&text);
@@ -307,6 +327,7 @@ fn run_once(
         par_seq: 0,
         timeout_scale,
         console_dead: false,
+        machine_stuck: false,
         rng: seed::repetition_rng(seed, index),
     };
     if let Err(e) = exec.init_virtio_mem(&scenario.devices) {
@@ -328,6 +349,7 @@ fn run_once(
     }
     failures.append(&mut exec.failures);
     let console_dead = exec.console_dead;
+    let machine_stuck = exec.machine_stuck;
 
     // Pull the kernel's own log as well (messages below the console loglevel).
     let dmesg_text = if guest.vm.exited().is_none() && !console_dead {
@@ -344,8 +366,38 @@ fn run_once(
     // QEMU ended before rig stopped it: the guest reset, panicked or powered off, or the host
     // ended it. Only the QMP SHUTDOWN event tells which.
     let cause = guest.vm.exited().map(|_| guest.vm.exit_cause());
-    guest.shutdown();
+    if machine_stuck {
+        // No polite QMP `quit` to a QEMU that does not answer: stop it (SIGTERM, then SIGKILL).
+        drop(guest);
+    } else {
+        guest.shutdown();
+    }
+    let seen = boot_log.len() as u64 + streamed.load(std::sync::atomic::Ordering::Relaxed);
+    if let Some(f) = console_log_lost(dir, ready_lost, seen, &scenario.file) {
+        failures.push(f);
+    }
     finish(done, failures, dmesg_text, cause, (booted, Instant::now()))
+}
+
+/// The verdict reads console.log; if the artifacts filesystem refused part of it (full, failing),
+/// a kernel report may be missing from it, so the run cannot pass: that is rig's failure.
+fn console_log_lost(dir: &RunDir, ready_lost: bool, seen: u64, at: &str) -> Option<StepFailure> {
+    let written = std::fs::metadata(dir.console_log()).map_or(0, |m| m.len());
+    (written < seen || ready_lost).then(|| StepFailure {
+        step: "artifacts".into(),
+        at: at.to_string(),
+        message: format!(
+            "{} holds {written} of the {seen} bytes the console printed{}: the artifacts \
+             filesystem is full or failing, so the log cannot be trusted",
+            dir.console_log().display(),
+            if ready_lost {
+                " (not even RIG-READY)"
+            } else {
+                ""
+            }
+        ),
+        infra: true,
+    })
 }
 
 fn emit_reports(events: &Events, reports: Vec<Report>) {
@@ -453,6 +505,10 @@ fn unexpected_reboot(reason: &str, console: &[u8]) -> Report {
         text: format!("QEMU SHUTDOWN reason: {reason}; the console's last lines:\n{tail}"),
         stack: Vec::new(),
         line: lines.len(),
+        end_line: lines.len(),
         timestamp: None,
+        corrupted: false,
+        corrupted_reason: None,
+        trail: Vec::new(),
     }
 }

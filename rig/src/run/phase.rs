@@ -97,7 +97,11 @@ mod tests {
             text: String::new(),
             stack: vec![],
             line,
+            end_line: line,
             timestamp,
+            corrupted: false,
+            corrupted_reason: None,
+            trail: vec![],
         }
     }
 

@@ -27,6 +27,8 @@ pub use step::*;
 mod validate;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_devices;
@@ -342,11 +344,31 @@ impl Scenario {
 
 /// Reads and validates a scenario file. Overlay names resolve against `overlays_dir`.
 pub fn load(path: &Path, overlays_dir: &Path) -> Result<Scenario, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+    let bytes = std::fs::read(path).map_err(|source| ScenarioError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_str(&text, &path.display().to_string(), overlays_dir)
+    let label = path.display().to_string();
+    let text = utf8(&bytes, &label)?;
+    parse_str(text, &label, overlays_dir)
+}
+
+/// A file's bytes as text, or an error at the line and column of its first byte that is not
+/// UTF-8 (scenario and matrix files alike).
+pub fn utf8<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, ScenarioError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let good = &bytes[..e.valid_up_to()];
+        let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+        let start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&good[start..]).chars().count() + 1;
+        ScenarioError::Invalid {
+            file: file.to_string(),
+            line,
+            column,
+            path: String::new(),
+            message: format!("not UTF-8 text (byte 0x{:02x})", bytes[e.valid_up_to()]),
+        }
+    })
 }
 
 /// Validates scenario text; `file_label` is the file name errors show (and the default name's

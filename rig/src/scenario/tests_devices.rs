@@ -71,6 +71,14 @@ fn device_and_resize_mistakes_point_at_the_field() {
             "devices[0].qemu.driver: invalid QEMU device driver",
         ),
         (
+            "devices:\n  - qemu: {driver: vfio-pci}\nsteps:\n  - sleep: 1s\n",
+            "devices[0].qemu.driver: `vfio-pci` devices reach into the host",
+        ),
+        (
+            "devices:\n  - qemu: {driver: e1000e, props: {romfile: /etc/shadow}}\nsteps:\n  - sleep: 1s\n",
+            "devices[0].qemu.props.romfile: property `romfile` names a host file",
+        ),
+        (
             "devices:\n  - qemu: {driver: e1000e, props: {mac: 'a,b'}}\nsteps:\n  - sleep: 1s\n",
             "devices[0].qemu.props.mac: device properties are scalars without `,`",
         ),

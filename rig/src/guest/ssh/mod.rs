@@ -66,6 +66,10 @@ pub enum SshError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot use the port lock directory: {message}")]
+    PortDir { message: String },
+    #[error("RIG_SSH_PORTS=`{value}` is not a port range (FIRST-LAST or one port, 1024-65535)")]
+    BadPortRange { value: String },
     #[error(
         "no free port on 127.0.0.1 in {first}..={last}: {locked} locked by other rigs (in {lock_dir}), \
          {in_use} in use by other programs"

@@ -2,25 +2,49 @@
 //! pick the same one.
 //!
 //! Binding a port and closing it again is racy on its own: two rigs can both see the port free.
-//! So each candidate port also has a lock file (`/tmp/rig-ports/<port>`) that the owning rig
-//! holds with `flock(LOCK_EX)` for as long as its [`PortReservation`] lives (the VM's lifetime);
-//! another rig skips locked ports. The bind test then filters out ports that something other
-//! than a rig is using. The lock dies with the rig's process, so a crashed rig leaks nothing.
-//! The range lies below Linux's ephemeral range (32768+), so outgoing connections do not take
-//! the port between the check and QEMU's bind.
+//! So each candidate port also has a lock file (`<runtime dir>/ports/<port>`, in the user's
+//! private 0700 directory: [`crate::host::userdir`]) that the owning rig holds with
+//! `flock(LOCK_EX)` for as long as its [`PortReservation`] lives (the VM's lifetime); another rig
+//! of the same user skips locked ports. Lock files are opened with `O_NOFOLLOW` and mode 0600.
+//! The bind test then filters out ports that something other than a rig (or another user's rig)
+//! is using. The lock dies with the rig's process, so a crashed rig leaks nothing. The range lies
+//! below Linux's ephemeral range (32768+), so outgoing connections do not take the port between
+//! the check and QEMU's bind; `RIG_SSH_PORTS=FIRST-LAST` picks another range.
+//!
+//! Only loopback is ever used: the bind test binds 127.0.0.1 and QEMU's forward is
+//! `hostfwd=tcp:127.0.0.1:PORT-:22`, so the guest's ssh is never reachable from other hosts.
 
 use super::SshError;
 use std::fs::{File, OpenOptions};
 use std::net::{Ipv4Addr, TcpListener};
 use std::ops::RangeInclusive;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// Where the per-port lock files live.
-pub const DEFAULT_LOCK_DIR: &str = "/tmp/rig-ports";
-/// Candidate ports.
+/// Candidate ports when `RIG_SSH_PORTS` is not set.
 pub const DEFAULT_RANGE: RangeInclusive<u16> = 20022..=20999;
+
+/// Where this user's per-port lock files live: `<runtime dir>/ports`, private to the user.
+pub fn lock_dir() -> Result<PathBuf, SshError> {
+    crate::host::userdir::private_subdir("ports").map_err(|e| SshError::PortDir {
+        message: e.to_string(),
+    })
+}
+
+/// The candidate ports: `RIG_SSH_PORTS` (`FIRST-LAST`, or one port) or [`DEFAULT_RANGE`].
+pub fn port_range() -> Result<RangeInclusive<u16>, SshError> {
+    match std::env::var("RIG_SSH_PORTS") {
+        Err(_) => Ok(DEFAULT_RANGE),
+        Ok(v) => parse_range(&v).ok_or(SshError::BadPortRange { value: v }),
+    }
+}
+
+fn parse_range(v: &str) -> Option<RangeInclusive<u16>> {
+    let (a, b) = v.trim().split_once('-').unwrap_or((v.trim(), v.trim()));
+    let (a, b): (u16, u16) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a >= 1024 && a <= b).then_some(a..=b)
+}
 
 /// A host port on 127.0.0.1 that no other rig will use while this value lives.
 #[derive(Debug)]
@@ -47,24 +71,20 @@ impl PortReservation {
     }
 }
 
-/// Reserves a free port in [`DEFAULT_RANGE`] with locks in [`DEFAULT_LOCK_DIR`].
+/// Reserves a free port in [`port_range`] with locks in [`lock_dir`].
 pub fn reserve_port() -> Result<PortReservation, SshError> {
-    reserve_port_in(Path::new(DEFAULT_LOCK_DIR), DEFAULT_RANGE)
+    reserve_port_in(&lock_dir()?, port_range()?)
 }
 
-/// Reserves a free port in `range`, holding a lock file in `lock_dir`.
+/// Reserves a free port in `range`, holding a lock file in `lock_dir` (created 0700 if missing;
+/// an existing one must be private to this user).
 pub fn reserve_port_in(
     lock_dir: &Path,
     range: RangeInclusive<u16>,
 ) -> Result<PortReservation, SshError> {
-    if !lock_dir.is_dir() {
-        std::fs::create_dir_all(lock_dir).map_err(|source| SshError::PortLock {
-            path: lock_dir.to_path_buf(),
-            source,
-        })?;
-        // Shared by every user's rigs, like /tmp itself.
-        let _ = std::fs::set_permissions(lock_dir, std::fs::Permissions::from_mode(0o1777));
-    }
+    crate::host::userdir::ensure_private(lock_dir).map_err(|e| SshError::PortDir {
+        message: e.to_string(),
+    })?;
     let (first, last) = (*range.start(), *range.end());
     if last < first {
         return Err(SshError::NoFreePort {
@@ -121,19 +141,16 @@ pub fn reserve_port_in(
     })
 }
 
-/// Opens (creating if needed) a lock file. flock needs no write access, so another user's
-/// existing lock file is opened read-only.
+/// Opens (creating if needed, mode 0600) a lock file; never through a symlink.
 fn open_lock(path: &Path) -> std::io::Result<File> {
-    match File::open(path) {
-        Ok(f) => Ok(f),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o644)
-            .open(path),
-        Err(e) => Err(e),
-    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 /// `flock(LOCK_EX | LOCK_NB)`: `Ok(false)` when another open file description holds it.
@@ -206,22 +223,64 @@ mod tests {
         assert_eq!(again.port(), p);
     }
 
-    #[test]
-    fn a_new_lock_dir_is_shared_by_all_users() {
-        let dir = tempfile::tempdir().unwrap();
-        let locks = dir.path().join("rig-ports");
-        let p = free_port();
-        let r = reserve_port_in(&locks, p..=p).unwrap();
-        let mode = std::fs::metadata(&locks).unwrap().permissions().mode() & 0o7777;
-        assert_eq!(mode, 0o1777);
-        // An existing lock file is reused (opened read-only is enough for flock).
-        drop(r);
-        set_readonly(&locks.join(p.to_string()));
-        assert_eq!(reserve_port_in(&locks, p..=p).unwrap().port(), p);
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(p).unwrap().mode() & 0o7777
     }
 
-    fn set_readonly(path: &Path) {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    #[test]
+    fn locks_live_in_a_private_directory_as_0600_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = dir.path().join("ports");
+        let p = free_port();
+        let r = reserve_port_in(&locks, p..=p).unwrap();
+        assert_eq!(mode(&locks), 0o700);
+        assert_eq!(mode(r.lock_path()), 0o600);
+        // An existing lock file is reused.
+        drop(r);
+        assert_eq!(reserve_port_in(&locks, p..=p).unwrap().port(), p);
+        // The default directory is the user's private one.
+        let d = lock_dir().unwrap();
+        assert_eq!(mode(&d), 0o700);
+        assert!(d.ends_with("ports"), "{}", d.display());
+    }
+
+    #[test]
+    fn a_symlink_planted_as_a_lock_file_or_directory_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = dir.path().join("ports");
+        std::fs::create_dir(&locks).unwrap();
+        std::fs::set_permissions(&locks, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        let victim = dir.path().join("victim");
+        let p = free_port();
+        std::os::unix::fs::symlink(&victim, locks.join(p.to_string())).unwrap();
+        let e = reserve_port_in(&locks, p..=p).unwrap_err();
+        assert!(matches!(e, SshError::PortLock { .. }), "{e}");
+        assert!(!victim.exists(), "created a file through the symlink");
+
+        let linked = dir.path().join("linked-ports");
+        std::os::unix::fs::symlink(&locks, &linked).unwrap();
+        let e = reserve_port_in(&linked, p..=p).unwrap_err();
+        assert!(e.to_string().contains("symlink"), "{e}");
+        // A directory others can write to is not used for locks of ours either... unless it
+        // is our own, which is tightened.
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
+            .unwrap();
+        reserve_port_in(&open, p..=p).unwrap();
+        assert_eq!(mode(&open), 0o700);
+    }
+
+    #[test]
+    fn rig_ssh_ports_ranges_parse_strictly() {
+        assert_eq!(parse_range("30000-30010"), Some(30000..=30010));
+        assert_eq!(parse_range(" 30005 "), Some(30005..=30005));
+        assert_eq!(parse_range("30010-30000"), None);
+        assert_eq!(parse_range("22-30"), None, "privileged ports are refused");
+        assert_eq!(parse_range("x-y"), None);
+        assert_eq!(parse_range("70000"), None);
     }
 
     #[test]

@@ -21,16 +21,17 @@ impl V<'_> {
             let dev = match d {
                 RawDevice::Qemu(q) => {
                     let kp = p.key("qemu");
-                    let ok = !q.driver.is_empty()
-                        && q.driver
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                    let ok = super::host::safe(&q.driver, "-_.");
                     if !ok {
                         return Err(self.err(
                             &kp.key("driver"),
                             format!("invalid QEMU device driver `{}`", q.driver),
                         ));
                     }
+                    // The host-isolation rules of `device_add` hold for boot-time devices too.
+                    let empty = serde_json::Map::new();
+                    let map = q.props.as_ref().unwrap_or(&empty);
+                    self.device(&q.driver, map, &kp.key("driver"), &kp.key("props"))?;
                     if let Some(id) = &q.id {
                         self.qemu_id(id, &kp.key("id"))?;
                     }

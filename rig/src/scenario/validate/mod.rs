@@ -10,6 +10,14 @@ use std::collections::BTreeSet;
 type R<T> = Result<T, ScenarioError>;
 
 mod devices;
+/// The longest duration a file may give (a deadline further out is a typo).
+const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The longest scenario or step name.
+const MAX_NAME: usize = 200;
+
+mod host;
+#[cfg(test)]
+pub(crate) use host::QMP_ALLOWED;
 mod steps;
 use steps::Within;
 
@@ -113,6 +121,10 @@ impl V<'_> {
         match d {
             None => Ok(default),
             Some(HumanDuration(d)) if d.is_zero() => Err(self.err(path, "must be longer than 0s")),
+            // Deadlines are instants: a duration past any clock is a typo, never a plan.
+            Some(HumanDuration(d)) if d > MAX_DURATION => {
+                Err(self.err(path, "must be at most 30 days"))
+            }
             Some(HumanDuration(d)) => Ok(d),
         }
     }
@@ -120,8 +132,21 @@ impl V<'_> {
     fn name(&self, name: Option<String>, path: &Path) -> R<Option<String>> {
         match name {
             Some(n) if n.trim().is_empty() => Err(self.err(&path.key("name"), "empty name")),
+            Some(n) => self.printable(&n, &path.key("name")).map(|_| Some(n)),
             n => Ok(n),
         }
+    }
+
+    /// Names are shown on terminals and in reports: no control characters (escape sequences),
+    /// at most [`MAX_NAME`] characters.
+    fn printable(&self, text: &str, path: &Path) -> R<()> {
+        if text.chars().any(char::is_control) {
+            return Err(self.err(path, "control characters are not allowed in names"));
+        }
+        if text.chars().count() > MAX_NAME {
+            return Err(self.err(path, format!("longer than {MAX_NAME} characters")));
+        }
+        Ok(())
     }
 
     fn qemu_id(&self, id: &str, path: &Path) -> R<()> {
@@ -189,6 +214,7 @@ impl V<'_> {
                 format!("unknown overlay `{name}` (known: {})", known()),
             ));
         }
+        self.overlay_contained(name, &file, path)?;
         Ok(file)
     }
 }
@@ -212,7 +238,10 @@ pub(super) fn validate(
 
     let name = match raw.name {
         Some(n) if n.trim().is_empty() => return Err(v.err(&root.key("name"), "empty name")),
-        Some(n) => n,
+        Some(n) => {
+            v.printable(&n, &root.key("name"))?;
+            n
+        }
         None => std::path::Path::new(file)
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -266,6 +295,7 @@ pub(super) fn validate(
                 format!("`{param}` is not one kernel parameter (one per entry, no spaces)"),
             ));
         }
+        v.cmdline_param(param, &root.key("cmdline").index(i))?;
     }
 
     let timeout = v.duration(

@@ -78,16 +78,8 @@ impl V<'_> {
             }
             RawStep::Qmp(q) => {
                 may_fail = q.may_fail;
-                let ok = !q.execute.is_empty()
-                    && q.execute
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
-                if !ok {
-                    return Err(self.err(
-                        &kp.key("execute"),
-                        format!("invalid QMP command name `{}`", q.execute),
-                    ));
-                }
+                let arguments = q.arguments.unwrap_or_default();
+                self.qmp_command(&q.execute, &arguments, &kp)?;
                 let wait_event = match q.wait_event {
                     None => None,
                     Some(w) => {
@@ -114,7 +106,7 @@ impl V<'_> {
                     self.name(q.name, &kp)?,
                     StepKind::Qmp(QmpStep {
                         execute: q.execute,
-                        arguments: q.arguments.unwrap_or_default(),
+                        arguments,
                         wait_event,
                         timeout: self.duration(
                             q.timeout,
@@ -127,16 +119,6 @@ impl V<'_> {
             RawStep::PciHotplug(p) => {
                 may_fail = p.may_fail;
                 self.qemu_id(&p.id, &kp.key("id"))?;
-                let ok = !p.driver.is_empty()
-                    && p.driver
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ','));
-                if !ok {
-                    return Err(self.err(
-                        &kp.key("driver"),
-                        format!("invalid QEMU device driver `{}`", p.driver),
-                    ));
-                }
                 if let Some(port) = &p.port {
                     let ports: Vec<String> =
                         (0..HOTPLUG_ROOT_PORTS).map(Board::root_port_id).collect();
@@ -162,6 +144,7 @@ impl V<'_> {
                         ));
                     }
                 }
+                self.device(&p.driver, &props, &kp.key("driver"), &kp.key("props"))?;
                 (
                     self.name(p.name, &kp)?,
                     StepKind::PciHotplug(PciHotplugStep {

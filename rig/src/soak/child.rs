@@ -1,0 +1,301 @@
+//! One child `rig run` of a soak: started in its own process group with its own run id,
+//! artifacts folder and cache, watched through its `events.jsonl`, signalled, and waited for.
+
+use super::fault::Anchor;
+use super::SoakError;
+use crate::host::process::Supervised;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// What a child runs and where.
+pub struct Spec<'a> {
+    pub rig: &'a Path,
+    pub scenario: &'a Path,
+    pub board: &'a str,
+    pub kernel: &'a str,
+    pub accel: &'a str,
+    pub cache: &'a Path,
+    /// The child's `RIG_ARTIFACTS`: its run folder appears inside.
+    pub artifacts: &'a Path,
+    pub run_id: String,
+    /// rig's stdout and stderr.
+    pub log: &'a Path,
+    pub env: Vec<(String, String)>,
+}
+
+/// How often the soak looks at a child's events (it is a harness, not a hot path).
+const POLL: Duration = Duration::from_millis(20);
+
+pub struct Child {
+    sup: Supervised,
+    pub run_id: String,
+    pub pid: i32,
+    artifacts: PathBuf,
+    events_path: Option<PathBuf>,
+    offset: u64,
+    events: Vec<Value>,
+    pub started: Instant,
+    exit: Option<i32>,
+}
+
+impl Child {
+    pub fn spawn(spec: Spec<'_>) -> Result<Child, SoakError> {
+        std::fs::create_dir_all(spec.artifacts).map_err(|source| SoakError::Io {
+            path: spec.artifacts.to_path_buf(),
+            source,
+        })?;
+        let mut cmd = Command::new(spec.rig);
+        cmd.arg("run")
+            .arg(spec.scenario)
+            .args(["--board", spec.board, "--kernel", spec.kernel])
+            .args(["--accel", spec.accel, "--no-setup"])
+            .env("RIG_RUN_ID", &spec.run_id)
+            .env("RIG_ARTIFACTS", spec.artifacts)
+            .env("RIG_CACHE_DIR", spec.cache);
+        for (k, v) in &spec.env {
+            cmd.env(k, v);
+        }
+        let sup = Supervised::spawn(cmd, Some(spec.log))?;
+        Ok(Child {
+            pid: sup.pid() as i32,
+            sup,
+            run_id: spec.run_id,
+            artifacts: spec.artifacts.to_path_buf(),
+            events_path: None,
+            offset: 0,
+            events: Vec::new(),
+            started: Instant::now(),
+            exit: None,
+        })
+    }
+
+    /// The child's run folder (the one folder rig made in its `RIG_ARTIFACTS`).
+    pub fn run_folder(&self) -> Option<PathBuf> {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&self.artifacts)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.sort();
+        dirs.pop()
+    }
+
+    /// Reads events written since the last call.
+    pub fn poll(&mut self) {
+        if self.events_path.is_none() {
+            self.events_path = self
+                .run_folder()
+                .map(|d| d.join("events.jsonl"))
+                .filter(|p| p.exists());
+        }
+        let Some(path) = &self.events_path else {
+            return;
+        };
+        let Ok(mut f) = std::fs::File::open(path) else {
+            return;
+        };
+        if f.seek(SeekFrom::Start(self.offset)).is_err() {
+            return;
+        }
+        let mut r = BufReader::new(f);
+        let mut line = String::new();
+        // Only whole lines: a line still being written is read next time.
+        while matches!(r.read_line(&mut line), Ok(n) if n > 0) {
+            if !line.ends_with('\n') {
+                break;
+            }
+            self.offset += line.len() as u64;
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                self.events.push(v);
+            }
+            line.clear();
+        }
+    }
+
+    fn find(&self, anchor: Anchor) -> Option<&Value> {
+        self.events.iter().find(|e| {
+            let kind = e["event"].as_str().unwrap_or_default();
+            match anchor {
+                Anchor::Spawned => true,
+                Anchor::Building => kind == "step_started",
+                Anchor::QemuSpawned => kind == "qemu_spawned",
+                Anchor::BootReady => kind == "boot_ready",
+                Anchor::Step(n) => kind == "scenario_step" && e["index"].as_u64() == Some(n as u64),
+            }
+        })
+    }
+
+    /// Whether the child has reached `anchor`.
+    pub fn reached(&mut self, anchor: Anchor) -> bool {
+        self.poll();
+        anchor == Anchor::Spawned || self.find(anchor).is_some()
+    }
+
+    /// Waits until the child reaches `anchor`; false if it exited first or `deadline` passed.
+    pub fn wait_anchor(&mut self, anchor: Anchor, deadline: Instant) -> bool {
+        loop {
+            if self.reached(anchor) {
+                return true;
+            }
+            if self.exited() || Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Sleeps `d`, or less if the child exits meanwhile; false if it did.
+    pub fn sleep_alive(&mut self, d: Duration) -> bool {
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            if self.exited() {
+                return false;
+            }
+            std::thread::sleep(POLL.min(until.saturating_duration_since(Instant::now())));
+        }
+        !self.exited()
+    }
+
+    /// Whether the child has exited (reaped).
+    pub fn exited(&mut self) -> bool {
+        if self.exit.is_some() {
+            return true;
+        }
+        match self.sup.try_wait() {
+            Ok(Some(st)) => {
+                use std::os::unix::process::ExitStatusExt;
+                self.exit = Some(st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0)));
+                true
+            }
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    }
+
+    /// Waits for the child to exit until `deadline`; then kills its group. `None`: it had to
+    /// be killed (rig hung).
+    pub fn wait_exit(&mut self, deadline: Instant) -> Option<i32> {
+        while !self.exited() {
+            if Instant::now() >= deadline {
+                self.sup.terminate();
+                self.poll();
+                return None;
+            }
+            std::thread::sleep(POLL);
+        }
+        self.poll();
+        self.exit
+    }
+
+    /// Sends `sig` to rig (or to its process group, as a terminal's Ctrl-C does); false if rig
+    /// had already exited.
+    pub fn signal(&mut self, sig: i32, group: bool) -> bool {
+        if self.exited() {
+            return false;
+        }
+        let target = if group { -self.pid } else { self.pid };
+        // SAFETY: kill(2) on our own, not yet reaped child (or its group).
+        unsafe { libc::kill(target, sig) == 0 }
+    }
+
+    /// Whether rig already announced its verdict (it is tearing down).
+    pub fn verdict_seen(&mut self) -> bool {
+        self.poll();
+        self.events.iter().any(|e| e["event"] == "verdict")
+    }
+
+    /// QEMU's argv, from the `qemu_spawned` event.
+    pub fn qemu_argv(&self) -> Vec<String> {
+        self.find(Anchor::QemuSpawned)
+            .and_then(|e| e["argv"].as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The provisioning steps this child built (rather than found cached).
+    pub fn built_steps(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter(|e| e["event"] == "step_finished" && e["cached"] == false)
+            .filter_map(|e| e["step"].as_str().map(String::from))
+            .collect()
+    }
+}
+
+/// The QMP socket path in a QEMU argv (`-chardev socket,id=qmp0,path=P,…`).
+pub fn qmp_socket(argv: &[String]) -> Option<PathBuf> {
+    argv.iter()
+        .filter(|a| a.contains("id=qmp0"))
+        .flat_map(|a| a.split(','))
+        .find_map(|kv| kv.strip_prefix("path="))
+        .map(PathBuf::from)
+}
+
+/// Whether process `pid` holds an flock on the file with inode `ino` (from `/proc/locks`).
+pub fn holds_flock(pid: i32, ino: u64) -> bool {
+    let Ok(text) = std::fs::read_to_string("/proc/locks") else {
+        return false;
+    };
+    text.lines().any(|l| {
+        // `1: FLOCK  ADVISORY  WRITE 4242 00:2e:123456 0 EOF`
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() >= 6
+            && f[1] == "FLOCK"
+            && f[4].parse::<i32>().ok() == Some(pid)
+            && f[5].rsplit(':').next().and_then(|i| i.parse::<u64>().ok()) == Some(ino)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_qmp_socket_is_read_from_the_argv() {
+        let argv: Vec<String> = [
+            "qemu-system-aarch64",
+            "-chardev",
+            "socket,id=con0,path=/tmp/rig-0/vm/vm-x/con,server=on,wait=on",
+            "-chardev",
+            "socket,id=qmp0,path=/tmp/rig-0/vm/vm-x/qmp,server=on,wait=off",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            qmp_socket(&argv),
+            Some(PathBuf::from("/tmp/rig-0/vm/vm-x/qmp"))
+        );
+        assert_eq!(qmp_socket(&argv[..3]), None);
+    }
+
+    #[test]
+    fn an_flock_of_another_process_is_seen_in_proc_locks() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("lock");
+        std::fs::write(&f, "").unwrap();
+        let ino = std::fs::metadata(&f).unwrap().ino();
+        let mut cmd = Command::new("flock");
+        cmd.arg(&f).args(["sleep", "30"]);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut holder = cmd.spawn().unwrap();
+        let pid = holder.id() as i32;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !holds_flock(pid, ino) {
+            assert!(Instant::now() < deadline, "never saw the lock");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!holds_flock(pid, ino + 1));
+        // SAFETY: our child's own process group (flock and its sleep).
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        holder.wait().unwrap();
+    }
+}
