@@ -20,12 +20,12 @@ export RIG_ARTIFACTS=$OUT
 ROWS=(
   "000, 002|overlay-devlink-teardown|arm64-virt|rig-6.12-known-bad-devlink-wait|rig-6.12|title:^OF: ERROR: memory leak in /"
   "000 (PCI)|pci-overlay-hotunplug|arm64-virt|rig-6.12-known-bad-devlink-wait|rig-6.12|title:^OF: ERROR: "
-  "001|devlink-reload-vs-del|arm64-virt|rig-6.12-known-bad-devlink-reload|rig-6.12|title:."
+  "001|devlink-reload-vs-del|arm64-virt|rig-6.12-known-bad-devlink-reload|rig-6.12|title:^BUG: unable to handle kernel NULL pointer dereference in simple_recursive_removal"
   "001|devlink-reload-vs-del|x86_64-q35|rig-6.12-known-bad-devlink-reload|rig-6.12|title:."
   "001|devlink-reload-vs-unload|arm64-virt|rig-6.12-known-bad-devlink-reload|rig-6.12|title:."
   "003|memory-online-offline-race|arm64-virt|rig-6.12-known-bad-hotplug-lock|rig-6.12|title:^possible deadlock in "
   "003|memory-online-offline-race|x86_64-q35|rig-6.12-known-bad-hotplug-lock|rig-6.12|title:^possible deadlock in "
-  "004|probe-remove-ordering|arm64-virt|rig-6.12-known-bad-async-probe|rig-6.12|step:no deleted device is left bound"
+  "004|probe-remove-ordering|arm64-virt|rig-6.12-known-bad-async-probe|rig-6.12|title:^WARNING in kernfs_remove_by_name_ns"
   "OF unittest|of-unittest|arm64-virt||rig-6.12-of-unittest|"
 )
 
