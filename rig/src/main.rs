@@ -126,6 +126,10 @@ enum Cmd {
         /// printed and kept in the run folder.
         #[arg(long)]
         seed: Option<u64>,
+        /// Boot once, save the guest's state at its ready shell (QEMU migration to a file) and
+        /// start every repetition from it instead of booting. Serial-only scenarios.
+        #[arg(long)]
+        snapshot: bool,
     },
     /// Find kernel reports (splats) in a saved console log or dmesg and give each a stable title.
     Analyze {
@@ -343,6 +347,34 @@ enum BenchCmd {
         #[arg(long, default_value = "auto")]
         accel: AccelChoice,
     },
+    /// Round trip of one guest command through rig vs a bare baseline on the same guest.
+    Command {
+        #[command(flatten)]
+        target: Target,
+        /// serial (the guest's command shell) or ssh.
+        #[arg(long, default_value = "serial")]
+        transport: Via,
+        /// Timed rounds (each: one bare, one through rig).
+        #[arg(short = 'n', long, default_value_t = 30)]
+        runs: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs per hour of a scenario, and where a run's time goes (boot, steps, teardown, analysis).
+    Run {
+        scenario: PathBuf,
+        #[command(flatten)]
+        target: Target,
+        /// Repetitions, each on a fresh boot (or restored, with --snapshot).
+        #[arg(short = 'n', long, default_value_t = 10)]
+        runs: u32,
+        #[arg(long)]
+        json: bool,
+        /// Boot once, save the guest's state at its ready shell (QEMU migration to a file) and
+        /// start every repetition from it instead of booting. Serial-only scenarios.
+        #[arg(long)]
+        snapshot: bool,
+    },
     /// The suite's real bisect (rig::bisect::fixture: seven commits on linux-source-6.12, the
     /// overlay scenario on arm64-virt): kernels built, build time, boots, wall time.
     Bisect {
@@ -529,17 +561,15 @@ fn run(cli: Cli) -> Result<i32> {
             repeat,
             json,
             seed,
+            snapshot,
         } => {
             let sc = rig::scenario::load(&scenario, &rig::repo_root().join("overlays"))?;
             let run_dir = RunDir::create(&format!("run-{}-{}", sc.name, target.board))?;
             let events = events_for(cli.verbose, Some(&run_dir));
-            let mut opts = rig::run::RunOptions::new(target.board, &target.kernel);
-            opts.accel = target.accel;
+            let mut opts = run_options(&target);
             opts.repeat = repeat;
-            opts.auto_setup = !target.no_setup;
-            opts.memory_mib = target.memory;
-            opts.extra_cmdline = target.cmdline.clone();
             opts.seed = seed;
+            opts.snapshot = snapshot;
             let result = rig::run::run_scenario(&sc, &opts, &cache, &run_dir, &events)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&result)?);
@@ -760,6 +790,43 @@ fn run(cli: Cli) -> Result<i32> {
         },
         Cmd::Soak(args) => soak(args, &cache, cli.verbose),
         Cmd::Bench { what } => match what {
+            BenchCmd::Command {
+                target,
+                transport,
+                runs,
+                json,
+            } => {
+                let events = events_for(cli.verbose, None);
+                let run_dir = RunDir::create(&format!("bench-command-{}", target.board))?;
+                let opts = target.guest_options();
+                let r = rig::bench::command(&opts, transport, runs, &cache, &run_dir, &events)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                } else {
+                    println!("{r}");
+                }
+                Ok(exit::PASS)
+            }
+            BenchCmd::Run {
+                scenario,
+                target,
+                runs,
+                json,
+                snapshot,
+            } => {
+                let sc = rig::scenario::load(&scenario, &rig::repo_root().join("overlays"))?;
+                let run_dir = RunDir::create(&format!("bench-run-{}-{}", sc.name, target.board))?;
+                let events = events_for(cli.verbose, Some(&run_dir));
+                let mut opts = run_options(&target);
+                opts.snapshot = snapshot;
+                let r = rig::bench::scenario_runs(&sc, &opts, runs, &cache, &run_dir, &events)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                } else {
+                    println!("{r}");
+                }
+                Ok(exit::PASS)
+            }
             BenchCmd::Matrix { set } => {
                 let events = events_for(cli.verbose, None);
                 let (m, scenarios) = rig::matrix::load_default()?;
@@ -849,6 +916,16 @@ fn run(cli: Cli) -> Result<i32> {
             }
         },
     }
+}
+
+/// A scenario run's options from the common target flags.
+fn run_options(target: &Target) -> rig::run::RunOptions {
+    let mut opts = rig::run::RunOptions::new(target.board, &target.kernel);
+    opts.accel = target.accel;
+    opts.auto_setup = !target.no_setup;
+    opts.memory_mib = target.memory;
+    opts.extra_cmdline = target.cmdline.clone();
+    opts
 }
 
 fn soak(a: SoakArgs, cache: &Cache, verbose: bool) -> Result<i32> {

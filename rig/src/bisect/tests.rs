@@ -5,6 +5,7 @@
 use super::git::tests::repo_with;
 use super::git::Repo;
 use super::*;
+use std::path::Path;
 use std::process::Command;
 
 /// A file written (`Some(content)`) or removed (`None`) by a commit.

@@ -36,6 +36,9 @@ pub struct GuestOptions {
     pub auto_setup: bool,
     /// Devices added to the board (a scenario's `devices:`).
     pub devices: Vec<crate::machine::qemu::ExtraDevice>,
+    /// Start from this saved post-boot state instead of booting (serial only: `ssh` must be
+    /// off). See [`crate::machine::snapshot`].
+    pub restore: Option<crate::machine::snapshot::Snapshot>,
 }
 
 impl GuestOptions {
@@ -49,6 +52,7 @@ impl GuestOptions {
             memory_mib: 1024,
             auto_setup: true,
             devices: Vec::new(),
+            restore: None,
         }
     }
 }
@@ -226,7 +230,21 @@ impl Guest {
             cfg.initrd_override = Some(s.initrd.clone());
             cfg.extra_cmdline.push("rig.ssh=1".into());
         }
+        if opts.restore.is_some() && opts.ssh {
+            return Err(GuestError::Vm(Box::new(VmError::Snapshot(
+                "a guest restored from a saved state is reached over serial only (its ssh host \
+                 key would be shared by every run)"
+                    .into(),
+            ))));
+        }
+        cfg.restore = opts.restore.clone();
         let mut vm = Vm::boot(&cfg, run_dir, events)?;
+        if cfg.restore.is_some() {
+            reseed_restored(&mut vm).map_err(|source| GuestError::Transport {
+                artifacts: run_dir.path().to_path_buf(),
+                source: Box::new(source),
+            })?;
+        }
         let (ssh, port) = match ssh_setup {
             None => (None, None),
             Some(s) => {
@@ -279,6 +297,47 @@ impl Guest {
         drop(self.ssh);
         self.vm.shutdown();
     }
+}
+
+/// Mixes fresh host entropy into a restored guest's pool (every restored run starts with the
+/// saved CRNG state) and waits until the CRNG has reseeded from it
+/// ([`crate::machine::snapshot::reseed_wait`]), proving on the way that the shell answers.
+fn reseed_restored(vm: &mut Vm) -> Result<(), TransportError> {
+    let noise = (0..4).map(|_| serial::new_token()).collect::<String>();
+    let timeout = vm.timeouts.command;
+    let fail = |what: &str, out: &transport::CommandOutput| TransportError::Other {
+        transport: "serial",
+        message: format!(
+            "{what} after the restore: status {}, output `{}`",
+            out.status,
+            out.stdout.trim()
+        ),
+    };
+    let out = SerialTransport::of(vm).run(
+        &format!("printf {noise} >/dev/urandom && cat /proc/uptime"),
+        timeout,
+    )?;
+    let uptime = out
+        .stdout
+        .split_whitespace()
+        .next()
+        .and_then(|u| u.parse::<f64>().ok());
+    let Some(uptime) = uptime.filter(|_| out.status == 0) else {
+        return Err(fail("writing to /dev/urandom", &out));
+    };
+    // The kernel's schedule, not a poll: nothing in the guest tells when the CRNG reseeded.
+    let wait = crate::machine::snapshot::reseed_wait(uptime);
+    let out = SerialTransport::of(vm).run(
+        &format!(
+            "sleep {:.1} && head -c 1 /dev/urandom >/dev/null",
+            wait.as_secs_f64()
+        ),
+        timeout + wait,
+    )?;
+    if out.status != 0 {
+        return Err(fail("waiting for the CRNG's reseed", &out));
+    }
+    Ok(())
 }
 
 enum SetupFail {

@@ -1,183 +1,317 @@
-//! The command protocol over the serial console ([`Console`]).
+//! The command protocol over the guest's command shell ([`Console`]'s virtio-console stream).
 //!
-//! The guest's init leaves a shell on the console with echo off and an empty prompt. For each
-//! command rig sends one line that runs the command (base64-encoded, so any quoting survives) with
-//! its output captured to a file, then prints a start marker, the output base64-encoded, and an end
-//! marker carrying the exit status. Markers start with the ASCII record separator (0x1e), which
-//! neither the kernel nor the base64 alphabet ever prints.
+//! rig's guest init leaves a non-interactive shell (job control, no prompt, no echo,
+//! no output processing) on `/dev/hvc0`. No kernel message is ever printed there, so output
+//! needs no encoding. For each command rig sends one logical line:
 //!
-//! Kernel messages share the console. printk can print a whole message between any two bytes of
-//! user output, so a line can look like `QUJD[   12.345678] some message` followed by `REVG`. The
-//! base64 alphabet never contains `[`, so [`ProtocolParser`] cuts each line at the first printk
-//! timestamp and joins the user part with the next line. Kernel text itself is never lost: the
-//! console tees the whole stream to `console.log` and its taps before this parser sees it.
+//! ```text
+//! printf '\036S%s\n' TOKEN; ( eval 'COMMAND' ) </dev/null 2>&1; printf '\n\036E%s %s\n' TOKEN $?
+//! ```
+//!
+//! - `TOKEN` is 128 random bits, fresh per command: output that prints marker-like text, or a
+//!   late marker of an earlier (interrupted) command, can never end this one. What counts is the
+//!   byte sequence `\n 0x1e E TOKEN SP status \n`; the output is everything between the start
+//!   line and that final newline, byte for byte (the newline before the end marker is rig's own).
+//! - `( eval '…' )`: the command runs in a subshell, so `exit`, `cd`, traps or a syntax error
+//!   end the subshell only, never the console shell; `eval` of a single-quoted word means no
+//!   quoting in the command can break the line. A command that is one plain simple command
+//!   (`cat /proc/x`, `rmdir /sys/…`) is evaluated as `exec COMMAND`, saving the fork the subshell
+//!   would otherwise make for it: the round trip of a one-fork command then costs one fork, as
+//!   when typed by hand.
+//! - Bytes the terminal would interpret (control characters, DEL) are written as `$'\NNN'`;
+//!   physical lines stay under the canonical-mode limit by ending in `'\` + newline (a line
+//!   continuation between two quoted pieces of the same word).
+//! - A timeout sends Ctrl-C: the foreground job (the subshell) gets SIGINT; the console shell,
+//!   being non-interactive with job control, neither sees it nor stops reading, and prints the
+//!   interrupted command's end marker, which carries the old token and is ignored.
+//!
+//! Guest output is untrusted: at most [`MAX_OUTPUT`] bytes of a command's output are kept (a
+//! command that prints more fails with [`ConsoleError::Garbled`] once its end marker arrives),
+//! and a status that is not 1–3 digits is refused.
 
 use super::transport::{CommandOutput, Transport, TransportError};
 use crate::machine::console::{AbortCheck, Console, ConsoleError};
 use crate::machine::vm::Vm;
-use base64::Engine as _;
-use regex::Regex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::LazyLock;
+use memchr::memmem;
 use std::time::{Duration, Instant};
 
-const MARK: char = '\u{1e}';
-/// The longest line rig sends to the guest's tty (the canonical-mode line limit is 4095).
-const MAX_LINE: usize = 3000;
+const MARK: u8 = 0x1e;
+/// The longest physical line rig sends to the guest's tty (the canonical-mode limit is 4095).
+pub const MAX_LINE: usize = 3000;
+/// The most output of one command rig keeps.
+pub const MAX_OUTPUT: usize = 64 * 1024 * 1024;
 
-static PRINTK_TIMESTAMP: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\[\s*\d+\.\d{6}\]").expect("valid regex"));
+/// A fresh 128-bit token, as 32 hex digits, from the operating system's CSPRNG (a guest cannot
+/// predict it from earlier tokens).
+pub fn new_token() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
 
-/// What a console line turned out to be, once kernel text is cut out.
+/// Why a command cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a guest command cannot contain a NUL byte")]
+pub struct NulInCommand;
+
+/// Shell builtins and reserved words of busybox ash: a simple command starting with one of
+/// these is not prefixed with `exec` (it runs in the subshell without a fork anyway, or is no
+/// program at all).
+const NOT_EXECUTABLE: &[&str] = &[
+    "!", ".", ":", "[", "[[", "alias", "bg", "break", "case", "cd", "chdir", "command", "continue",
+    "do", "done", "echo", "elif", "else", "esac", "eval", "exec", "exit", "export", "false", "fg",
+    "fi", "for", "function", "getopts", "hash", "help", "history", "if", "in", "jobs", "kill",
+    "let", "local", "printf", "pwd", "read", "readonly", "return", "select", "set", "shift",
+    "source", "test", "then", "time", "times", "trap", "true", "type", "ulimit", "umask",
+    "unalias", "unset", "until", "wait", "while", "{", "}",
+];
+
+/// Whether `command` is one simple command of plain words (no quoting, expansion, operators or
+/// assignments) naming a program, so `exec command` means the same as `command`.
+pub fn is_plain_simple_command(command: &str) -> bool {
+    let plain = |w: &str| {
+        !w.is_empty()
+            && w.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_./:,+%@=-".contains(&b))
+    };
+    let mut words = command.split([' ', '\t']).filter(|w| !w.is_empty());
+    let Some(first) = words.next() else {
+        return false;
+    };
+    plain(first) && !first.contains('=') && !NOT_EXECUTABLE.contains(&first) && words.all(plain)
+}
+
+/// `text` as one shell word for the tty: single-quoted, control bytes as `$'\NNN'`, physical
+/// lines under [`MAX_LINE`] given that the current line already holds `col` bytes. Returns the
+/// word and the column after it.
+fn tty_word(text: &str, mut col: usize) -> (String, usize) {
+    let mut w = String::with_capacity(text.len() + 8);
+    w.push('\'');
+    col += 1;
+    for c in text.chars() {
+        let piece = match c {
+            '\'' => "'\\''".to_string(),
+            '\n' => "\n".to_string(),
+            c if (c as u32) < 0x20 && c != '\t' || c as u32 == 0x7f => {
+                format!("'$'\\{:03o}''", c as u32)
+            }
+            c => c.to_string(),
+        };
+        if piece == "\n" {
+            w.push('\n');
+            col = 0;
+            continue;
+        }
+        if col + piece.len() + 2 >= MAX_LINE {
+            // End the quoted piece, continue the word on the next line.
+            w.push_str("'\\\n'");
+            col = 1;
+        }
+        w.push_str(&piece);
+        col += piece.len();
+    }
+    w.push('\'');
+    (w, col + 1)
+}
+
+/// The text rig writes to the shell to run `command` framed by `token` (ends with a newline).
+pub fn command_text(token: &str, command: &str) -> Result<String, NulInCommand> {
+    if command.contains('\0') {
+        return Err(NulInCommand);
+    }
+    let body = if is_plain_simple_command(command) {
+        format!("exec {}", command.trim())
+    } else {
+        command.to_string()
+    };
+    let head = format!("printf '\\036S%s\\n' {token}; ( eval ");
+    let tail = format!(" ) </dev/null 2>&1; printf '\\n\\036E%s %s\\n' {token} $?");
+    let (word, col) = tty_word(&body, head.len());
+    let mut s = head;
+    s.push_str(&word);
+    if col + tail.len() + 2 >= MAX_LINE {
+        s.push_str("\\\n");
+    }
+    s.push_str(&tail);
+    s.push('\n');
+    Ok(s)
+}
+
+/// What a frame turned out to hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProtocolEvent {
-    /// The command's output began.
-    Start,
-    /// One base64 line of output.
-    Data(String),
-    /// The command ended with this exit status.
-    End(i32),
+pub enum Frame {
+    /// The command ended: its output and exit status.
+    Done { output: Vec<u8>, status: i32 },
+    /// The command ended but printed more than the limit.
+    TooLarge { limit: usize },
+    /// The end marker carried something that is no exit status.
+    Garbled(String),
 }
 
-/// Reassembles user lines from a console stream that kernel messages cut into, and recognises the
-/// markers of one command `id`.
-#[derive(Debug, Default)]
-pub struct ProtocolParser {
-    id: u64,
-    pending: String,
-    started: bool,
+#[derive(Debug)]
+enum Phase {
+    SeekStart,
+    Body,
+    Status,
 }
 
-impl ProtocolParser {
-    pub fn new(id: u64) -> Self {
-        ProtocolParser {
-            id,
-            ..Default::default()
+/// Finds one command's frame in the shell's byte stream, fed in chunks as they arrive.
+#[derive(Debug)]
+pub struct FrameParser {
+    start: Vec<u8>,
+    end: Vec<u8>,
+    phase: Phase,
+    /// Bytes not yet placed (before the start marker, or of the status).
+    pending: Vec<u8>,
+    output: Vec<u8>,
+    /// Where the search for the end marker goes on in `output`.
+    scanned: usize,
+    limit: usize,
+    over: bool,
+}
+
+impl FrameParser {
+    pub fn new(token: &str) -> Self {
+        Self::with_limit(token, MAX_OUTPUT)
+    }
+
+    pub fn with_limit(token: &str, limit: usize) -> Self {
+        let mut start = vec![MARK, b'S'];
+        start.extend_from_slice(token.as_bytes());
+        start.push(b'\n');
+        let mut end = vec![b'\n', MARK, b'E'];
+        end.extend_from_slice(token.as_bytes());
+        end.push(b' ');
+        FrameParser {
+            start,
+            end,
+            phase: Phase::SeekStart,
+            pending: Vec::new(),
+            output: Vec::new(),
+            scanned: 0,
+            limit,
+            over: false,
         }
     }
 
-    /// Feeds one console line (without its newline). Returns the protocol event it completed, if any.
-    pub fn line(&mut self, raw: &str) -> Option<ProtocolEvent> {
-        let line = raw.trim_end_matches('\r').trim_start_matches('\r');
-        let (user, spliced) = match PRINTK_TIMESTAMP.find(line) {
-            // A line that starts with a timestamp is all kernel.
-            Some(m) if line[..m.start()].trim().is_empty() => return None,
-            // User text, then a kernel message that cut in: the rest follows on the next line.
-            Some(m) => (&line[..m.start()], true),
-            None => (line, false),
-        };
-        self.pending.push_str(user);
-        if spliced {
+    /// Feeds bytes from the stream; returns the frame once it is complete.
+    pub fn feed(&mut self, data: &[u8]) -> Option<Frame> {
+        match self.phase {
+            Phase::SeekStart => {
+                self.pending.extend_from_slice(data);
+                let Some(i) = memmem::find(&self.pending, &self.start) else {
+                    let cut = self.pending.len().saturating_sub(self.start.len() - 1);
+                    self.pending.drain(..cut);
+                    return None;
+                };
+                self.output = self.pending.split_off(i + self.start.len());
+                self.pending.clear();
+                self.phase = Phase::Body;
+                self.body()
+            }
+            Phase::Body => {
+                self.output.extend_from_slice(data);
+                self.body()
+            }
+            Phase::Status => {
+                self.pending.extend_from_slice(data);
+                self.status()
+            }
+        }
+    }
+
+    fn body(&mut self) -> Option<Frame> {
+        let Some(i) = memmem::find(&self.output[self.scanned..], &self.end) else {
+            // Over the limit: keep only what the end marker could start in.
+            if self.output.len() > self.limit + self.end.len() {
+                self.over = true;
+                let cut = self.output.len() - (self.end.len() - 1);
+                self.output.drain(..cut);
+            }
+            self.scanned = self.output.len().saturating_sub(self.end.len() - 1);
             return None;
-        }
-        let whole = std::mem::take(&mut self.pending);
-        self.classify(&whole)
-    }
-
-    fn classify(&mut self, line: &str) -> Option<ProtocolEvent> {
-        let Some(rest) = line.strip_prefix(MARK) else {
-            if self.started && !line.is_empty() && is_base64(line) {
-                return Some(ProtocolEvent::Data(line.to_string()));
-            }
-            return None;
         };
-        let id = self.id.to_string();
-        if let Some(r) = rest.strip_prefix('S') {
-            if r == id {
-                self.started = true;
-                return Some(ProtocolEvent::Start);
-            }
-        } else if let Some(r) = rest.strip_prefix('E') {
-            let (rid, status) = r.split_once(' ')?;
-            if rid == id && self.started {
-                return status.trim().parse().ok().map(ProtocolEvent::End);
-            }
+        let at = self.scanned + i;
+        self.pending = self.output.split_off(at + self.end.len());
+        self.output.truncate(at);
+        self.phase = Phase::Status;
+        self.status()
+    }
+
+    fn status(&mut self) -> Option<Frame> {
+        let Some(nl) = memchr::memchr(b'\n', &self.pending) else {
+            return (self.pending.len() > 3).then(|| Frame::Garbled(lossy(&self.pending)));
+        };
+        let digits = &self.pending[..nl];
+        if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
+            return Some(Frame::Garbled(lossy(digits)));
         }
-        None
+        if self.over {
+            return Some(Frame::TooLarge { limit: self.limit });
+        }
+        Some(Frame::Done {
+            status: lossy(digits).parse().unwrap_or(-1),
+            output: std::mem::take(&mut self.output),
+        })
     }
 }
 
-fn is_base64(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
 
-/// Decodes the collected base64 lines of a command's output.
-pub fn decode_output(lines: &[String]) -> Result<String, base64::DecodeError> {
-    let joined: String = lines.concat();
-    let bytes = base64::engine::general_purpose::STANDARD.decode(joined)?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
-}
-
-/// The lines rig sends to run `command` as command number `id`.
-///
-/// Short commands fit one line; long ones are first written to a file in chunks, since a tty
-/// line must stay under the canonical-mode limit.
-pub fn command_lines(id: u64, command: &str) -> Vec<String> {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(command.as_bytes());
-    let run = format!(
-        "sh /tmp/.rig-cmd </dev/null >/tmp/.rig-out 2>&1; s=$?; \
-         printf '\\036S%s\\n' {id}; base64 /tmp/.rig-out; printf '\\036E%s %s\\n' {id} $s"
-    );
-    if b64.len() + run.len() + 60 < MAX_LINE {
-        return vec![format!("echo {b64} | base64 -d >/tmp/.rig-cmd; {run}")];
-    }
-    let mut lines = vec![": >/tmp/.rig-cmd.b64".to_string()];
-    for chunk in b64.as_bytes().chunks(MAX_LINE - 40) {
-        let chunk = std::str::from_utf8(chunk).expect("base64 is ascii");
-        lines.push(format!("printf %s {chunk} >>/tmp/.rig-cmd.b64"));
-    }
-    lines.push(format!("base64 -d /tmp/.rig-cmd.b64 >/tmp/.rig-cmd; {run}"));
-    lines
-}
-
-/// Command ids: unique per process, so a late marker of an interrupted command never matches.
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-/// Runs `command` in the guest shell on `console`; stdout and stderr come back merged.
+/// Runs `command` in the guest's command shell; stdout and stderr come back merged.
 pub fn run(
     console: &mut Console,
     command: &str,
     timeout: Duration,
     abort: AbortCheck<'_>,
 ) -> Result<CommandOutput, ConsoleError> {
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    for line in command_lines(id, command) {
-        console.send_line(&line)?;
-    }
     let waiting_for = format!("the end of guest command `{command}`");
+    let token = new_token();
+    let text = command_text(&token, command).map_err(|e| ConsoleError::Garbled {
+        waiting_for: waiting_for.clone(),
+        reason: e.to_string(),
+    })?;
+    console.discard_shell_output();
+    console.send_raw(text.as_bytes())?;
     let deadline = Instant::now() + timeout;
-    let mut parser = ProtocolParser::new(id);
-    let mut data = Vec::new();
+    let mut parser = FrameParser::new(&token);
     loop {
-        let line = match console.next_line(&waiting_for, timeout, deadline, abort) {
-            Ok(Some(line)) => line,
-            Ok(None) => continue,
+        let chunk = match console.shell_output(&waiting_for, timeout, deadline, abort) {
+            Ok(c) => c,
             Err(err) => {
                 if matches!(err, ConsoleError::Timeout { .. }) {
-                    // Interrupt the command so the shell is usable again; its late markers
-                    // carry an old id and are ignored.
+                    // Interrupt the command so the shell is usable again; its late end marker
+                    // carries this token, which no later command waits for.
                     console.interrupt();
                 }
                 return Err(err);
             }
         };
-        match parser.line(&line) {
-            Some(ProtocolEvent::Data(d)) => data.push(d),
-            Some(ProtocolEvent::End(status)) => {
-                let stdout = decode_output(&data).map_err(|e| ConsoleError::Aborted {
-                    waiting_for: waiting_for.clone(),
-                    reason: format!("garbled output: {e}"),
-                    last: console.tail().last_lines(30),
-                })?;
-                return Ok(CommandOutput {
-                    stdout,
-                    stderr: None,
-                    status,
-                });
-            }
-            Some(ProtocolEvent::Start) | None => {}
-        }
+        let Some(frame) = parser.feed(&chunk) else {
+            continue;
+        };
+        let garbled = |reason: String| ConsoleError::Garbled {
+            waiting_for: waiting_for.clone(),
+            reason,
+        };
+        return match frame {
+            Frame::Done { output, status } => Ok(CommandOutput {
+                stdout: String::from_utf8_lossy(&output).into_owned(),
+                stderr: None,
+                status,
+            }),
+            Frame::TooLarge { limit } => Err(garbled(format!(
+                "the command printed more than {} MiB",
+                limit / (1024 * 1024)
+            ))),
+            Frame::Garbled(s) => Err(garbled(format!(
+                "garbled end marker (status `{}`)",
+                s.escape_debug()
+            ))),
+        };
     }
 }
 
@@ -188,7 +322,7 @@ pub struct SerialTransport<'a> {
 }
 
 impl<'a> SerialTransport<'a> {
-    /// The serial console of `vm`, watching QEMU while it waits.
+    /// The command shell of `vm`, watching QEMU while it waits.
     pub fn of(vm: &'a mut Vm) -> Self {
         let (console, abort) = vm.console_watched();
         SerialTransport {
@@ -239,120 +373,5 @@ pub fn console_to_transport(e: ConsoleError, command: &str) -> TransportError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn b64(s: &str) -> String {
-        base64::engine::general_purpose::STANDARD.encode(s)
-    }
-
-    fn feed(parser: &mut ProtocolParser, text: &str) -> Vec<ProtocolEvent> {
-        text.split('\n').filter_map(|l| parser.line(l)).collect()
-    }
-
-    #[test]
-    fn plain_command_output() {
-        let out = b64("hello\nworld\n");
-        let text = format!("\u{1e}S7\r\n{out}\r\n\u{1e}E7 3\r\n");
-        let mut p = ProtocolParser::new(7);
-        let ev = feed(&mut p, &text);
-        assert_eq!(
-            ev,
-            vec![
-                ProtocolEvent::Start,
-                ProtocolEvent::Data(out.clone()),
-                ProtocolEvent::End(3)
-            ]
-        );
-        assert_eq!(decode_output(&[out]).unwrap(), "hello\nworld\n");
-    }
-
-    #[test]
-    fn kernel_lines_between_output_lines_are_dropped() {
-        let out = b64(&"x".repeat(100)); // more than one base64 line
-        let (a, b) = out.split_at(76);
-        let text = format!(
-            "\u{1e}S1\n[    3.123456] e1000e 0000:01:00.0: enabling device\n{a}\n\
-             [    3.223456][    T1] random: crng init done\n{b}\n\u{1e}E1 0\n"
-        );
-        let mut p = ProtocolParser::new(1);
-        let ev = feed(&mut p, &text);
-        let data: Vec<String> = ev
-            .iter()
-            .filter_map(|e| match e {
-                ProtocolEvent::Data(d) => Some(d.clone()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(decode_output(&data).unwrap(), "x".repeat(100));
-        assert_eq!(ev.last(), Some(&ProtocolEvent::End(0)));
-    }
-
-    #[test]
-    fn kernel_message_cutting_a_line_in_half_is_spliced_out() {
-        let out = b64("the quick brown fox");
-        let (a, b) = out.split_at(10);
-        let text = format!(
-            "\u{1e}S2\n{a}[   12.345678] pcieport 0000:00:02.0: pciehp: Slot(0): Attention button pressed\r\n{b}\n\
-             \u{1e}E[   12.400000] WARNING: CPU: 1 PID: 9 at x.c:1 f+0x1/0x2\r\n2 1\n"
-        );
-        let mut p = ProtocolParser::new(2);
-        let ev = feed(&mut p, &text);
-        assert_eq!(
-            ev,
-            vec![
-                ProtocolEvent::Start,
-                ProtocolEvent::Data(out),
-                ProtocolEvent::End(1)
-            ]
-        );
-    }
-
-    #[test]
-    fn markers_of_other_commands_and_stray_text_are_ignored() {
-        let text =
-            "\u{1e}E1 130\n\u{1e}S1\nQUJD\n\u{1e}E1 0\nsome user noise\n\u{1e}S2\n\u{1e}E2 5\n";
-        let mut p = ProtocolParser::new(2);
-        assert_eq!(
-            feed(&mut p, text),
-            vec![ProtocolEvent::Start, ProtocolEvent::End(5)]
-        );
-    }
-
-    #[test]
-    fn dmesg_output_survives_because_it_travels_encoded() {
-        // A command whose own output looks like kernel lines is still returned intact.
-        let payload = "[    1.000000] Linux version 6.1.0\n";
-        let out = b64(payload);
-        let mut p = ProtocolParser::new(3);
-        let ev = feed(&mut p, &format!("\u{1e}S3\n{out}\n\u{1e}E3 0\n"));
-        assert_eq!(decode_output(&[out]).unwrap(), payload);
-        assert_eq!(ev.len(), 3);
-    }
-
-    #[test]
-    fn short_and_long_commands_are_framed() {
-        let short = command_lines(4, "echo 'a \"b\"'; exit 3");
-        assert_eq!(short.len(), 1);
-        assert!(short[0].contains(&b64("echo 'a \"b\"'; exit 3")));
-        assert!(short[0].contains("printf '\\036S%s\\n' 4"));
-        assert!(short[0].contains("printf '\\036E%s %s\\n' 4 $s"));
-
-        let long_cmd = "echo x; ".repeat(1000);
-        let long = command_lines(5, &long_cmd);
-        assert!(long.len() > 2);
-        assert!(
-            long.iter().all(|l| l.len() < MAX_LINE + 100),
-            "lines too long"
-        );
-        let rebuilt: String = long[1..long.len() - 1]
-            .iter()
-            .map(|l| {
-                l.trim_start_matches("printf %s ")
-                    .trim_end_matches(" >>/tmp/.rig-cmd.b64")
-                    .to_string()
-            })
-            .collect();
-        assert_eq!(rebuilt, b64(&long_cmd));
-    }
-}
+#[path = "serial_tests.rs"]
+mod tests;

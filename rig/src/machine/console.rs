@@ -1,8 +1,28 @@
-//! The serial console of one VM, as a byte stream: QEMU's serial port on a unix socket, read with
-//! `rexpect`. Everything read is teed to `console.log`, to a tail kept for error messages, and to
-//! any [`ConsoleTap`] (the live kernel-log analyzer) before anyone parses it. The command protocol
-//! that runs shell commands over this line is [`crate::guest::serial`].
+//! The two byte streams between rig and a guest: the **kernel console** (the board's UART: ttyS0,
+//! ttyAMA0), where every kernel message arrives, and the **command shell** on a virtio console
+//! (`/dev/hvc0` in the guest), where rig's guest init leaves a shell for rig's commands.
+//!
+//! Each stream is read by a thread of its own ([`super::stream`]) that blocks in `read(2)`, tees
+//! what it reads (the kernel console to `console.log`, the tail for error messages and any
+//! [`ConsoleTap`] such as the live analyzer; the shell to `shell.log`) and wakes whoever waits.
+//! Waits have deadlines and wake on data or on end of file, never on a timer: the command round
+//! trip costs what the guest takes, and QEMU's exit is seen the moment its sockets close.
+//!
+//! Why two streams. On one shared UART, printk can cut into a command's output at any byte, so
+//! the output had to travel base64-encoded and be decoded and re-encoded in the guest (a fork
+//! and exec each way, ~70 ms of the old 200 ms round trip under TCG); and the UART moves every
+//! byte through an emulated register write. The virtio console is a bulk channel no kernel
+//! message is printed to (the kernel's console is the UART alone, `console=` names it), so
+//! output arrives as the command wrote it, and the kernel log stays complete and in order on
+//! its own stream for the analyzer. The command protocol over the shell is
+//! [`crate::guest::serial`].
+//!
+//! This module used `rexpect` until the shell moved: it reads by polling (the session woke every
+//! 200 ms to look for a match), which set a 200 ms floor under every command. Its remaining jobs
+//! here, regex waits over a byte stream, are a few lines over [`super::stream::Stream`].
 
+use super::stream::{Overflow, Sink, Stream, Taken};
+use regex::Regex;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -11,7 +31,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The last part of the console stream, for error messages ("console showed last: ...").
+/// The last part of the kernel console stream, for error messages ("console showed last: ...").
 #[derive(Clone, Default)]
 pub struct ConsoleTail {
     inner: Arc<Mutex<VecDeque<u8>>>,
@@ -45,34 +65,9 @@ impl ConsoleTail {
     }
 }
 
-/// A consumer of the raw console stream (the live kernel-log analyzer).
+/// A consumer of the raw kernel console stream (the live kernel-log analyzer). Called on the
+/// console's reader thread.
 pub type ConsoleTap = Box<dyn FnMut(&[u8]) + Send>;
-
-/// Reads the console socket in chunks, writing each chunk to the log, the tail and the taps
-/// before handing it on to rexpect.
-struct TeeReader {
-    inner: UnixStream,
-    log: File,
-    tail: ConsoleTail,
-    taps: Arc<Mutex<Vec<ConsoleTap>>>,
-}
-
-impl Read for TeeReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n > 0 {
-            let data = &buf[..n];
-            let _ = self.log.write_all(data);
-            self.tail.push(data);
-            if let Ok(mut taps) = self.taps.lock() {
-                for t in taps.iter_mut() {
-                    t(data);
-                }
-            }
-        }
-        Ok(n)
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
@@ -98,6 +93,8 @@ pub enum ConsoleError {
         timeout: Duration,
         last: String,
     },
+    #[error("the guest shell's answer while waiting for {waiting_for} is unusable: {reason}")]
+    Garbled { waiting_for: String, reason: String },
     #[error("stopped waiting for {waiting_for}: {reason}; console showed last:\n{last}")]
     Aborted {
         waiting_for: String,
@@ -106,46 +103,91 @@ pub enum ConsoleError {
     },
 }
 
-/// Called while waiting: `Some(reason)` aborts the wait (QEMU exited, Ctrl-C).
+/// Called when a wait ends without what it waited for: `Some(reason)` says why (QEMU exited
+/// with this status).
 pub type AbortCheck<'a> = &'a mut dyn FnMut() -> Option<String>;
 
-/// The serial console of one VM.
+/// Unread kernel console bytes kept for [`Console::wait_for`] (older ones are dropped; the log
+/// and the taps get everything).
+const KERNEL_WINDOW: usize = 256 * 1024;
+/// Unread shell bytes before the guest is held back (its writes block until rig reads).
+const SHELL_BUFFER: usize = 1024 * 1024;
+/// `shell.log` stops growing here; what the commands printed is in their results anyway.
+const SHELL_LOG_MAX: u64 = 64 * 1024 * 1024;
+/// How long a wait that saw the shell close gives the kernel console to deliver its last
+/// bytes (the panic that ended QEMU), so the error shows them.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// The kernel console and the command shell of one VM.
 pub struct Console {
-    session: rexpect::session::StreamSession<UnixStream>,
+    kernel: Stream,
+    shell: Stream,
     tail: ConsoleTail,
     taps: Arc<Mutex<Vec<ConsoleTap>>>,
 }
 
-/// How often waits come up for air to check whether QEMU still runs.
-const POLL: Duration = Duration::from_millis(200);
+fn open_log(path: &Path) -> Result<File, ConsoleError> {
+    File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| ConsoleError::Log {
+            path: path.to_path_buf(),
+            source,
+        })
+}
 
 impl Console {
-    /// Wraps a connected console socket; everything read is appended to `log`.
-    pub fn new(stream: UnixStream, log: &Path) -> Result<Self, ConsoleError> {
-        let log_file = File::options()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|source| ConsoleError::Log {
-                path: log.to_path_buf(),
-                source,
-            })?;
-        let writer = stream.try_clone().map_err(|source| ConsoleError::Connect {
-            path: log.to_path_buf(),
-            source,
-        })?;
+    /// Starts reading both connected sockets: the kernel console is appended to `log`, the
+    /// shell to `shell_log`.
+    pub fn new(
+        kernel: UnixStream,
+        shell: UnixStream,
+        log: &Path,
+        shell_log: &Path,
+    ) -> Result<Self, ConsoleError> {
         let tail = ConsoleTail::default();
         let taps: Arc<Mutex<Vec<ConsoleTap>>> = Arc::default();
-        let reader = TeeReader {
-            inner: stream,
-            log: log_file,
-            tail: tail.clone(),
-            taps: taps.clone(),
+        let mut log_file = open_log(log)?;
+        let (t, tp) = (tail.clone(), taps.clone());
+        let kernel_sink: Sink = Box::new(move |data| {
+            let _ = log_file.write_all(data);
+            t.push(data);
+            if let Ok(mut taps) = tp.lock() {
+                for tap in taps.iter_mut() {
+                    tap(data);
+                }
+            }
+        });
+        let mut shell_file = open_log(shell_log)?;
+        let mut shell_logged = 0u64;
+        let shell_sink: Sink = Box::new(move |data| {
+            if shell_logged < SHELL_LOG_MAX {
+                let n = data.len().min((SHELL_LOG_MAX - shell_logged) as usize);
+                let _ = shell_file.write_all(&data[..n]);
+                shell_logged += n as u64;
+                if shell_logged == SHELL_LOG_MAX {
+                    let _ = shell_file.write_all(b"\n[rig: shell.log stops here]\n");
+                }
+            }
+        });
+        let spawn_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ConsoleError::Connect { path, source }
         };
-        let options = rexpect::reader::Options::new().timeout_ms(Some(POLL.as_millis() as u64));
-        let session = rexpect::session::StreamSession::new(reader, writer, options);
+        let kernel = Stream::spawn(
+            "rig-console",
+            kernel,
+            KERNEL_WINDOW,
+            Overflow::DropOldest,
+            kernel_sink,
+        )
+        .map_err(spawn_err(log))?;
+        let shell = Stream::spawn("rig-shell", shell, SHELL_BUFFER, Overflow::Wait, shell_sink)
+            .map_err(spawn_err(shell_log))?;
         Ok(Console {
-            session,
+            kernel,
+            shell,
             tail,
             taps,
         })
@@ -155,22 +197,117 @@ impl Console {
         self.tail.clone()
     }
 
-    /// Adds a consumer of the raw stream from now on.
+    /// Adds a consumer of the raw kernel console stream from now on.
     pub fn add_tap(&self, tap: ConsoleTap) {
         if let Ok(mut t) = self.taps.lock() {
             t.push(tap);
         }
     }
 
+    /// Writes `line` and a newline to the shell.
     pub fn send_line(&mut self, line: &str) -> Result<(), ConsoleError> {
-        self.session
-            .send_line(line)
-            .map(drop)
-            .map_err(|e| ConsoleError::Write(io::Error::other(e.to_string())))
+        let mut bytes = Vec::with_capacity(line.len() + 1);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        self.send_raw(&bytes)
     }
 
-    /// Hands the console to the user's terminal until Ctrl-] (0x1d) or until `abort` fires.
-    /// Output keeps going to console.log; the terminal is put in raw mode while attached.
+    /// Writes bytes to the shell as they are.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ConsoleError> {
+        self.shell.write_all(bytes).map_err(ConsoleError::Write)
+    }
+
+    /// Sends Ctrl-C to the shell's terminal (interrupts its foreground command).
+    pub fn interrupt(&mut self) {
+        let _ = self.shell.write_all(&[0x03]);
+    }
+
+    /// QEMU closed one of the streams: it is exiting or gone.
+    pub fn hung_up(&self) -> bool {
+        self.kernel.is_closed() || self.shell.is_closed()
+    }
+
+    /// Drops what the shell printed and nobody read yet (leftovers of earlier commands).
+    pub fn discard_shell_output(&mut self) {
+        self.shell.clear();
+    }
+
+    /// Waits until `regex` matches the kernel console; returns the match. Only text that
+    /// arrives from the call on (and up to 256 KiB not yet read by an earlier wait) is searched.
+    pub fn wait_for(
+        &mut self,
+        regex: &str,
+        timeout: Duration,
+        abort: AbortCheck<'_>,
+    ) -> Result<String, ConsoleError> {
+        wait_regex(&self.kernel, &self.tail, regex, timeout, abort)
+    }
+
+    /// Like [`Console::wait_for`], on the shell's stream.
+    pub fn wait_shell_for(
+        &mut self,
+        regex: &str,
+        timeout: Duration,
+        abort: AbortCheck<'_>,
+    ) -> Result<String, ConsoleError> {
+        wait_regex(&self.shell, &self.tail, regex, timeout, abort)
+    }
+
+    /// The next bytes the shell prints. Fails once `deadline` has passed (`timeout` is what the
+    /// error says was waited), or when the shell closed; then `abort` says why, and the error
+    /// carries the kernel console's last lines, read to its end.
+    pub fn shell_output(
+        &mut self,
+        waiting_for: &str,
+        timeout: Duration,
+        deadline: Instant,
+        abort: AbortCheck<'_>,
+    ) -> Result<Vec<u8>, ConsoleError> {
+        loop {
+            match self.shell.take(deadline) {
+                Taken::Data(d) => return Ok(d),
+                Taken::Woken => continue,
+                Taken::Timeout => {
+                    return Err(ConsoleError::Timeout {
+                        waiting_for: waiting_for.into(),
+                        timeout,
+                        last: self.tail.last_lines(30),
+                    })
+                }
+                Taken::Closed => return Err(self.closed(waiting_for, abort)),
+            }
+        }
+    }
+
+    /// The error for a stream that closed: waits briefly for the kernel console to end too (the
+    /// panic that ended QEMU may still be on its way) and asks `abort` why.
+    fn closed(&self, waiting_for: &str, abort: AbortCheck<'_>) -> ConsoleError {
+        self.kernel.wait_closed(Instant::now() + SETTLE);
+        let last = self.tail.last_lines(30);
+        match abort() {
+            Some(reason) => ConsoleError::Aborted {
+                waiting_for: waiting_for.into(),
+                reason,
+                last,
+            },
+            None => ConsoleError::Closed {
+                waiting_for: waiting_for.into(),
+                last,
+            },
+        }
+    }
+
+    /// Waits (at most `grace`) until QEMU has closed both streams, so `console.log` holds
+    /// everything the guest printed. For after QEMU was asked to quit.
+    pub fn finish(&self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        self.kernel.wait_closed(deadline);
+        self.shell.wait_closed(deadline);
+    }
+
+    /// Hands the shell to the user's terminal until Ctrl-] (0x1d), or until QEMU exits (then
+    /// `abort` says why). Kernel messages are shown as they come; everything still goes to the
+    /// logs. The terminal is put in raw mode while attached.
     pub fn interact(&mut self, abort: AbortCheck<'_>) -> Result<(), ConsoleError> {
         use std::sync::atomic::{AtomicBool, Ordering};
         let attached = Arc::new(AtomicBool::new(true));
@@ -182,134 +319,129 @@ impl Console {
                 let _ = out.flush();
             }
         }));
-        // Give the user echo and a prompt back.
-        self.send_line("stty echo; PS1='rig# '")?;
+        // rig's shell runs without echo, prompt or output processing: give a person all three.
+        self.send_line("stty echo opost; export PS1='rig# '; exec sh -i")?;
         let _raw = RawTerminal::enter();
-        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let mut to_guest = self.shell.writer().map_err(ConsoleError::Write)?;
+        let waker = self.shell.waker();
+        let quit = Arc::new(AtomicBool::new(false));
+        let q = quit.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 256];
             let stdin = io::stdin();
             let mut stdin = stdin.lock();
             while let Ok(n) = stdin.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                let bytes = &buf[..n];
+                let end = bytes.iter().position(|&b| b == 0x1d);
+                let send = &bytes[..end.unwrap_or(n)];
+                let failed = to_guest.write_all(send).is_err();
+                if n == 0 || end.is_some() || failed {
+                    q.store(true, Ordering::SeqCst);
+                    waker.wake();
                     break;
                 }
             }
         });
+        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
         let result = loop {
-            // Keep rexpect's buffer from growing: everything already went to the terminal.
-            while self.session.try_read().is_some() {}
-            match rx.recv_timeout(POLL) {
-                Ok(bytes) => {
-                    if let Some(pos) = bytes.iter().position(|&b| b == 0x1d) {
-                        let _ = self.session.send(&String::from_utf8_lossy(&bytes[..pos]));
-                        let _ = self.session.flush();
-                        break Ok(());
-                    }
-                    if let Err(e) = self
-                        .session
-                        .send(&String::from_utf8_lossy(&bytes))
-                        .and_then(|_| self.session.flush())
-                    {
-                        break Err(ConsoleError::Write(io::Error::other(e.to_string())));
-                    }
+            match self.shell.take(far) {
+                Taken::Data(d) => {
+                    let mut out = io::stdout().lock();
+                    let _ = out.write_all(&d);
+                    let _ = out.flush();
                 }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break Ok(()),
-            }
-            if let Some(reason) = abort() {
-                break Err(ConsoleError::Aborted {
-                    waiting_for: "the interactive console".into(),
-                    reason,
-                    last: self.tail.last_lines(10),
-                });
+                Taken::Woken | Taken::Timeout if quit.load(Ordering::SeqCst) => break Ok(()),
+                Taken::Woken | Taken::Timeout => {}
+                Taken::Closed => break Err(self.closed("the interactive console", abort)),
             }
         };
         attached.store(false, Ordering::Relaxed);
         result
     }
+}
 
-    /// Waits until `regex` matches the console stream; returns the match.
-    pub fn wait_for(
+/// Why a guest never became ready.
+#[derive(Debug)]
+pub enum ReadyFail {
+    /// Init said `RIG-INIT-FAILED <reason>`.
+    InitFailed(String),
+    Console(ConsoleError),
+}
+
+impl Console {
+    /// Waits for init's marker on the kernel console (`RIG-READY <release>`, or
+    /// `RIG-INIT-FAILED <reason>`), then for the command shell's `RIG-READY` (printed just
+    /// before the shell starts reading). Returns the kernel release.
+    pub fn wait_ready(
         &mut self,
-        regex: &str,
         timeout: Duration,
         abort: AbortCheck<'_>,
-    ) -> Result<String, ConsoleError> {
+    ) -> Result<String, ReadyFail> {
         let deadline = Instant::now() + timeout;
-        loop {
-            match self.session.exp_regex(regex) {
-                Ok((_, m)) => return Ok(m),
-                Err(e) => self.check_wait(e, regex, timeout, deadline, abort)?,
-            }
+        let m = self
+            .wait_for(r"RIG-(READY|INIT-FAILED) [^\r\n]*\r?\n", timeout, abort)
+            .map_err(ReadyFail::Console)?;
+        let m = m.trim();
+        if let Some(reason) = m.strip_prefix("RIG-INIT-FAILED ") {
+            return Err(ReadyFail::InitFailed(reason.trim().to_string()));
         }
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.wait_shell_for(r"RIG-READY [^\r\n]*\n", left, abort)
+            .map_err(ReadyFail::Console)?;
+        Ok(m.trim_start_matches("RIG-READY ").trim().to_string())
     }
+}
 
-    /// The next whole line the console prints (without its newline), or `Ok(None)` when none came
-    /// within one poll interval. Fails once `deadline` has passed (`timeout` is what the error
-    /// says was waited), the console closed, or `abort` fired.
-    pub fn next_line(
-        &mut self,
-        waiting_for: &str,
-        timeout: Duration,
-        deadline: Instant,
-        abort: AbortCheck<'_>,
-    ) -> Result<Option<String>, ConsoleError> {
-        match self.session.read_line() {
-            Ok(line) => Ok(Some(line)),
-            Err(e) => {
-                self.check_wait(e, waiting_for, timeout, deadline, abort)?;
-                Ok(None)
+/// Bytes of a stream kept for a regex wait; markers are short lines, so only the newest matter.
+const WAIT_WINDOW: usize = 64 * 1024;
+
+fn wait_regex(
+    stream: &Stream,
+    tail: &ConsoleTail,
+    regex: &str,
+    timeout: Duration,
+    abort: AbortCheck<'_>,
+) -> Result<String, ConsoleError> {
+    let re = Regex::new(regex).map_err(|e| ConsoleError::Aborted {
+        waiting_for: format!("/{regex}/"),
+        reason: format!("bad pattern: {e}"),
+        last: String::new(),
+    })?;
+    let deadline = Instant::now() + timeout;
+    let mut window: Vec<u8> = Vec::new();
+    loop {
+        match stream.take(deadline) {
+            Taken::Data(d) => {
+                window.extend_from_slice(&d);
+                if let Some(m) = re.find(&String::from_utf8_lossy(&window)) {
+                    return Ok(m.as_str().to_string());
+                }
+                if window.len() > WAIT_WINDOW {
+                    window.drain(..window.len() - WAIT_WINDOW / 2);
+                }
             }
-        }
-    }
-
-    /// Sends Ctrl-C (interrupts the guest shell's foreground command).
-    pub fn interrupt(&mut self) {
-        let _ = self.session.send_control('c');
-    }
-
-    /// Decides whether a failed rexpect poll ends the wait.
-    fn check_wait(
-        &self,
-        err: rexpect::error::Error,
-        waiting_for: &str,
-        timeout: Duration,
-        deadline: Instant,
-        abort: AbortCheck<'_>,
-    ) -> Result<(), ConsoleError> {
-        let last = || self.tail.last_lines(30);
-        match err {
-            rexpect::error::Error::Timeout { .. } => {}
-            rexpect::error::Error::EOF { .. } => {
-                return Err(ConsoleError::Closed {
-                    waiting_for: waiting_for.into(),
-                    last: last(),
+            Taken::Woken => {}
+            Taken::Timeout => {
+                return Err(ConsoleError::Timeout {
+                    waiting_for: format!("/{regex}/"),
+                    timeout,
+                    last: tail.last_lines(30),
                 })
             }
-            other => {
-                return Err(ConsoleError::Aborted {
-                    waiting_for: waiting_for.into(),
-                    reason: other.to_string(),
-                    last: last(),
+            Taken::Closed => {
+                return Err(match abort() {
+                    Some(reason) => ConsoleError::Aborted {
+                        waiting_for: format!("/{regex}/"),
+                        reason,
+                        last: tail.last_lines(30),
+                    },
+                    None => ConsoleError::Closed {
+                        waiting_for: format!("/{regex}/"),
+                        last: tail.last_lines(30),
+                    },
                 })
             }
         }
-        if let Some(reason) = abort() {
-            return Err(ConsoleError::Aborted {
-                waiting_for: waiting_for.into(),
-                reason,
-                last: last(),
-            });
-        }
-        if Instant::now() >= deadline {
-            return Err(ConsoleError::Timeout {
-                waiting_for: waiting_for.into(),
-                timeout,
-                last: last(),
-            });
-        }
-        Ok(())
     }
 }
 
@@ -342,13 +474,5 @@ impl Drop for RawTerminal {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tail_keeps_last_lines() {
-        let t = ConsoleTail::default();
-        t.push(b"a\r\nb\r\n\x1eS1\r\nc\n");
-        assert_eq!(t.last_lines(2), "S1\nc");
-    }
-}
+#[path = "console_tests.rs"]
+mod tests;

@@ -1,17 +1,19 @@
 //! One running VM: QEMU under supervision, its serial console and its QMP connection.
 //!
 //! [`Vm::boot`] writes the argv to the run's artifacts folder, spawns QEMU in its own process
-//! group, connects the console (QEMU waits for it before starting the guest, so no output is
-//! lost) and QMP, and waits for init's `RIG-READY` marker. Every wait also watches QEMU: if it
-//! exits, the error says so at once, with its stderr and the console's last lines.
+//! group, connects the kernel console and the command shell's virtio console (QEMU waits for
+//! both before starting the guest, so no output is lost) and QMP, and waits for init's
+//! `RIG-READY` marker on both. Every wait also watches QEMU: if it exits, the error says so at
+//! once, with its stderr and the console's last lines.
 
 use crate::host::artifacts::RunDir;
 use crate::host::board::Board;
 use crate::host::events::{Event, Events};
 use crate::host::process::{describe_status, ProcessError, Supervised};
-use crate::machine::console::{Console, ConsoleError};
+use crate::machine::console::{Console, ConsoleError, ReadyFail};
 use crate::machine::qemu::{self, Accel, QemuConfig};
 use crate::machine::qmp::{Qmp, QmpError};
+use crate::machine::snapshot::{self, Snapshot};
 use crate::machine::timeouts::Timeouts;
 use crate::provision::BootImage;
 use std::os::unix::net::UnixStream;
@@ -39,6 +41,14 @@ pub enum VmError {
         artifacts: PathBuf,
         #[source]
         source: ConsoleError,
+    },
+    #[error("{0}")]
+    Snapshot(String),
+    #[error("the guest's init failed: {reason}\nconsole showed last:\n{console}\nartifacts: {artifacts}")]
+    InitFailed {
+        reason: String,
+        console: String,
+        artifacts: PathBuf,
     },
     #[error("{step} failed (artifacts: {artifacts})")]
     Qmp {
@@ -127,6 +137,8 @@ pub struct VmConfig {
     pub timeouts: Timeouts,
     /// Devices a scenario adds to the board.
     pub devices: Vec<qemu::ExtraDevice>,
+    /// Start from this saved post-boot state instead of booting ([`super::snapshot`]).
+    pub restore: Option<Snapshot>,
 }
 
 impl VmConfig {
@@ -142,6 +154,7 @@ impl VmConfig {
             ssh_forward_port: None,
             timeouts: Timeouts::for_machine(accel, board),
             devices: Vec::new(),
+            restore: None,
         }
     }
 }
@@ -199,9 +212,12 @@ impl Vm {
                 source,
             })?;
         let console_sock = sockets.path().join("con");
+        let shell_sock = sockets.path().join("sh");
         let qmp_sock = sockets.path().join("qmp");
 
         let mut qc = QemuConfig::new(cfg.board, cfg.accel, console_sock.clone(), qmp_sock.clone());
+        qc.shell_socket = Some(shell_sock.clone());
+        qc.incoming_defer = cfg.restore.is_some();
         qc.kernel = Some(cfg.image.kernel.image.clone());
         qc.initrd = Some(
             cfg.initrd_override
@@ -268,12 +284,33 @@ impl Vm {
                 ),
                 ConnectFail::Timeout(err) => *err,
             })?;
-        let console = Console::new(con_stream, &run_dir.console_log()).map_err(|source| {
-            VmError::Console {
-                step: "opening the console".into(),
-                artifacts: artifacts.clone(),
-                source,
-            }
+        // QEMU opens its chardevs in argv order and waits at each: the kernel console, then
+        // the command shell; the guest starts once both are connected, so nothing is lost.
+        let shell_stream = connect_socket(&mut qemu, &shell_sock, "shell", cfg.timeouts.qmp)
+            .map_err(|e| match e {
+                ConnectFail::Exited => exited(
+                    &mut qemu,
+                    "connecting the shell",
+                    String::new(),
+                    ExitCause::Unknown,
+                ),
+                ConnectFail::Timeout(err) => *err,
+            })?;
+        if let Some(snap) = &cfg.restore {
+            let log = run_dir.console_log();
+            snapshot::seed_console_log(snap, &log)
+                .map_err(|source| VmError::Artifact { path: log, source })?;
+        }
+        let console = Console::new(
+            con_stream,
+            shell_stream,
+            &run_dir.console_log(),
+            &run_dir.file("shell.log"),
+        )
+        .map_err(|source| VmError::Console {
+            step: "opening the console".into(),
+            artifacts: artifacts.clone(),
+            source,
         })?;
         let qmp_stream =
             connect_socket(&mut qemu, &qmp_sock, "QMP", cfg.timeouts.qmp).map_err(|e| match e {
@@ -317,20 +354,37 @@ impl Vm {
             events: events.clone(),
             _sockets: sockets,
         };
+        if let Some(snap) = &cfg.restore {
+            vm.load_snapshot(snap)?;
+            let elapsed = start.elapsed();
+            vm.timings.boot_to_ready_s = elapsed.as_secs_f64();
+            vm.timings.kernel_release = snap.kernel_release.clone();
+            vm.write_timings();
+            events.emit(Event::BootReady { elapsed });
+            return Ok(vm);
+        }
         let ready = {
             let Vm { console, qemu, .. } = &mut vm;
-            console.wait_for(r"RIG-READY \S+", cfg.timeouts.boot, &mut || qemu_gone(qemu))
+            console.wait_ready(cfg.timeouts.boot, &mut || qemu_gone(qemu))
         };
         match ready {
-            Ok(m) => {
+            Ok(release) => {
                 let elapsed = start.elapsed();
                 vm.timings.boot_to_ready_s = elapsed.as_secs_f64();
-                vm.timings.kernel_release = m.trim_start_matches("RIG-READY ").trim().into();
+                vm.timings.kernel_release = release;
                 vm.write_timings();
                 events.emit(Event::BootReady { elapsed });
                 Ok(vm)
             }
-            Err(source) => {
+            Err(ReadyFail::InitFailed(reason)) => {
+                let tail = vm.console.tail().last_lines(40);
+                Err(VmError::InitFailed {
+                    reason,
+                    console: tail,
+                    artifacts: vm.run_dir.path().to_path_buf(),
+                })
+            }
+            Err(ReadyFail::Console(source)) => {
                 if vm.qemu.try_wait().ok().flatten().is_some() {
                     let tail = vm.console.tail().last_lines(40);
                     let cause = vm.exit_cause();
@@ -374,6 +428,16 @@ impl Vm {
     /// `Some(reason)` once QEMU has exited.
     pub fn exited(&mut self) -> Option<String> {
         qemu_gone(&mut self.qemu)
+    }
+
+    /// Like [`Vm::exited`], but once QEMU has closed the console (its sockets close just before
+    /// the process ends) waits up to `grace` for the process, so the exit is not missed by a
+    /// few milliseconds.
+    pub fn exited_settled(&mut self, grace: Duration) -> Option<String> {
+        if self.console.hung_up() {
+            let _ = self.qemu.wait_timeout(grace);
+        }
+        self.exited()
     }
 
     /// Why QEMU stopped; meaningful once [`Vm::exited`] says it has.
@@ -507,13 +571,15 @@ impl Vm {
         r.map_err(|e| self.qmp_err(&format!("device_del {id}"), e))
     }
 
-    /// Asks QEMU to quit, waits briefly, then makes sure it is gone. Artifacts stay.
+    /// Asks QEMU to quit, waits briefly, then makes sure it is gone; `console.log` then holds
+    /// everything the guest printed. Artifacts stay.
     pub fn shutdown(mut self) {
         if self.exited().is_none() {
             let _ = self.qmp.quit();
             let _ = self.qemu.wait_timeout(Duration::from_secs(5));
         }
         self.qemu.terminate();
+        self.console.finish(Duration::from_secs(2));
     }
 }
 

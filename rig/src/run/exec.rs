@@ -83,8 +83,8 @@ pub(super) struct Exec<'a> {
     pub(super) virtio: HashMap<String, super::virtio_mem::BlockRange>,
     /// DIMMs whose `device_del` went out without waiting: their `DEVICE_DELETED` is pending.
     pub(super) unplugging: std::collections::HashSet<String>,
-    /// Overlay file → compiled .dtbo on the host.
-    pub(super) overlays: HashMap<PathBuf, PathBuf>,
+    /// Overlay file → compiled overlay, and whether this boot's guest has it.
+    pub(super) overlays: HashMap<PathBuf, super::overlays::CompiledOverlay>,
     pub(super) dir: RunDir,
     pub(super) failures: Vec<StepFailure>,
     pub(super) par_seq: u32,

@@ -69,6 +69,10 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot save the booted guest's state for --snapshot")]
+    Snapshot(#[source] Box<GuestError>),
+    #[error("--snapshot restores guests over serial only; this scenario uses ssh")]
+    SnapshotNeedsSerial,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +87,9 @@ pub struct RunOptions {
     pub extra_cmdline: Vec<String>,
     /// Drives everything random in the run (`stagger` delays); `None`: a fresh one, recorded.
     pub seed: Option<u64>,
+    /// Boot once, save the guest's state at its ready shell, and start every repetition from
+    /// that state instead of booting ([`crate::machine::snapshot`]; serial-only scenarios).
+    pub snapshot: bool,
 }
 
 impl RunOptions {
@@ -96,6 +103,7 @@ impl RunOptions {
             memory_mib: 1024,
             extra_cmdline: Vec::new(),
             seed: None,
+            snapshot: false,
         }
     }
 }
@@ -162,6 +170,17 @@ pub fn run_scenario(
         },
     );
 
+    let saved = if opts.snapshot {
+        if gopts.ssh {
+            return Err(RunError::SnapshotNeedsSerial);
+        }
+        let s = save_boot(&gopts, &image, &verdict, run_dir, events)?;
+        gopts.restore = Some(s.clone());
+        Some(s)
+    } else {
+        None
+    };
+
     let mut reps = Vec::new();
     for index in 1..=opts.repeat {
         let dir = if opts.repeat == 1 {
@@ -196,6 +215,11 @@ pub fn run_scenario(
             detail: line,
         });
         reps.push(rep);
+    }
+
+    if let Some(s) = &saved {
+        // Tens of MiB that no one needs once the runs are done.
+        let _ = std::fs::remove_file(&s.state);
     }
 
     let mut reproduced: BTreeMap<String, u32> = BTreeMap::new();
@@ -235,6 +259,27 @@ pub fn run_scenario(
         std::fs::write(&path, s + "\n").map_err(|source| RunError::Report { path, source })?;
     }
     Ok(result)
+}
+
+/// Boots the guest once (in `saved-boot/`) and saves its state at the ready shell.
+fn save_boot(
+    gopts: &GuestOptions,
+    image: &crate::provision::BootImage,
+    verdict: &crate::machine::accel::AccelDecision,
+    run_dir: &RunDir,
+    events: &Events,
+) -> Result<crate::machine::snapshot::Snapshot, RunError> {
+    let dir = run_dir.child("saved-boot")?;
+    events.emit(Event::StepProgress {
+        step: "run".into(),
+        message: "booting once to save the guest's state (--snapshot)".into(),
+        fraction: None,
+    });
+    let mut g = Guest::boot(gopts, image.clone(), verdict.clone(), &dir, events)
+        .map_err(|e| RunError::Snapshot(Box::new(e)))?;
+    let saved = g.vm.save_snapshot(&dir.file("state.bin"));
+    g.shutdown();
+    saved.map_err(|e| RunError::Snapshot(Box::new(e.into())))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -350,9 +395,11 @@ fn run_once(
     failures.append(&mut exec.failures);
     let console_dead = exec.console_dead;
     let machine_stuck = exec.machine_stuck;
+    let last_step = Instant::now();
 
     // Pull the kernel's own log as well (messages below the console loglevel).
-    let dmesg_text = if guest.vm.exited().is_none() && !console_dead {
+    let gone = guest.vm.exited_settled(Duration::from_secs(5)).is_some();
+    let dmesg_text = if !gone && !console_dead {
         guest
             .run("dmesg", Duration::from_secs(60), Via::Serial)
             .ok()
@@ -365,7 +412,7 @@ fn run_once(
     }
     // QEMU ended before rig stopped it: the guest reset, panicked or powered off, or the host
     // ended it. Only the QMP SHUTDOWN event tells which.
-    let cause = guest.vm.exited().map(|_| guest.vm.exit_cause());
+    let cause = (gone || guest.vm.exited().is_some()).then(|| guest.vm.exit_cause());
     if machine_stuck {
         // No polite QMP `quit` to a QEMU that does not answer: stop it (SIGTERM, then SIGKILL).
         drop(guest);
@@ -376,7 +423,10 @@ fn run_once(
     if let Some(f) = console_log_lost(dir, ready_lost, seen, &scenario.file) {
         failures.push(f);
     }
-    finish(done, failures, dmesg_text, cause, (booted, Instant::now()))
+    let stepped = Instant::now();
+    let mut rep = finish(done, failures, dmesg_text, cause, (booted, stepped));
+    rep.teardown_seconds = stepped.duration_since(last_step).as_secs_f64();
+    rep
 }
 
 /// The verdict reads console.log; if the artifacts filesystem refused part of it (full, failing),
@@ -487,6 +537,7 @@ fn finish(
         boot_seconds: booted.duration_since(start).as_secs_f64(),
         steps_seconds: stepped.duration_since(booted).as_secs_f64(),
         analysis_seconds: stepped.elapsed().as_secs_f64(),
+        teardown_seconds: 0.0,
         artifacts: dir.path().to_path_buf(),
     }
 }

@@ -49,6 +49,8 @@ pub struct Repetition {
     pub boot_seconds: f64,
     pub steps_seconds: f64,
     pub analysis_seconds: f64,
+    /// The part of `steps_seconds` spent after the last step: pulling `dmesg`, stopping QEMU.
+    pub teardown_seconds: f64,
     pub artifacts: PathBuf,
 }
 

@@ -253,6 +253,33 @@ impl SshTransport {
         Ok(())
     }
 
+    /// Runs `command` on a plain blocking channel of the current session and returns its
+    /// stdout: no deadlines, events or stderr. The baseline of `rig bench command --transport
+    /// ssh`; a guest that never answers blocks it for at most `timeout`.
+    pub fn bare_exec(&self, command: &str, timeout: Duration) -> Result<String, TransportError> {
+        let other = |message: String| TransportError::Other {
+            transport: TRANSPORT,
+            message,
+        };
+        let guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = guard
+            .as_ref()
+            .ok_or_else(|| other("no ssh session".into()))?;
+        conn.session.set_blocking(true);
+        conn.session.set_timeout(connect::millis(timeout));
+        let result = (|| {
+            let e = |e: ssh2::Error| e.to_string();
+            let mut ch = conn.session.channel_session().map_err(e)?;
+            ch.exec(command).map_err(e)?;
+            let mut out = String::new();
+            std::io::Read::read_to_string(&mut ch, &mut out).map_err(|e| e.to_string())?;
+            ch.wait_close().map_err(e)?;
+            Ok::<_, String>(out)
+        })();
+        conn.session.set_timeout(0);
+        result.map_err(|e| other(format!("`{command}`: {e}")))
+    }
+
     /// Runs `jobs` on the current session (connecting again first if it was dropped).
     fn drive(&self, jobs: &[Job<'_>]) -> Vec<Result<CommandOutput, TransportError>> {
         let mut guard = match self.conn.lock() {

@@ -1,5 +1,6 @@
-//! The initramfs rig boots: rootfs + the kernel's modules + rig's init, as concatenated gzip'd newc
-//! cpio archives (the kernel unpacks them in order, later files overriding earlier ones).
+//! The initramfs rig boots: rootfs + the kernel's modules + rig's init, as concatenated newc cpio
+//! archives (the kernel unpacks them in order, later files overriding earlier ones), uncompressed:
+//! under TCG the guest kernel copies 7 MB faster than it inflates 3 MB into it.
 //!
 //! Each piece is cached on its own and keyed by its recipe, never by hashing big files:
 //! - rootfs (per arch, [`super::rootfs`]): keyed by `images/rootfs/`;
@@ -13,7 +14,7 @@
 //! [`append_files`] adds per-run files (an ssh key, an init hook) without rebuilding anything.
 
 use super::cpio::write_gz_archive;
-use super::rootfs::{self, log_path, parse_list, read_text, RootfsRecipe};
+use super::rootfs::{self, log_path, parse_list, read_text, write_archive, RootfsRecipe};
 use super::ImageError;
 use crate::host::cache::{Cache, CacheKey};
 use crate::host::events::{Event, Events};
@@ -26,10 +27,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Bumped when the packing steps change in a way the inputs do not show.
-const RECIPE_VERSION: &str = "initramfs-1";
+const RECIPE_VERSION: &str = "initramfs-2";
 const INITRD: &str = "initrd.img";
-const MODULES_ARCHIVE: &str = "modules.cpio.gz";
-const INIT_ARCHIVE: &str = "init.cpio.gz";
+const MODULES_ARCHIVE: &str = "modules.cpio";
+const INIT_ARCHIVE: &str = "init.cpio";
 /// Index files copied from the kernel's module tree so `depmod` knows the built-in modules.
 const MODULE_INDEX_FILES: [&str; 3] = [
     "modules.builtin",
@@ -156,7 +157,7 @@ fn init_archive(
         "initramfs init",
         || None,
         |dir| {
-            write_gz_archive(&dir.join(INIT_ARCHIVE), false, |w| {
+            write_archive(&dir.join(INIT_ARCHIVE), |w| {
                 w.dir("dev", 0o755)?;
                 w.char_dev("dev/console", 0o600, 5, 1)?;
                 w.char_dev("dev/null", 0o666, 1, 3)?;
@@ -259,7 +260,7 @@ fn modules_archive(
                     source,
                 })?;
             }
-            write_gz_archive(&dir.join(MODULES_ARCHIVE), false, |w| {
+            write_archive(&dir.join(MODULES_ARCHIVE), |w| {
                 w.add_tree(&stage, "", &|_| false)
             })?;
             fs::remove_dir_all(&stage).map_err(|source| ImageError::Io {

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 pub mod cpio;
 pub mod debian;
 pub mod initramfs;
+pub mod prune;
 pub mod rootfs;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,12 +1,15 @@
-//! The per-arch guest rootfs: a few Debian bookworm packages (busybox-static, iproute2, dropbear,
-//! kmod and their dependencies) extracted with `mmdebstrap --variant=extract`, stripped of docs,
-//! man pages and locales, overlaid with `images/rootfs/overlay/`, and packed as a gzip'd newc cpio.
+//! The per-arch guest rootfs: a few Debian bookworm packages (busybox, iproute2, dropbear and
+//! their dependencies) extracted with `mmdebstrap --variant=extract`, stripped of docs, man pages,
+//! locales and unused programs, pruned of the shared libraries no remaining program loads
+//! ([`super::prune`]), overlaid with `images/rootfs/overlay/`, and packed as an uncompressed newc
+//! cpio: the guest kernel unpacks it at every boot, and under TCG copying is cheaper than
+//! inflating (the rootfs went from 23 MB, 9 MB gzip'd, to 7 MB).
 //!
 //! Extraction needs no emulation and never touches the host's dpkg configuration, so a foreign-arch
 //! rootfs builds in seconds. The recipe lives in `images/rootfs/` (`packages.txt`, `strip.txt`,
 //! `overlay/`); its content is the cache key, so editing any of it rebuilds the rootfs.
 
-use super::cpio::{write_gz_archive, NewcWriter};
+use super::cpio::NewcWriter;
 use super::ImageError;
 use crate::host::board::Arch;
 use crate::host::cache::{Cache, CacheKey};
@@ -29,11 +32,11 @@ pub fn mirror() -> String {
         .unwrap_or_else(|| MIRROR.to_string())
 }
 /// Bumped when the build steps below change in a way the recipe files do not show.
-const RECIPE_VERSION: &str = "rootfs-1";
+const RECIPE_VERSION: &str = "rootfs-2";
 /// The cache kind of rootfs archives.
 pub const CACHE_KIND: &str = "rootfs";
 /// The archive's file name inside its cache entry.
-pub const ARCHIVE: &str = "rootfs.cpio.gz";
+pub const ARCHIVE: &str = "rootfs.cpio";
 
 /// What a rootfs is built from: read from `images/rootfs/`.
 #[derive(Debug, Clone)]
@@ -96,7 +99,7 @@ impl RootfsRecipe {
     }
 }
 
-/// The rootfs archive (gzip'd newc cpio) for `arch`, built on first use.
+/// The rootfs archive (newc cpio) for `arch`, built on first use.
 pub fn archive(arch: Arch, cache: &Cache, events: &Events) -> Result<PathBuf, ImageError> {
     let recipe = RootfsRecipe::load(arch, &crate::repo_root())?;
     let key = recipe.key()?;
@@ -143,6 +146,16 @@ fn build(
     for pattern in &recipe.strip {
         strip(&tree, pattern)?;
     }
+    let pruned = super::prune::prune_libraries(&tree)?;
+    events.emit(Event::StepProgress {
+        step: step.into(),
+        message: format!(
+            "dropped {} shared libraries no program loads ({} KiB)",
+            pruned.files.len(),
+            pruned.bytes / 1024
+        ),
+        fraction: None,
+    });
     if let Some(overlay) = &recipe.overlay {
         copy_tree(overlay, &tree)?;
     }
@@ -151,14 +164,31 @@ fn build(
         message: format!("packing {ARCHIVE}"),
         fraction: None,
     });
-    write_gz_archive(&dir.join(ARCHIVE), false, |w: &mut NewcWriter<_>| {
-        w.add_tree(&tree, "", &|_| false)
-    })?;
+    write_archive(&dir.join(ARCHIVE), |w| w.add_tree(&tree, "", &|_| false))?;
     std::fs::remove_dir_all(&tree).map_err(|source| ImageError::Io {
         what: "cannot remove the extracted rootfs".into(),
         path: tree.clone(),
         source,
     })
+}
+
+/// Writes an uncompressed newc archive to `out`, filled by `fill`.
+pub(crate) fn write_archive(
+    out: &Path,
+    fill: impl FnOnce(&mut NewcWriter<std::io::BufWriter<std::fs::File>>) -> std::io::Result<()>,
+) -> Result<(), ImageError> {
+    use std::io::Write;
+    let io_err = |source| ImageError::Io {
+        what: "cannot write archive".into(),
+        path: out.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::create(out).map_err(io_err)?;
+    let mut w = NewcWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
+    fill(&mut w)
+        .and_then(|()| w.finish())
+        .and_then(|mut b| b.flush())
+        .map_err(io_err)
 }
 
 /// Runs `mmdebstrap --variant=extract` for `arch` into `target` (which must not exist or be

@@ -1,10 +1,12 @@
 #!/bin/sh
-# rig's ssh transport, guest side (see rig/src/ssh/mod.rs). Runs before RIG-READY.
+# rig's ssh transport, guest side (see rig/src/guest/ssh/mod.rs). Runs before RIG-READY, sourced in
+# a subshell of /init.
 #
 # Only when rig asked for ssh: `rig.ssh_key=<type>:<base64>` on the kernel command line (installed
-# as root's authorized key), or a per-run /root/.ssh/authorized_keys already in the initramfs.
-# Then: generate a fresh ed25519 host key, start dropbear on port 22 (public key logins only),
-# and once it listens print exactly one line on the console for rig to pin:
+# as root's authorized key), or a per-run /root/.ssh/authorized_keys already in the initramfs
+# (otherwise it returns before its first fork). Then: mount /dev/pts, generate a fresh ed25519
+# host key, start dropbear on port 22 (public key logins only), and once it listens print exactly
+# one line on the console for rig to pin:
 #   RIG-SSH-HOSTKEY <type> <base64>
 # On failure print `RIG-SSH-ERROR <reason>` instead (rig quotes it) and exit 0: the serial
 # console stays usable. dropbear's own log goes to /run/rig-ssh/dropbear.log.
@@ -16,14 +18,19 @@ err() {
 }
 
 key=""
-for word in $(cat /proc/cmdline); do
+read -r cmdline </proc/cmdline
+for word in $cmdline; do
 	case "$word" in
 	rig.ssh_key=*) key=${word#rig.ssh_key=} ;;
 	esac
 done
 
+if [ -z "$key" ] && [ ! -s /root/.ssh/authorized_keys ]; then
+	exit 0 # ssh not requested
+fi
 umask 077
-mkdir -p /root/.ssh
+mkdir -p /root/.ssh /dev/pts
+[ -e /dev/pts/ptmx ] || mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts 2>/dev/null
 # dropbear refuses keys whose file or parent directories others can write.
 chmod go-w /root
 chmod 700 /root/.ssh
@@ -33,8 +40,6 @@ if [ -n "$key" ]; then
 	*) err "malformed rig.ssh_key (want <type>:<base64>)" ;;
 	esac
 	echo "${key%%:*} ${key#*:} rig" >/root/.ssh/authorized_keys
-elif [ ! -s /root/.ssh/authorized_keys ]; then
-	exit 0 # ssh not requested
 fi
 chmod 600 /root/.ssh/authorized_keys
 

@@ -1,7 +1,8 @@
 //! `rig bench boot`: boot-to-ready through rig versus bare QEMU to the same console marker, so
 //! rig's overhead shows as a ratio.
 
-use crate::guest::{self, Guest, GuestError, GuestOptions};
+use super::{median, BenchError};
+use crate::guest::{self, Guest, GuestOptions};
 use crate::host::artifacts::RunDir;
 use crate::host::cache::Cache;
 use crate::host::events::Events;
@@ -12,16 +13,6 @@ use std::fmt;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    #[error(transparent)]
-    Guest(#[from] GuestError),
-    #[error("bare QEMU run {run} failed: {why}")]
-    Bare { run: usize, why: String },
-    #[error("no runs asked for")]
-    NoRuns,
-}
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BootBench {
@@ -53,20 +44,6 @@ impl fmt::Display for BootBench {
             self.ratio()
         )
     }
-}
-
-/// The median of the samples (mean of the middle two for an even count).
-pub fn median(samples: &mut [f64]) -> Option<f64> {
-    if samples.is_empty() {
-        return None;
-    }
-    samples.sort_by(|a, b| a.total_cmp(b));
-    let n = samples.len();
-    Some(if n % 2 == 1 {
-        samples[n / 2]
-    } else {
-        (samples[n / 2 - 1] + samples[n / 2]) / 2.0
-    })
 }
 
 pub fn boot(
@@ -159,16 +136,4 @@ fn bare_boot(
     let t = start.elapsed().as_secs_f64();
     child.terminate();
     Ok(t)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn medians() {
-        assert_eq!(median(&mut []), None);
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.5));
-    }
 }
