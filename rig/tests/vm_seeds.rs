@@ -91,11 +91,11 @@ const RELOAD_OOPS: &str =
     "BUG: unable to handle kernel NULL pointer dereference in simple_recursive_removal";
 
 /// Positive control, one run of 30 rounds. Measured on arm64-virt: this oops (and the panic it
-/// ends in) in 4 of 4 runs (3 measured + this test's first run), 40-60 s into each. At the issue's
+/// ends in) in 5 of 5 runs (3 measured + this test's two runs), 40-60 s into each. At the issue's
 /// floor p = 0.9 one run fails by bad luck 1 time in 10 (two runs: 1 in 100); at the measured
-/// 4/4 the miss rate's 95% upper bound is ~0.53, so one run is the least that passed every time,
-/// not a proof of p >= 0.9. It cannot pass by luck: rig-6.12 gave no report in 4 of 4 runs
-/// (120 rounds).
+/// 5/5 the miss rate's 95% upper bound is ~0.45, so one run is the least that passed every time,
+/// not a proof of p >= 0.9. It cannot pass by luck: rig-6.12 gave no report in 5 of 5 runs
+/// (150 rounds).
 #[test]
 fn devlink_reload_vs_del_catches_reload_of_an_unregistered_instance() {
     let r = run(
@@ -114,7 +114,7 @@ fn devlink_reload_vs_del_catches_reload_of_an_unregistered_instance() {
 
 /// Negative control, one run of 30 rounds on rig-6.12 (the devl_is_registered() check in place):
 /// no report, the deletion succeeds every round. Were the fix lost, one run would catch it at
-/// the known-bad rate (4 of 4 measured), so a pass is not the race hiding by luck.
+/// the known-bad rate (5 of 5 measured), so a pass is not the race hiding by luck.
 #[test]
 fn devlink_reload_vs_del_passes_on_the_fixed_kernel() {
     let r = run("devlink-reload-vs-del", Board::Arm64Virt, "rig-6.12", 1);
