@@ -5,7 +5,8 @@
  *   mkdir /sys/kernel/config/device-tree/overlays/NAME
  *   cat foo.dtbo > /sys/kernel/config/device-tree/overlays/NAME/dtbo   # apply
  *   cat /sys/kernel/config/device-tree/overlays/NAME/status            # applied | unapplied
- *   rmdir /sys/kernel/config/device-tree/overlays/NAME                 # of_overlay_remove()
+ *   echo 1 > /sys/kernel/config/device-tree/overlays/NAME/remove       # of_overlay_remove()
+ *   rmdir /sys/kernel/config/device-tree/overlays/NAME
  *
  * `dtbo` takes the flattened overlay in one or more write() calls (configfs hands a store
  * at most one page per call); the overlay is applied by the write that completes the blob,
@@ -13,6 +14,16 @@
  * content only reaches the driver at close() where errors are dropped, this reports a bad
  * blob or a failed apply to the writer: bad header -> -EINVAL, too large -> -EFBIG, a
  * failed apply -> the error of of_overlay_fdt_apply() (-EINVAL for garbage).
+ *
+ * `remove` takes the overlay out with of_overlay_remove() and returns its error to the writer
+ * (-EBUSY when it is not the topmost overlay, or whatever reverting the changeset reported);
+ * the overlay then stays applied. rmdir cannot fail once configfs calls drop_item (it returns
+ * void), so a writer that needs the outcome writes `remove` first; rmdir of an overlay still
+ * applied removes it and can only log a failure.
+ *
+ * `base` (optional, before `dtbo`): the full path of a live node that the overlay's
+ * `target-path`s are relative to (of_overlay_fdt_apply()'s target base, 6.6+), e.g. the node
+ * PCI_DYNAMIC_OF_NODES made for a PCI device: `target-path = "/"` then means that node.
  *
  * Builds against Linux 5.10 and later (of_overlay_fdt_apply() gained its base argument in 6.6).
  */
@@ -29,6 +40,7 @@
 #define RIG_FDT_MAGIC		0xd00dfeedU
 #define RIG_FDT_HEADER_SIZE	40U	/* struct fdt_header, v17 */
 #define RIG_DTBO_MAX		(1U << 20)
+#define RIG_BASE_MAX		256
 
 struct rig_overlay {
 	struct config_item item;
@@ -37,6 +49,7 @@ struct rig_overlay {
 	u8 *buf;		/* blob being received */
 	u32 len;
 	u32 total;
+	char base[RIG_BASE_MAX];	/* target base path; empty: the root */
 };
 
 static inline struct rig_overlay *to_rig_overlay(struct config_item *item)
@@ -67,8 +80,20 @@ static int rig_overlay_apply(struct rig_overlay *ov)
 	int ret;
 
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
-	ret = of_overlay_fdt_apply(ov->buf, ov->total, &id, NULL);
+	struct device_node *base = NULL;
+
+	if (ov->base[0]) {
+		base = of_find_node_by_path(ov->base);
+		if (!base) {
+			pr_err("%s: base node %s not found\n", config_item_name(&ov->item), ov->base);
+			return -ENODEV;
+		}
+	}
+	ret = of_overlay_fdt_apply(ov->buf, ov->total, &id, base);
+	of_node_put(base);
 #else
+	if (ov->base[0])
+		return -EOPNOTSUPP;
 	ret = of_overlay_fdt_apply(ov->buf, ov->total, &id);
 #endif
 	if (ret) {
@@ -150,12 +175,74 @@ static ssize_t rig_overlay_status_show(struct config_item *item, char *page)
 	return sprintf(page, "%s\n", applied ? "applied" : "unapplied");
 }
 
+/* Removes the applied overlay; the writer gets of_overlay_remove()'s error. */
+static ssize_t rig_overlay_remove_store(struct config_item *item, const char *page, size_t count)
+{
+	struct rig_overlay *ov = to_rig_overlay(item);
+	ssize_t ret = count;
+
+	mutex_lock(&ov->lock);
+	if (ov->ovcs_id <= 0) {
+		ret = -ENOENT;
+	} else {
+		int id = ov->ovcs_id;
+		int err = of_overlay_remove(&id);
+
+		if (err) {
+			pr_err("%s: removing overlay (changeset %d) failed: %d\n",
+			       config_item_name(item), ov->ovcs_id, err);
+			ret = err;
+		} else {
+			pr_info("%s: overlay removed\n", config_item_name(item));
+			ov->ovcs_id = 0;
+		}
+	}
+	mutex_unlock(&ov->lock);
+	return ret;
+}
+
+static ssize_t rig_overlay_base_show(struct config_item *item, char *page)
+{
+	struct rig_overlay *ov = to_rig_overlay(item);
+	ssize_t n;
+
+	mutex_lock(&ov->lock);
+	n = sprintf(page, "%s\n", ov->base);
+	mutex_unlock(&ov->lock);
+	return n;
+}
+
+static ssize_t rig_overlay_base_store(struct config_item *item, const char *page, size_t count)
+{
+	struct rig_overlay *ov = to_rig_overlay(item);
+	size_t len = count;
+	ssize_t ret = count;
+
+	while (len && (page[len - 1] == '\n' || page[len - 1] == ' '))
+		len--;
+	if (len >= RIG_BASE_MAX || (len && page[0] != '/'))
+		return -EINVAL;
+	mutex_lock(&ov->lock);
+	if (ov->ovcs_id > 0 || ov->buf) {
+		ret = -EBUSY;
+	} else {
+		memcpy(ov->base, page, len);
+		ov->base[len] = '\0';
+	}
+	mutex_unlock(&ov->lock);
+	return ret;
+}
+
 CONFIGFS_ATTR_WO(rig_overlay_, dtbo);
 CONFIGFS_ATTR_RO(rig_overlay_, status);
+CONFIGFS_ATTR_WO(rig_overlay_, remove);
+CONFIGFS_ATTR(rig_overlay_, base);
 
 static struct configfs_attribute *rig_overlay_attrs[] = {
 	&rig_overlay_attr_dtbo,
 	&rig_overlay_attr_status,
+	&rig_overlay_attr_remove,
+	&rig_overlay_attr_base,
 	NULL,
 };
 
@@ -188,7 +275,7 @@ static struct config_item *rig_overlays_make_item(struct config_group *group, co
 	return &ov->item;
 }
 
-/* rmdir: remove the overlay before the item goes away. */
+/* rmdir: remove the overlay before the item goes away (a failure can only be logged). */
 static void rig_overlays_drop_item(struct config_group *group, struct config_item *item)
 {
 	struct rig_overlay *ov = to_rig_overlay(item);

@@ -34,6 +34,8 @@ pub struct GuestOptions {
     pub memory_mib: u64,
     /// Install missing host tools with apt when possible (Debian/Ubuntu as root or with sudo).
     pub auto_setup: bool,
+    /// Devices added to the board (a scenario's `devices:`).
+    pub devices: Vec<crate::machine::qemu::ExtraDevice>,
     /// Start from this saved post-boot state instead of booting (serial only: `ssh` must be
     /// off). See [`crate::machine::snapshot`].
     pub restore: Option<crate::machine::snapshot::Snapshot>,
@@ -49,6 +51,7 @@ impl GuestOptions {
             extra_cmdline: Vec::new(),
             memory_mib: 1024,
             auto_setup: true,
+            devices: Vec::new(),
             restore: None,
         }
     }
@@ -205,6 +208,7 @@ impl Guest {
         let mut cfg = VmConfig::new(opts.board, accel.accel, image.clone());
         cfg.extra_cmdline = opts.extra_cmdline.clone();
         cfg.memory_mib = opts.memory_mib;
+        cfg.devices = opts.devices.clone();
         let ssh_err = |source| GuestError::Ssh {
             artifacts: run_dir.path().to_path_buf(),
             source: Box::new(source),

@@ -51,11 +51,51 @@ pub struct QemuConfig {
     pub hotplug_root_ports: usize,
     /// Start paused (`-S`).
     pub paused: bool,
+    /// Devices a scenario adds to the board.
+    pub devices: Vec<ExtraDevice>,
     /// `-name`: the run's marker (`rig-<run id>`), so leak checks can tell this run's QEMU from
     /// any other. Letters, digits, `.`, `_`, `-` only.
     pub name: Option<String>,
     /// Wait for a migration stream (`-incoming defer`, then QMP `migrate-incoming`).
     pub incoming_defer: bool,
+}
+
+/// A device a scenario adds to the board, present from boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtraDevice {
+    /// `-device DRIVER[,id=ID][,KEY=VALUE…]` on the root bus.
+    Device {
+        driver: String,
+        id: Option<String>,
+        props: Vec<(String, String)>,
+    },
+    /// A RAM backend `mem-ID` of `size_mib` and `-device virtio-mem-pci,id=ID` over it, with
+    /// nothing plugged (`requested-size=0`): QMP `qom-set` of `requested-size` plugs memory.
+    VirtioMem { id: String, size_mib: u64 },
+}
+
+impl ExtraDevice {
+    /// The argv words for this device.
+    pub fn args(&self) -> Vec<String> {
+        match self {
+            ExtraDevice::Device { driver, id, props } => {
+                let mut d = driver.clone();
+                if let Some(id) = id {
+                    d.push_str(&format!(",id={id}"));
+                }
+                for (k, v) in props {
+                    d.push_str(&format!(",{k}={v}"));
+                }
+                vec!["-device".into(), d]
+            }
+            ExtraDevice::VirtioMem { id, size_mib } => vec![
+                "-object".into(),
+                format!("memory-backend-ram,id=mem-{id},size={size_mib}M"),
+                "-device".into(),
+                format!("virtio-mem-pci,id={id},memdev=mem-{id},requested-size=0"),
+            ],
+        }
+    }
 }
 
 impl QemuConfig {
@@ -77,6 +117,7 @@ impl QemuConfig {
             ssh_forward_port: None,
             hotplug_root_ports: crate::host::board::HOTPLUG_ROOT_PORTS,
             paused: false,
+            devices: Vec::new(),
             name: Some(crate::host::artifacts::qemu_name(
                 &crate::host::artifacts::run_id(),
             )),
@@ -156,6 +197,11 @@ pub fn argv(cfg: &QemuConfig) -> Vec<String> {
         "-device",
         "virtconsole,chardev=shell0,bus=vser0.0",
     ]);
+    // A scenario's devices, after rig's own, so those keep their PCI addresses.
+    for d in &cfg.devices {
+        a.extend(d.args());
+    }
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
 
     if let Some(k) = &cfg.kernel {
         let k = k.display().to_string();
@@ -420,6 +466,49 @@ mod tests {
         .unwrap();
         assert!(l.contains("loglevel=4") && !l.contains("loglevel=7"), "{l}");
         assert!(l.ends_with("rig.modules=a,b quiet"), "{l}");
+    }
+
+    #[test]
+    fn scenario_devices_follow_the_board_devices() {
+        let mut c = cfg(Board::Arm64Virt);
+        c.devices = vec![
+            ExtraDevice::Device {
+                driver: "pci-testdev".into(),
+                id: None,
+                props: vec![],
+            },
+            ExtraDevice::Device {
+                driver: "e1000e".into(),
+                id: Some("nic9".into()),
+                props: vec![("mac".into(), "52:54:00:00:00:09".into())],
+            },
+            ExtraDevice::VirtioMem {
+                id: "vmem0".into(),
+                size_mib: 1024,
+            },
+        ];
+        let a = argv(&c);
+        assert!(has_pair(&a, "-device", "pci-testdev"));
+        assert!(has_pair(
+            &a,
+            "-device",
+            "e1000e,id=nic9,mac=52:54:00:00:00:09"
+        ));
+        assert!(has_pair(
+            &a,
+            "-object",
+            "memory-backend-ram,id=mem-vmem0,size=1024M"
+        ));
+        assert!(has_pair(
+            &a,
+            "-device",
+            "virtio-mem-pci,id=vmem0,memdev=mem-vmem0,requested-size=0"
+        ));
+        // virtio-mem needs room above the booted memory.
+        assert!(has_pair(&a, "-m", "1024M,slots=4,maxmem=4096M"));
+        let rng = a.iter().position(|x| x == "virtio-rng-pci").unwrap();
+        let tdev = a.iter().position(|x| x == "pci-testdev").unwrap();
+        assert!(rng < tdev, "board devices first");
     }
 
     #[test]

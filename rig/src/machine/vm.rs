@@ -136,6 +136,8 @@ pub struct VmConfig {
     pub smp: u32,
     pub ssh_forward_port: Option<u16>,
     pub timeouts: Timeouts,
+    /// Devices a scenario adds to the board.
+    pub devices: Vec<qemu::ExtraDevice>,
     /// Start from this saved post-boot state instead of booting ([`super::snapshot`]).
     pub restore: Option<Snapshot>,
 }
@@ -152,6 +154,7 @@ impl VmConfig {
             smp: 2,
             ssh_forward_port: None,
             timeouts: Timeouts::for_machine(accel, board),
+            devices: Vec::new(),
             restore: None,
         }
     }
@@ -229,6 +232,7 @@ impl Vm {
         qc.memory_mib = cfg.memory_mib;
         qc.smp = cfg.smp;
         qc.ssh_forward_port = cfg.ssh_forward_port;
+        qc.devices = cfg.devices.clone();
         let argv = qemu::argv(&qc);
         // console.log exists from before QEMU starts: whatever ends the run, its folder has one.
         std::fs::OpenOptions::new()

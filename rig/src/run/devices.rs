@@ -283,6 +283,12 @@ impl Exec<'_> {
             StepKind::MemoryOffline(m) => (&m.id, "offline"),
             _ => return Err(StepError::Rig("not a memory state step".into())),
         };
+        if let Some(r) = self.virtio.get(id) {
+            return Ok(match kind {
+                StepKind::MemoryOffline(_) => r.offline_cmd(),
+                _ => r.online_cmd(value),
+            });
+        }
         let blocks = self.dimms.get(id).ok_or_else(|| {
             StepError::Rig(format!(
                 "no DIMM `{id}` was added by an earlier memory_add step"

@@ -79,6 +79,8 @@ pub(super) struct Exec<'a> {
     pub(super) ports: HashMap<String, String>,
     /// DIMM id → its memory block numbers in the guest.
     pub(super) dimms: HashMap<String, Vec<u64>>,
+    /// virtio-mem device id → the guest memory blocks its region spans.
+    pub(super) virtio: HashMap<String, super::virtio_mem::BlockRange>,
     /// DIMMs whose `device_del` went out without waiting: their `DEVICE_DELETED` is pending.
     pub(super) unplugging: std::collections::HashSet<String>,
     /// Overlay file → compiled overlay, and whether this boot's guest has it.
@@ -99,6 +101,20 @@ pub(super) struct Exec<'a> {
 impl Exec<'_> {
     pub(super) fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// A failure of something the engine sets up itself (not a step of the file).
+    pub(super) fn fail_setup(&mut self, what: &str, e: StepError) {
+        let (message, infra) = match e {
+            StepError::Kernel(m) => (m, false),
+            StepError::Rig(m) => (m, true),
+        };
+        self.failures.push(StepFailure {
+            step: what.into(),
+            at: String::new(),
+            message,
+            infra,
+        });
     }
 
     pub(super) fn fail(&mut self, step: &Step, e: StepError) {
@@ -354,6 +370,8 @@ impl Exec<'_> {
                 std::thread::sleep((*d).min(self.remaining()));
                 Ok(())
             }
+            StepKind::MemoryResize(m) => self.memory_resize(m),
+            StepKind::OfUnittest(u) => self.of_unittest(u),
         }
     }
 }

@@ -27,15 +27,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod board;
 mod devices;
 mod exec;
+mod of_unittest;
 mod overlays;
 mod parallel;
+pub mod phase;
 pub mod record;
 pub mod requirements;
 mod result;
 pub mod seed;
 mod shell;
+mod virtio_mem;
 
 pub use exec::error_chain;
 use exec::Exec;
@@ -53,6 +57,12 @@ pub enum RunError {
     Artifacts(#[from] crate::host::artifacts::ArtifactsError),
     #[error("no repetitions asked for")]
     NoRuns,
+    #[error("cannot pack the modules {modules} into the initramfs")]
+    Modules {
+        modules: String,
+        #[source]
+        source: Box<crate::provision::image::ImageError>,
+    },
     #[error("cannot write the run's report {path}")]
     Report {
         path: std::path::PathBuf,
@@ -129,8 +139,21 @@ pub fn run_scenario(
         .extra_cmdline
         .extend(opts.extra_cmdline.iter().cloned());
     gopts.ssh = uses_ssh(scenario);
-    let (image, verdict) = guest::prepare(&gopts, cache, events).map_err(RunError::Prepare)?;
+    gopts.devices = board::extra_devices(&scenario.devices);
+    let (mut image, verdict) = guest::prepare(&gopts, cache, events).map_err(RunError::Prepare)?;
     requirements::check_kernel(scenario, opts.board, &image.kernel)?;
+    let config = image.kernel.config_options().unwrap_or_default();
+    let modules = board::needed_modules(&scenario.devices, &config);
+    if let Some(param) =
+        board::add_modules(&mut image, &modules, cache, events).map_err(|source| {
+            RunError::Modules {
+                modules: modules.join(","),
+                source: Box::new(source),
+            }
+        })?
+    {
+        gopts.extra_cmdline.push(param);
+    }
     // Timeouts the file left to their defaults are for native speed: scale them to this machine.
     let timeout_scale = crate::machine::timeouts::timeout_scale(verdict.accel, opts.board);
     let scaled = scenario.with_default_timeouts_scaled(timeout_scale);
@@ -341,6 +364,7 @@ fn run_once(
         deadline,
         ports: HashMap::new(),
         dimms: HashMap::new(),
+        virtio: HashMap::new(),
         unplugging: Default::default(),
         overlays: HashMap::new(),
         dir: dir.clone(),
@@ -351,6 +375,9 @@ fn run_once(
         machine_stuck: false,
         rng: seed::repetition_rng(seed, index),
     };
+    if let Err(e) = exec.init_virtio_mem(&scenario.devices) {
+        exec.fail_setup("virtio-mem devices", e);
+    }
     for (i, step) in scenario.steps.iter().enumerate() {
         events.emit(Event::ScenarioStep {
             index: i + 1,
@@ -458,10 +485,13 @@ fn finish(
     // The whole log, not the live analyzer's results: the live tap starts after RIG-READY, and
     // the verdict must also count splats printed while the kernel booted.
     let console = std::fs::read(dir.console_log()).unwrap_or_default();
-    let mut reports = dmesg::analyze(&String::from_utf8_lossy(&console));
+    let console_text = String::from_utf8_lossy(&console);
+    let mut reports = dmesg::analyze(&console_text);
+    let mut from_dmesg = Vec::new();
     if let Some(t) = dmesg_text {
         for r in dmesg::analyze(&t) {
             if !reports.iter().any(|x| x.title == r.title) {
+                from_dmesg.push(reports.len());
                 reports.push(r);
             }
         }
@@ -478,6 +508,15 @@ fn finish(
     let triage: TriageSummary = scenario
         .triage(reports.iter().map(|r| r.title.as_str()))
         .into();
+    let ready = phase::ReadyMark::find(&console_text);
+    let reports = reports
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| match from_dmesg.contains(&i) {
+            true => ready.dmesg(r),
+            false => ready.console(r),
+        })
+        .collect();
     let kernel_failed = !triage.unexpected.is_empty()
         || !triage.missing.is_empty()
         || failures.iter().any(|f| !f.infra);

@@ -35,7 +35,19 @@ impl CompiledOverlay {
 impl Exec<'_> {
     pub(super) fn overlay_load(&mut self, o: &scenario::OverlayLoadStep) -> Result<(), StepError> {
         let guest_path = self.upload_overlay(&o.file, o.timeout)?;
-        let cmd = overlay_apply_cmd(&o.id, &guest_path);
+        let cmd = match &o.under_pci {
+            None => overlay_apply_cmd(&o.id, &guest_path),
+            Some(dev) => {
+                let addr = self.pci_address_now(dev).ok_or_else(|| {
+                    StepError::Kernel(format!("PCI device {dev} has no address in the guest"))
+                })?;
+                let d = format!("/sys/kernel/config/device-tree/overlays/{}", o.id);
+                format!(
+                    "{}; cat {guest_path} > {d}/dtbo; read -r s < {d}/status; echo \"$s\"",
+                    base_node_cmd(&o.id, &addr),
+                )
+            }
+        };
         let out = self.sh_ok(&cmd, o.timeout, &format!("applying overlay {}", o.id))?;
         if out.trim() != "applied" {
             return Err(StepError::Kernel(format!(
@@ -95,6 +107,17 @@ fn overlay_apply_cmd(id: &str, guest_path: &str) -> String {
     format!("mkdir {d} && cat {guest_path} > {d}/dtbo; read -r s < {d}/status; echo \"$s\"")
 }
 
+/// Creates overlay `id`'s configfs directory with `base` set to the DT node the kernel made for
+/// the PCI function at `addr` (PCI_DYNAMIC_OF_NODES), so `target-path = ""` means that node.
+fn base_node_cmd(id: &str, addr: &str) -> String {
+    let d = format!("/sys/kernel/config/device-tree/overlays/{id}");
+    format!(
+        "n=$(readlink -f /sys/bus/pci/devices/{addr}/of_node) && [ -d \"$n\" ] || \
+         {{ echo \"PCI function {addr} has no device tree node\"; exit 1; }}; \
+         mkdir {d} && echo \"${{n#/sys/firmware/devicetree/base}}\" > {d}/base || exit 1"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +137,42 @@ mod tests {
         let apply = overlay_apply_cmd("clk", &a.guest_path);
         assert!(apply.starts_with("mkdir /sys/kernel/config/device-tree/overlays/clk && cat "));
         assert!(apply.contains("read -r s < /sys/kernel/config/device-tree/overlays/clk/status"));
+    }
+}
+
+#[cfg(test)]
+mod tests_pci {
+    use super::*;
+
+    #[test]
+    fn base_node_comes_from_the_functions_of_node_link() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        let node = root.join("sys/firmware/devicetree/base/pcie@10000000/pci@1,0/dev@0,0");
+        std::fs::create_dir_all(&node).unwrap();
+        let func = root.join("sys/bus/pci/devices/0000:01:00.0");
+        std::fs::create_dir_all(&func).unwrap();
+        std::os::unix::fs::symlink(&node, func.join("of_node")).unwrap();
+        std::fs::create_dir_all(root.join("sys/kernel/config/device-tree/overlays")).unwrap();
+        let run = |addr: &str| {
+            let script =
+                base_node_cmd("pcidt", addr).replace("/sys/", &format!("{}/sys/", root.display()));
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .output()
+                .unwrap()
+        };
+        let out = run("0000:01:00.0");
+        assert!(out.status.success(), "{out:?}");
+        let base = root.join("sys/kernel/config/device-tree/overlays/pcidt/base");
+        let written = std::fs::read_to_string(base).unwrap();
+        assert!(
+            written.trim().ends_with("/pcie@10000000/pci@1,0/dev@0,0"),
+            "{written}"
+        );
+        let out = run("0000:02:00.0");
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("has no device tree node"));
     }
 }

@@ -286,6 +286,7 @@ fn exec_host(vm: &mut crate::machine::vm::Vm, step: &Step) -> Result<(), StepErr
             .map_err(|e| StepError::Rig(error_chain(&e))),
         StepKind::MemoryRemove(m) => vm.device_del_within(&m.id, m.timeout).map_err(Into::into),
         StepKind::PciUnplug(u) => vm.device_del_within(&u.id, u.timeout).map_err(Into::into),
+        StepKind::MemoryResize(m) => super::virtio_mem::resize(vm, m),
         StepKind::Qmp(q) => {
             let args = (!q.arguments.is_empty()).then(|| Value::Object(q.arguments.clone()));
             vm.qmp_raw(&q.execute, args)
@@ -299,7 +300,7 @@ fn exec_host(vm: &mut crate::machine::vm::Vm, step: &Step) -> Result<(), StepErr
         other => Err(StepError::Rig(format!(
             "`{}` cannot run inside `parallel` (only guest commands, memory online/offline, \
              devlink/netdevsim, overlay_unload, repeat of those, and qmp / memory_remove / \
-             pci_unplug / sleep on the host)",
+             memory_resize / pci_unplug / sleep on the host)",
             other.name()
         ))),
     }

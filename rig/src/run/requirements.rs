@@ -40,6 +40,17 @@ pub fn missing(feature: Feature, board: Board, config: &BTreeMap<String, String>
         }
         Feature::Lockdep => need("CONFIG_PROVE_LOCKING", false),
         Feature::Kasan => need("CONFIG_KASAN", false),
+        Feature::VirtioMem => {
+            need("CONFIG_VIRTIO_MEM", true);
+            need("CONFIG_MEMORY_HOTREMOVE", false);
+        }
+        Feature::OfUnittest => need("CONFIG_OF_UNITTEST", false),
+        Feature::NetdevsimModule => {}
+    }
+    if feature == Feature::NetdevsimModule
+        && config.get("CONFIG_NETDEVSIM").map(String::as_str) != Some("m")
+    {
+        out.push("CONFIG_NETDEVSIM=m (a module rig can unload)".into());
     }
     match feature {
         Feature::OfOverlay if board != Board::Arm64Virt => out.push(format!(
@@ -48,6 +59,10 @@ pub fn missing(feature: Feature, board: Board, config: &BTreeMap<String, String>
         )),
         Feature::MemoryHotplug if !board.supports_dimm_hotplug() => out.push(format!(
             "a board that signals DIMM hot-plug to the guest ({board} does not; use x86_64-q35)"
+        )),
+        Feature::OfUnittest if board != Board::Arm64Virt => out.push(format!(
+            "a board booted with a device tree for the unit tests to run against ({board} has \
+             none; use arm64-virt)"
         )),
         _ => {}
     }

@@ -1,6 +1,5 @@
 //! What a run found: per repetition and overall, with the human rendering.
 
-use crate::dmesg::Report;
 use crate::host::board::Board;
 use crate::scenario::Triage;
 use serde::Serialize;
@@ -41,7 +40,7 @@ pub struct StepFailure {
 pub struct Repetition {
     pub index: u32,
     pub verdict: Verdict,
-    pub reports: Vec<Report>,
+    pub reports: Vec<super::phase::PhasedReport>,
     pub triage: TriageSummary,
     pub step_failures: Vec<StepFailure>,
     pub seconds: f64,
@@ -135,8 +134,14 @@ impl ScenarioResult {
             } else {
                 "allowed"
             };
+            let at_boot = self.repetitions.iter().any(|r| {
+                r.reports
+                    .iter()
+                    .any(|x| &x.title == title && x.phase == super::phase::Phase::Boot)
+            });
+            let when = if at_boot { " (at boot)" } else { "" };
             s.push_str(&format!(
-                "  [{how}] {title}: reproduced in {k} of {n} runs\n"
+                "  [{how}] {title}{when}: reproduced in {k} of {n} runs\n"
             ));
         }
         for r in &self.repetitions {

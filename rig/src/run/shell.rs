@@ -31,8 +31,11 @@ pub(super) fn checked(cmd: &str, expect: &ExpectStatus, may_fail: bool) -> Strin
     }
 }
 
+/// Removes an overlay: `remove` first, whose write fails with `of_overlay_remove()`'s error
+/// (rmdir cannot report one), then the configfs directory.
 pub(super) fn overlay_remove_cmd(id: &str) -> String {
-    format!("rmdir /sys/kernel/config/device-tree/overlays/{id}")
+    let d = format!("/sys/kernel/config/device-tree/overlays/{id}");
+    format!("echo 1 > {d}/remove && rmdir {d}")
 }
 
 /// The guest shell command for steps that are one (`guest`, `devlink_reload`,

@@ -17,8 +17,11 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+mod devices;
 mod raw;
+mod raw_devices;
 mod step;
+pub use devices::*;
 use rig_yaml as yaml;
 pub use step::*;
 mod validate;
@@ -27,6 +30,8 @@ mod validate;
 mod fuzz;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_devices;
 
 pub type JsonMap = serde_json::Map<String, serde_json::Value>;
 
@@ -103,10 +108,16 @@ pub enum Feature {
     MemoryHotplug,
     Lockdep,
     Kasan,
+    /// virtio-mem memory hot-(un)plug: `CONFIG_VIRTIO_MEM`, on any board.
+    VirtioMem,
+    /// CONFIG_OF_UNITTEST, run at boot against a live device tree (arm64-virt).
+    OfUnittest,
+    /// netdevsim built as a module (`CONFIG_NETDEVSIM=m`), so a scenario can unload it.
+    NetdevsimModule,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 7] = [
+    pub const ALL: [Feature; 10] = [
         Feature::OfOverlay,
         Feature::Netdevsim,
         Feature::Devlink,
@@ -114,6 +125,9 @@ impl Feature {
         Feature::MemoryHotplug,
         Feature::Lockdep,
         Feature::Kasan,
+        Feature::VirtioMem,
+        Feature::OfUnittest,
+        Feature::NetdevsimModule,
     ];
 
     pub fn name(self) -> &'static str {
@@ -125,6 +139,9 @@ impl Feature {
             Feature::MemoryHotplug => "memory_hotplug",
             Feature::Lockdep => "lockdep",
             Feature::Kasan => "kasan",
+            Feature::VirtioMem => "virtio_mem",
+            Feature::OfUnittest => "of_unittest",
+            Feature::NetdevsimModule => "netdevsim_module",
         }
     }
 }
@@ -224,6 +241,8 @@ pub struct Scenario {
     pub expect: Vec<TitlePattern>,
     /// Report titles that are known noise.
     pub allow: Vec<TitlePattern>,
+    /// Devices the board gets for this scenario.
+    pub devices: Vec<BoardDevice>,
     pub steps: Vec<Step>,
 }
 

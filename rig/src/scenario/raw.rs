@@ -185,7 +185,7 @@ impl<'de> Deserialize<'de> for RawStatus {
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a scenario: a mapping with `steps` and optionally name, description, boards, requires, cmdline, timeout, transport, expect, allow"
+    expecting = "a scenario: a mapping with `steps` and optionally name, description, boards, requires, cmdline, timeout, transport, expect, allow, devices"
 )]
 pub struct RawScenario {
     #[serde(default)]
@@ -206,6 +206,8 @@ pub struct RawScenario {
     pub expect: Vec<TitlePattern>,
     #[serde(default)]
     pub allow: Vec<TitlePattern>,
+    #[serde(default)]
+    pub devices: Vec<super::raw_devices::RawDevice>,
     pub steps: Vec<RawStep>,
 }
 
@@ -229,6 +231,8 @@ pub enum RawStep {
     Repeat(RawRepeat),
     WaitLog(RawWaitLog),
     Sleep(HumanDuration),
+    MemoryResize(super::raw_devices::RawMemoryResize),
+    OfUnittest(super::raw_devices::RawOfUnittest),
 }
 
 #[derive(Debug, Deserialize)]
@@ -316,7 +320,7 @@ pub struct RawPciUnplug {
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "an overlay_load step: {file: NAME.dtso, id, timeout, may_fail, name}"
+    expecting = "an overlay_load step: {file: NAME.dtso, id, under_pci, timeout, may_fail, name}"
 )]
 pub struct RawOverlayLoad {
     #[serde(default)]
@@ -324,6 +328,9 @@ pub struct RawOverlayLoad {
     pub file: String,
     #[serde(default)]
     pub id: Option<String>,
+    /// Apply under the DT node the kernel made for this hot-plugged PCI device.
+    #[serde(default)]
+    pub under_pci: Option<String>,
     #[serde(default)]
     pub timeout: Option<HumanDuration>,
     #[serde(default)]
@@ -529,6 +536,8 @@ impl RawStep {
             RawStep::Repeat(_) => "repeat",
             RawStep::WaitLog(_) => "wait_log",
             RawStep::Sleep(_) => "sleep",
+            RawStep::MemoryResize(_) => "memory_resize",
+            RawStep::OfUnittest(_) => "of_unittest",
         }
     }
 
@@ -543,6 +552,8 @@ impl RawStep {
             | RawStep::MemoryOffline(_) => Some(Feature::MemoryHotplug),
             RawStep::DevlinkReload(_) => Some(Feature::Devlink),
             RawStep::NetdevsimNew(_) | RawStep::NetdevsimDel(_) => Some(Feature::Netdevsim),
+            RawStep::MemoryResize(_) => Some(Feature::VirtioMem),
+            RawStep::OfUnittest(_) => Some(Feature::OfUnittest),
             _ => None,
         }
     }
@@ -564,6 +575,8 @@ impl RawStep {
             RawStep::NetdevsimNew(x) => x.timeout.is_some(),
             RawStep::NetdevsimDel(x) => x.timeout.is_some(),
             RawStep::WaitLog(x) => x.timeout.is_some(),
+            RawStep::MemoryResize(x) => x.timeout.is_some(),
+            RawStep::OfUnittest(x) => x.timeout.is_some(),
             RawStep::Parallel(_) | RawStep::Repeat(_) | RawStep::Sleep(_) => true,
         }
     }

@@ -1,5 +1,6 @@
 //! The engine types a validated scenario's steps are made of.
 
+use super::devices::{MemoryResizeStep, OfUnittestStep};
 use super::{JsonMap, Location};
 use crate::guest::transport::Via;
 use serde::{Deserialize, Serialize};
@@ -102,6 +103,8 @@ pub enum StepKind {
     Repeat(RepeatStep),
     WaitLog(WaitLogStep),
     Sleep(Duration),
+    MemoryResize(MemoryResizeStep),
+    OfUnittest(OfUnittestStep),
 }
 
 impl StepKind {
@@ -125,6 +128,8 @@ impl StepKind {
             StepKind::Repeat(_) => "repeat",
             StepKind::WaitLog(_) => "wait_log",
             StepKind::Sleep(_) => "sleep",
+            StepKind::MemoryResize(_) => "memory_resize",
+            StepKind::OfUnittest(_) => "of_unittest",
         }
     }
 }
@@ -148,6 +153,8 @@ impl StepKind {
             StepKind::OverlayUnload(o) => Some(&mut o.timeout),
             StepKind::Qmp(q) => Some(&mut q.timeout),
             StepKind::WaitLog(w) => Some(&mut w.timeout),
+            StepKind::MemoryResize(m) => Some(&mut m.timeout),
+            StepKind::OfUnittest(u) => Some(&mut u.timeout),
             StepKind::Parallel(_) | StepKind::Repeat(_) | StepKind::Sleep(_) => None,
         }
     }
@@ -169,6 +176,8 @@ impl StepKind {
             StepKind::OverlayUnload(o) => o.timeout,
             StepKind::Qmp(q) => q.timeout,
             StepKind::WaitLog(w) => w.timeout,
+            StepKind::MemoryResize(m) => m.timeout,
+            StepKind::OfUnittest(u) => u.timeout,
             StepKind::Parallel(p) => p.deadline,
             StepKind::Sleep(d) => *d,
             StepKind::Repeat(_) => Duration::from_secs(3600),
@@ -253,6 +262,9 @@ pub struct OverlayLoadStep {
     /// The resolved, existing `.dtso` file.
     pub file: PathBuf,
     pub id: String,
+    /// Apply under the DT node the kernel made for this hot-plugged PCI device (the overlay's
+    /// `target-path = ""` is that node); `None`: paths are from the root.
+    pub under_pci: Option<String>,
     pub timeout: Duration,
 }
 
@@ -280,7 +292,8 @@ pub struct MemoryRemoveStep {
     pub timeout: Duration,
 }
 
-/// Online every memory block of DIMM `id` through sysfs into `zone`.
+/// Online every memory block of DIMM `id` (or every present, offline block of virtio-mem
+/// device `id`) through sysfs into `zone`.
 #[derive(Debug, Clone)]
 pub struct MemoryOnlineStep {
     pub id: String,
@@ -288,7 +301,8 @@ pub struct MemoryOnlineStep {
     pub timeout: Duration,
 }
 
-/// Offline every memory block of DIMM `id` through sysfs.
+/// Offline every memory block of DIMM `id` (or every present, online block of virtio-mem
+/// device `id`) through sysfs.
 #[derive(Debug, Clone)]
 pub struct MemoryOfflineStep {
     pub id: String,

@@ -64,7 +64,7 @@ fn unknown_field_at_top_level() {
     assert_eq!(
         bad("unknown-field-top.yaml"),
         "bad/unknown-field-top.yaml:2:1: descripton: unknown field `descripton` (known: name, \
-         description, boards, requires, cmdline, timeout, transport, expect, allow, steps)"
+         description, boards, requires, cmdline, timeout, transport, expect, allow, devices, steps)"
     );
 }
 
@@ -93,7 +93,7 @@ fn unknown_step_kind() {
         "bad/unknown-step-kind.yaml:4:5: steps[0].pci_hotplg: unknown step kind `pci_hotplg` \
          (known: guest, qmp, pci_hotplug, pci_unplug, overlay_load, overlay_unload, memory_add, \
          memory_remove, memory_online, memory_offline, devlink_reload, netdevsim_new, \
-         netdevsim_del, parallel, repeat, wait_log, sleep)"
+         netdevsim_del, parallel, repeat, wait_log, sleep, memory_resize, of_unittest)"
     );
 }
 
@@ -189,7 +189,7 @@ fn unknown_feature() {
     assert_eq!(
         bad("unknown-feature.yaml"),
         "bad/unknown-feature.yaml:2:23: requires[1]: unknown feature `of_overlays` (known: \
-         of_overlay, netdevsim, devlink, pci_hotplug, memory_hotplug, lockdep, kasan)"
+         of_overlay, netdevsim, devlink, pci_hotplug, memory_hotplug, lockdep, kasan, virtio_mem, of_unittest, netdevsim_module)"
     );
 }
 
@@ -270,7 +270,7 @@ fn structural_errors() {
             "not-a-mapping.yaml",
             "1:1: invalid type: sequence, expected a scenario: a mapping with `steps` and \
              optionally name, description, boards, requires, cmdline, timeout, transport, \
-             expect, allow",
+             expect, allow, devices",
         ),
     ];
     for (file, want) in cases {
@@ -296,7 +296,7 @@ fn every_bad_fixture_is_rejected_with_a_location() {
 fn shipped_scenarios_say_what_they_need() {
     let root = crate::repo_root();
     let s = load(
-        &root.join("scenarios/memory-online-offline-race.yaml"),
+        &root.join("scenarios/memory-dimm-online-offline-race.yaml"),
         &root.join("overlays"),
     )
     .unwrap();

@@ -56,7 +56,28 @@ pub const CATALOGUE: &[FlavorSpec] = &[
         name: "known-bad-devlink-wait",
         extra_fragments: &[],
         patch_sets: &["known-bad-devlink-wait"],
-        about: "positive control: overlay removal no longer waits for device-link removal",
+        about: "positive control (seeds 000, 002): overlay removal no longer waits for \
+                device-link removal",
+    },
+    FlavorSpec {
+        name: "known-bad-devlink-reload",
+        extra_fragments: &[],
+        patch_sets: &["known-bad-devlink-reload"],
+        about: "positive control (seed 001): devlink reload runs on an instance unregistered \
+                meanwhile",
+    },
+    FlavorSpec {
+        name: "known-bad-hotplug-lock",
+        extra_fragments: &[],
+        patch_sets: &["known-bad-hotplug-lock"],
+        about: "positive control (seed 003): memory online/offline from sysfs blocks on \
+                device_hotplug_lock instead of backing off",
+    },
+    FlavorSpec {
+        name: "known-bad-async-probe",
+        extra_fragments: &[],
+        patch_sets: &["known-bad-async-probe"],
+        about: "positive control (seed 004): an asynchronous probe binds a device being deleted",
     },
 ];
 

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 
 type R<T> = Result<T, ScenarioError>;
 
+mod devices;
 /// The longest duration a file may give (a deadline further out is a typo).
 const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The longest scenario or step name.
@@ -27,6 +28,9 @@ struct Ids {
     overlays: BTreeSet<String>,
     dimms: BTreeSet<String>,
     netdevsim: BTreeSet<u32>,
+    /// virtio-mem devices of `devices:`, with their sizes.
+    virtio_mem: BTreeSet<String>,
+    virtio_sizes: std::collections::BTreeMap<String, u64>,
 }
 
 fn overlay_id(o: &raw::RawOverlayLoad) -> String {
@@ -317,6 +321,13 @@ pub(super) fn validate(
         ));
     }
     v.ids = ids;
+    let devices = v.devices(raw.devices, &root.key("devices"))?;
+    for d in &devices {
+        if let BoardDevice::VirtioMem { id, size_bytes } = d {
+            v.ids.virtio_mem.insert(id.clone());
+            v.ids.virtio_sizes.insert(id.clone(), *size_bytes);
+        }
+    }
 
     let steps = v.steps(raw.steps, &root.key("steps"), Within::Top)?;
 
@@ -333,6 +344,7 @@ pub(super) fn validate(
         transport: v.transport,
         expect: raw.expect,
         allow: raw.allow,
+        devices,
         steps,
     })
 }

@@ -25,7 +25,7 @@ impl V<'_> {
         }
         let mut at = self.location(&kp, true);
         at.path = path.to_string();
-        if let Some(f) = raw.implied_feature() {
+        if let Some(f) = self.implied_feature(&raw) {
             if !self.requires.contains(&f) {
                 return Err(self.err_key(
                     &kp,
@@ -189,11 +189,15 @@ impl V<'_> {
                         format!("invalid overlay id `{id}` (letters, digits, `-`, `.`, `_`)"),
                     ));
                 }
+                if let Some(dev) = &o.under_pci {
+                    self.known_id(dev, &self.ids.pci, "pci_hotplug", &kp.key("under_pci"))?;
+                }
                 (
                     self.name(o.name, &kp)?,
                     StepKind::OverlayLoad(OverlayLoadStep {
                         file,
                         id,
+                        under_pci: o.under_pci,
                         timeout: self.duration(
                             o.timeout,
                             defaults::OVERLAY_TIMEOUT,
@@ -267,7 +271,7 @@ impl V<'_> {
             }
             RawStep::MemoryOnline(m) => {
                 may_fail = m.may_fail;
-                self.known_id(&m.id, &self.ids.dimms, "memory_add", &kp.key("id"))?;
+                self.memory_id(&m.id, &kp.key("id"))?;
                 (
                     self.name(m.name, &kp)?,
                     StepKind::MemoryOnline(MemoryOnlineStep {
@@ -283,7 +287,7 @@ impl V<'_> {
             }
             RawStep::MemoryOffline(m) => {
                 may_fail = m.may_fail;
-                self.known_id(&m.id, &self.ids.dimms, "memory_add", &kp.key("id"))?;
+                self.memory_id(&m.id, &kp.key("id"))?;
                 (
                     self.name(m.name, &kp)?,
                     StepKind::MemoryOffline(MemoryOfflineStep {
@@ -436,6 +440,11 @@ impl V<'_> {
                     since: w.since.unwrap_or_default(),
                 }),
             ),
+            RawStep::MemoryResize(m) => {
+                may_fail = m.may_fail;
+                self.memory_resize(m, &kp)?
+            }
+            RawStep::OfUnittest(u) => self.of_unittest(u, &kp)?,
             RawStep::Sleep(d) => (
                 None,
                 StepKind::Sleep(self.duration(Some(d), Duration::ZERO, &kp)?),
@@ -473,8 +482,14 @@ impl Within {
 
     /// Why a step of kind `kind` cannot be here, if it cannot.
     fn refuses(self, kind: &str) -> Option<String> {
-        const SETUP: [&str; 4] = ["pci_hotplug", "memory_add", "overlay_load", "wait_log"];
-        const HOST: [&str; 3] = ["qmp", "memory_remove", "pci_unplug"];
+        const SETUP: [&str; 5] = [
+            "pci_hotplug",
+            "memory_add",
+            "overlay_load",
+            "wait_log",
+            "of_unittest",
+        ];
+        const HOST: [&str; 4] = ["qmp", "memory_remove", "pci_unplug", "memory_resize"];
         match self {
             Within::Top => None,
             _ if kind == "parallel" => Some(

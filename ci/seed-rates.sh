@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The full measurement behind scenarios/README.md's "Measured rates" table: for every seed
+# scenario, its positive control (the known-bad kernel, RUNS_BAD runs, default 10) must be
+# caught with the right title, and its negative control (the fixed kernel, RUNS_GOOD runs,
+# default 20) must pass. Prints one Markdown table row per (scenario, board, kernel).
+# Not part of CI (it takes hours on TCG); the suite's controls are in rig/tests/vm_seeds.rs.
+#
+#   ci/seed-rates.sh                 # every row
+#   ci/seed-rates.sh devlink         # rows whose scenario name contains "devlink"
+#   RUNS_BAD=3 RUNS_GOOD=3 ci/seed-rates.sh memory
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RIG=${RIG:-target/release/rig}
+RUNS_BAD=${RUNS_BAD:-10}
+RUNS_GOOD=${RUNS_GOOD:-20}
+OUT=${RIG_ARTIFACTS:-rig-runs/seed-rates}
+export RIG_ARTIFACTS=$OUT
+
+# seed | scenario | board | known-bad kernel | fixed kernel | caught when (title:REGEX or step:NAME)
+ROWS=(
+  "000, 002|overlay-devlink-teardown|arm64-virt|rig-6.12-known-bad-devlink-wait|rig-6.12|title:^OF: ERROR: memory leak in /"
+  "000 (PCI)|pci-overlay-hotunplug|arm64-virt|rig-6.12-known-bad-devlink-wait|rig-6.12|title:^OF: ERROR: "
+  "001|devlink-reload-vs-del|arm64-virt|rig-6.12-known-bad-devlink-reload|rig-6.12|title:^BUG: unable to handle kernel NULL pointer dereference in simple_recursive_removal"
+  "001|devlink-reload-vs-del|x86_64-q35|rig-6.12-known-bad-devlink-reload|rig-6.12|title:."
+  "001|devlink-reload-vs-unload|arm64-virt|rig-6.12-known-bad-devlink-reload|rig-6.12|title:."
+  "003|memory-online-offline-race|arm64-virt|rig-6.12-known-bad-hotplug-lock|rig-6.12|title:^possible deadlock in "
+  "003|memory-online-offline-race|x86_64-q35|rig-6.12-known-bad-hotplug-lock|rig-6.12|title:^possible deadlock in "
+  "004|probe-remove-ordering|arm64-virt|rig-6.12-known-bad-async-probe|rig-6.12|title:^WARNING in kernfs_remove_by_name_ns"
+  "OF unittest|of-unittest|arm64-virt||rig-6.12-of-unittest|"
+)
+
+# run SCENARIO BOARD KERNEL RUNS -> report JSON on stdout
+run() {
+  "$RIG" run "scenarios/$1.yaml" --board "$2" --kernel "$3" --repeat "$4" --no-setup --json \
+    2>"$OUT/$1-$2-$3.stderr" || true
+}
+
+# caught JSON MATCHER -> how many repetitions failed the way the matcher says
+caught() {
+  local kind=${2%%:*} what=${2#*:}
+  case $kind in
+    title) jq --arg re "$what" '[.repetitions[] | select(.verdict == "fail")
+             | select(any(.reports[]; .title | test($re)))] | length' <<<"$1" ;;
+    step) jq --arg s "$what" '[.repetitions[] | select(.verdict == "fail")
+             | select(any(.step_failures[]; .step == $s))] | length' <<<"$1" ;;
+  esac
+}
+
+count() { jq --arg v "$2" '[.repetitions[] | select(.verdict == $v)] | length' <<<"$1"; }
+
+mkdir -p "$OUT"
+echo "| seed | scenario | board | kernel | runs | result |"
+echo "|---|---|---|---|---|---|"
+for row in "${ROWS[@]}"; do
+  IFS='|' read -r seed scenario board bad good matcher <<<"$row"
+  if [ $# -gt 0 ] && [[ $scenario != *"$1"* ]]; then continue; fi
+  if [ -n "$bad" ]; then
+    j=$(run "$scenario" "$board" "$bad" "$RUNS_BAD")
+    n=$(jq '.repetitions | length' <<<"$j" 2>/dev/null || echo 0)
+    k=$(caught "$j" "$matcher" 2>/dev/null || echo 0)
+    echo "| $seed | $scenario | $board | $bad | $n | caught $k of $n (${matcher#*:}) |"
+  fi
+  j=$(run "$scenario" "$board" "$good" "$RUNS_GOOD")
+  n=$(jq '.repetitions | length' <<<"$j" 2>/dev/null || echo 0)
+  p=$(count "$j" pass 2>/dev/null || echo 0)
+  f=$(count "$j" fail 2>/dev/null || echo 0)
+  echo "| $seed | $scenario | $board | $good | $n | passed $p of $n, failed $f |"
+done

@@ -1,0 +1,114 @@
+//! What a scenario adds to the boot: the devices of its `devices:` (QEMU argv) and the kernel
+//! modules they need packed into the initramfs and loaded by init (`rig.modules=`).
+
+use crate::host::cache::Cache;
+use crate::host::events::Events;
+use crate::machine::qemu::ExtraDevice;
+use crate::provision::image::ImageError;
+use crate::provision::BootImage;
+use crate::scenario::BoardDevice;
+
+/// The QEMU devices for a scenario's `devices:`.
+pub(super) fn extra_devices(devices: &[BoardDevice]) -> Vec<ExtraDevice> {
+    devices
+        .iter()
+        .map(|d| match d {
+            BoardDevice::Qemu { driver, id, props } => ExtraDevice::Device {
+                driver: driver.clone(),
+                id: id.clone(),
+                props: props
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            serde_json::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        (k.clone(), v)
+                    })
+                    .collect(),
+            },
+            BoardDevice::VirtioMem { id, size_bytes } => ExtraDevice::VirtioMem {
+                id: id.clone(),
+                size_mib: size_bytes >> 20,
+            },
+        })
+        .collect()
+}
+
+/// Modules the devices need: virtio_mem when the kernel has it as a module (Debian's 6.1).
+pub(super) fn needed_modules(
+    devices: &[BoardDevice],
+    config: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    let virtio = devices
+        .iter()
+        .any(|d| matches!(d, BoardDevice::VirtioMem { .. }));
+    let is_module = config.get("CONFIG_VIRTIO_MEM").map(String::as_str) == Some("m");
+    if virtio && is_module {
+        vec!["virtio_mem".into()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Packs `modules` into the image's initramfs and returns the command-line parameter that has
+/// init load them (`None` when there are none).
+pub(super) fn add_modules(
+    image: &mut BootImage,
+    modules: &[String],
+    cache: &Cache,
+    events: &Events,
+) -> Result<Option<String>, ImageError> {
+    if modules.is_empty() {
+        return Ok(None);
+    }
+    image.initrd =
+        crate::provision::image::initramfs::for_kernel_with(&image.kernel, modules, cache, events)?;
+    Ok(Some(format!("rig.modules={}", modules.join(","))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_become_qemu_devices_and_modules() {
+        let mut props = serde_json::Map::new();
+        props.insert("x".into(), serde_json::json!(3));
+        props.insert("name".into(), serde_json::json!("a"));
+        let devs = vec![
+            BoardDevice::Qemu {
+                driver: "pci-testdev".into(),
+                id: None,
+                props,
+            },
+            BoardDevice::VirtioMem {
+                id: "vmem0".into(),
+                size_bytes: 1 << 30,
+            },
+        ];
+        let q = extra_devices(&devs);
+        assert_eq!(
+            q[0],
+            ExtraDevice::Device {
+                driver: "pci-testdev".into(),
+                id: None,
+                props: vec![("name".into(), "a".into()), ("x".into(), "3".into())],
+            }
+        );
+        assert_eq!(
+            q[1],
+            ExtraDevice::VirtioMem {
+                id: "vmem0".into(),
+                size_mib: 1024
+            }
+        );
+        let mut cfg = std::collections::BTreeMap::new();
+        assert!(needed_modules(&devs, &cfg).is_empty());
+        cfg.insert("CONFIG_VIRTIO_MEM".into(), "y".into());
+        assert!(needed_modules(&devs, &cfg).is_empty());
+        cfg.insert("CONFIG_VIRTIO_MEM".into(), "m".into());
+        assert_eq!(needed_modules(&devs, &cfg), ["virtio_mem"]);
+        assert!(needed_modules(&devs[..1], &cfg).is_empty());
+    }
+}

@@ -1,0 +1,120 @@
+//! The verdict of CONFIG_OF_UNITTEST: the unit tests run while the kernel boots and end with
+//! `### dt-test ### end of unittest - N passed, M failed`; each failure is a
+//! `### dt-test ### FAIL <function>():<line> <message>` line before it. The deliberate errors
+//! between `EXPECT \ :` and `EXPECT / :` brackets are the analyzer's business (expected noise).
+
+use super::exec::{Exec, StepError};
+use crate::scenario::OfUnittestStep;
+use std::time::{Duration, Instant};
+
+/// What the unit tests said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Outcome {
+    pub(super) passed: u32,
+    pub(super) failed: u32,
+    /// The `FAIL` lines, without the marker.
+    pub(super) failures: Vec<String>,
+}
+
+const MARK: &str = "### dt-test ### ";
+
+/// The unit tests' outcome in a console log, once their end line is there.
+pub(super) fn parse(log: &str) -> Option<Outcome> {
+    let mut failures = Vec::new();
+    for line in log.lines() {
+        let Some(at) = line.find(MARK) else { continue };
+        let msg = line[at + MARK.len()..].trim_end_matches('\r').trim_end();
+        if let Some(f) = msg.strip_prefix("FAIL ") {
+            failures.push(f.to_string());
+        } else if let Some(rest) = msg.strip_prefix("end of unittest - ") {
+            // `N passed, M failed`
+            let mut nums = rest
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse::<u32>());
+            if let (Some(Ok(passed)), Some(Ok(failed))) = (nums.next(), nums.next()) {
+                return Some(Outcome {
+                    passed,
+                    failed,
+                    failures,
+                });
+            }
+        }
+    }
+    None
+}
+
+impl Outcome {
+    /// `Err` with the failures when any test failed.
+    pub(super) fn verdict(&self) -> Result<(), String> {
+        if self.failed == 0 {
+            return Ok(());
+        }
+        let mut msg = format!(
+            "{} of {} OF unit tests failed",
+            self.failed,
+            self.passed + self.failed
+        );
+        for f in self.failures.iter().take(5) {
+            msg.push_str(&format!("\n  FAIL {f}"));
+        }
+        if self.failures.len() > 5 {
+            msg.push_str(&format!("\n  ... {} more", self.failures.len() - 5));
+        }
+        Err(msg)
+    }
+}
+
+impl Exec<'_> {
+    /// Waits for the unit tests' end line in the log since boot and turns it into the step's
+    /// outcome.
+    pub(super) fn of_unittest(&mut self, u: &OfUnittestStep) -> Result<(), StepError> {
+        let deadline = Instant::now() + u.timeout.min(self.remaining());
+        loop {
+            let outcome = self.log.lock().ok().and_then(|l| parse(&l));
+            if let Some(o) = outcome {
+                return o.verdict().map_err(StepError::Kernel);
+            }
+            if let Some(reason) = self.guest.vm.exited() {
+                return Err(StepError::Rig(reason));
+            }
+            if Instant::now() >= deadline {
+                return Err(StepError::Kernel(format!(
+                    "the OF unit tests printed no `end of unittest` line within {:?} (is \
+                     CONFIG_OF_UNITTEST on and the tree live?)",
+                    u.timeout
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_line_gives_the_counts_and_fail_lines_are_kept() {
+        let log = "[    1.0] ### dt-test ### start of unittest - you will see error messages\n\
+                   [    1.1] ### dt-test ### EXPECT \\ : OF: overlay: ERROR: x\n\
+                   [    1.2] OF: overlay: ERROR: x\n\
+                   [    1.3] ### dt-test ### EXPECT / : OF: overlay: ERROR: x\n\
+                   [    1.4] ### dt-test ### FAIL of_unittest_pci_node():4089 No test PCI device been found. Please run QEMU with '-device pci-testdev'\r\n\
+                   [    1.5] ### dt-test ### end of unittest - 355 passed, 1 failed\n";
+        let o = parse(log).unwrap();
+        assert_eq!((o.passed, o.failed), (355, 1));
+        assert_eq!(o.failures.len(), 1);
+        let e = o.verdict().unwrap_err();
+        assert!(e.starts_with("1 of 356 OF unit tests failed"), "{e}");
+        assert!(
+            e.contains("FAIL of_unittest_pci_node():4089 No test PCI"),
+            "{e}"
+        );
+
+        let ok = parse("### dt-test ### end of unittest - 356 passed, 0 failed").unwrap();
+        assert_eq!(ok.verdict(), Ok(()));
+        assert_eq!(parse("[ 1.0] ### dt-test ### start of unittest"), None);
+        assert_eq!(parse(""), None);
+    }
+}
