@@ -152,7 +152,7 @@ fn a_fake_warning_cell_fails_and_its_reproduce_line_reproduces_the_title() {
         "{stdout}"
     );
     assert!(
-        stderr.contains("[unexpected] WARNING in device_del: reproduced in 1 of 1 runs"),
+        stderr.contains("[unexpected] WARNING in rig_fake_teardown: reproduced in 1 of 1 runs"),
         "{stderr}"
     );
     // The cell's last two lines: its artifacts folder, then the command.
@@ -192,7 +192,7 @@ fn a_fake_warning_cell_fails_and_its_reproduce_line_reproduces_the_title() {
         "reproduce exit: {stdout}{stderr}"
     );
     assert!(
-        stdout.starts_with("reproduced: WARNING in device_del in 1 of 1 runs\n"),
+        stdout.starts_with("reproduced: WARNING in rig_fake_teardown in 1 of 1 runs\n"),
         "{stdout}"
     );
     assert!(
@@ -263,7 +263,7 @@ fn a_bundle_reproduces_with_an_empty_cache() {
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
     assert!(
-        stdout.starts_with("reproduced: WARNING in device_del in 1 of 1 runs\n"),
+        stdout.starts_with("reproduced: WARNING in rig_fake_teardown in 1 of 1 runs\n"),
         "{stdout}"
     );
     assert!(stderr.contains("(seed 4242)"), "{stderr}");

@@ -69,7 +69,7 @@ fn fake_warning_fails_with_its_title_and_exit_code_1() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("[unexpected] WARNING in device_del: reproduced in 1 of 1 runs"),
+        stdout.contains("[unexpected] WARNING in rig_fake_teardown: reproduced in 1 of 1 runs"),
         "{stdout}"
     );
     // report.json carries the report with its kind and guilty frame.
@@ -85,14 +85,14 @@ fn fake_warning_fails_with_its_title_and_exit_code_1() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
     let rep = &report["repetitions"][0]["reports"][0];
-    assert_eq!(rep["title"], "WARNING in device_del");
+    assert_eq!(rep["title"], "WARNING in rig_fake_teardown");
     assert_eq!(rep["kind"], "warning");
-    assert_eq!(rep["guilty_frame"], "device_del");
+    assert_eq!(rep["guilty_frame"], "rig_fake_teardown");
 }
 
 #[test]
 fn parallel_runs_its_steps_at_once() {
-    // Three 5 s sleeps meet an 11 s deadline only when they run concurrently ...
+    // Three 10 s sleeps meet a 22 s deadline only when they run concurrently ...
     let r = run_file("parallel-sleeps.yaml", Board::Arm64Virt);
     assert_eq!(r.verdict, Verdict::Pass, "{}", r.render());
     // ... and the same sleeps one after another (a repeat inside the parallel) miss it.
@@ -100,12 +100,12 @@ fn parallel_runs_its_steps_at_once() {
 name: sequential-sleeps
 steps:
   - parallel:
-      deadline: 11s
+      deadline: 22s
       steps:
         - repeat:
             times: 3
             steps:
-              - guest: {run: sleep 5, timeout: 30s}
+              - guest: {run: sleep 10, timeout: 60s}
         - guest: {run: "true"}
 "#;
     let r = run_text(sequential, "sequential-sleeps.yaml", Board::Arm64Virt);
