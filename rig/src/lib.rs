@@ -1,6 +1,6 @@
 //! rig: boots Linux kernels on QEMU boards and drives device-model teardown paths until they break.
 //!
-//! The library is the engine; `src/main.rs` is a thin CLI over it. The folders are the pipeline,
+//! The library is the engine; `src/bin/rig/` is a thin CLI over it. The folders are the pipeline,
 //! and data flows one way through them (a lower module never imports a higher one):
 //!
 //! ```text

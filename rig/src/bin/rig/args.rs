@@ -1,0 +1,383 @@
+//! The command line: every subcommand and its flags (clap).
+
+use clap::{Parser, Subcommand};
+use rig::guest::transport::Via;
+use rig::guest::GuestOptions;
+use rig::host::board::{Arch, Board};
+use rig::machine::accel::AccelChoice;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "rig",
+    version,
+    about = "Boot Linux kernels on QEMU boards and drive teardown paths until they break"
+)]
+pub(crate) struct Cli {
+    /// Cache directory (default: $RIG_CACHE_DIR, else $XDG_CACHE_HOME/rig, else ~/.cache/rig).
+    #[arg(long, global = true)]
+    pub(crate) cache_dir: Option<PathBuf>,
+    /// More progress detail (QEMU argv, guest commands, QMP commands).
+    #[arg(short, long, global = true)]
+    pub(crate) verbose: bool,
+    #[command(subcommand)]
+    pub(crate) command: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+pub(crate) struct Target {
+    /// Board: x86_64-q35 or arm64-virt.
+    #[arg(long)]
+    pub(crate) board: Board,
+    /// Kernel: debian-6.1, rig-6.12, rig-6.12-FLAVOR.
+    #[arg(long, default_value = "debian-6.1")]
+    pub(crate) kernel: String,
+    /// Accelerator: auto (probe KVM, fall back to TCG), kvm, tcg.
+    #[arg(long, default_value = "auto")]
+    pub(crate) accel: AccelChoice,
+    /// Extra kernel command-line parameters (repeatable).
+    #[arg(long = "cmdline")]
+    pub(crate) cmdline: Vec<String>,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub(crate) memory: u64,
+    /// Never install missing host packages; fail instead.
+    #[arg(long)]
+    pub(crate) no_setup: bool,
+}
+
+impl Target {
+    pub(crate) fn guest_options(&self) -> GuestOptions {
+        let mut o = GuestOptions::new(self.board, &self.kernel);
+        o.accel = self.accel;
+        o.extra_cmdline = self.cmdline.clone();
+        o.memory_mib = self.memory;
+        o.auto_setup = !self.no_setup;
+        o
+    }
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Cmd {
+    /// Report the host tools rig needs, with versions, what is missing, and the cached KVM verdict.
+    Doctor {
+        /// Forget the cached KVM verdicts: the next `--accel auto` run probes KVM again.
+        #[arg(long)]
+        reprobe: bool,
+    },
+    /// Install missing host tools with apt (Debian/Ubuntu, root or sudo).
+    Setup {
+        /// Also the tools for building kernels.
+        #[arg(long)]
+        kbuild: bool,
+        /// Also the test suite's tools.
+        #[arg(long)]
+        tests: bool,
+    },
+    /// Boot, run CMD in the guest, print its output and return its exit status.
+    Boot {
+        #[command(flatten)]
+        target: Target,
+        /// How to reach the guest: serial or ssh.
+        #[arg(long, default_value = "serial")]
+        transport: Via,
+        /// Timeout for CMD.
+        #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// The command and its arguments, run exactly as this argv (each argument stays one word;
+        /// use `-- sh -c '…'` for shell syntax).
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+    /// Boot and attach an interactive console (Ctrl-] quits).
+    Console {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Provision a kernel and its initramfs without booting (prints where they are).
+    Fetch {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Run a scenario: boot, run its steps, analyze the kernel log, print a verdict.
+    /// Exit 0 pass, 1 kernel failure, 2 bad input (incl. a kernel that lacks what it requires),
+    /// 125 rig could not run it.
+    Run {
+        /// The scenario file (scenarios/*.yaml).
+        scenario: PathBuf,
+        #[command(flatten)]
+        target: Target,
+        /// Repeat N times, each on a fresh boot; prints "reproduced in k of N runs" per title.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+        /// Print the result as JSON (report.json is written either way).
+        #[arg(long)]
+        json: bool,
+        /// The seed for everything random in the run (`stagger` delays); default: a fresh one,
+        /// printed and kept in the run folder.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Boot once, save the guest's state at its ready shell (QEMU migration to a file) and
+        /// start every repetition from it instead of booting. Serial-only scenarios.
+        #[arg(long)]
+        snapshot: bool,
+    },
+    /// Find kernel reports (splats) in a saved console log or dmesg and give each a stable title.
+    Analyze {
+        log: PathBuf,
+        /// One JSON object with a `reports` array.
+        #[arg(long)]
+        json: bool,
+        /// Per report: the lines that started and ended it, the frames skipped and why, the
+        /// frame chosen for the title.
+        #[arg(long, conflicts_with = "json")]
+        explain: bool,
+        /// Symbolize frames with this vmlinux (addr2line); `--arch` picks the toolchain.
+        #[arg(long)]
+        vmlinux: Option<PathBuf>,
+        #[arg(long, default_value = "x86_64")]
+        arch: Arch,
+    },
+    /// Validate scenario files (strict: file:line:column and field path for every error).
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Find the first bad kernel commit for a scenario: endpoints checked, runs per commit from
+    /// the measured reproduction rate, build failures skipped, a confidence figure.
+    /// Exit 0 culprit found, 1 inconclusive, 2 bad input, 125 infra.
+    Bisect {
+        /// The kernel git tree (never modified: rig bisects in a worktree of its own).
+        #[arg(long)]
+        tree: PathBuf,
+        #[arg(long)]
+        good: String,
+        #[arg(long)]
+        bad: String,
+        /// The scenario file.
+        #[arg(long)]
+        scenario: PathBuf,
+        #[arg(long)]
+        board: Board,
+        /// Kernel flavor (fragments and patches) for every build.
+        #[arg(long, default_value = "")]
+        flavor: String,
+        /// Runs per commit (default: enough that a bad commit is missed with probability ≤ 1 %
+        /// at the bad endpoint's measured rate).
+        #[arg(long)]
+        runs: Option<u32>,
+        /// The report title that makes a commit bad (default: the bad endpoint's most frequent).
+        #[arg(long)]
+        title: Option<String>,
+        /// Continue an interrupted bisect from its log.
+        #[arg(long)]
+        resume: bool,
+        /// Revert the culprit on top of --bad and show the title is gone.
+        #[arg(long)]
+        verify_revert: bool,
+        /// Below this confidence the result is inconclusive (exit 1).
+        #[arg(long, default_value_t = 0.9)]
+        min_confidence: f64,
+        #[arg(long, default_value = "auto")]
+        accel: AccelChoice,
+    },
+    /// The test matrix (scenarios/matrix.yaml): board × kernel × scenario cells of a named set.
+    Matrix {
+        #[command(subcommand)]
+        what: MatrixCmd,
+    },
+    /// Re-run a recorded run (a run folder or a bundle) with the same scenario, kernel and seed.
+    /// Prints `reproduced: <title> in k of N runs` or `did not reproduce in N runs`.
+    /// Exit 1 when the original failure reproduced, 0 when it did not, 2 bad input, 125 infra.
+    Reproduce {
+        /// A run folder (`rig-runs/…`) or a bundle (`*.tar.gz`).
+        path: PathBuf,
+        /// Runs, each on a fresh boot (default: as many as the recorded run had).
+        #[arg(long)]
+        repeat: Option<u32>,
+        /// Write a self-contained bundle of the run instead of running it.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// Never install missing host packages; fail instead.
+        #[arg(long)]
+        no_setup: bool,
+    },
+    /// Summarize runs and matrices: one row per cell, failures first, with console excerpts.
+    Report {
+        /// Run folders, matrix folders, or folders holding them (searched recursively).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Markdown (for CI summaries) instead of text.
+        #[arg(long)]
+        markdown: bool,
+        /// JSON instead of text (the input of --baseline).
+        #[arg(long, conflicts_with = "markdown")]
+        json: bool,
+        /// Also write one static HTML page here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Also write JUnit XML here (skipped cells carry their reason).
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// A previous `rig report --json`: list the failures it did not have.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+    },
+    /// Kernel builds.
+    Kernel {
+        #[command(subcommand)]
+        what: KernelCmd,
+    },
+    /// Soak: real boots of short scenarios, one fault per run at a seeded random moment; checks
+    /// the exit code class, leaked processes, artifacts and cache. Prints the table; exit 1 on
+    /// any misfiled verdict, leak or missing evidence.
+    Soak(SoakArgs),
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCmd,
+    },
+}
+
+#[derive(clap::Args)]
+pub(crate) struct SoakArgs {
+    #[arg(long, default_value_t = 15)]
+    pub(crate) runs: usize,
+    /// Faults, comma-separated, or `all`: qemu-kill, qemu-stop, guest-panic, guest-hang,
+    /// console-silent, garbage-flood, printk-flood, qmp-socket-gone, ssh-port-taken,
+    /// dropbear-killed, artifacts-full, sigint, sigterm, two-rigs-empty-cache,
+    /// kill-during-cache-build.
+    #[arg(long, default_value = "all")]
+    pub(crate) faults: String,
+    /// Runs at once.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) parallel: usize,
+    /// Seed of every random choice (default: from the clock; printed, and in soak.jsonl).
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    #[arg(long, default_value = "arm64-virt")]
+    pub(crate) board: Board,
+    #[arg(long, default_value = "debian-6.1")]
+    pub(crate) kernel: String,
+    #[arg(long, default_value = "auto")]
+    pub(crate) accel: String,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum KernelCmd {
+    /// Build a kernel (cached by source, config, patches and toolchain).
+    Build {
+        #[arg(long)]
+        arch: Arch,
+        /// `debian-6.12` (Debian's linux-source-6.12) or a path to a kernel tree / git worktree.
+        #[arg(long, default_value = "debian-6.12")]
+        source: String,
+        /// Flavor: default (empty) or a name from `rig kernel flavors`.
+        #[arg(long, default_value = "")]
+        flavor: String,
+        /// Never install missing host packages; fail instead.
+        #[arg(long)]
+        no_setup: bool,
+    },
+    /// List the kernel flavors rig can build.
+    Flavors,
+}
+
+#[derive(clap::Args, Clone)]
+pub(crate) struct SetArg {
+    /// The set (default: $RIG_MATRIX, else smoke).
+    #[arg(long)]
+    pub(crate) set: Option<String>,
+    /// Never install missing host packages; fail instead.
+    #[arg(long)]
+    pub(crate) no_setup: bool,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum MatrixCmd {
+    /// Every cell of the set and what happens to it: run, or skip and why.
+    List {
+        #[command(flatten)]
+        set: SetArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Provision everything the set boots (kernels, initramfs), once, before any cell runs.
+    Provision {
+        #[command(flatten)]
+        set: SetArg,
+    },
+    /// Run the set's cells one after another (no nextest needed) into one folder with a summary.
+    /// Exit 1 when a cell failed, 125 when one hit an infra error, else 0.
+    Run {
+        #[command(flatten)]
+        set: SetArg,
+        #[arg(long, default_value = "auto")]
+        accel: AccelChoice,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum BenchCmd {
+    /// Cells per hour of a matrix set on this host, and where the time goes (provisioning,
+    /// boot, steps, analysis).
+    Matrix {
+        #[arg(long, default_value = "smoke")]
+        set: String,
+    },
+    /// Median boot-to-ready time per board through rig and through bare QEMU.
+    Boot {
+        /// Boards (default: both).
+        #[arg(long)]
+        board: Vec<Board>,
+        #[arg(long, default_value = "debian-6.1")]
+        kernel: String,
+        /// Boots per board and mode.
+        #[arg(short = 'n', long, default_value_t = 5)]
+        runs: usize,
+        #[arg(long, default_value = "auto")]
+        accel: AccelChoice,
+    },
+    /// Round trip of one guest command through rig vs a bare baseline on the same guest.
+    Command {
+        #[command(flatten)]
+        target: Target,
+        /// serial (the guest's command shell) or ssh.
+        #[arg(long, default_value = "serial")]
+        transport: Via,
+        /// Timed rounds (each: one bare, one through rig).
+        #[arg(short = 'n', long, default_value_t = 30)]
+        runs: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs per hour of a scenario, and where a run's time goes (boot, steps, teardown, analysis).
+    Run {
+        scenario: PathBuf,
+        #[command(flatten)]
+        target: Target,
+        /// Repetitions, each on a fresh boot (or restored, with --snapshot).
+        #[arg(short = 'n', long, default_value_t = 10)]
+        runs: u32,
+        #[arg(long)]
+        json: bool,
+        /// Boot once, save the guest's state at its ready shell (QEMU migration to a file) and
+        /// start every repetition from it instead of booting. Serial-only scenarios.
+        #[arg(long)]
+        snapshot: bool,
+    },
+    /// The suite's real bisect (rig::bisect::fixture: seven commits on linux-source-6.12, the
+    /// overlay scenario on arm64-virt): kernels built, build time, boots, wall time.
+    Bisect {
+        /// Runs per commit.
+        #[arg(long, default_value_t = 2)]
+        runs: u32,
+    },
+    /// Clean and incremental (one touched file) kernel build times per arch.
+    Kbuild {
+        /// Arches (default: both).
+        #[arg(long)]
+        arch: Vec<Arch>,
+    },
+}
