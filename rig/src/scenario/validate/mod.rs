@@ -129,6 +129,11 @@ impl V<'_> {
         }
     }
 
+    /// A step's `timeout` field (at `step.timeout`), or its kind's default.
+    fn timeout(&self, d: Option<HumanDuration>, default: Duration, step: &Path) -> R<Duration> {
+        self.duration(d, default, &step.key("timeout"))
+    }
+
     fn name(&self, name: Option<String>, path: &Path) -> R<Option<String>> {
         match name {
             Some(n) if n.trim().is_empty() => Err(self.err(&path.key("name"), "empty name")),

@@ -66,11 +66,7 @@ impl V<'_> {
                     self.name(g.name, &kp)?,
                     StepKind::Guest(GuestStep {
                         run: g.run,
-                        timeout: self.duration(
-                            g.timeout,
-                            defaults::GUEST_TIMEOUT,
-                            &kp.key("timeout"),
-                        )?,
+                        timeout: self.timeout(g.timeout, defaults::GUEST_TIMEOUT, &kp)?,
                         expect_status,
                         via: self.via(g.via),
                     }),
@@ -108,11 +104,7 @@ impl V<'_> {
                         execute: q.execute,
                         arguments,
                         wait_event,
-                        timeout: self.duration(
-                            q.timeout,
-                            defaults::QMP_TIMEOUT,
-                            &kp.key("timeout"),
-                        )?,
+                        timeout: self.timeout(q.timeout, defaults::QMP_TIMEOUT, &kp)?,
                     }),
                 )
             }
@@ -152,11 +144,7 @@ impl V<'_> {
                         driver: p.driver,
                         port: p.port,
                         props,
-                        timeout: self.duration(
-                            p.timeout,
-                            defaults::PCI_TIMEOUT,
-                            &kp.key("timeout"),
-                        )?,
+                        timeout: self.timeout(p.timeout, defaults::PCI_TIMEOUT, &kp)?,
                     }),
                 )
             }
@@ -167,11 +155,7 @@ impl V<'_> {
                     self.name(p.name, &kp)?,
                     StepKind::PciUnplug(PciUnplugStep {
                         id: p.id,
-                        timeout: self.duration(
-                            p.timeout,
-                            defaults::PCI_TIMEOUT,
-                            &kp.key("timeout"),
-                        )?,
+                        timeout: self.timeout(p.timeout, defaults::PCI_TIMEOUT, &kp)?,
                     }),
                 )
             }
@@ -198,11 +182,7 @@ impl V<'_> {
                         file,
                         id,
                         under_pci: o.under_pci,
-                        timeout: self.duration(
-                            o.timeout,
-                            defaults::OVERLAY_TIMEOUT,
-                            &kp.key("timeout"),
-                        )?,
+                        timeout: self.timeout(o.timeout, defaults::OVERLAY_TIMEOUT, &kp)?,
                     }),
                 )
             }
@@ -213,11 +193,7 @@ impl V<'_> {
                     self.name(o.name, &kp)?,
                     StepKind::OverlayUnload(OverlayUnloadStep {
                         id: o.id,
-                        timeout: self.duration(
-                            o.timeout,
-                            defaults::OVERLAY_TIMEOUT,
-                            &kp.key("timeout"),
-                        )?,
+                        timeout: self.timeout(o.timeout, defaults::OVERLAY_TIMEOUT, &kp)?,
                     }),
                 )
             }
@@ -245,11 +221,7 @@ impl V<'_> {
                     StepKind::MemoryAdd(MemoryAddStep {
                         id: m.id,
                         size_bytes: size,
-                        timeout: self.duration(
-                            m.timeout,
-                            defaults::MEMORY_TIMEOUT,
-                            &kp.key("timeout"),
-                        )?,
+                        timeout: self.timeout(m.timeout, defaults::MEMORY_TIMEOUT, &kp)?,
                     }),
                 )
             }
@@ -261,11 +233,7 @@ impl V<'_> {
                     StepKind::MemoryRemove(MemoryRemoveStep {
                         id: m.id,
                         wait: m.wait.unwrap_or(true),
-                        timeout: self.duration(
-                            m.timeout,
-                            defaults::MEMORY_TIMEOUT,
-                            &kp.key("timeout"),
-                        )?,
+                        timeout: self.timeout(m.timeout, defaults::MEMORY_TIMEOUT, &kp)?,
                     }),
                 )
             }
@@ -277,11 +245,7 @@ impl V<'_> {
                     StepKind::MemoryOnline(MemoryOnlineStep {
                         id: m.id,
                         zone: m.zone.unwrap_or_default(),
-                        timeout: self.duration(
-                            m.timeout,
-                            defaults::MEMORY_TIMEOUT,
-                            &kp.key("timeout"),
-                        )?,
+                        timeout: self.timeout(m.timeout, defaults::MEMORY_TIMEOUT, &kp)?,
                     }),
                 )
             }
@@ -292,11 +256,7 @@ impl V<'_> {
                     self.name(m.name, &kp)?,
                     StepKind::MemoryOffline(MemoryOfflineStep {
                         id: m.id,
-                        timeout: self.duration(
-                            m.timeout,
-                            defaults::MEMORY_TIMEOUT,
-                            &kp.key("timeout"),
-                        )?,
+                        timeout: self.timeout(m.timeout, defaults::MEMORY_TIMEOUT, &kp)?,
                     }),
                 )
             }
@@ -320,11 +280,7 @@ impl V<'_> {
                         dev: d.dev,
                         action: d.action.unwrap_or_default(),
                         via: self.via(d.via),
-                        timeout: self.duration(
-                            d.timeout,
-                            defaults::DEVLINK_TIMEOUT,
-                            &kp.key("timeout"),
-                        )?,
+                        timeout: self.timeout(d.timeout, defaults::DEVLINK_TIMEOUT, &kp)?,
                     }),
                 )
             }
@@ -342,11 +298,7 @@ impl V<'_> {
                         id: n.id,
                         ports,
                         via: self.via(n.via),
-                        timeout: self.duration(
-                            n.timeout,
-                            defaults::NETDEVSIM_TIMEOUT,
-                            &kp.key("timeout"),
-                        )?,
+                        timeout: self.timeout(n.timeout, defaults::NETDEVSIM_TIMEOUT, &kp)?,
                     }),
                 )
             }
@@ -367,11 +319,7 @@ impl V<'_> {
                     StepKind::NetdevsimDel(NetdevsimDelStep {
                         id: n.id,
                         via: self.via(n.via),
-                        timeout: self.duration(
-                            n.timeout,
-                            defaults::NETDEVSIM_TIMEOUT,
-                            &kp.key("timeout"),
-                        )?,
+                        timeout: self.timeout(n.timeout, defaults::NETDEVSIM_TIMEOUT, &kp)?,
                     }),
                 )
             }
@@ -432,11 +380,7 @@ impl V<'_> {
                 self.name(w.name, &kp)?,
                 StepKind::WaitLog(WaitLogStep {
                     regex: w.regex.0,
-                    timeout: self.duration(
-                        w.timeout,
-                        defaults::WAIT_LOG_TIMEOUT,
-                        &kp.key("timeout"),
-                    )?,
+                    timeout: self.timeout(w.timeout, defaults::WAIT_LOG_TIMEOUT, &kp)?,
                     since: w.since.unwrap_or_default(),
                 }),
             ),
