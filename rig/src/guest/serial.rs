@@ -41,26 +41,12 @@ pub const MAX_LINE: usize = 3000;
 /// The most output of one command rig keeps.
 pub const MAX_OUTPUT: usize = 64 * 1024 * 1024;
 
-/// A fresh 128-bit token, as 32 hex digits.
+/// A fresh 128-bit token, as 32 hex digits, from the operating system's CSPRNG (a guest cannot
+/// predict it from earlier tokens).
 pub fn new_token() -> String {
+    use rand::RngCore;
     let mut b = [0u8; 16];
-    let mut filled = 0;
-    while filled < b.len() {
-        let n = unsafe {
-            libc::getrandom(
-                b[filled..].as_mut_ptr().cast(),
-                b.len() - filled,
-                0 as libc::c_uint,
-            )
-        };
-        if n > 0 {
-            filled += n as usize;
-        } else if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            // getrandom(2) cannot fail on Linux ≥ 3.17 with these arguments; never go on with a
-            // predictable token.
-            panic!("getrandom failed: {}", std::io::Error::last_os_error());
-        }
-    }
+    rand::rngs::OsRng.fill_bytes(&mut b);
     hex::encode(b)
 }
 
