@@ -110,8 +110,11 @@ pub type AbortCheck<'a> = &'a mut dyn FnMut() -> Option<String>;
 /// Unread kernel console bytes kept for [`Console::wait_for`] (older ones are dropped; the log
 /// and the taps get everything).
 const KERNEL_WINDOW: usize = 256 * 1024;
-/// Unread shell bytes before the guest is held back (its writes block until rig reads).
-const SHELL_BUFFER: usize = 1024 * 1024;
+/// Unread shell bytes before the reader waits for rig to take some. QEMU's `virtconsole` does
+/// not hold the guest back when its socket is full: it drops the bytes (hw/char/virtio-console.c
+/// throttles only non-console ports). So the reader must keep the socket drained: room for a
+/// whole command's output at the serial transport's 64 MiB limit.
+const SHELL_BUFFER: usize = 64 * 1024 * 1024;
 /// `shell.log` stops growing here; what the commands printed is in their results anyway.
 const SHELL_LOG_MAX: u64 = 64 * 1024 * 1024;
 /// How long a wait that saw the shell close gives the kernel console to deliver its last
