@@ -120,10 +120,17 @@ pub fn ensure_host_tools(
         detail: format!("installing missing host packages: {list}"),
     });
     let start = std::time::Instant::now();
-    doctor::install(&missing, &setup_log(cache)).map_err(|source| GuestError::MissingTools {
-        missing: list,
-        source,
+    let replaced = doctor::install(&missing, &setup_log(cache)).map_err(|source| {
+        GuestError::MissingTools {
+            missing: list,
+            source,
+        }
     })?;
+    for r in &replaced {
+        events.emit(Event::Warning {
+            message: doctor::replacement_notice(r),
+        });
+    }
     events.emit(Event::StepFinished {
         step: "setup".into(),
         elapsed: start.elapsed(),

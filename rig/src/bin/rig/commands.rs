@@ -40,7 +40,9 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
             } else {
                 eprintln!("rig: installing {}", missing.join(" "));
                 let log = rig::guest::setup_log(&cache);
-                rig::host::doctor::install(&missing, &log)?;
+                for r in rig::host::doctor::install(&missing, &log)? {
+                    eprintln!("rig: {}", rig::host::doctor::replacement_notice(&r));
+                }
                 eprintln!("rig: installed; apt's transcript: {}", log.display());
             }
             Ok(exit::PASS)
