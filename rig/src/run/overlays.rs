@@ -109,10 +109,21 @@ fn overlay_apply_cmd(id: &str, guest_path: &str) -> String {
 
 /// Creates overlay `id`'s configfs directory with `base` set to the DT node the kernel made for
 /// the PCI function at `addr` (PCI_DYNAMIC_OF_NODES), so `target-path = ""` means that node.
+///
+/// The function's `of_node` link names it where there is one; but the kernel makes these nodes
+/// after the device is registered, so 6.12 creates no link for them, and the node's path is
+/// built as the kernel names it (`of_pci_make_dev_node()`): the host bridge's node, then a
+/// `pci@SLOT,FUNC` (bridges) or `dev@SLOT,FUNC` (others) per PCI hop, in hex.
 fn base_node_cmd(id: &str, addr: &str) -> String {
     let d = format!("/sys/kernel/config/device-tree/overlays/{id}");
     format!(
-        "n=$(readlink -f /sys/bus/pci/devices/{addr}/of_node) && [ -d \"$n\" ] || \
+        "n=$(readlink -f /sys/bus/pci/devices/{addr}/of_node 2>/dev/null); \
+         if [ ! -d \"$n\" ]; then d=$(readlink -f /sys/bus/pci/devices/{addr}); rel=; \
+         while [ -n \"$d\" ] && [ -e \"$d/config\" ]; do f=${{d##*/}}; s=${{f##*:}}; \
+         read -r c < \"$d/class\"; case $c in 0x0604*|0x0607*) t=pci;; *) t=dev;; esac; \
+         rel=\"/$t@$(printf %x 0x${{s%.*}}),$(printf %x 0x${{s#*.}})$rel\"; d=${{d%/*}}; done; \
+         h=$(readlink -f \"${{d%/*}}/of_node\" 2>/dev/null) && [ -n \"$h\" ] && n=$h$rel; fi; \
+         [ -n \"$n\" ] && [ -d \"$n\" ] || \
          {{ echo \"PCI function {addr} has no device tree node\"; exit 1; }}; \
          mkdir {d} && echo \"${{n#/sys/firmware/devicetree/base}}\" > {d}/base || exit 1"
     )
@@ -174,5 +185,51 @@ mod tests_pci {
         let out = run("0000:02:00.0");
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stdout).contains("has no device tree node"));
+    }
+
+    /// 6.12 makes no `of_node` link for the nodes it creates after registering the device: the
+    /// path is built from the PCI hops below the host bridge's node.
+    #[test]
+    fn base_node_without_a_link_is_built_from_the_pci_hops() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        let dt = root.join("sys/firmware/devicetree/base/pcie@10000000");
+        std::fs::create_dir_all(dt.join("pci@1,0/pci@0,0/dev@1f,3")).unwrap();
+        let host = root.join("sys/devices/platform/4010000000.pcie");
+        std::os::unix::fs::symlink(&dt, {
+            std::fs::create_dir_all(&host).unwrap();
+            host.join("of_node")
+        })
+        .unwrap();
+        // root port 00:01.0 -> bridge 01:00.0 -> function 02:1f.3
+        let port = host.join("pci0000:00/0000:00:01.0");
+        let bridge = port.join("0000:01:00.0");
+        let func = bridge.join("0000:02:1f.3");
+        for (dir, class) in [(&port, "0x060400"), (&bridge, "0x060400"), (&func, "0x00ff00")] {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(dir.join("config"), b"").unwrap();
+            std::fs::write(dir.join("class"), format!("{class}\n")).unwrap();
+        }
+        let devices = root.join("sys/bus/pci/devices");
+        std::fs::create_dir_all(&devices).unwrap();
+        std::os::unix::fs::symlink(&func, devices.join("0000:02:1f.3")).unwrap();
+        std::os::unix::fs::symlink(&bridge, devices.join("0000:01:00.0")).unwrap();
+        std::fs::create_dir_all(root.join("sys/kernel/config/device-tree/overlays")).unwrap();
+        let run = |id: &str, addr: &str| {
+            let script =
+                base_node_cmd(id, addr).replace("/sys/", &format!("{}/sys/", root.display()));
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            let base = root.join(format!("sys/kernel/config/device-tree/overlays/{id}/base"));
+            std::fs::read_to_string(base).unwrap()
+        };
+        let b = run("a", "0000:02:1f.3");
+        assert!(b.trim().ends_with("/pcie@10000000/pci@1,0/pci@0,0/dev@1f,3"), "{b}");
+        let b = run("b", "0000:01:00.0");
+        assert!(b.trim().ends_with("/pcie@10000000/pci@1,0/pci@0,0"), "{b}");
     }
 }
