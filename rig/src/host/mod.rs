@@ -2,6 +2,7 @@
 //! artifacts folder, typed events, host tools (doctor/setup), exit codes, and the board and
 //! architecture names every stage speaks of, per-user private directories. Uses std and crates only.
 
+pub mod apt;
 pub mod artifacts;
 pub mod board;
 pub mod cache;

@@ -205,7 +205,11 @@ mod tests_pci {
         let port = host.join("pci0000:00/0000:00:01.0");
         let bridge = port.join("0000:01:00.0");
         let func = bridge.join("0000:02:1f.3");
-        for (dir, class) in [(&port, "0x060400"), (&bridge, "0x060400"), (&func, "0x00ff00")] {
+        for (dir, class) in [
+            (&port, "0x060400"),
+            (&bridge, "0x060400"),
+            (&func, "0x00ff00"),
+        ] {
             std::fs::create_dir_all(dir).unwrap();
             std::fs::write(dir.join("config"), b"").unwrap();
             std::fs::write(dir.join("class"), format!("{class}\n")).unwrap();
@@ -228,7 +232,11 @@ mod tests_pci {
             std::fs::read_to_string(base).unwrap()
         };
         let b = run("a", "0000:02:1f.3");
-        assert!(b.trim().ends_with("/pcie@10000000/pci@1,0/pci@0,0/dev@1f,3"), "{b}");
+        assert!(
+            b.trim()
+                .ends_with("/pcie@10000000/pci@1,0/pci@0,0/dev@1f,3"),
+            "{b}"
+        );
         let b = run("b", "0000:01:00.0");
         assert!(b.trim().ends_with("/pcie@10000000/pci@1,0/pci@0,0"), "{b}");
     }
