@@ -25,10 +25,11 @@ ROWS=(
   "001|devlink-reload-vs-del|x86_64-q35|rig-6.12-known-bad-devlink-reload|rig-6.12|title:."
   "001|devlink-reload-vs-unload|arm64-virt|rig-6.12-known-bad-devlink-reload|rig-6.12|title:."
   # Seed 003: rig-6.12 itself prints the thread's lockdep report (no fixed kernel to run);
-  # known-bad-hotplug-lock makes it a real deadlock, caught as the writers' step never ending.
+  # known-bad-hotplug-lock makes it a real deadlock: the writers never finish (their step fails
+  # at the parallel's deadline), and the run stops once the console is dead.
   "003|memory-online-offline-race|arm64-virt|rig-6.12||title:^possible deadlock in __kernfs_remove"
   "003|memory-online-offline-race|x86_64-q35|rig-6.12||title:^possible deadlock in __kernfs_remove"
-  "003 (deadlock)|memory-online-offline-race|arm64-virt|rig-6.12-known-bad-hotplug-lock||step:state writers vs unplug"
+  "003 (deadlock)|memory-online-offline-race|arm64-virt|rig-6.12-known-bad-hotplug-lock||step:a writer per block"
   "003|memory-dimm-online-offline-race|x86_64-q35|rig-6.12||title:^possible deadlock in "
   "004|probe-remove-ordering|arm64-virt|rig-6.12-known-bad-async-probe|rig-6.12|title:^WARNING in kernfs_remove_by_name_ns"
   "OF unittest|of-unittest|arm64-virt||rig-6.12-of-unittest|"

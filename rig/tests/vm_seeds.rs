@@ -9,8 +9,8 @@
 //! control of `N` runs would miss a fixed kernel that regressed to the known-bad rate with the
 //! same probability. Neither is retried (a kernel report must not be retried into a pass).
 //!
-//! Seed 003 has no negative control: rig-6.12 itself prints the seed's lockdep report (see its
-//! test). Not here: seed 000's PCI path (pci-overlay-hotunplug on known-bad-devlink-wait is not
+//! Seed 003 has no fixed kernel for its lockdep report: rig-6.12 itself prints it (see its test);
+//! its known-bad flavor's control is the deadlock instead. Not here: seed 000's PCI path (pci-overlay-hotunplug on known-bad-devlink-wait is not
 //! caught: 6.12 makes no platform devices for nodes under a PCI device's node, so there is no
 //! device link to wait for; scenarios/README.md). Seeds 000/002's overlay-devlink-teardown
 //! controls are in vm_kbuild.rs.
@@ -187,6 +187,43 @@ fn memory_online_offline_race_reports_the_seed_003_inversion_on_rig_6_12() {
     );
     assert_eq!(
         caught_by_title(&r, HOTPLUG_INVERSION),
+        1,
+        "{}",
+        serde_json::to_string_pretty(&r).unwrap()
+    );
+}
+
+/// Failed repetitions with a failure of the step named `step`.
+fn failed_at_step(report: &Value, step: &str) -> usize {
+    repetitions(report)
+        .iter()
+        .filter(|r| r["verdict"] == "fail")
+        .filter(|r| {
+            r["step_failures"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["step"] == step)
+        })
+        .count()
+}
+
+/// Positive control of the deadlock itself, one run: rig-6.12-known-bad-hotplug-lock turns the
+/// sysfs side's trylock into a lock, so a writer inside a block's `state` waits for
+/// device_hotplug_lock while the removal, holding it, waits for the writer to leave: the writers
+/// never finish (their step fails at the parallel's deadline) and the run stops on the dead
+/// console. Measured: 4 of 4 runs deadlocked (2 arm64-virt, 2 x86_64-q35), ~3 min each. rig-6.12's
+/// writers finished in all 12 of its runs, so the step's failure is the flavor's doing, not luck.
+#[test]
+fn memory_online_offline_race_deadlocks_on_the_blocking_sysfs_lock() {
+    let r = run(
+        "memory-online-offline-race",
+        Board::Arm64Virt,
+        "rig-6.12-known-bad-hotplug-lock",
+        1,
+    );
+    assert_eq!(
+        failed_at_step(&r, "a writer per block"),
         1,
         "{}",
         serde_json::to_string_pretty(&r).unwrap()

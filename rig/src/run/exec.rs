@@ -130,7 +130,8 @@ impl Exec<'_> {
         });
     }
 
-    /// Runs one step; returns true when the run must stop (QEMU gone, scenario timeout).
+    /// Runs one step; returns true when the run must stop (QEMU gone, scenario timeout, or the
+    /// console dead: every later guest command would wait out its timeout and probe again).
     pub(super) fn step(&mut self, step: &Step) -> bool {
         if self.remaining().is_zero() {
             self.fail(
@@ -141,11 +142,15 @@ impl Exec<'_> {
         }
         let r = self.exec(step);
         if let Err(e) = r {
-            if !step.may_fail {
+            // `may_fail` covers the errors a race may give, not a console the step left dead.
+            if !step.may_fail || self.console_dead {
                 self.fail(step, e);
             }
         }
-        self.guest.vm.exited().is_some() || self.remaining().is_zero() || self.machine_stuck
+        self.guest.vm.exited().is_some()
+            || self.remaining().is_zero()
+            || self.machine_stuck
+            || self.console_dead
     }
 
     pub(super) fn sh(
