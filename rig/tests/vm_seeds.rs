@@ -55,19 +55,34 @@ fn repetitions(report: &Value) -> &[Value] {
     report["repetitions"].as_array().unwrap()
 }
 
-/// Failed repetitions with a report whose title starts with `prefix`.
-fn caught_by_title(report: &Value, prefix: &str) -> usize {
+/// Failed repetitions for which `what` holds.
+fn failed_where(report: &Value, what: impl Fn(&Value) -> bool) -> usize {
     repetitions(report)
         .iter()
-        .filter(|r| r["verdict"] == "fail")
-        .filter(|r| {
-            r["reports"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|x| x["title"].as_str().is_some_and(|t| t.starts_with(prefix)))
-        })
+        .filter(|r| r["verdict"] == "fail" && what(r))
         .count()
+}
+
+/// Failed repetitions with a report whose title starts with `prefix`.
+fn caught_by_title(report: &Value, prefix: &str) -> usize {
+    failed_where(report, |r| {
+        r["reports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["title"].as_str().is_some_and(|t| t.starts_with(prefix)))
+    })
+}
+
+/// Failed repetitions with a failure of the step named `step`.
+fn failed_at_step(report: &Value, step: &str) -> usize {
+    failed_where(report, |r| {
+        r["step_failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["step"] == step)
+    })
 }
 
 fn assert_all_pass(report: &Value, what: &str) {
@@ -191,21 +206,6 @@ fn memory_online_offline_race_reports_the_seed_003_inversion_on_rig_6_12() {
         "{}",
         serde_json::to_string_pretty(&r).unwrap()
     );
-}
-
-/// Failed repetitions with a failure of the step named `step`.
-fn failed_at_step(report: &Value, step: &str) -> usize {
-    repetitions(report)
-        .iter()
-        .filter(|r| r["verdict"] == "fail")
-        .filter(|r| {
-            r["step_failures"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|f| f["step"] == step)
-        })
-        .count()
 }
 
 /// Positive control of the deadlock itself, one run: rig-6.12-known-bad-hotplug-lock turns the

@@ -128,7 +128,7 @@ pub fn ensure_host_tools(
     })?;
     for r in &replaced {
         events.emit(Event::Warning {
-            message: doctor::replacement_notice(r),
+            message: r.to_string(),
         });
     }
     events.emit(Event::StepFinished {

@@ -101,12 +101,15 @@ impl Replacement {
 }
 
 /// What to tell the user about a replacement.
-pub fn replacement_notice(r: &Replacement) -> String {
-    format!(
-        "{} {} was installed from no configured apt source and stood in the way; replaced by \
-         the configured release's {} (the same tools)",
-        r.package, r.installed, r.with
-    )
+impl std::fmt::Display for Replacement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} was installed from no configured apt source and stood in the way; replaced \
+             by the configured release's {} (the same tools)",
+            self.package, self.installed, self.with
+        )
+    }
 }
 
 /// From `apt-cache policy PACKAGE`: when the installed version comes from no apt source (its

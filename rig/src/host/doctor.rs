@@ -266,7 +266,7 @@ pub fn missing_packages(statuses: &[ToolStatus], needs: &[Need]) -> Vec<&'static
     pkgs
 }
 
-pub use super::apt::{install, replacement_notice, Replacement, SetupError};
+pub use super::apt::{install, Replacement, SetupError};
 
 #[cfg(test)]
 mod tests {

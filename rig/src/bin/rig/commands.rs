@@ -41,7 +41,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                 eprintln!("rig: installing {}", missing.join(" "));
                 let log = rig::guest::setup_log(&cache);
                 for r in rig::host::doctor::install(&missing, &log)? {
-                    eprintln!("rig: {}", rig::host::doctor::replacement_notice(&r));
+                    eprintln!("rig: {r}");
                 }
                 eprintln!("rig: installed; apt's transcript: {}", log.display());
             }
