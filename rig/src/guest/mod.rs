@@ -39,6 +39,9 @@ pub struct GuestOptions {
     /// Start from this saved post-boot state instead of booting (serial only: `ssh` must be
     /// off). See [`crate::machine::snapshot`].
     pub restore: Option<crate::machine::snapshot::Snapshot>,
+    /// Free PCIe root ports on the board for hot-plug (`rp0`..): all of them by default; a
+    /// scenario that hot-plugs nothing boots without (each costs boot time: pciehp probes it).
+    pub hotplug_root_ports: usize,
 }
 
 impl GuestOptions {
@@ -53,6 +56,7 @@ impl GuestOptions {
             auto_setup: true,
             devices: Vec::new(),
             restore: None,
+            hotplug_root_ports: crate::host::board::HOTPLUG_ROOT_PORTS,
         }
     }
 }
@@ -216,6 +220,7 @@ impl Guest {
         cfg.extra_cmdline = opts.extra_cmdline.clone();
         cfg.memory_mib = opts.memory_mib;
         cfg.devices = opts.devices.clone();
+        cfg.hotplug_root_ports = opts.hotplug_root_ports;
         let ssh_err = |source| GuestError::Ssh {
             artifacts: run_dir.path().to_path_buf(),
             source: Box::new(source),

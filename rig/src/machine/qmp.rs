@@ -1,14 +1,16 @@
 //! QMP over the `qapi` crate: capabilities handshake, typed commands, any command by name, events,
 //! and a transcript of every message in both directions (`qmp.jsonl`).
 //!
-//! Events are collected whenever a response is read; waiting for one (`DEVICE_DELETED`) polls with a
-//! cheap `query-version` until the event shows up or the deadline passes. The caller passes an
+//! Events are collected whenever a response is read; waiting for one (`DEVICE_DELETED`) sleeps in
+//! poll(2) until the socket is readable, then reads with a cheap `query-version` (its response
+//! comes after every event QEMU sent before it), until the event shows up or the deadline passes. The caller passes an
 //! abort check so a wait ends the moment QEMU exits.
 
 use qapi::qmp;
 use serde_json::{json, Value};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::io::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -139,6 +141,9 @@ impl qapi::Command for AnyResponse {
     const ALLOW_OOB: bool = false;
 }
 
+/// Between `device_del` attempts while a slot is busy (see [`Qmp::device_del`]).
+const SLOT_BUSY_RETRY: Duration = Duration::from_millis(50);
+
 /// Called while waiting; `Some(reason)` aborts (QEMU exited).
 pub type AbortCheck<'a> = &'a mut dyn FnMut() -> Option<String>;
 
@@ -204,6 +209,23 @@ impl Qmp {
             events: Vec::new(),
             timeout,
         })
+    }
+
+    /// Blocks until the socket has data to read (or data is already buffered), at most `limit`.
+    fn wait_readable(&self, limit: Duration) {
+        let reader = self.inner.inner().get_ref_read();
+        if !reader.buffer().is_empty() {
+            return;
+        }
+        let mut fd = libc::pollfd {
+            fd: reader.get_ref().inner.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = limit.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: poll(2) on one valid pollfd that lives across the call. An error or a signal
+        // only ends the wait early; the caller reads (or times out) either way.
+        unsafe { libc::poll(&mut fd, 1, ms) };
     }
 
     fn collect_events(&mut self) {
@@ -295,7 +317,28 @@ impl Qmp {
         abort: AbortCheck<'_>,
     ) -> Result<(), QmpError> {
         self.events.retain(|e| !is_device_deleted(e, id));
-        self.execute(&qmp::device_del { id: id.into() })?;
+        let deadline = Instant::now() + timeout;
+        // A PCIe slot refuses the unplug while its power indicator blinks: the guest's pciehp is
+        // still bringing the slot up (it lists the function before it turns the indicator on).
+        // QEMU sends no event when it stops, so retry briefly until the deadline.
+        loop {
+            match self.execute(&qmp::device_del { id: id.into() }) {
+                Err(QmpError::Command { message, .. })
+                    if message.contains("power indicator blinking")
+                        && Instant::now() + SLOT_BUSY_RETRY < deadline =>
+                {
+                    if let Some(reason) = abort() {
+                        return Err(QmpError::Aborted {
+                            event: "DEVICE_DELETED".into(),
+                            reason,
+                        });
+                    }
+                    std::thread::sleep(SLOT_BUSY_RETRY);
+                }
+                r => break r.map(drop)?,
+            };
+        }
+        let timeout = deadline.saturating_duration_since(Instant::now());
         self.wait_event("DEVICE_DELETED", Some(("device", id)), timeout, abort)
             .map(drop)
     }
@@ -397,8 +440,11 @@ impl Qmp {
                     timeout,
                 });
             }
-            // Reading the response to a no-op also reads every event queued before it.
-            std::thread::sleep(Duration::from_millis(100));
+            // Wake when QEMU sends something (an event), at the latest after a beat for the
+            // abort check; reading the response to a no-op then reads every event before it.
+            let beat =
+                Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now()));
+            self.wait_readable(beat);
             self.inner.nop().map_err(|source| QmpError::Io {
                 command: "query-version".into(),
                 source,

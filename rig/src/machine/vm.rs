@@ -85,6 +85,8 @@ pub struct VmConfig {
     pub devices: Vec<qemu::ExtraDevice>,
     /// Start from this saved post-boot state instead of booting ([`super::snapshot`]).
     pub restore: Option<Snapshot>,
+    /// Free PCIe root ports for hot-plug ([`qemu::QemuConfig::hotplug_root_ports`]).
+    pub hotplug_root_ports: usize,
 }
 
 impl VmConfig {
@@ -101,6 +103,7 @@ impl VmConfig {
             timeouts: Timeouts::for_machine(accel, board),
             devices: Vec::new(),
             restore: None,
+            hotplug_root_ports: crate::host::board::HOTPLUG_ROOT_PORTS,
         }
     }
 }
@@ -178,6 +181,7 @@ impl Vm {
         qc.smp = cfg.smp;
         qc.ssh_forward_port = cfg.ssh_forward_port;
         qc.devices = cfg.devices.clone();
+        qc.hotplug_root_ports = cfg.hotplug_root_ports;
         let argv = qemu::argv(&qc);
         // console.log exists from before QEMU starts: whatever ends the run, its folder has one.
         std::fs::OpenOptions::new()

@@ -6,7 +6,7 @@ use crate::host::events::Events;
 use crate::machine::qemu::ExtraDevice;
 use crate::provision::image::ImageError;
 use crate::provision::BootImage;
-use crate::scenario::BoardDevice;
+use crate::scenario::{BoardDevice, Feature, Scenario, StepKind};
 
 /// The QEMU devices for a scenario's `devices:`.
 pub(super) fn extra_devices(devices: &[BoardDevice]) -> Vec<ExtraDevice> {
@@ -33,6 +33,20 @@ pub(super) fn extra_devices(devices: &[BoardDevice]) -> Vec<ExtraDevice> {
             },
         })
         .collect()
+}
+
+/// Whether the scenario hot-plugs PCI devices, so the board needs its free root ports: it
+/// requires `pci_hotplug` (every `pci_*` step does) or sends `device_add` / `device_del` itself
+/// (a `qmp` step may name a root port as `bus`). Without, the board has none: pciehp probing
+/// four ports costs every boot ~60 ms on arm64 under TCG.
+pub(super) fn hot_plugs_pci(scenario: &Scenario) -> bool {
+    scenario
+        .requires
+        .iter()
+        .any(|r| r.feature == Feature::PciHotplug)
+        || scenario.all_steps().iter().any(|s| {
+            matches!(&s.kind, StepKind::Qmp(q) if q.execute == "device_add" || q.execute == "device_del")
+        })
 }
 
 /// Modules the devices need: virtio_mem when the kernel has it as a module (Debian's 6.1).
@@ -70,6 +84,23 @@ pub(super) fn add_modules(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scenario(text: &str) -> Scenario {
+        let overlays = crate::repo_root().join("overlays");
+        crate::scenario::parse_str(text, "t.yaml", &overlays).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn root_ports_only_for_scenarios_that_hot_plug_pci() {
+        let guest = "steps:\n  - guest: {run: 'true'}\n";
+        assert!(!hot_plugs_pci(&scenario(guest)));
+        let pci = "requires: [pci_hotplug]\nsteps:\n  - pci_hotplug: {id: nic1, driver: e1000e}\n";
+        assert!(hot_plugs_pci(&scenario(pci)));
+        let qmp = "steps:\n  - qmp: {execute: device_add, arguments: {driver: e1000e, id: n, bus: rp1}}\n";
+        assert!(hot_plugs_pci(&scenario(qmp)));
+        let query = "steps:\n  - qmp: {execute: query-pci}\n";
+        assert!(!hot_plugs_pci(&scenario(query)));
+    }
 
     #[test]
     fn devices_become_qemu_devices_and_modules() {

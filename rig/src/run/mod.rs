@@ -140,6 +140,9 @@ pub fn run_scenario(
         .extend(opts.extra_cmdline.iter().cloned());
     gopts.ssh = uses_ssh(scenario);
     gopts.devices = board::extra_devices(&scenario.devices);
+    if !board::hot_plugs_pci(scenario) {
+        gopts.hotplug_root_ports = 0;
+    }
     let (mut image, verdict) = guest::prepare(&gopts, cache, events).map_err(RunError::Prepare)?;
     requirements::check_kernel(scenario, opts.board, &image.kernel)?;
     let config = image.kernel.config_options().unwrap_or_default();
