@@ -13,42 +13,17 @@
 //! its known-bad flavor's control is the deadlock instead. Not here: seed 000's PCI path (pci-overlay-hotunplug on known-bad-devlink-wait is not
 //! caught: 6.12 makes no platform devices for nodes under a PCI device's node, so there is no
 //! device link to wait for; scenarios/README.md). Seeds 000/002's overlay-devlink-teardown
-//! controls are in vm_kbuild.rs.
+//! controls are in vm_kbuild.rs. Last, the OF unit tests' verdict (of-unittest) both ways.
 
 mod common;
 
 use rig::host::board::Board;
 use serde_json::Value;
-use std::process::Command;
 
 /// `rig run scenarios/SCENARIO.yaml --board B --kernel K --repeat N --json`: the report.
-/// Panics on an exit other than 0 (pass) or 1 (kernel failure): bad input or an infra error is
-/// not a verdict.
 fn run(scenario: &str, board: Board, kernel: &str, repeat: u32) -> Value {
-    let dir = common::run_dir(&format!("seed-{scenario}-{board}-{kernel}"));
-    let out = Command::new(env!("CARGO_BIN_EXE_rig"))
-        .env("RIG_ARTIFACTS", dir.path())
-        .arg("run")
-        .arg(rig::repo_root().join(format!("scenarios/{scenario}.yaml")))
-        .args(["--board", &board.to_string(), "--kernel", kernel])
-        .args(["--repeat", &repeat.to_string(), "--no-setup", "--json"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "{scenario} on {board} {kernel}: exit {:?}\n{stderr}",
-        out.status.code()
-    );
-    let report: Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("{scenario}: not JSON ({e}):\n{stdout}\n{stderr}"));
-    assert_eq!(
-        report["repetitions"].as_array().map(Vec::len),
-        Some(repeat as usize),
-        "{stdout}"
-    );
-    report
+    let file = rig::repo_root().join(format!("scenarios/{scenario}.yaml"));
+    common::rig_run(&file, board, kernel, repeat)
 }
 
 fn repetitions(report: &Value) -> &[Value] {
@@ -227,5 +202,45 @@ fn memory_online_offline_race_deadlocks_on_the_blocking_sysfs_lock() {
         1,
         "{}",
         serde_json::to_string_pretty(&r).unwrap()
+    );
+}
+
+// The OF unit tests (flavor rig-6.12-of-unittest): their verdict read from the boot log.
+
+/// With QEMU's pci-testdev on the board every OF unit test passes (measured: `end of unittest -
+/// 364 passed, 0 failed`), and their deliberate errors, inside the EXPECT brackets, are no
+/// reports. Deterministic: the tests run once, at boot, on the same device tree.
+#[test]
+fn of_unittest_passes_with_a_pci_testdev() {
+    let r = run("of-unittest", Board::Arm64Virt, "rig-6.12-of-unittest", 1);
+    assert_all_pass(&r, "of-unittest on rig-6.12-of-unittest");
+}
+
+/// The same scenario without the pci-testdev: of_unittest_pci_node() finds no test device and
+/// fails (356 passed, 1 failed, the failure every arm64 boot printed while OF_UNITTEST was in
+/// the default config), so the step must fail and name it. Shows the verdict reads M > 0.
+#[test]
+fn of_unittest_fails_naming_the_failed_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("of-unittest-no-testdev.yaml");
+    let text =
+        std::fs::read_to_string(rig::repo_root().join("scenarios/of-unittest.yaml")).unwrap();
+    let without = text.replace("devices:\n  - qemu: {driver: pci-testdev}\n", "");
+    assert_ne!(
+        without, text,
+        "the scenario no longer adds its pci-testdev this way"
+    );
+    std::fs::write(&file, without).unwrap();
+    let r = common::rig_run(&file, Board::Arm64Virt, "rig-6.12-of-unittest", 1);
+    let failures = r["repetitions"][0]["step_failures"].to_string();
+    assert_eq!(
+        failed_at_step(&r, "OF unit tests passed"),
+        1,
+        "{}",
+        serde_json::to_string_pretty(&r).unwrap()
+    );
+    assert!(
+        failures.contains("FAIL of_unittest_pci_node()"),
+        "{failures}"
     );
 }

@@ -7,7 +7,9 @@ use rig::host::artifacts::RunDir;
 use rig::host::board::Board;
 use rig::host::cache::Cache;
 use rig::host::events::Events;
-use std::path::PathBuf;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 /// Where VM tests keep their artifacts: `target/rig-test-runs/` (kept on failure for CI uploads).
@@ -75,4 +77,35 @@ pub fn alive(pid: u32) -> bool {
         Ok(s) => !s.contains(") Z "),
         Err(_) => false,
     }
+}
+
+/// `rig run FILE --board B --kernel K --repeat N --json` through the built binary: the report.
+/// Panics on an exit other than 0 (pass) or 1 (kernel failure): bad input or an infra error is
+/// not a verdict.
+pub fn rig_run(file: &Path, board: Board, kernel: &str, repeat: u32) -> Value {
+    let scenario = file.file_stem().unwrap().to_string_lossy();
+    let dir = run_dir(&format!("run-{scenario}-{board}-{kernel}"));
+    let out = Command::new(env!("CARGO_BIN_EXE_rig"))
+        .env("RIG_ARTIFACTS", dir.path())
+        .arg("run")
+        .arg(file)
+        .args(["--board", &board.to_string(), "--kernel", kernel])
+        .args(["--repeat", &repeat.to_string(), "--no-setup", "--json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{scenario} on {board} {kernel}: exit {:?}\n{stderr}",
+        out.status.code()
+    );
+    let report: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{scenario}: not JSON ({e}):\n{stdout}\n{stderr}"));
+    assert_eq!(
+        report["repetitions"].as_array().map(Vec::len),
+        Some(repeat as usize),
+        "{stdout}"
+    );
+    report
 }
