@@ -127,7 +127,13 @@ const PROBE_AFTER_DEL: &str = "WARNING in kernfs_remove_by_name_ns";
 /// passing), so p ~ 0.6 and five runs all miss by bad luck with probability ~0.4^5 = 1%. The
 /// race is real but narrow on TCG: the async probe must still be queued when `del_device` runs.
 /// It cannot pass by luck: rig-6.12 never printed the title (3 of 3 runs passed).
+///
+/// Ignored by default: on a quiet, faster machine of the same kind the rate is near 0 (0 of 2
+/// full runs, 0 in 550 direct create/delete attempts, 0 of 5 in this test inside `.ci/run`),
+/// so the catch depends on the host's load, not on rig: a control that fails on a quiet host is
+/// no control (scenarios/README.md, "Measured rates"). Run it with `--run-ignored all`.
 #[test]
+#[ignore = "host-dependent rate: near 0 on a quiet host (scenarios/README.md)"]
 fn probe_remove_ordering_catches_a_probe_of_a_deleted_device() {
     let r = run(
         "probe-remove-ordering",

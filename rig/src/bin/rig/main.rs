@@ -65,6 +65,7 @@ fn error_code(e: &anyhow::Error) -> i32 {
             || find::<rig::machine::qemu::CmdlineError>(c).is_some()
             || find::<rig::scenario::ScenarioError>(c).is_some()
             || find::<rig::run::requirements::Unsupported>(c).is_some()
+            || find::<rig::run::RunError>(c).is_some_and(|r| r.is_bad_input())
             || find::<rig::soak::fault::UnknownFault>(c).is_some()
             || find::<rig::matrix::MatrixError>(c).is_some_and(|m| m.is_bad_input())
             || find::<rig::reproduce::ReproduceError>(c).is_some_and(|r| r.is_bad_input())
