@@ -17,13 +17,7 @@ use rig::host::board::Board;
 fn kasan_flavor_reports_a_use_after_free() {
     let file = rig::repo_root().join("scenarios/kasan-lkdtm-uaf.yaml");
     let r = common::rig_run(&file, Board::Arm64Virt, "rig-6.12-kasan", 1);
-    let rep = &r["repetitions"][0];
-    assert_eq!(
-        rep["verdict"],
-        "pass",
-        "{}",
-        serde_json::to_string_pretty(&r).unwrap()
-    );
+    common::assert_all_pass(&r, "kasan-lkdtm-uaf on rig-6.12-kasan");
 }
 
 /// The same scenario on rig-6.12 (no KASAN) is refused before anything boots, naming the
@@ -31,20 +25,8 @@ fn kasan_flavor_reports_a_use_after_free() {
 /// the write ran unchecked on a kernel without it.
 #[test]
 fn kasan_scenario_is_refused_without_kasan() {
-    let dir = common::run_dir("kasan-refused");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rig"))
-        .env("RIG_ARTIFACTS", dir.path())
-        .arg("run")
-        .arg(rig::repo_root().join("scenarios/kasan-lkdtm-uaf.yaml"))
-        .args([
-            "--board",
-            "arm64-virt",
-            "--kernel",
-            "rig-6.12",
-            "--no-setup",
-        ])
-        .output()
-        .unwrap();
+    let file = rig::repo_root().join("scenarios/kasan-lkdtm-uaf.yaml");
+    let out = common::rig_run_output(&file, Board::Arm64Virt, "rig-6.12", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("kasan needs CONFIG_KASAN=y"), "{stderr}");
@@ -53,9 +35,9 @@ fn kasan_scenario_is_refused_without_kasan() {
 /// The kobject-release flavor (every kobject's release delayed by 1-4 s) re-creates seed
 /// 000's error on the fixed kernel: 6.12's overlay removal waits for device-link removal with
 /// device_link_wait_removal(), which flushes the device-link workqueue, but the link's kobject
-/// release is itself delayed here (1-4 s), so the link's references on the provider and consumer devices
-/// (and through them their nodes) outlive the changeset: `OF: ERROR: memory leak, expected
-/// refcount 1 instead of 2` on both overlay nodes, in every round (3 of 3 runs, 20 of 20 rounds
+/// release is itself delayed here (1-4 s), so the link's references on the provider and consumer
+/// devices (and through them their nodes) outlive the changeset: `OF: ERROR: memory leak,
+/// expected refcount 1 instead of 2` on both overlay nodes, in every round (3 of 3 runs, 20 of 20 rounds
 /// each, measured). The fix depends on the release being synchronous. rig-6.12 passes the same
 /// scenario (vm_kbuild.rs and the seed rates), so this is the flavor's doing.
 #[test]

@@ -17,6 +17,7 @@
 
 mod common;
 
+use common::{assert_all_pass, repetitions};
 use rig::host::board::Board;
 use serde_json::Value;
 
@@ -24,10 +25,6 @@ use serde_json::Value;
 fn run(scenario: &str, board: Board, kernel: &str, repeat: u32) -> Value {
     let file = rig::repo_root().join(format!("scenarios/{scenario}.yaml"));
     common::rig_run(&file, board, kernel, repeat)
-}
-
-fn repetitions(report: &Value) -> &[Value] {
-    report["repetitions"].as_array().unwrap()
 }
 
 /// Failed repetitions for which `what` holds.
@@ -58,20 +55,6 @@ fn failed_at_step(report: &Value, step: &str) -> usize {
             .iter()
             .any(|f| f["step"] == step)
     })
-}
-
-fn assert_all_pass(report: &Value, what: &str) {
-    let bad: Vec<&Value> = repetitions(report)
-        .iter()
-        .filter(|r| r["verdict"] != "pass")
-        .collect();
-    assert!(
-        bad.is_empty(),
-        "{what}: {} of {} repetitions did not pass: {}",
-        bad.len(),
-        repetitions(report).len(),
-        serde_json::to_string_pretty(&bad).unwrap()
-    );
 }
 
 // Seed 001: `devlink dev reload` racing `del_device`.

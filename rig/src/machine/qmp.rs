@@ -3,8 +3,8 @@
 //!
 //! Events are collected whenever a response is read; waiting for one (`DEVICE_DELETED`) sleeps in
 //! poll(2) until the socket is readable, then reads with a cheap `query-version` (its response
-//! comes after every event QEMU sent before it), until the event shows up or the deadline passes. The caller passes an
-//! abort check so a wait ends the moment QEMU exits.
+//! comes after every event QEMU sent before it), until the event shows up or the deadline
+//! passes. The caller passes an abort check so a wait ends the moment QEMU exits.
 
 use qapi::qmp;
 use serde_json::{json, Value};

@@ -9,7 +9,7 @@ use rig::host::cache::Cache;
 use rig::host::events::Events;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 /// Where VM tests keep their artifacts: `target/rig-test-runs/` (kept on failure for CI uploads).
@@ -79,20 +79,38 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
+/// `rig run FILE --board B --kernel K --no-setup ARGS…` through the built binary, with its
+/// artifacts under the test runs folder: the finished process.
+pub fn rig_run_output(file: &Path, board: Board, kernel: &str, args: &[&str]) -> Output {
+    let scenario = file.file_stem().unwrap().to_string_lossy();
+    let dir = run_dir(&format!("run-{scenario}-{board}-{kernel}"));
+    Command::new(env!("CARGO_BIN_EXE_rig"))
+        .env("RIG_ARTIFACTS", dir.path())
+        .arg("run")
+        .arg(file)
+        .args([
+            "--board",
+            &board.to_string(),
+            "--kernel",
+            kernel,
+            "--no-setup",
+        ])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// `rig run FILE --board B --kernel K --repeat N --json` through the built binary: the report.
 /// Panics on an exit other than 0 (pass) or 1 (kernel failure): bad input or an infra error is
 /// not a verdict.
 pub fn rig_run(file: &Path, board: Board, kernel: &str, repeat: u32) -> Value {
     let scenario = file.file_stem().unwrap().to_string_lossy();
-    let dir = run_dir(&format!("run-{scenario}-{board}-{kernel}"));
-    let out = Command::new(env!("CARGO_BIN_EXE_rig"))
-        .env("RIG_ARTIFACTS", dir.path())
-        .arg("run")
-        .arg(file)
-        .args(["--board", &board.to_string(), "--kernel", kernel])
-        .args(["--repeat", &repeat.to_string(), "--no-setup", "--json"])
-        .output()
-        .unwrap();
+    let out = rig_run_output(
+        file,
+        board,
+        kernel,
+        &["--repeat", &repeat.to_string(), "--json"],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -108,4 +126,24 @@ pub fn rig_run(file: &Path, board: Board, kernel: &str, repeat: u32) -> Value {
         "{stdout}"
     );
     report
+}
+
+/// The repetitions of a `rig run --json` report.
+pub fn repetitions(report: &Value) -> &[Value] {
+    report["repetitions"].as_array().unwrap()
+}
+
+/// Asserts every repetition of a `rig run --json` report passed, showing those that did not.
+pub fn assert_all_pass(report: &Value, what: &str) {
+    let bad: Vec<&Value> = repetitions(report)
+        .iter()
+        .filter(|r| r["verdict"] != "pass")
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{what}: {} of {} repetitions did not pass: {}",
+        bad.len(),
+        repetitions(report).len(),
+        serde_json::to_string_pretty(&bad).unwrap()
+    );
 }
