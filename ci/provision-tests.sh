@@ -15,14 +15,15 @@ for board in x86_64-q35 arm64-virt; do
   done
 done
 # The flavors the suite boots: known-bad-devlink-wait (vm_kbuild, the matrix's controls),
-# devlink-reload, async-probe, hotplug-lock and of-unittest (rig/tests/vm_seeds.rs), arm64 only.
+# devlink-reload, async-probe, async-probe-window, hotplug-lock and of-unittest (rig/tests/vm_seeds.rs),
+# arm64 only.
 # Each rebuilds a few files on top of rig-6.12's build (19-81 s each from an empty ccache; the
 # of-unittest flavor recompiles drivers/of/, 38 s). Flavors no test of the default run boots are
 # not built here (scenarios/README.md, "What CI builds"): kasan and kobject-release (full builds,
 # as long as the base build each per arch; rig/tests/vm_flavors.rs boots them on request), and
 # every x86 flavor.
 if [ -z "${RIG_TEST_KERNELS:-}" ]; then
-  for flavor in known-bad-devlink-wait known-bad-devlink-reload known-bad-async-probe known-bad-hotplug-lock of-unittest; do
+  for flavor in known-bad-devlink-wait known-bad-devlink-reload known-bad-async-probe async-probe-window known-bad-hotplug-lock of-unittest; do
     rig fetch --no-setup --board arm64-virt --kernel "rig-6.12-$flavor" >/dev/null
   done
 fi

@@ -98,38 +98,53 @@ fn devlink_reload_vs_del_passes_on_the_fixed_kernel() {
 // Seed 004: an asynchronous probe racing the device's removal.
 
 /// What rig-6.12-known-bad-async-probe prints when a queued async probe (`Workqueue: async`)
-/// runs `really_probe()` on a device `del_device` already deleted: the probe fails (its sysfs
-/// directory is gone) and removing the `driver` link warns (`kernfs: can not remove 'driver', no
-/// directory`). Some runs also bind the dead device (`sysfs: cannot create duplicate filename in
-/// really_probe`, the leftover check's step failure); this warning came in every caught run.
-const PROBE_AFTER_DEL: &str = "WARNING in kernfs_remove_by_name_ns";
+/// bound the driver to a device `del_device` was deleting: the next device of that name finds
+/// the dead one's link in the driver's directory when it probes. (Runs where the late probe
+/// failed instead warn as `WARNING in kernfs_remove_by_name_ns`, when the `driver` link of the
+/// device, whose directory is gone, is removed.)
+const PROBE_AFTER_DEL: &str = "sysfs: cannot create duplicate filename in really_probe";
 
-/// Positive control, five runs (20 rounds of 5 devices created and deleted at once each), at
-/// least one caught. Measured on arm64-virt: this title in 8 of 13 runs (3 of 3 measured, then
-/// this test's runs: 1 of 1, 0 of 1, 1 of 3, 3 of 5 — the last one this five-run version, seen
-/// passing), so p ~ 0.6 and five runs all miss by bad luck with probability ~0.4^5 = 1%. The
-/// race is real but narrow on TCG: the async probe must still be queued when `del_device` runs.
-/// It cannot pass by luck: rig-6.12 never printed the title (3 of 3 runs passed).
-///
-/// Ignored by default: on a quiet, faster machine of the same kind the rate is near 0 (0 of 2
-/// full runs, 0 in 550 direct create/delete attempts, 0 of 5 in this test inside `.ci/run`),
-/// so the catch depends on the host's load, not on rig: a control that fails on a quiet host is
-/// no control (scenarios/README.md, "Measured rates"). Run it with `--run-ignored all`.
+/// The scenario's own check of the bug class: a deleted device still bound to netdevsim.
+const LEFT_BOUND_STEP: &str = "no deleted device is left bound";
+
+/// Positive control, one run (20 rounds of 5 devices created and deleted at once), caught both
+/// ways: the title above and the leftover check's step failure. The flavor is the revert of the
+/// thread's fix (no `dev->p->dead` checks) plus a 20 ms sleep in `device_del()` between the
+/// driver's release and `kobject_del()` (images/patches/async-probe-window/): without it, the
+/// window was hit 0 times in 550 attempts on a quiet host. With it: caught 10 of 10 runs, every
+/// one both ways (`ci/seed-rates.sh`, ~105 s each: the final `rmmod` waits out its timeout on the
+/// device the late probe leaked); every caught run had 20-49 such reports, one per bound dead
+/// device met again, so a whole run without one is far rarer than the 95% bound 10 of 10 gives
+/// alone (p >= 0.74).
+/// Nor can a kernel without the bug pass it: the window flavor below (20 of 20) and rig-6.12 (20
+/// of 20) never bound a deleted device.
 #[test]
-#[ignore = "host-dependent rate: near 0 on a quiet host (scenarios/README.md)"]
 fn probe_remove_ordering_catches_a_probe_of_a_deleted_device() {
     let r = run(
         "probe-remove-ordering",
         Board::Arm64Virt,
         "rig-6.12-known-bad-async-probe",
-        5,
+        1,
     );
-    assert_ne!(
-        caught_by_title(&r, PROBE_AFTER_DEL),
-        0,
-        "{}",
-        serde_json::to_string_pretty(&r).unwrap()
+    let shown = serde_json::to_string_pretty(&r).unwrap();
+    assert_eq!(caught_by_title(&r, PROBE_AFTER_DEL), 1, "{shown}");
+    assert_eq!(failed_at_step(&r, LEFT_BOUND_STEP), 1, "{shown}");
+}
+
+/// Negative control for the sleep: rig-6.12-async-probe-window is the fixed kernel with the
+/// same 20 ms window, one run must pass (the late probe sees `dev->p->dead` and gives up), so
+/// the positive control's catch is the missing check's doing. Measured: passed 20 of 20
+/// (`ci/seed-rates.sh`, 23-26 s each); a window flavor that lost the check would fail at the
+/// known-bad rate (10 of 10).
+#[test]
+fn probe_remove_ordering_passes_on_the_fixed_kernel_with_the_window() {
+    let r = run(
+        "probe-remove-ordering",
+        Board::Arm64Virt,
+        "rig-6.12-async-probe-window",
+        1,
     );
+    assert_all_pass(&r, "probe-remove-ordering on rig-6.12-async-probe-window");
 }
 
 /// Negative control, one run on rig-6.12 (the driver core's `dev->p->dead` checks in place):

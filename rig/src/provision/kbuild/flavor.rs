@@ -76,8 +76,16 @@ pub const CATALOGUE: &[FlavorSpec] = &[
     FlavorSpec {
         name: "known-bad-async-probe",
         extra_fragments: &[],
-        patch_sets: &["known-bad-async-probe"],
-        about: "positive control (seed 004): an asynchronous probe binds a device being deleted",
+        patch_sets: &["known-bad-async-probe", "async-probe-window"],
+        about: "positive control (seed 004): an asynchronous probe binds a device being deleted \
+                (device_del()'s window held open 20 ms)",
+    },
+    FlavorSpec {
+        name: "async-probe-window",
+        extra_fragments: &[],
+        patch_sets: &["async-probe-window"],
+        about: "negative control (seed 004): the fixed kernel with the known-bad flavor's 20 ms \
+                window in device_del()",
     },
 ];
 
