@@ -95,8 +95,8 @@ fn bare_boot(
     cfg.qmp_socket = None;
     cfg.kernel = Some(image.kernel.image.clone());
     cfg.initrd = Some(image.initrd.clone());
-    cfg.cmdline =
-        qemu::kernel_cmdline(opts.board, &opts.extra_cmdline).map_err(|e| fail(e.to_string()))?;
+    let params = crate::machine::vm::boot_params(image, &opts.extra_cmdline);
+    cfg.cmdline = qemu::kernel_cmdline(opts.board, &params).map_err(|e| fail(e.to_string()))?;
     let argv = qemu::argv(&cfg);
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);

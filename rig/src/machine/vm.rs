@@ -130,6 +130,16 @@ pub struct Vm {
     _sockets: tempfile::TempDir,
 }
 
+/// The kernel parameters a boot of `image` adds to rig's own: those its config calls for
+/// ([`qemu::kernel_config_params`]; a config rig cannot read gets none, and init does their work),
+/// then `extra`.
+pub fn boot_params(image: &BootImage, extra: &[String]) -> Vec<String> {
+    let config = image.kernel.config_options().unwrap_or_default();
+    let mut params = qemu::kernel_config_params(&config);
+    params.extend(extra.iter().cloned());
+    params
+}
+
 /// `Some(reason)` once QEMU has exited: the abort check for every wait.
 fn qemu_gone(qemu: &mut Supervised) -> Option<String> {
     match qemu.try_wait() {
@@ -176,7 +186,7 @@ impl Vm {
                 .clone()
                 .unwrap_or(cfg.image.initrd.clone()),
         );
-        qc.cmdline = qemu::kernel_cmdline(cfg.board, &cfg.extra_cmdline)?;
+        qc.cmdline = qemu::kernel_cmdline(cfg.board, &boot_params(&cfg.image, &cfg.extra_cmdline))?;
         qc.memory_mib = cfg.memory_mib;
         qc.smp = cfg.smp;
         qc.ssh_forward_port = cfg.ssh_forward_port;
