@@ -46,6 +46,17 @@ fn caught_by_title(report: &Value, prefix: &str) -> usize {
     })
 }
 
+/// Asserts that the one repetition of `report` failed with a report titled `prefix…`, showing
+/// the whole report otherwise.
+fn assert_caught_once(report: &Value, prefix: &str) {
+    assert_eq!(
+        caught_by_title(report, prefix),
+        1,
+        "{}",
+        serde_json::to_string_pretty(report).unwrap()
+    );
+}
+
 /// Failed repetitions with a failure of the step named `step`.
 fn failed_at_step(report: &Value, step: &str) -> usize {
     failed_where(report, |r| {
@@ -78,12 +89,7 @@ fn devlink_reload_vs_del_catches_reload_of_an_unregistered_instance() {
         "rig-6.12-known-bad-devlink-reload",
         1,
     );
-    assert_eq!(
-        caught_by_title(&r, RELOAD_OOPS),
-        1,
-        "{}",
-        serde_json::to_string_pretty(&r).unwrap()
-    );
+    assert_caught_once(&r, RELOAD_OOPS);
 }
 
 /// Negative control, one run of 30 rounds on rig-6.12 (the devl_is_registered() check in place):
@@ -108,12 +114,7 @@ fn devlink_reload_vs_unload_catches_reload_of_an_unregistered_instance() {
         "rig-6.12-known-bad-devlink-reload",
         1,
     );
-    assert_eq!(
-        caught_by_title(&r, RELOAD_OOPS),
-        1,
-        "{}",
-        serde_json::to_string_pretty(&r).unwrap()
-    );
+    assert_caught_once(&r, RELOAD_OOPS);
 }
 
 /// Negative control, one run of 20 rounds on rig-6.12 (the devl_is_registered() check in
@@ -208,12 +209,7 @@ fn memory_online_offline_race_reports_the_seed_003_inversion_on_rig_6_12() {
         "rig-6.12",
         1,
     );
-    assert_eq!(
-        caught_by_title(&r, HOTPLUG_INVERSION),
-        1,
-        "{}",
-        serde_json::to_string_pretty(&r).unwrap()
-    );
+    assert_caught_once(&r, HOTPLUG_INVERSION);
 }
 
 /// Positive control of the deadlock itself, one run: rig-6.12-known-bad-hotplug-lock turns the
