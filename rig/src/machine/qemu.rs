@@ -140,6 +140,9 @@ pub fn argv(cfg: &QemuConfig) -> Vec<String> {
         Board::X86_64Q35 => push(&["-machine", "q35"]),
         Board::Arm64Virt => push(&["-machine", "virt"]),
     }
+    if let Some(firmware) = cfg.board.firmware() {
+        push(&["-bios", firmware]);
+    }
     let cpu = match cfg.accel {
         Accel::Kvm => "host",
         Accel::Tcg => cfg.board.tcg_cpu(),
@@ -351,6 +354,7 @@ mod tests {
         assert!(has_pair(&a, "-append", "console=ttyAMA0"));
         assert!(a.contains(&"-no-reboot".to_string()));
         assert!(!a.contains(&"-S".to_string()));
+        assert!(!a.contains(&"-bios".to_string()));
     }
 
     #[test]
@@ -362,6 +366,7 @@ mod tests {
         assert!(has_pair(&a, "-machine", "q35"));
         assert!(has_pair(&a, "-accel", "kvm"));
         assert!(has_pair(&a, "-cpu", "host"));
+        assert!(has_pair(&a, "-bios", "qboot.rom"));
     }
 
     #[test]
