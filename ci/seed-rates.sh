@@ -37,6 +37,8 @@ ROWS=(
   # the next device of that name probes, or as kernfs's warning when its driver link goes.
   "004|probe-remove-ordering|arm64-virt|rig-6.12-known-bad-async-probe|rig-6.12|title:^(sysfs: cannot create duplicate filename in really_probe|WARNING in kernfs_remove_by_name_ns)$"
   "004 (window)|probe-remove-ordering|arm64-virt||rig-6.12-async-probe-window|"
+  "004|probe-remove-ordering|x86_64-q35|rig-6.12-known-bad-async-probe|rig-6.12|title:^(sysfs: cannot create duplicate filename in really_probe|WARNING in kernfs_remove_by_name_ns)$"
+  "004 (window)|probe-remove-ordering|x86_64-q35||rig-6.12-async-probe-window|"
   "OF unittest|of-unittest|arm64-virt||rig-6.12-of-unittest|"
 )
 
