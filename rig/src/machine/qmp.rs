@@ -106,18 +106,25 @@ impl Read for TeeRead {
     }
 }
 
+/// Collects a command and sends it in one write on `flush`. QEMU acts on a command as soon as
+/// its braces balance, so a command serialized straight into the socket in pieces lets QEMU
+/// answer `quit` and exit before the last piece (the newline) is written: EPIPE on a quit
+/// that worked.
 pub struct TeeWrite {
     inner: UnixStream,
     rec: LineRecorder,
+    pending: Vec<u8>,
 }
 
 impl Write for TeeWrite {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.rec.push(&buf[..n]);
-        Ok(n)
+        self.pending.extend_from_slice(buf);
+        Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
+        let data = std::mem::take(&mut self.pending);
+        self.rec.push(&data);
+        self.inner.write_all(&data)?;
         self.inner.flush()
     }
 }
@@ -199,6 +206,7 @@ impl Qmp {
         let writer = TeeWrite {
             inner: stream,
             rec: rec("out"),
+            pending: Vec::new(),
         };
         let mut inner = qapi::Qmp::new(qapi::Stream::new(BufReader::new(reader), writer));
         inner
@@ -472,4 +480,48 @@ pub fn read_transcript(path: &Path) -> io::Result<Vec<Value>> {
         .lines()
         .map(|l| l.and_then(|l| serde_json::from_str(&l).map_err(io::Error::other)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_reaches_the_socket_whole_on_flush_and_lands_in_the_transcript() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qmp.jsonl");
+        let transcript = Transcript {
+            file: Arc::new(Mutex::new(File::create(&path).unwrap())),
+            start: Instant::now(),
+        };
+        let (ours, mut qemu) = UnixStream::pair().unwrap();
+        qemu.set_nonblocking(true).unwrap();
+        let mut w = TeeWrite {
+            inner: ours,
+            rec: LineRecorder {
+                transcript,
+                dir: "out",
+                partial: Vec::new(),
+            },
+            pending: Vec::new(),
+        };
+        // The pieces serde_json writes: none may reach QEMU before the newline does.
+        w.write_all(br#"{"execute":"#).unwrap();
+        w.write_all(br#""quit"}"#).unwrap();
+        w.write_all(b"\n").unwrap();
+        let mut buf = [0u8; 64];
+        let early = qemu.read(&mut buf);
+        assert_eq!(
+            early.map_err(|e| e.kind()).err(),
+            Some(io::ErrorKind::WouldBlock),
+            "bytes reached the socket before flush"
+        );
+        w.flush().unwrap();
+        let n = qemu.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"{\"execute\":\"quit\"}\n");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let entry: Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(entry["dir"], "out");
+        assert_eq!(entry["msg"]["execute"], "quit");
+    }
 }
