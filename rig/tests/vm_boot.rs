@@ -339,3 +339,42 @@ fn rig_boot_runs_the_argv_as_given_and_returns_its_status() {
         );
     }
 }
+
+/// arm64 virt boots with QEMU's own device tree minus its 32 virtio-mmio transports (rig's
+/// devices are all PCI): the guest sees none of them, and still the rest of the machine and what
+/// QEMU writes into the tree at load (`/chosen`: the command line rig gave).
+#[test]
+fn arm64_boots_without_qemus_virtio_mmio_transports() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rig"))
+        .args([
+            "boot",
+            "--no-setup",
+            "--board",
+            "arm64-virt",
+            "--kernel",
+            "debian-6.1",
+            "--",
+            "sh",
+            "-c",
+            "ls -1 /proc/device-tree; tr '\\0' '\\n' </proc/device-tree/chosen/bootargs",
+        ])
+        .env("RIG_ARTIFACTS", runs_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let nodes: Vec<&str> = stdout.lines().collect();
+    assert!(
+        !nodes.iter().any(|n| n.starts_with("virtio_mmio")),
+        "virtio_mmio nodes left: {stdout}"
+    );
+    for kept in ["pl011@", "pcie@", "memory@", "chosen", "cpus"] {
+        assert!(
+            nodes.iter().any(|n| n.starts_with(kept)),
+            "{kept} missing: {stdout}"
+        );
+    }
+    assert!(stdout.contains("console=ttyAMA0"), "bootargs: {stdout}");
+    assert!(!stderr.contains("own device tree"), "fell back: {stderr}");
+}

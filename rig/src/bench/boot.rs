@@ -97,6 +97,7 @@ fn bare_boot(
     cfg.initrd = Some(image.initrd.clone());
     let params = crate::machine::vm::boot_params(image, &opts.extra_cmdline);
     cfg.cmdline = qemu::kernel_cmdline(opts.board, &params).map_err(|e| fail(e.to_string()))?;
+    cfg.dtb = crate::machine::dtb::for_boot(&cfg, &crate::host::events::Events::none());
     let argv = qemu::argv(&cfg);
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);

@@ -9,5 +9,6 @@ pub mod cache;
 pub mod doctor;
 pub mod events;
 pub mod exit;
+pub mod path;
 pub mod process;
 pub mod userdir;

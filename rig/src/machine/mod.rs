@@ -5,6 +5,7 @@
 pub mod accel;
 pub mod channel;
 pub mod console;
+pub mod dtb;
 pub mod exit;
 pub mod qemu;
 pub mod qmp;

@@ -58,6 +58,8 @@ pub struct QemuConfig {
     pub name: Option<String>,
     /// Wait for a migration stream (`-incoming defer`, then QMP `migrate-incoming`).
     pub incoming_defer: bool,
+    /// `-dtb`: the device tree to boot with instead of QEMU's own ([`super::dtb`]).
+    pub dtb: Option<PathBuf>,
 }
 
 /// A device a scenario adds to the board, present from boot.
@@ -122,6 +124,7 @@ impl QemuConfig {
                 &crate::host::artifacts::run_id(),
             )),
             incoming_defer: false,
+            dtb: None,
         }
     }
 }
@@ -214,6 +217,10 @@ pub fn argv(cfg: &QemuConfig) -> Vec<String> {
             push(&["-initrd", &i]);
         }
         push(&["-append", &cfg.cmdline]);
+        if let Some(d) = &cfg.dtb {
+            let d = d.display().to_string();
+            push(&["-dtb", &d]);
+        }
     }
     if cfg.paused {
         push(&["-S"]);
@@ -355,6 +362,10 @@ mod tests {
         assert!(a.contains(&"-no-reboot".to_string()));
         assert!(!a.contains(&"-S".to_string()));
         assert!(!a.contains(&"-bios".to_string()));
+        assert!(!a.contains(&"-dtb".to_string()));
+        let mut c = cfg(Board::Arm64Virt);
+        c.dtb = Some("/d/virt.dtb".into());
+        assert!(has_pair(&argv(&c), "-dtb", "/d/virt.dtb"));
     }
 
     #[test]

@@ -192,6 +192,7 @@ impl Vm {
         qc.ssh_forward_port = cfg.ssh_forward_port;
         qc.devices = cfg.devices.clone();
         qc.hotplug_root_ports = cfg.hotplug_root_ports;
+        qc.dtb = super::dtb::for_boot(&qc, events);
         let argv = qemu::argv(&qc);
         // console.log exists from before QEMU starts: whatever ends the run, its folder has one.
         std::fs::OpenOptions::new()

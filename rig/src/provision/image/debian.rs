@@ -12,12 +12,12 @@
 //! The cache entry (`<cache>/debian-kernel/<key>/`) holds `kernel.json` with paths relative to the
 //! entry, so a cached kernel resolves by reading one small file.
 
-use super::initramfs::find_tool;
 use super::rootfs::{log_path, mirror, mmdebstrap_extract, SUITE};
 use super::ImageError;
 use crate::host::board::Arch;
 use crate::host::cache::{sha256_file, Cache, CacheKey};
 use crate::host::events::{Event, Events};
+use crate::host::path::find_tool;
 use crate::host::process::run_logged;
 use crate::provision::kernel::Kernel;
 use std::collections::BTreeMap;

@@ -18,6 +18,7 @@ use super::rootfs::{self, log_path, parse_list, read_text, write_archive, Rootfs
 use super::ImageError;
 use crate::host::cache::{Cache, CacheKey};
 use crate::host::events::{Event, Events};
+use crate::host::path::find_tool;
 use crate::host::process::run_logged;
 use crate::provision::kernel::Kernel;
 use std::collections::{BTreeMap, BTreeSet};
@@ -271,22 +272,6 @@ fn modules_archive(
         },
     )?;
     Ok(entry.join(MODULES_ARCHIVE))
-}
-
-/// A host tool that may live in an sbin directory missing from a user's PATH.
-pub(crate) fn find_tool(name: &str) -> PathBuf {
-    let in_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
-        .unwrap_or(false);
-    if !in_path {
-        for d in ["/usr/sbin", "/sbin"] {
-            let p = Path::new(d).join(name);
-            if p.is_file() {
-                return p;
-            }
-        }
-    }
-    PathBuf::from(name)
 }
 
 fn concat(parts: &[PathBuf], out: &Path) -> Result<(), ImageError> {

@@ -37,7 +37,7 @@ impl Toolchain {
             .next()
             .unwrap_or("")
             .to_string();
-        let ccache = allow_ccache && which("ccache");
+        let ccache = allow_ccache && crate::host::path::on_path("ccache").is_some();
         Ok(Toolchain {
             gcc,
             ccache,
@@ -52,12 +52,6 @@ impl Toolchain {
             self.gcc.clone()
         }
     }
-}
-
-fn which(prog: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(prog).is_file()))
-        .unwrap_or(false)
 }
 
 /// Parallel jobs: the machine's cores.
