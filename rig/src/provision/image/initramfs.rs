@@ -138,6 +138,18 @@ fn init_key(init_dir: &Path) -> Result<CacheKey, ImageError> {
     Ok(k)
 }
 
+/// Directories of the init archive: (path, permissions).
+const MOUNT_POINTS: [(&str, u32); 8] = [
+    ("dev", 0o755),
+    ("proc", 0o555),
+    ("sys", 0o555),
+    ("tmp", 0o1777),
+    ("run", 0o755),
+    ("root", 0o700),
+    ("var", 0o755),
+    ("var/log", 0o755),
+];
+
 fn init_archive(
     init_dir: &Path,
     key: &CacheKey,
@@ -159,7 +171,12 @@ fn init_archive(
         || None,
         |dir| {
             write_archive(&dir.join(INIT_ARCHIVE), |w| {
-                w.dir("dev", 0o755)?;
+                // The mount points and home init needs, so that it finds them and does not fork
+                // a mkdir (bin, sbin and usr come from the rootfs, some as symlinks: a directory
+                // entry here would stand in their way).
+                for (d, perm) in MOUNT_POINTS {
+                    w.dir(d, perm)?;
+                }
                 w.char_dev("dev/console", 0o600, 5, 1)?;
                 w.char_dev("dev/null", 0o666, 1, 3)?;
                 w.parents("etc/rig/init.d/x")?;
