@@ -13,7 +13,7 @@ pub struct Kernel {
     pub arch: Arch,
     /// `uname -r` of the kernel.
     pub release: String,
-    /// The bootable image (bzImage / Image / vmlinuz).
+    /// The bootable image (bzImage / Image / vmlinuz; `vmlinux.pvh` for rig's x86_64 builds).
     pub image: PathBuf,
     /// A directory holding `lib/modules/<release>/` (modules.dep included).
     pub modules_root: PathBuf,
