@@ -306,30 +306,37 @@ fn a_timed_out_command_leaves_the_console_usable() {
     g.shutdown();
 }
 
+/// `rig boot --no-setup --board arm64-virt --kernel debian-6.1 ARGS…` through the built binary.
+fn rig_boot_arm64(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_rig"))
+        .args([
+            "boot",
+            "--no-setup",
+            "--board",
+            "arm64-virt",
+            "--kernel",
+            "debian-6.1",
+        ])
+        .args(args)
+        .env("RIG_ARTIFACTS", runs_dir())
+        .output()
+        .unwrap()
+}
+
 /// `rig boot -- CMD ARGS…` runs exactly that argv in the guest, over serial and ssh alike: each
 /// argument stays one word, the guest command's status is rig's, and stdout is its output only.
 #[test]
 fn rig_boot_runs_the_argv_as_given_and_returns_its_status() {
     for transport in ["serial", "ssh"] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rig"))
-            .args([
-                "boot",
-                "--no-setup",
-                "--board",
-                "arm64-virt",
-                "--kernel",
-                "debian-6.1",
-                "--transport",
-                transport,
-                "--",
-                "sh",
-                "-c",
-                "echo OUT \"$0\"; exit 3",
-                "it's one word",
-            ])
-            .env("RIG_ARTIFACTS", runs_dir())
-            .output()
-            .unwrap();
+        let out = rig_boot_arm64(&[
+            "--transport",
+            transport,
+            "--",
+            "sh",
+            "-c",
+            "echo OUT \"$0\"; exit 3",
+            "it's one word",
+        ]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{transport}: {stderr}");
         assert_eq!(
@@ -345,22 +352,12 @@ fn rig_boot_runs_the_argv_as_given_and_returns_its_status() {
 /// QEMU writes into the tree at load (`/chosen`: the command line rig gave).
 #[test]
 fn arm64_boots_without_qemus_virtio_mmio_transports() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rig"))
-        .args([
-            "boot",
-            "--no-setup",
-            "--board",
-            "arm64-virt",
-            "--kernel",
-            "debian-6.1",
-            "--",
-            "sh",
-            "-c",
-            "ls -1 /proc/device-tree; tr '\\0' '\\n' </proc/device-tree/chosen/bootargs",
-        ])
-        .env("RIG_ARTIFACTS", runs_dir())
-        .output()
-        .unwrap();
+    let out = rig_boot_arm64(&[
+        "--",
+        "sh",
+        "-c",
+        "ls -1 /proc/device-tree; tr '\\0' '\\n' </proc/device-tree/chosen/bootargs",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");

@@ -12,8 +12,8 @@
 
 use super::qemu::{self, QemuConfig};
 use crate::host::board::Board;
+use crate::host::cache::CacheKey;
 use crate::host::process::Supervised;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -34,6 +34,8 @@ pub enum DtbError {
     Malformed(&'static str),
     #[error("dumping QEMU's device tree ({argv}): {why}")]
     Dump { argv: String, why: String },
+    #[error(transparent)]
+    UserDir(#[from] crate::host::userdir::UserDirError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -230,21 +232,17 @@ pub fn board_dtb(cfg: &QemuConfig) -> Result<Option<PathBuf>, DtbError> {
     let Some(machine) = dump_argv(cfg) else {
         return Ok(None);
     };
-    let mut h = Sha256::new();
+    let mut key = CacheKey::new("dtb");
     // What rig does to the dump: a change here must not reuse trees the old code made.
-    h.update(b"trim virtio_mmio, packed\0");
-    h.update(machine.join("\0"));
-    h.update(b"\0\0");
-    h.update(binary_identity(&machine[0]));
-    let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    key.str("recipe", "trim virtio_mmio, packed")
+        .str("argv", &machine.join("\0"))
+        .str("qemu", &binary_identity(&machine[0]));
+    let key = key.hex();
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| DtbError::Io { path, source }
     };
-    let dir = crate::host::userdir::private_subdir("dtb").map_err(|e| DtbError::Io {
-        path: std::env::temp_dir(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    let dir = crate::host::userdir::private_subdir("dtb")?;
     let path = dir.join(format!("{}.dtb", &key[..32]));
     if path.is_file() {
         return Ok(Some(path));
@@ -303,7 +301,7 @@ pub fn for_boot(cfg: &QemuConfig, events: &crate::host::events::Events) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::machine::qemu::{Accel, ExtraDevice};
+    use crate::machine::qemu::ExtraDevice;
 
     /// A minimal FDT writer: nodes as (depth change, name) and props, for the walker's tests.
     struct Builder {
@@ -484,15 +482,7 @@ mod tests {
     }
 
     fn arm64() -> QemuConfig {
-        let mut c = QemuConfig::new(
-            Board::Arm64Virt,
-            Accel::Tcg,
-            "/s/con".into(),
-            "/s/qmp".into(),
-        );
-        c.kernel = Some("/k/Image".into());
-        c.initrd = Some("/k/initrd".into());
-        c.cmdline = "console=ttyAMA0".into();
+        let mut c = crate::machine::qemu::tests::cfg(Board::Arm64Virt);
         c.shell_fd = Some(7);
         c.dtb = Some("/old.dtb".into());
         c
@@ -507,7 +497,14 @@ mod tests {
             "{line}"
         );
         for gone in [
-            "-kernel", "-initrd", "-append", "/s/con", "/s/qmp", "fd=7", "-dtb", "-name",
+            "-kernel",
+            "-initrd",
+            "-append",
+            "/t/con.sock",
+            "/t/qmp.sock",
+            "fd=7",
+            "-dtb",
+            "-name",
         ] {
             assert!(!line.contains(gone), "{gone} in {line}");
         }

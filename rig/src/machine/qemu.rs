@@ -328,10 +328,11 @@ fn check_param(p: &str) -> Result<(), CmdlineError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn cfg(board: Board) -> QemuConfig {
+    /// A board's config with a kernel, an initrd and a command line: the tests' fixture.
+    pub(crate) fn cfg(board: Board) -> QemuConfig {
         let mut c = QemuConfig::new(
             board,
             Accel::Tcg,

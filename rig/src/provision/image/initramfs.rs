@@ -138,8 +138,8 @@ fn init_key(init_dir: &Path) -> Result<CacheKey, ImageError> {
     Ok(k)
 }
 
-/// Directories of the init archive: (path, permissions).
-const MOUNT_POINTS: [(&str, u32); 8] = [
+/// Directories of the init archive, the mount points and root's home: (path, permissions).
+const INIT_DIRS: [(&str, u32); 8] = [
     ("dev", 0o755),
     ("proc", 0o555),
     ("sys", 0o555),
@@ -174,7 +174,7 @@ fn init_archive(
                 // The mount points and home init needs, so that it finds them and does not fork
                 // a mkdir (bin, sbin and usr come from the rootfs, some as symlinks: a directory
                 // entry here would stand in their way).
-                for (d, perm) in MOUNT_POINTS {
+                for (d, perm) in INIT_DIRS {
                     w.dir(d, perm)?;
                 }
                 w.char_dev("dev/console", 0o600, 5, 1)?;

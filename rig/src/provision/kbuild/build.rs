@@ -12,7 +12,7 @@ use crate::host::board::Arch;
 use crate::host::cache::{sha256_file, Cache, CacheKey};
 use crate::host::events::{Event, Events};
 use crate::host::process::{run_logged, CommandError};
-use crate::provision::kernel::Kernel;
+use crate::provision::kernel::{parse_kconfig, Kernel};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -364,7 +364,7 @@ const PVH_IMAGE: &str = "vmlinux.pvh";
 /// The file a build installs to boot: the stripped vmlinux for an x86_64 kernel with
 /// `CONFIG_PVH`, else the architecture's compressed image.
 fn boot_file(arch: Arch, config: &str) -> &'static str {
-    let pvh = config.lines().any(|l| l.trim() == "CONFIG_PVH=y");
+    let pvh = parse_kconfig(config).get("CONFIG_PVH").map(String::as_str) == Some("y");
     match arch {
         Arch::X86_64 if pvh => PVH_IMAGE,
         _ => arch.boot_image(),
