@@ -52,7 +52,7 @@ impl GuestOptions {
             accel: AccelChoice::Auto,
             ssh: false,
             extra_cmdline: Vec::new(),
-            memory_mib: 1024,
+            memory_mib: crate::host::board::DEFAULT_MEMORY_MIB,
             auto_setup: true,
             devices: Vec::new(),
             restore: None,

@@ -226,7 +226,6 @@ pub fn probe(
         boot: PROBE_DEADLINE,
         ..Timeouts::NATIVE
     };
-    cfg.memory_mib = 512;
     let start = std::time::Instant::now();
     let verdict = match Vm::boot(&cfg, &run_dir, &Events::none()) {
         Ok(vm) => {

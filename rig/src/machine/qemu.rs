@@ -3,7 +3,7 @@
 //! [`argv`] turns a [`QemuConfig`] into the full argument vector (logged to the run's `qemu.argv`
 //! before spawning); [`kernel_cmdline`] builds and checks the kernel command line.
 
-use crate::host::board::{Board, DIMM_SLOTS};
+use crate::host::board::{Board, DEFAULT_MEMORY_MIB, DIMM_SLOTS};
 use std::path::PathBuf;
 
 /// The accelerator a VM runs with.
@@ -101,7 +101,7 @@ impl ExtraDevice {
 }
 
 impl QemuConfig {
-    /// Defaults for `board`: 1 GiB, room for 4 DIMMs up to 4 GiB, 2 vCPUs, 4 free root ports,
+    /// Defaults for `board`: [`DEFAULT_MEMORY_MIB`], room for 4 DIMMs up to 4 GiB, 2 vCPUs, 4 free root ports,
     /// named after this process's run ([`crate::host::artifacts::run_id`]).
     pub fn new(board: Board, accel: Accel, console_socket: PathBuf, qmp_socket: PathBuf) -> Self {
         QemuConfig {
@@ -110,7 +110,7 @@ impl QemuConfig {
             kernel: None,
             initrd: None,
             cmdline: String::new(),
-            memory_mib: 1024,
+            memory_mib: DEFAULT_MEMORY_MIB,
             max_memory_mib: 4096,
             smp: 2,
             console_socket: Some(console_socket),
@@ -356,7 +356,7 @@ pub(crate) mod tests {
         assert!(has_pair(&a, "-machine", "virt"));
         assert!(has_pair(&a, "-cpu", "cortex-a57"));
         assert!(has_pair(&a, "-accel", "tcg,thread=multi"));
-        assert!(has_pair(&a, "-m", "1024M,slots=4,maxmem=4096M"));
+        assert!(has_pair(&a, "-m", "512M,slots=4,maxmem=4096M"));
         assert!(has_pair(&a, "-kernel", "/k/Image"));
         assert!(has_pair(&a, "-initrd", "/k/initrd"));
         assert!(has_pair(&a, "-append", "console=ttyAMA0"));
@@ -553,7 +553,7 @@ pub(crate) mod tests {
             "virtio-mem-pci,id=vmem0,memdev=mem-vmem0,requested-size=0"
         ));
         // virtio-mem needs room above the booted memory.
-        assert!(has_pair(&a, "-m", "1024M,slots=4,maxmem=4096M"));
+        assert!(has_pair(&a, "-m", "512M,slots=4,maxmem=4096M"));
         let rng = a.iter().position(|x| x == "virtio-rng-pci").unwrap();
         let tdev = a.iter().position(|x| x == "pci-testdev").unwrap();
         assert!(rng < tdev, "board devices first");

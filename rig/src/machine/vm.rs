@@ -97,7 +97,7 @@ impl VmConfig {
             image,
             initrd_override: None,
             extra_cmdline: Vec::new(),
-            memory_mib: 1024,
+            memory_mib: crate::host::board::DEFAULT_MEMORY_MIB,
             smp: 2,
             ssh_forward_port: None,
             timeouts: Timeouts::for_machine(accel, board),

@@ -108,7 +108,7 @@ impl RunOptions {
             accel: AccelChoice::Auto,
             repeat: 1,
             auto_setup: true,
-            memory_mib: 1024,
+            memory_mib: crate::host::board::DEFAULT_MEMORY_MIB,
             extra_cmdline: Vec::new(),
             seed: None,
             snapshot: false,

@@ -40,7 +40,7 @@ pub(crate) struct Target {
     #[arg(long = "cmdline")]
     pub(crate) cmdline: Vec<String>,
     /// Guest memory in MiB.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = rig::host::board::DEFAULT_MEMORY_MIB)]
     pub(crate) memory: u64,
     /// Never install missing host packages; fail instead.
     #[arg(long)]

@@ -9,7 +9,8 @@ use rig_yaml::Path;
 
 /// Memory blocks are 128 MiB on both boards; virtio-mem sizes are whole blocks.
 const BLOCK: u64 = 128 << 20;
-/// What the boards leave for hot-plugged memory (`maxmem` 4 GiB minus 1 GiB booted).
+/// What the boards leave for hot-plugged memory: `maxmem` 4 GiB minus up to 1 GiB booted (512 MiB
+/// by default, `--memory` 1024 at most leaves this room).
 const HOTPLUG_ROOM: u64 = 3 << 30;
 
 impl V<'_> {
@@ -79,7 +80,7 @@ impl V<'_> {
                         return Err(self.err(
                             &kp.key("size"),
                             "virtio-mem devices may hold at most 3 GiB together (the boards' maxmem \
-                             is 4 GiB, 1 GiB of it booted)",
+                             is 4 GiB, up to 1 GiB of it booted)",
                         ));
                     }
                     BoardDevice::VirtioMem {
