@@ -49,7 +49,7 @@ fn trials(args: &Arguments) -> Result<Vec<Trial>, String> {
                         let cache = Cache::from_env();
                         let events = Events::none().with(Arc::new(StderrProgress::new(false)));
                         let out = matrix::run_cell(&cell, &opts, &cache, &events);
-                        let text = out.render();
+                        let text = rig::host::text::terminal_safe(&out.render()).into_owned();
                         // On stderr too, so the reproduce line is the last thing the cell prints.
                         eprint!("{text}");
                         if out.verdict == rig::run::Verdict::Pass {

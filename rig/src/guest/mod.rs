@@ -42,6 +42,9 @@ pub struct GuestOptions {
     /// Free PCIe root ports on the board for hot-plug (`rp0`..): all of them by default; a
     /// scenario that hot-plugs nothing boots without (each costs boot time: pciehp probes it).
     pub hotplug_root_ports: usize,
+    /// Let the guest reach the host's network ([`crate::scenario::Feature::OutboundNetwork`]);
+    /// off: QEMU's user-mode network is `restrict=on`.
+    pub outbound_network: bool,
 }
 
 impl GuestOptions {
@@ -57,6 +60,7 @@ impl GuestOptions {
             devices: Vec::new(),
             restore: None,
             hotplug_root_ports: crate::host::board::HOTPLUG_ROOT_PORTS,
+            outbound_network: false,
         }
     }
 }
@@ -221,6 +225,7 @@ impl Guest {
         cfg.memory_mib = opts.memory_mib;
         cfg.devices = opts.devices.clone();
         cfg.hotplug_root_ports = opts.hotplug_root_ports;
+        cfg.outbound_network = opts.outbound_network;
         let ssh_err = |source| GuestError::Ssh {
             artifacts: run_dir.path().to_path_buf(),
             source: Box::new(source),
@@ -382,7 +387,9 @@ impl SshSetup {
 
     /// Pins the host key the guest printed on the console and logs in.
     fn connect(&self, vm: &mut Vm) -> Result<ssh::SshTransport, ssh::SshError> {
-        let console_text = std::fs::read_to_string(vm.run_dir().console_log()).unwrap_or_default();
+        // The guest's console may hold any bytes: one that is not UTF-8 must not hide the key.
+        let console = std::fs::read(vm.run_dir().console_log()).unwrap_or_default();
+        let console_text = String::from_utf8_lossy(&console);
         let pinned = ssh::HostKey::from_console(&console_text)?;
         let tail = vm.console().tail();
         let deadline = std::time::Instant::now() + vm.timeouts.boot;

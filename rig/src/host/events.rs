@@ -212,7 +212,7 @@ impl EventSink for StderrProgress {
             _ => return,
         };
         if let Ok(mut out) = self.out.lock() {
-            let _ = writeln!(out, "{line}");
+            let _ = writeln!(out, "{}", super::text::terminal_safe(&line));
         }
     }
 }

@@ -1,5 +1,5 @@
 //! What every stage stands on: child-process ownership, the content-addressed cache, the run's
-//! artifacts folder, typed events, host tools (doctor/setup), exit codes, and the board and
+//! artifacts folder, typed events, terminal-safe text, host tools (doctor/setup), exit codes, and the board and
 //! architecture names every stage speaks of, per-user private directories. Uses std and crates only.
 
 pub mod apt;
@@ -11,4 +11,5 @@ pub mod events;
 pub mod exit;
 pub mod path;
 pub mod process;
+pub mod text;
 pub mod userdir;

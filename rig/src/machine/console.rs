@@ -66,8 +66,79 @@ impl ConsoleTail {
 }
 
 /// A consumer of the raw kernel console stream (the live kernel-log analyzer). Called on the
-/// console's reader thread.
+/// console's reader thread with every chunk, and once with an empty chunk when the console
+/// closes (QEMU exited).
 pub type ConsoleTap = Box<dyn FnMut(&[u8]) + Send>;
+
+/// What `console.log` holds of what the kernel console printed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogState {
+    /// Bytes the console delivered.
+    pub seen: u64,
+    /// Bytes written to `console.log` (at most the cap, [`console_log_max`]).
+    pub written: u64,
+    /// The cap stopped the log: everything after `written` bytes is missing from the file
+    /// (the taps, the live analyzer among them, still got it).
+    pub truncated: bool,
+    /// A write failed (a full or failing filesystem): the log cannot be trusted.
+    pub failed: bool,
+    /// When the console last delivered bytes.
+    pub last_at: Option<Instant>,
+}
+
+/// The largest `console.log` rig writes: 64 MiB, or `RIG_CONSOLE_LOG_MAX` bytes. A guest that
+/// floods its console (a loop writing to `/dev/kmsg` for an hour) fills neither the disk nor,
+/// since the verdict reads the file back, rig's memory; a line
+/// `[rig: console log truncated at N bytes …]` marks where the file stops.
+pub fn console_log_max() -> u64 {
+    std::env::var("RIG_CONSOLE_LOG_MAX")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(CONSOLE_LOG_MAX)
+}
+
+const CONSOLE_LOG_MAX: u64 = 64 * 1024 * 1024;
+
+/// Writes the kernel console to `console.log` up to the cap, then the truncation marker once.
+struct LogWriter {
+    file: File,
+    max: u64,
+    state: Arc<Mutex<LogState>>,
+}
+
+impl LogWriter {
+    fn write(&mut self, data: &[u8]) {
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        st.seen += data.len() as u64;
+        if !data.is_empty() {
+            st.last_at = Some(Instant::now());
+        }
+        if st.truncated || st.failed || data.is_empty() {
+            return;
+        }
+        let room = self.max.saturating_sub(st.written);
+        let n = (data.len() as u64).min(room) as usize;
+        if self.file.write_all(&data[..n]).is_err() {
+            st.failed = true;
+            return;
+        }
+        st.written += n as u64;
+        if n < data.len() {
+            st.truncated = true;
+            let marker = format!(
+                "\n[rig: console log truncated at {} bytes (RIG_CONSOLE_LOG_MAX); the guest printed \
+                 more, which the live analyzer still read]\n",
+                st.written
+            );
+            if self.file.write_all(marker.as_bytes()).is_err() {
+                st.failed = true;
+            }
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
@@ -127,6 +198,7 @@ pub struct Console {
     shell: Stream,
     tail: ConsoleTail,
     taps: Arc<Mutex<Vec<ConsoleTap>>>,
+    log_state: Arc<Mutex<LogState>>,
 }
 
 fn open_log(path: &Path) -> Result<File, ConsoleError> {
@@ -151,10 +223,19 @@ impl Console {
     ) -> Result<Self, ConsoleError> {
         let tail = ConsoleTail::default();
         let taps: Arc<Mutex<Vec<ConsoleTap>>> = Arc::default();
-        let mut log_file = open_log(log)?;
+        // A restored run's log starts with the saved boot's: it counts against the cap.
+        let log_state = Arc::new(Mutex::new(LogState {
+            written: std::fs::metadata(log).map_or(0, |m| m.len()),
+            ..LogState::default()
+        }));
+        let mut log_writer = LogWriter {
+            file: open_log(log)?,
+            max: console_log_max(),
+            state: log_state.clone(),
+        };
         let (t, tp) = (tail.clone(), taps.clone());
         let kernel_sink: Sink = Box::new(move |data| {
-            let _ = log_file.write_all(data);
+            log_writer.write(data);
             t.push(data);
             if let Ok(mut taps) = tp.lock() {
                 for tap in taps.iter_mut() {
@@ -193,7 +274,18 @@ impl Console {
             shell,
             tail,
             taps,
+            log_state,
         })
+    }
+
+    /// What `console.log` holds of what the console printed so far.
+    pub fn log_state(&self) -> LogState {
+        self.log_state.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    /// [`Console::log_state`] that stays readable after the VM is gone.
+    pub fn log_state_handle(&self) -> Arc<Mutex<LogState>> {
+        self.log_state.clone()
     }
 
     pub fn tail(&self) -> ConsoleTail {

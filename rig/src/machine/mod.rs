@@ -10,6 +10,7 @@ pub mod exit;
 pub mod qemu;
 pub mod qmp;
 pub mod snapshot;
+pub mod state;
 pub mod stream;
 pub mod timeouts;
 pub mod vm;

@@ -49,6 +49,12 @@ pub struct QemuConfig {
     pub ssh_forward_port: Option<u16>,
     /// PCIe root ports left free for hot-plug.
     pub hotplug_root_ports: usize,
+    /// Let the guest open connections through the user-mode network (to the host's own
+    /// services and beyond). Off: `restrict=on`, the guest reaches nothing outside itself;
+    /// `hostfwd` (rig's ssh into the guest) still works.
+    pub outbound_network: bool,
+    /// Confine QEMU with seccomp ([`SANDBOX`]).
+    pub sandbox: bool,
     /// Start paused (`-S`).
     pub paused: bool,
     /// Devices a scenario adds to the board.
@@ -118,6 +124,8 @@ impl QemuConfig {
             qmp_socket: Some(qmp_socket),
             ssh_forward_port: None,
             hotplug_root_ports: crate::host::board::HOTPLUG_ROOT_PORTS,
+            outbound_network: false,
+            sandbox: true,
             paused: false,
             devices: Vec::new(),
             name: Some(crate::host::artifacts::qemu_name(
@@ -129,6 +137,12 @@ impl QemuConfig {
     }
 }
 
+/// QEMU's seccomp filter (`-sandbox`, QEMU 7.2): no obsolete system calls, no setuid/setgid
+/// (privileges cannot be raised), no fork/exec (nothing a guest or a QMP command makes QEMU do
+/// can start a host program: migration goes through a unix socket rig serves, never `exec:`),
+/// no scheduler or CPU affinity changes.
+pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
 /// The full QEMU argument vector (program first).
 pub fn argv(cfg: &QemuConfig) -> Vec<String> {
     let mut a: Vec<String> = vec![cfg.board.qemu_binary().into()];
@@ -139,6 +153,9 @@ pub fn argv(cfg: &QemuConfig) -> Vec<String> {
     }
     // A guest panic (panic=-1) reboots, and -no-reboot turns that into a QEMU exit.
     push(&["-no-reboot"]);
+    if cfg.sandbox {
+        push(&["-sandbox", SANDBOX]);
+    }
     match cfg.board {
         Board::X86_64Q35 => push(&["-machine", "q35"]),
         Board::Arm64Virt => push(&["-machine", "virt"]),
@@ -180,6 +197,9 @@ pub fn argv(cfg: &QemuConfig) -> Vec<String> {
     }
 
     let mut netdev = "user,id=net0".to_string();
+    if !cfg.outbound_network {
+        netdev.push_str(",restrict=on");
+    }
     if let Some(port) = cfg.ssh_forward_port {
         netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{port}-:22"));
     }
@@ -443,13 +463,30 @@ pub(crate) mod tests {
     #[test]
     fn ssh_forward_binds_loopback_only() {
         let mut c = cfg(Board::Arm64Virt);
-        assert!(has_pair(&argv(&c), "-netdev", "user,id=net0"));
+        assert!(has_pair(&argv(&c), "-netdev", "user,id=net0,restrict=on"));
         c.ssh_forward_port = Some(40022);
         assert!(has_pair(
             &argv(&c),
             "-netdev",
-            "user,id=net0,hostfwd=tcp:127.0.0.1:40022-:22"
+            "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22"
         ));
+    }
+
+    #[test]
+    fn the_guest_network_is_restricted_unless_asked_and_qemu_is_confined() {
+        let mut c = cfg(Board::X86_64Q35);
+        let a = argv(&c);
+        assert!(has_pair(&a, "-netdev", "user,id=net0,restrict=on"), "{a:?}");
+        assert!(has_pair(
+            &a,
+            "-sandbox",
+            "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+        ));
+        c.outbound_network = true;
+        c.sandbox = false;
+        let a = argv(&c);
+        assert!(has_pair(&a, "-netdev", "user,id=net0"), "{a:?}");
+        assert!(!a.iter().any(|w| w == "-sandbox"));
     }
 
     #[test]

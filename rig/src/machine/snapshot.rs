@@ -1,8 +1,9 @@
 //! A booted guest's state saved to a file and restored into fresh QEMUs: repetitions that start
 //! at the guest's ready shell without booting (QEMU migration to a file, then `-incoming`).
 //!
-//! [`Vm::save_snapshot`] stops the guest at its ready shell and migrates it to a file (`exec:cat`:
-//! QEMU 7.2 has no `file:` migration). [`VmConfig::restore`](super::vm::VmConfig::restore) makes
+//! [`Vm::save_snapshot`] stops the guest at its ready shell and migrates it to a file through a
+//! unix socket rig serves (QEMU 7.2 has no `file:` migration, and under `-sandbox` it may not run
+//! `exec:cat`). [`VmConfig::restore`](super::vm::VmConfig::restore) makes
 //! [`Vm::boot`] start QEMU with the same argv plus `-incoming defer`, load the file, and continue
 //! the guest; the kernel console log of the original boot is copied to the new run's
 //! `console.log` first, so the analyzer sees a whole boot either way.
@@ -23,6 +24,7 @@
 
 use super::vm::{Vm, VmError};
 use serde_json::json;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -55,13 +57,86 @@ pub struct Snapshot {
     pub kernel_release: String,
 }
 
-/// The `exec:` migration URI that writes to or reads from `path` (QEMU runs it with `sh -c`).
-pub fn exec_uri(write: bool, path: &Path) -> String {
-    let quoted = format!("'{}'", path.display().to_string().replace('\'', "'\\''"));
-    if write {
-        format!("exec:cat > {quoted}")
-    } else {
-        format!("exec:cat {quoted}")
+/// The migration stream between QEMU and a file, through a unix socket in the VM's private
+/// sockets folder: QEMU runs under `-sandbox … spawn=deny`, so it cannot start `cat` for an
+/// `exec:` URI (and QEMU 7.2 has no `file:` one); rig moves the bytes itself.
+struct Transfer {
+    uri: String,
+    copier: std::thread::JoinHandle<std::io::Result<u64>>,
+    /// Where the copier's accept can be woken when QEMU never connects.
+    socket: PathBuf,
+}
+
+impl Transfer {
+    /// Serves the socket QEMU's `migrate` connects to and writes what it sends to `path`
+    /// (fsynced: the saved state outlives this process).
+    fn save_to(vm: &Vm, path: &Path) -> Result<Transfer, VmError> {
+        let socket = vm.socket_path("migrate");
+        let _ = std::fs::remove_file(&socket);
+        let listener = UnixListener::bind(&socket).map_err(artifact(&socket))?;
+        let mut out = std::fs::File::create(path).map_err(artifact(path))?;
+        let copier = std::thread::Builder::new()
+            .name("rig-migrate-save".into())
+            .spawn(move || {
+                let (mut stream, _) = listener.accept()?;
+                let n = std::io::copy(&mut stream, &mut out)?;
+                out.sync_all()?;
+                Ok(n)
+            })
+            .map_err(artifact(path))?;
+        Ok(Transfer {
+            uri: format!("unix:{}", socket.display()),
+            copier,
+            socket,
+        })
+    }
+
+    /// The socket QEMU's `migrate-incoming` is to listen on, and its URI.
+    fn incoming(vm: &Vm) -> (String, PathBuf) {
+        let socket = vm.socket_path("incoming");
+        let _ = std::fs::remove_file(&socket);
+        (format!("unix:{}", socket.display()), socket)
+    }
+
+    /// Connects to the socket QEMU listens on and sends it `path`.
+    fn send(socket: &Path, path: &Path) -> Result<Transfer, VmError> {
+        let mut stream = UnixStream::connect(socket).map_err(artifact(socket))?;
+        let mut file = std::fs::File::open(path).map_err(artifact(path))?;
+        let copier = std::thread::Builder::new()
+            .name("rig-migrate-load".into())
+            .spawn(move || {
+                let n = std::io::copy(&mut file, &mut stream)?;
+                stream.shutdown(std::net::Shutdown::Write)?;
+                Ok(n)
+            })
+            .map_err(artifact(path))?;
+        Ok(Transfer {
+            uri: String::new(),
+            copier,
+            socket: socket.to_path_buf(),
+        })
+    }
+
+    /// Waits for the copier (once QEMU's side is over: the migration ended or failed), and
+    /// wakes a copier still waiting for a connection that will never come.
+    fn finish(self, what: &str) -> Result<u64, VmError> {
+        if !self.copier.is_finished() {
+            // A save whose `migrate` failed before QEMU connected: end the accept.
+            let _ = UnixStream::connect(&self.socket);
+        }
+        let r = self
+            .copier
+            .join()
+            .map_err(|_| VmError::Snapshot(format!("{what}: the copying thread panicked")))?;
+        let _ = std::fs::remove_file(&self.socket);
+        r.map_err(|e| VmError::Snapshot(format!("{what}: {e}")))
+    }
+}
+
+fn artifact(path: &Path) -> impl Fn(std::io::Error) -> VmError + '_ {
+    move |source| VmError::Artifact {
+        path: path.to_path_buf(),
+        source,
     }
 }
 
@@ -96,8 +171,14 @@ impl Vm {
     pub fn save_snapshot(&mut self, path: &Path) -> Result<Snapshot, VmError> {
         self.qmp_raw("stop", None)?;
         migration_events(self)?;
-        self.qmp_raw("migrate", Some(json!({"uri": exec_uri(true, path)})))?;
-        wait_migration(self, "saving the guest's state", self.timeouts.boot)?;
+        let what = "saving the guest's state";
+        let transfer = Transfer::save_to(self, path)?;
+        let migrated = self
+            .qmp_raw("migrate", Some(json!({"uri": transfer.uri})))
+            .and_then(|_| wait_migration(self, what, self.timeouts.boot));
+        let copied = transfer.finish(what);
+        migrated?;
+        copied?;
         Ok(Snapshot {
             state: path.to_path_buf(),
             boot_log: self.run_dir().console_log(),
@@ -108,11 +189,15 @@ impl Vm {
     /// Loads `snap` into this (`-incoming defer`) QEMU and lets the guest run.
     pub(super) fn load_snapshot(&mut self, snap: &Snapshot) -> Result<(), VmError> {
         migration_events(self)?;
-        self.qmp_raw(
-            "migrate-incoming",
-            Some(json!({"uri": exec_uri(false, &snap.state)})),
-        )?;
-        wait_migration(self, "restoring the guest's state", self.timeouts.boot)?;
+        let what = "restoring the guest's state";
+        let (uri, socket) = Transfer::incoming(self);
+        // QEMU listens once `migrate-incoming` returns.
+        self.qmp_raw("migrate-incoming", Some(json!({ "uri": uri })))?;
+        let transfer = Transfer::send(&socket, &snap.state)?;
+        let migrated = wait_migration(self, what, self.timeouts.boot);
+        let copied = transfer.finish(what);
+        migrated?;
+        copied?;
         self.qmp_raw("cont", None).map(drop)
     }
 }
@@ -146,15 +231,5 @@ mod tests {
         assert_eq!(ms(31.2), 15300);
         assert_eq!(ms(119.0), 59300);
         assert_eq!(ms(500.0), 60300);
-    }
-
-    #[test]
-    fn exec_uris_quote_the_path() {
-        let p = Path::new("/tmp/rig run/it's/state");
-        assert_eq!(
-            exec_uri(true, p),
-            "exec:cat > '/tmp/rig run/it'\\''s/state'"
-        );
-        assert_eq!(exec_uri(false, p), "exec:cat '/tmp/rig run/it'\\''s/state'");
     }
 }

@@ -28,7 +28,8 @@ pub enum Overflow {
     Wait,
 }
 
-/// Gets every chunk the stream delivers, on the reader thread, before any waiter sees it.
+/// Gets every chunk the stream delivers, on the reader thread, before any waiter sees it; then
+/// one empty chunk when the stream ends (QEMU closed it).
 pub type Sink = Box<dyn FnMut(&[u8]) + Send>;
 
 /// The outcome of [`Stream::take`].
@@ -113,6 +114,7 @@ impl Stream {
                     sink(&buf[..n]);
                     push(&s, &buf[..n]);
                 }
+                sink(&[]);
                 s.lock().closed = true;
                 s.changed.notify_all();
             })?;

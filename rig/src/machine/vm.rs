@@ -16,6 +16,7 @@ pub use crate::machine::exit::{ExitCause, QemuExit};
 use crate::machine::qemu::{self, Accel, QemuConfig};
 use crate::machine::qmp::{Qmp, QmpError};
 use crate::machine::snapshot::{self, Snapshot};
+use crate::machine::state::MachineState;
 use crate::machine::timeouts::Timeouts;
 use crate::provision::BootImage;
 use std::os::unix::net::UnixStream;
@@ -59,6 +60,14 @@ pub enum VmError {
         #[source]
         source: QmpError,
     },
+    #[error("{}", never_ready_message(.stall, .waited, .state, .console, .artifacts))]
+    NeverReady {
+        stall: BootStall,
+        waited: Duration,
+        state: MachineState,
+        console: String,
+        artifacts: PathBuf,
+    },
     #[error("QEMU did not open its {what} socket {path} within {timeout:?}; QEMU said:\n{stderr}")]
     SocketTimeout {
         what: &'static str,
@@ -67,6 +76,65 @@ pub enum VmError {
         stderr: String,
     },
 }
+
+/// How a boot that never reached rig's ready marker (with QEMU still there) ended: what tells
+/// a kernel that hangs at boot (the kernel's failure) from a host too slow for the deadline or
+/// a QEMU the host held (rig's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootStall {
+    /// The console showed nothing at all: the kernel never ran (firmware, QEMU, the image).
+    NoOutput,
+    /// The kernel printed, then nothing more for this long before the deadline.
+    Silent(Duration),
+    /// The console was still printing near the deadline: the boot was progressing.
+    Progressing,
+}
+
+impl VmError {
+    /// The kernel ran and then hung at boot while QEMU ran the guest: the kernel's failure.
+    pub fn is_boot_hang(&self) -> bool {
+        matches!(
+            self,
+            VmError::NeverReady {
+                stall: BootStall::Silent(_),
+                state: MachineState::Running,
+                ..
+            }
+        )
+    }
+}
+
+fn never_ready_message(
+    stall: &BootStall,
+    waited: &Duration,
+    state: &MachineState,
+    console: &str,
+    artifacts: &Path,
+) -> String {
+    let what = match (stall, state) {
+        (_, s) if *s != MachineState::Running => format!("{s}"),
+        (BootStall::NoOutput, _) => {
+            "the console showed nothing from the kernel at all (it never started: QEMU, the \
+             firmware or the image)"
+                .to_string()
+        }
+        (BootStall::Silent(d), _) => format!(
+            "the kernel hung at boot: it printed nothing for the last {:.0}s while QEMU ran it",
+            d.as_secs_f64()
+        ),
+        (BootStall::Progressing, _) => "the boot was still progressing (the console kept \
+             printing): the host is too slow for the deadline; raise RIG_TIMEOUT_SCALE"
+            .to_string(),
+    };
+    format!(
+        "the guest never reached rig's ready marker within {waited:?}: {what}\nconsole showed \
+         last:\n{console}\nartifacts: {}",
+        artifacts.display()
+    )
+}
+
+/// A console silent this share of the boot timeout before the deadline means the kernel hung.
+const STALL_SHARE: f64 = 1.0 / 3.0;
 
 /// What to boot and how.
 #[derive(Debug, Clone)]
@@ -87,6 +155,8 @@ pub struct VmConfig {
     pub restore: Option<Snapshot>,
     /// Free PCIe root ports for hot-plug ([`qemu::QemuConfig::hotplug_root_ports`]).
     pub hotplug_root_ports: usize,
+    /// [`qemu::QemuConfig::outbound_network`].
+    pub outbound_network: bool,
 }
 
 impl VmConfig {
@@ -104,6 +174,7 @@ impl VmConfig {
             devices: Vec::new(),
             restore: None,
             hotplug_root_ports: crate::host::board::HOTPLUG_ROOT_PORTS,
+            outbound_network: false,
         }
     }
 }
@@ -127,7 +198,7 @@ pub struct Vm {
     timings: Timings,
     events: Events,
     // Holds the sockets' directory until the VM is gone (unix socket paths must stay short).
-    _sockets: tempfile::TempDir,
+    sockets: tempfile::TempDir,
 }
 
 /// The kernel parameters a boot of `image` adds to rig's own: those its config calls for
@@ -192,6 +263,7 @@ impl Vm {
         qc.ssh_forward_port = cfg.ssh_forward_port;
         qc.devices = cfg.devices.clone();
         qc.hotplug_root_ports = cfg.hotplug_root_ports;
+        qc.outbound_network = cfg.outbound_network;
         qc.dtb = super::dtb::for_boot(&qc, events);
         let argv = qemu::argv(&qc);
         // console.log exists from before QEMU starts: whatever ends the run, its folder has one.
@@ -321,7 +393,7 @@ impl Vm {
             run_dir: run_dir.clone(),
             timings: Timings::default(),
             events: events.clone(),
-            _sockets: sockets,
+            sockets,
         };
         if let Some(snap) = &cfg.restore {
             vm.load_snapshot(snap)?;
@@ -359,6 +431,23 @@ impl Vm {
                     let cause = vm.exit_cause();
                     return Err(exited(&mut vm.qemu, "boot", tail, cause));
                 }
+                if matches!(source, ConsoleError::Timeout { .. }) {
+                    let logged = vm.console.log_state();
+                    let stall = match logged.last_at {
+                        None => BootStall::NoOutput,
+                        Some(t) if t.elapsed() >= cfg.timeouts.boot.mul_f64(STALL_SHARE) => {
+                            BootStall::Silent(t.elapsed())
+                        }
+                        Some(_) => BootStall::Progressing,
+                    };
+                    return Err(VmError::NeverReady {
+                        stall,
+                        waited: cfg.timeouts.boot,
+                        state: vm.machine_state(),
+                        console: vm.console.tail().last_lines(40),
+                        artifacts: vm.run_dir.path().to_path_buf(),
+                    });
+                }
                 Err(VmError::Console {
                     step: "waiting for the guest's init (RIG-READY)".into(),
                     artifacts: vm.run_dir.path().to_path_buf(),
@@ -380,6 +469,11 @@ impl Vm {
 
     pub fn run_dir(&self) -> &RunDir {
         &self.run_dir
+    }
+
+    /// A path for another socket of this VM, in its private 0700 sockets folder.
+    pub(super) fn socket_path(&self, name: &str) -> std::path::PathBuf {
+        self.sockets.path().join(name)
     }
 
     pub fn console(&mut self) -> &mut Console {

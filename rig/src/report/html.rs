@@ -82,6 +82,18 @@ pub fn render_html(s: &Summary, title: &str) -> String {
             notes.join("<br>")
         ));
     }
-    h.push_str("</tbody>\n</table>\n</body>\n</html>\n");
+    h.push_str("</tbody>\n</table>\n");
+    if !s.damaged.is_empty() {
+        h.push_str("<h2>Damaged files, left out</h2>\n<ul id=\"damaged\">\n");
+        for d in &s.damaged {
+            h.push_str(&format!(
+                "<li><code>{}</code>: {}</li>\n",
+                esc(&d.path.display().to_string()),
+                esc(&d.message)
+            ));
+        }
+        h.push_str("</ul>\n");
+    }
+    h.push_str("</body>\n</html>\n");
     h
 }

@@ -119,6 +119,17 @@ pub struct Summary {
     /// Failing (cell, title) pairs not in the baseline, when one was given.
     #[serde(default)]
     pub new_failures: Option<Vec<NewFailure>>,
+    /// Files that could not be read (truncated, not JSON, not a rig report): named and left
+    /// out, so one damaged run does not hide a whole night's.
+    #[serde(default)]
+    pub damaged: Vec<Damaged>,
+}
+
+/// A `report.json` or `matrix.json` that could not be read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Damaged {
+    pub path: PathBuf,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -251,8 +262,23 @@ pub fn collect(dirs: &[PathBuf]) -> Result<Summary, ReportError> {
         });
     }
     let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    let mut damaged = Vec::new();
+    let mut note = |e: ReportError| {
+        let (path, message) = match e {
+            ReportError::Read { path, source } => (path, source.to_string()),
+            ReportError::Parse { path, message } => (path, message),
+            ReportError::Empty { .. } => return,
+        };
+        damaged.push(Damaged { path, message });
+    };
     for path in &reports {
-        let r: RunReport = read_json(path)?;
+        let r: RunReport = match read_json(path) {
+            Ok(r) => r,
+            Err(e) => {
+                note(e);
+                continue;
+            }
+        };
         let row = r.row(path.parent().unwrap_or(Path::new(".")));
         match rows.get_mut(&row.cell) {
             Some(existing) => existing.merge(row),
@@ -262,7 +288,13 @@ pub fn collect(dirs: &[PathBuf]) -> Result<Summary, ReportError> {
         }
     }
     for path in &plans {
-        let plan: model::MatrixPlan = read_json(path)?;
+        let plan: model::MatrixPlan = match read_json(path) {
+            Ok(p) => p,
+            Err(e) => {
+                note(e);
+                continue;
+            }
+        };
         for c in plan.cells {
             let outcome = match c.plan.as_str() {
                 "skip" => Outcome::Skip,
@@ -288,6 +320,7 @@ pub fn collect(dirs: &[PathBuf]) -> Result<Summary, ReportError> {
     Ok(Summary {
         rows,
         new_failures: None,
+        damaged,
     })
 }
 

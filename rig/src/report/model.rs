@@ -24,11 +24,22 @@ pub struct RunReport {
     #[serde(default)]
     pub accel: String,
     pub verdict: String,
+    /// `false` while the run is under way or when it was stopped before its last repetition;
+    /// reports written before the field existed were always whole.
+    #[serde(default = "whole")]
+    pub complete: bool,
+    /// The repetitions asked for (0 in reports written before the field existed).
+    #[serde(default)]
+    pub repeat: u32,
     pub repetitions: Vec<RepetitionView>,
     #[serde(default)]
     pub reproduced: BTreeMap<String, u32>,
     #[serde(default)]
     pub artifacts: PathBuf,
+}
+
+fn whole() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -156,6 +167,13 @@ impl RunReport {
             ))
         });
         let mut notes = Vec::new();
+        if !self.complete {
+            notes.push(format!(
+                "incomplete: {} of {} repetitions finished (the run was stopped or is still going)",
+                self.repetitions.len(),
+                self.repeat
+            ));
+        }
         for rep in &self.repetitions {
             for m in &rep.triage.missing {
                 notes.push(format!("run {}: expected report not seen: {m}", rep.index));

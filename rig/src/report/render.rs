@@ -56,6 +56,13 @@ pub fn render_text(s: &Summary) -> String {
             }
         }
     }
+    for d in &s.damaged {
+        out.push_str(&format!(
+            "damaged, left out: {}: {}\n",
+            d.path.display(),
+            d.message
+        ));
+    }
     out.push_str(&counts(s));
     out.push('\n');
     out
@@ -115,6 +122,12 @@ pub fn render_markdown(s: &Summary) -> String {
                 r.runs,
                 t.excerpt.replace("```", "'''")
             ));
+        }
+    }
+    if !s.damaged.is_empty() {
+        out.push_str("\n### Damaged files, left out\n\n");
+        for d in &s.damaged {
+            out.push_str(&format!("- `{}`: {}\n", d.path.display(), md(&d.message)));
         }
     }
     out

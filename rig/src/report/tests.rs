@@ -190,3 +190,56 @@ fn html_escapes_and_holds_every_cell() {
         assert!(!h.contains(bad), "{bad} in the page");
     }
 }
+
+/// One truncated report.json (a run killed mid-write by an older rig, a full disk) is named and
+/// left out; every other run of the night is still reported.
+#[test]
+fn a_damaged_report_is_named_and_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, src) in [("a", "step-failure"), ("b", "pass"), ("c", "pass")] {
+        std::fs::create_dir(dir.path().join(name)).unwrap();
+        std::fs::copy(
+            fixtures().join(src).join(REPORT_FILE),
+            dir.path().join(name).join(REPORT_FILE),
+        )
+        .unwrap();
+    }
+    let whole = std::fs::read(dir.path().join("c").join(REPORT_FILE)).unwrap();
+    let cut = dir.path().join("c").join(REPORT_FILE);
+    std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
+    std::fs::write(dir.path().join("b").join(MATRIX_FILE), "{\"cells\": [").unwrap();
+    let s = collect(&[dir.path().into()]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.rows.len(), 2, "{:?}", s.rows);
+    assert_eq!(s.damaged.len(), 2, "{:?}", s.damaged);
+    assert!(s.damaged.iter().any(|d| d.path == cut));
+    let text = render_text(&s);
+    assert!(
+        text.contains(&format!("damaged, left out: {}", cut.display())),
+        "{text}"
+    );
+    assert!(render_markdown(&s).contains("Damaged files, left out"));
+    assert!(render_html(&s, "t").contains("id=\"damaged\""));
+}
+
+/// A report written while a run was still going (or by a run that was killed) says how far it
+/// got.
+#[test]
+fn an_incomplete_run_says_how_many_repetitions_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("pass").join(REPORT_FILE)).unwrap(),
+    )
+    .unwrap();
+    v["complete"] = false.into();
+    v["repeat"] = 100.into();
+    std::fs::write(dir.path().join(REPORT_FILE), v.to_string()).unwrap();
+    let s = collect(&[dir.path().into()]).unwrap();
+    let n = s.rows[0].runs;
+    assert!(
+        s.rows[0].notes.contains(&format!(
+            "incomplete: {n} of 100 repetitions finished (the run was stopped or is still going)"
+        )),
+        "{:?}",
+        s.rows[0].notes
+    );
+}

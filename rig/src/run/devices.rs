@@ -59,7 +59,7 @@ impl Exec<'_> {
             .pci_add_with(&p.driver, &p.id, &port, &extra)
             .map_err(|e| StepError::Rig(error_chain(&e)))?;
         self.ports.insert(p.id.clone(), port);
-        let addr = self.wait_pci_address(&p.id, p.timeout)?;
+        let addr = self.wait_pci_address(&p.id, self.clamp(p.timeout))?;
         self.wait_guest(
             &format!("[ -e /sys/bus/pci/devices/{addr} ]"),
             p.timeout,
@@ -69,7 +69,8 @@ impl Exec<'_> {
 
     pub(super) fn pci_unplug(&mut self, u: &scenario::PciUnplugStep) -> Result<(), StepError> {
         let addr = self.pci_address_now(&u.id);
-        self.guest.vm.device_del_within(&u.id, u.timeout)?;
+        let t = self.clamp(u.timeout);
+        self.guest.vm.device_del_within(&u.id, t)?;
         self.ports.remove(&u.id);
         match addr {
             Some(addr) => self.wait_guest(
@@ -82,7 +83,7 @@ impl Exec<'_> {
     }
 
     pub(super) fn memory_add(&mut self, m: &scenario::MemoryAddStep) -> Result<(), StepError> {
-        self.free_dimm_id(&m.id, m.timeout)?;
+        self.free_dimm_id(&m.id, self.clamp(m.timeout))?;
         let backend = format!("mem-{}", m.id);
         self.guest
             .vm
@@ -141,7 +142,7 @@ impl Exec<'_> {
                     .vm
                     .wait_qmp_event("DEVICE_DELETED", Some(("device", id)), timeout);
             if waited.is_err() && self.dimm_present(id)? {
-                return Err(StepError::Kernel(format!(
+                return Err(StepError::NotDone(format!(
                     "DIMM {id} was never ejected: its earlier removal (device_del) got no \
                      DEVICE_DELETED, and {timeout:?} more did not help, so it cannot be plugged again"
                 )));
@@ -187,24 +188,25 @@ impl Exec<'_> {
             }
             return Ok(());
         }
+        let t = self.clamp(m.timeout);
         let removed = if in_flight {
             if present {
                 self.guest
                     .vm
-                    .wait_qmp_event("DEVICE_DELETED", Some(("device", &m.id)), m.timeout)
+                    .wait_qmp_event("DEVICE_DELETED", Some(("device", &m.id)), t)
                     .map(drop)
             } else {
                 Ok(())
             }
         } else if present {
             self.unplugging.insert(m.id.clone());
-            self.guest.vm.device_del_within(&m.id, m.timeout)
+            self.guest.vm.device_del_within(&m.id, t)
         } else {
             Ok(())
         };
         if let Err(e) = removed {
             return Err(match StepError::from(e) {
-                StepError::Kernel(why) => StepError::Kernel(format!(
+                StepError::NotDone(why) => StepError::NotDone(format!(
                     "DIMM {} was not ejected within {:?}: {why}",
                     m.id, m.timeout
                 )),

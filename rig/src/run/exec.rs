@@ -7,11 +7,13 @@ use crate::guest::transport::{CommandOutput, Via};
 use crate::guest::{Guest, GuestError};
 use crate::host::artifacts::RunDir;
 use crate::host::events::{Event, Events};
+use crate::machine::state::MachineState;
 use crate::scenario::{self, Since, Step, StepKind};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use super::log::{KernelLog, Waited};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A guest command that did not finish in time (as opposed to a guest that died).
@@ -20,34 +22,34 @@ fn is_timeout(e: &GuestError) -> bool {
     matches!(e, GuestError::Transport { source, .. } if matches!(**source, TransportError::Timeout { .. }))
 }
 
-/// An error and its sources, one line (`a: b: c`).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(&format!(": {c}"));
-        src = c.source();
-    }
-    s
-}
+pub use crate::host::text::error_chain;
 
-/// Why a step failed.
+/// Why a step failed. The last three are decided when the failure is recorded
+/// ([`Exec::resolve`]), by asking whether QEMU still runs the guest and whether the guest still
+/// answers: a host that stopped QEMU or a broken ssh channel is rig's failure, not the kernel's.
 pub(super) enum StepError {
     /// The kernel did not do what the step asked.
     Kernel(String),
     /// Rig could not carry the step out.
     Rig(String),
+    /// Something the guest had to do in time did not happen (a QMP event such as
+    /// `DEVICE_DELETED` never came): the kernel's failure if QEMU runs the guest.
+    NotDone(String),
+    /// A guest command did not finish in time: the kernel's (the command or the kernel hangs)
+    /// if the guest still answers or QEMU runs it with its console dead; rig's if QEMU does not.
+    Hung(String),
+    /// rig's channel into the guest (ssh) broke: rig's failure while the guest still answers on
+    /// its console; the kernel's when the whole guest stopped answering while QEMU runs it.
+    ChannelLost(String),
 }
 
 impl From<crate::machine::vm::VmError> for StepError {
     fn from(e: crate::machine::vm::VmError) -> Self {
         match &e {
-            // A guest command that never finished or a guest that died: the kernel's doing,
-            // unless proven otherwise (the verdict still needs kernel evidence or a failed step).
             crate::machine::vm::VmError::Qmp {
                 source: crate::machine::qmp::QmpError::EventTimeout { .. },
                 ..
-            } => StepError::Kernel(error_chain(&e)),
+            } => StepError::NotDone(error_chain(&e)),
             _ => StepError::Rig(error_chain(&e)),
         }
     }
@@ -55,24 +57,45 @@ impl From<crate::machine::vm::VmError> for StepError {
 
 impl From<GuestError> for StepError {
     fn from(e: GuestError) -> Self {
+        use crate::guest::transport::TransportError;
         match e {
             GuestError::Vm(v) => (*v).into(),
-            GuestError::Transport { ref source, .. }
-                if matches!(
-                    **source,
-                    crate::guest::transport::TransportError::Timeout { .. }
-                ) =>
-            {
-                StepError::Kernel(error_chain(&e))
-            }
+            GuestError::Transport { ref source, .. } => match **source {
+                TransportError::Timeout { .. } => StepError::Hung(error_chain(&e)),
+                TransportError::Disconnected { .. } => StepError::ChannelLost(error_chain(&e)),
+                _ => StepError::Rig(error_chain(&e)),
+            },
             other => StepError::Rig(error_chain(&other)),
         }
     }
 }
 
+impl StepError {
+    /// A guest command over ssh that failed: by how it failed.
+    pub(super) fn from_transport(e: &crate::guest::transport::TransportError) -> Self {
+        use crate::guest::transport::TransportError;
+        match e {
+            TransportError::Timeout { .. } => StepError::Hung(error_chain(e)),
+            TransportError::Disconnected { .. } => StepError::ChannelLost(error_chain(e)),
+            TransportError::GuestDied { .. } | TransportError::Other { .. } => {
+                StepError::Rig(error_chain(e))
+            }
+        }
+    }
+}
+
+/// What a probe of a guest that did not answer found.
+enum Probe {
+    /// The guest's console shell answers.
+    Answers,
+    /// The console is dead; what QEMU is doing with the guest.
+    Silent(MachineState),
+}
+
 pub(super) struct Exec<'a> {
     pub(super) guest: &'a mut Guest,
-    pub(super) log: Arc<Mutex<String>>,
+    /// The kernel console's lines since QEMU started.
+    pub(super) log: Arc<KernelLog>,
     pub(super) events: Events,
     pub(super) deadline: Instant,
     /// PCI device id → root port it sits on.
@@ -103,12 +126,88 @@ impl Exec<'_> {
         self.deadline.saturating_duration_since(Instant::now())
     }
 
-    /// A failure of something the engine sets up itself (not a step of the file).
-    pub(super) fn fail_setup(&mut self, what: &str, e: StepError) {
-        let (message, infra) = match e {
+    /// A step's own timeout, cut to what is left of the scenario's: no wait outlives the run.
+    pub(super) fn clamp(&self, timeout: Duration) -> Duration {
+        timeout.min(self.remaining())
+    }
+
+    /// A failure's message, and whether it is rig's (infra) rather than the kernel's: decided
+    /// now for the failures that depend on the machine's state (see [`StepError`]).
+    pub(super) fn resolve(&mut self, e: StepError) -> (String, bool) {
+        match e {
             StepError::Kernel(m) => (m, false),
             StepError::Rig(m) => (m, true),
-        };
+            StepError::NotDone(m) => match self.guest.vm.machine_state() {
+                MachineState::Running => (m, false),
+                other => {
+                    self.machine_stuck |= !matches!(other, MachineState::Gone(_));
+                    (format!("{m}\n({other})"), true)
+                }
+            },
+            StepError::Hung(m) => match self.probe() {
+                Probe::Answers => (
+                    format!(
+                        "{m}\n(the guest still answers on the console: the command or the \
+                         kernel hangs)"
+                    ),
+                    false,
+                ),
+                Probe::Silent(MachineState::Running) => (
+                    format!(
+                        "{m}\n(the console is dead too, while QEMU runs the guest: the guest \
+                         stopped answering)"
+                    ),
+                    false,
+                ),
+                Probe::Silent(other) => (format!("{m}\n({other})"), true),
+            },
+            StepError::ChannelLost(m) => match self.probe() {
+                Probe::Answers => (
+                    format!(
+                        "{m}\n(the guest still answers on its console: rig's ssh channel broke, \
+                         not the kernel)"
+                    ),
+                    true,
+                ),
+                Probe::Silent(MachineState::Running) => (
+                    format!(
+                        "{m}\n(the console is dead too, while QEMU runs the guest: the guest \
+                         stopped answering)"
+                    ),
+                    false,
+                ),
+                Probe::Silent(other) => (format!("{m}\n({other})"), true),
+            },
+        }
+    }
+
+    /// Asks whether the guest still answers on the console, and if not, what QEMU is doing:
+    /// sets `console_dead` and `machine_stuck` from what it finds.
+    fn probe(&mut self) -> Probe {
+        if self.console_dead && self.machine_stuck {
+            return Probe::Silent(self.guest.vm.machine_state());
+        }
+        // A stopped QEMU would let the probe wait out its whole timeout: ask the host first.
+        let state = self.guest.vm.machine_state();
+        if state != MachineState::Running {
+            self.console_dead = true;
+            self.machine_stuck |= !matches!(state, MachineState::Gone(_));
+            return Probe::Silent(state);
+        }
+        let probe = Duration::from_secs(5).mul_f64(self.timeout_scale);
+        if self.guest.run("true", probe, Via::Serial).is_ok() {
+            self.console_dead = false;
+            return Probe::Answers;
+        }
+        self.console_dead = true;
+        let state = self.guest.vm.machine_state();
+        self.machine_stuck |= state.is_stuck() && !matches!(state, MachineState::Gone(_));
+        Probe::Silent(state)
+    }
+
+    /// A failure of something the engine sets up itself (not a step of the file).
+    pub(super) fn fail_setup(&mut self, what: &str, e: StepError) {
+        let (message, infra) = self.resolve(e);
         self.failures.push(StepFailure {
             step: what.into(),
             at: String::new(),
@@ -118,10 +217,7 @@ impl Exec<'_> {
     }
 
     pub(super) fn fail(&mut self, step: &Step, e: StepError) {
-        let (message, infra) = match e {
-            StepError::Kernel(m) => (m, false),
-            StepError::Rig(m) => (m, true),
-        };
+        let (message, infra) = self.resolve(e);
         self.failures.push(StepFailure {
             step: step.label(),
             at: format!("{}:{}:{}", step.at.file, step.at.line, step.at.column),
@@ -160,46 +256,29 @@ impl Exec<'_> {
         via: Via,
     ) -> Result<CommandOutput, StepError> {
         let t = timeout.min(self.remaining().max(Duration::from_secs(1)));
-        match self.guest.run(cmd, t, via) {
-            Ok(out) => Ok(out),
-            Err(e) if is_timeout(&e) => Err(self.diagnose_timeout(&e)),
-            Err(e) => Err(e.into()),
-        }
+        self.guest.run(cmd, t, via).map_err(|e| {
+            let hung = is_timeout(&e);
+            let e = StepError::from(e);
+            if hung {
+                // Decided now: the next command must know whether the console still answers.
+                let (m, infra) = self.resolve(e);
+                if infra {
+                    StepError::Rig(m)
+                } else {
+                    StepError::Kernel(m)
+                }
+            } else {
+                e
+            }
+        })
     }
 
-    /// A guest command ran out of time: asks whether the guest still answers on the console
-    /// (then the kernel or the command hangs: a kernel failure), or QEMU still answers QMP with
-    /// the console dead (the guest stopped answering: a kernel failure too), or neither (QEMU
-    /// itself is stuck: host-side, infra).
-    fn diagnose_timeout(&mut self, e: &GuestError) -> StepError {
-        let probe = Duration::from_secs(5).mul_f64(self.timeout_scale);
-        let what = error_chain(e);
-        if self.guest.run("true", probe, Via::Serial).is_ok() {
-            self.console_dead = false;
-            return StepError::Kernel(format!(
-                "{what}\n(the guest still answers on the console: the command or the kernel hangs)"
-            ));
-        }
-        self.console_dead = true;
-        match self.guest.vm.qmp_raw("query-status", None) {
-            Ok(status) if status["status"] == "running" => StepError::Kernel(format!(
-                "{what}\n(the console is dead too, while QEMU runs the guest: the guest stopped \
-                 answering)"
-            )),
-            Ok(status) => {
-                self.machine_stuck = true;
-                StepError::Rig(format!(
-                    "{what}\n(QEMU is not running the guest: status {})",
-                    status["status"]
-                ))
-            }
-            Err(q) => {
-                self.machine_stuck = true;
-                StepError::Rig(format!(
-                    "{what}\n(neither the console nor QMP answers: QEMU itself is stuck: {})",
-                    error_chain(&q)
-                ))
-            }
+    /// The console closed while a step waited on the kernel log: QEMU exited. Why (a guest
+    /// panic or reset is the kernel's, and its report decides the verdict) is QEMU's to say.
+    pub(super) fn console_closed(&mut self) -> StepError {
+        match self.guest.vm.exited_settled(Duration::from_secs(5)) {
+            Some(reason) => StepError::Rig(reason),
+            None => StepError::Rig("the kernel console closed while QEMU still runs".into()),
         }
     }
 
@@ -283,6 +362,7 @@ impl Exec<'_> {
                             e.get("data").unwrap_or(&Value::Null),
                         )
                     };
+                    let t = self.clamp(q.timeout);
                     let name = q
                         .wait_event
                         .as_ref()
@@ -290,7 +370,7 @@ impl Exec<'_> {
                         .unwrap_or_default();
                     self.guest
                         .vm
-                        .wait_qmp_event_matching(&name, &pred, q.timeout)?;
+                        .wait_qmp_event_matching(&name, &pred, t)?;
                 }
                 Ok(())
             }
@@ -343,32 +423,17 @@ impl Exec<'_> {
             StepKind::WaitLog(w) => {
                 let from = match w.since {
                     Since::Boot => 0,
-                    Since::Step => self.log.lock().map(|l| l.len()).unwrap_or(0),
+                    Since::Step => self.log.mark(),
                 };
                 let deadline = Instant::now() + w.timeout.min(self.remaining());
-                loop {
-                    let found = self
-                        .log
-                        .lock()
-                        .map(|l| {
-                            l.get(from..)
-                                .is_some_and(|t| w.regex.is_match(&t.replace('\r', "")))
-                        })
-                        .unwrap_or(false);
-                    if found {
-                        return Ok(());
-                    }
-                    if let Some(reason) = self.guest.vm.exited() {
-                        return Err(StepError::Rig(reason));
-                    }
-                    if Instant::now() >= deadline {
-                        return Err(StepError::Kernel(format!(
-                            "kernel log never matched /{}/ within {:?}",
-                            w.regex.as_str(),
-                            w.timeout
-                        )));
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
+                match self.log.wait(from, deadline, |l| w.regex.is_match(l).then_some(())) {
+                    Waited::Found(()) => Ok(()),
+                    Waited::Closed => Err(self.console_closed()),
+                    Waited::Timeout => Err(StepError::Kernel(format!(
+                        "kernel log never matched /{}/ within {:?}",
+                        w.regex.as_str(),
+                        w.timeout
+                    ))),
                 }
             }
             StepKind::Sleep(d) => {

@@ -21,6 +21,7 @@ use crate::host::board::Board;
 use crate::host::cache::Cache;
 use crate::host::events::{Event, Events};
 use crate::machine::accel::AccelChoice;
+use crate::machine::console::LogState;
 use crate::machine::vm::ExitCause;
 use crate::scenario::{Scenario, StepKind};
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +31,7 @@ use std::time::{Duration, Instant};
 mod board;
 mod devices;
 mod exec;
+mod log;
 mod of_unittest;
 mod overlays;
 mod parallel;
@@ -148,6 +150,10 @@ pub fn run_scenario(
         .extend(opts.extra_cmdline.iter().cloned());
     gopts.ssh = uses_ssh(scenario);
     gopts.devices = board::extra_devices(&scenario.devices);
+    gopts.outbound_network = scenario
+        .requires
+        .iter()
+        .any(|r| r.feature == crate::scenario::Feature::OutboundNetwork);
     if !board::hot_plugs_pci(scenario) {
         gopts.hotplug_root_ports = 0;
     }
@@ -192,7 +198,17 @@ pub fn run_scenario(
         None
     };
 
+    let header = ResultHeader {
+        seed,
+        scenario,
+        opts,
+        kernel_release: image.kernel.release.clone(),
+        kernel_provenance: image.kernel.provenance.clone(),
+        accel: verdict.accel.name().into(),
+        artifacts: run_dir.path().to_path_buf(),
+    };
     let mut reps = Vec::new();
+    let mut written = Ok(());
     for index in 1..=opts.repeat {
         let dir = if opts.repeat == 1 {
             run_dir.clone()
@@ -226,6 +242,15 @@ pub fn run_scenario(
             detail: line,
         });
         reps.push(rep);
+        // Evidence first: every finished repetition is on disk before the next one starts, so
+        // a kill, a crash or a full disk later loses at most the repetition under way.
+        let so_far = header.result(reps.clone(), index == opts.repeat);
+        written = write_report(run_dir, &so_far);
+        if let Err(e) = &written {
+            events.emit(Event::Warning {
+                message: error_chain(e),
+            });
+        }
     }
 
     if let Some(s) = &saved {
@@ -233,43 +258,79 @@ pub fn run_scenario(
         let _ = std::fs::remove_file(&s.state);
     }
 
-    let mut reproduced: BTreeMap<String, u32> = BTreeMap::new();
-    for r in &reps {
-        let mut titles: Vec<&str> = r.reports.iter().map(|x| x.title.as_str()).collect();
-        titles.sort();
-        titles.dedup();
-        for t in titles {
-            *reproduced.entry(t.to_string()).or_default() += 1;
+    let mut result = header.result(reps, true);
+    if let Err(e) = written {
+        // The verdict stands on what the runs saw; only a pass cannot stand without its
+        // evidence on disk (rig could not keep what it would be judged by).
+        if result.verdict == Verdict::Pass {
+            result.verdict = Verdict::Infra;
         }
-    }
-    let overall = if reps.iter().any(|r| r.verdict == Verdict::Fail) {
-        Verdict::Fail
-    } else if reps.iter().any(|r| r.verdict == Verdict::Infra) {
-        Verdict::Infra
-    } else {
-        Verdict::Pass
-    };
-    let result = ScenarioResult {
-        schema_version: REPORT_SCHEMA_VERSION,
-        seed,
-        scenario: scenario.name.clone(),
-        file: scenario.file.clone(),
-        board: opts.board,
-        kernel: opts.kernel.clone(),
-        kernel_release: image.kernel.release.clone(),
-        kernel_provenance: image.kernel.provenance.clone(),
-        accel: verdict.accel.name().into(),
-        verdict: overall,
-        repetitions: reps,
-        reproduced,
-        artifacts: run_dir.path().to_path_buf(),
-    };
-    if let Ok(s) = serde_json::to_string_pretty(&result) {
-        // A verdict without its report (the artifacts filesystem refused it) is rig's failure.
-        let path = run_dir.file("report.json");
-        std::fs::write(&path, s + "\n").map_err(|source| RunError::Report { path, source })?;
+        result.report_error = Some(error_chain(&e));
     }
     Ok(result)
+}
+
+/// What every version of a run's `report.json` shares.
+struct ResultHeader<'a> {
+    seed: u64,
+    scenario: &'a Scenario,
+    opts: &'a RunOptions,
+    kernel_release: String,
+    kernel_provenance: BTreeMap<String, String>,
+    accel: String,
+    artifacts: std::path::PathBuf,
+}
+
+impl ResultHeader<'_> {
+    /// The run's result over the repetitions done so far; `complete` once all are.
+    fn result(&self, reps: Vec<Repetition>, complete: bool) -> ScenarioResult {
+        let mut reproduced: BTreeMap<String, u32> = BTreeMap::new();
+        for r in &reps {
+            let mut titles: Vec<&str> = r.reports.iter().map(|x| x.title.as_str()).collect();
+            titles.sort();
+            titles.dedup();
+            for t in titles {
+                *reproduced.entry(t.to_string()).or_default() += 1;
+            }
+        }
+        let overall = if reps.iter().any(|r| r.verdict == Verdict::Fail) {
+            Verdict::Fail
+        } else if reps.iter().any(|r| r.verdict == Verdict::Infra) {
+            Verdict::Infra
+        } else {
+            Verdict::Pass
+        };
+        ScenarioResult {
+            schema_version: REPORT_SCHEMA_VERSION,
+            seed: self.seed,
+            scenario: self.scenario.name.clone(),
+            file: self.scenario.file.clone(),
+            board: self.opts.board,
+            kernel: self.opts.kernel.clone(),
+            kernel_release: self.kernel_release.clone(),
+            kernel_provenance: self.kernel_provenance.clone(),
+            accel: self.accel.clone(),
+            verdict: overall,
+            complete,
+            repeat: self.opts.repeat,
+            repetitions: reps,
+            reproduced,
+            artifacts: self.artifacts.clone(),
+            report_error: None,
+        }
+    }
+}
+
+/// Writes `report.json` atomically (a reader never sees half of it, a crash leaves the last
+/// whole version).
+fn write_report(run_dir: &RunDir, result: &ScenarioResult) -> Result<(), RunError> {
+    let path = run_dir.file(crate::report::REPORT_FILE);
+    let text = serde_json::to_string_pretty(result).map_err(|e| RunError::Report {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    crate::host::artifacts::write_atomic(&path, (text + "\n").as_bytes())
+        .map_err(|source| RunError::Report { path, source })
 }
 
 /// Boots the guest once (in `saved-boot/`) and saves its state at the ready shell.
@@ -311,6 +372,7 @@ fn run_once(
         index,
         dir,
         start,
+        truncated: None,
     };
     let mut failures = Vec::new();
     let guest = Guest::boot(gopts, image.clone(), verdict.clone(), dir, events);
@@ -318,18 +380,22 @@ fn run_once(
     let mut guest = match guest {
         Ok(g) => g,
         Err(e) => {
-            let cause = match &e {
-                GuestError::Vm(v) => match &**v {
-                    crate::machine::vm::VmError::QemuExited(q) => Some(q.cause.clone()),
-                    _ => None,
-                },
+            let vm_error = match &e {
+                GuestError::Vm(v) => Some(&**v),
                 _ => None,
             };
+            let cause = match vm_error {
+                Some(crate::machine::vm::VmError::QemuExited(q)) => Some(q.cause.clone()),
+                _ => None,
+            };
+            // The boot rule: a kernel that printed and then hung while QEMU ran it failed; no
+            // output at all, a slow but progressing boot or a QEMU the host held is rig's.
+            let hang = vm_error.is_some_and(|v| v.is_boot_hang());
             failures.push(StepFailure {
                 step: "boot".into(),
                 at: scenario.file.clone(),
                 message: error_chain(&e),
-                infra: true,
+                infra: !hang,
             });
             return finish(done, failures, None, cause, (booted, booted));
         }
@@ -338,7 +404,11 @@ fn run_once(
     // The console feeds the live analyzer and a text buffer for `wait_log`, which starts with
     // everything printed since QEMU started (`since: boot`).
     let boot_log = std::fs::read(dir.console_log()).unwrap_or_default();
-    let log = Arc::new(Mutex::new(String::from_utf8_lossy(&boot_log).into_owned()));
+    let log = Arc::new(log::KernelLog::default());
+    if !boot_log.is_empty() {
+        // (An empty chunk would say the console closed.)
+        log.push(&boot_log);
+    }
     let analyzer = Arc::new(Mutex::new(Analyzer::new()));
     // Whether console.log kept everything: it must hold the RIG-READY the console showed, and
     // every byte the console prints from here on.
@@ -349,25 +419,26 @@ fn run_once(
         .last_lines(400)
         .contains("RIG-READY")
         && !boot_log.windows(9).any(|w| w == b"RIG-READY");
-    let streamed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let log_state = guest.vm.console().log_state_handle();
+    // What the live analyzer found: the verdict's source for what a capped console.log lacks.
+    let live: Arc<Mutex<Vec<Report>>> = Arc::default();
     {
         let log = log.clone();
         let analyzer = analyzer.clone();
         let ev = events.clone();
-        let streamed = streamed.clone();
+        let live = live.clone();
         guest.vm.console().add_tap(Box::new(move |data| {
-            streamed.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            let text = String::from_utf8_lossy(data);
-            if let Ok(mut l) = log.lock() {
-                l.push_str(&text);
-            }
+            log.push(data);
             if let Ok(mut a) = analyzer.lock() {
-                emit_reports(&ev, a.feed_bytes(data));
+                let found = a.feed_bytes(data);
+                keep_reports(&ev, &live, found);
             }
         }));
     }
 
-    let deadline = start + scenario.timeout;
+    // The scenario's time is its steps': a slow boot (which has its own timeout) cannot eat it and
+    // make a command look hung.
+    let deadline = Instant::now() + scenario.timeout;
     let mut exec = Exec {
         guest: &mut guest,
         log,
@@ -397,7 +468,8 @@ fn run_once(
         let stop = exec.step(step);
         // Reports without an end marker (lockdep, OF errors, hung tasks) come out on a flush.
         if let Ok(mut a) = analyzer.lock() {
-            emit_reports(events, a.flush());
+            let found = a.flush();
+            keep_reports(events, &live, found);
         }
         if stop {
             break;
@@ -410,7 +482,7 @@ fn run_once(
 
     // Pull the kernel's own log as well (messages below the console loglevel).
     let gone = guest.vm.exited_settled(Duration::from_secs(5)).is_some();
-    let dmesg_text = if !gone && !console_dead {
+    let dmesg_text = if !gone && !console_dead && !machine_stuck {
         guest
             .run("dmesg", Duration::from_secs(60), Via::Serial)
             .ok()
@@ -430,10 +502,21 @@ fn run_once(
     } else {
         guest.shutdown();
     }
-    let seen = boot_log.len() as u64 + streamed.load(std::sync::atomic::Ordering::Relaxed);
-    if let Some(f) = console_log_lost(dir, ready_lost, seen, &scenario.file) {
+    let logged = log_state.lock().map(|s| *s).unwrap_or_default();
+    if let Some(f) = console_log_lost(dir, ready_lost, logged, &scenario.file) {
         failures.push(f);
     }
+    if let Ok(mut a) = analyzer.lock() {
+        let found = a.flush();
+        keep_reports(events, &live, found);
+    }
+    let done = Finish {
+        truncated: logged.truncated.then(|| {
+            let live = live.lock().map(|l| l.clone()).unwrap_or_default();
+            (logged.written, live)
+        }),
+        ..done
+    };
     let stepped = Instant::now();
     let mut rep = finish(done, failures, dmesg_text, cause, (booted, stepped));
     rep.teardown_seconds = stepped.duration_since(last_step).as_secs_f64();
@@ -442,15 +525,21 @@ fn run_once(
 
 /// The verdict reads console.log; if the artifacts filesystem refused part of it (full, failing),
 /// a kernel report may be missing from it, so the run cannot pass: that is rig's failure.
-fn console_log_lost(dir: &RunDir, ready_lost: bool, seen: u64, at: &str) -> Option<StepFailure> {
-    let written = std::fs::metadata(dir.console_log()).map_or(0, |m| m.len());
-    (written < seen || ready_lost).then(|| StepFailure {
+fn console_log_lost(
+    dir: &RunDir,
+    ready_lost: bool,
+    logged: LogState,
+    at: &str,
+) -> Option<StepFailure> {
+    (logged.failed || ready_lost).then(|| StepFailure {
         step: "artifacts".into(),
         at: at.to_string(),
         message: format!(
-            "{} holds {written} of the {seen} bytes the console printed{}: the artifacts \
-             filesystem is full or failing, so the log cannot be trusted",
+            "{} holds {} of the {} bytes the console printed{}: the artifacts filesystem is \
+             full or failing, so the log cannot be trusted",
             dir.console_log().display(),
+            logged.written,
+            logged.seen,
             if ready_lost {
                 " (not even RIG-READY)"
             } else {
@@ -461,12 +550,19 @@ fn console_log_lost(dir: &RunDir, ready_lost: bool, seen: u64, at: &str) -> Opti
     })
 }
 
-fn emit_reports(events: &Events, reports: Vec<Report>) {
+/// Says what the live analyzer found and keeps it.
+fn keep_reports(events: &Events, live: &Mutex<Vec<Report>>, reports: Vec<Report>) {
     for r in reports {
         events.emit(Event::KernelReport {
-            title: r.title,
+            title: r.title.clone(),
             kind: r.kind.to_string(),
         });
+        if let Ok(mut l) = live.lock() {
+            // The titles are what the verdict needs; a flood of the same report stays one.
+            if !l.iter().any(|x| x.title == r.title) {
+                l.push(r);
+            }
+        }
     }
 }
 
@@ -477,6 +573,9 @@ struct Finish<'a> {
     index: u32,
     dir: &'a RunDir,
     start: Instant,
+    /// `console.log` stopped at its cap after this many bytes; what the live analyzer found in
+    /// the whole stream.
+    truncated: Option<(u64, Vec<Report>)>,
 }
 
 fn finish(
@@ -492,12 +591,22 @@ fn finish(
         index,
         dir,
         start,
+        truncated,
     } = f;
     // The whole log, not the live analyzer's results: the live tap starts after RIG-READY, and
     // the verdict must also count splats printed while the kernel booted.
     let console = std::fs::read(dir.console_log()).unwrap_or_default();
     let console_text = String::from_utf8_lossy(&console);
     let mut reports = dmesg::analyze(&console_text);
+    let truncated_at = truncated.map(|(at, live)| {
+        // What the capped file lacks, the live analyzer saw.
+        for r in live {
+            if !reports.iter().any(|x| x.title == r.title) {
+                reports.push(r);
+            }
+        }
+        at
+    });
     let mut from_dmesg = Vec::new();
     if let Some(t) = dmesg_text {
         for r in dmesg::analyze(&t) {
@@ -549,6 +658,7 @@ fn finish(
         steps_seconds: stepped.duration_since(booted).as_secs_f64(),
         analysis_seconds: stepped.elapsed().as_secs_f64(),
         teardown_seconds: 0.0,
+        console_log_truncated_at: truncated_at,
         artifacts: dir.path().to_path_buf(),
     }
 }

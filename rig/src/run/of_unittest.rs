@@ -4,8 +4,9 @@
 //! between `EXPECT \ :` and `EXPECT / :` brackets are the analyzer's business (expected noise).
 
 use super::exec::{Exec, StepError};
+use super::log::Waited;
 use crate::scenario::OfUnittestStep;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What the unit tests said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,14 +19,19 @@ pub(super) struct Outcome {
 
 const MARK: &str = "### dt-test ### ";
 
-/// The unit tests' outcome in a console log, once their end line is there.
-pub(super) fn parse(log: &str) -> Option<Outcome> {
-    let mut failures = Vec::new();
-    for line in log.lines() {
-        let Some(at) = line.find(MARK) else { continue };
+/// Reads the unit tests' lines one at a time.
+#[derive(Default)]
+pub(super) struct Reader {
+    failures: Vec<String>,
+}
+
+impl Reader {
+    /// Takes the next log line; the outcome once it is the end line.
+    pub(super) fn line(&mut self, line: &str) -> Option<Outcome> {
+        let at = line.find(MARK)?;
         let msg = line[at + MARK.len()..].trim_end_matches('\r').trim_end();
         if let Some(f) = msg.strip_prefix("FAIL ") {
-            failures.push(f.to_string());
+            self.failures.push(f.to_string());
         } else if let Some(rest) = msg.strip_prefix("end of unittest - ") {
             // `N passed, M failed`
             let mut nums = rest
@@ -36,12 +42,19 @@ pub(super) fn parse(log: &str) -> Option<Outcome> {
                 return Some(Outcome {
                     passed,
                     failed,
-                    failures,
+                    failures: std::mem::take(&mut self.failures),
                 });
             }
         }
+        None
     }
-    None
+}
+
+/// The unit tests' outcome in a console log, once their end line is there.
+#[cfg(test)]
+fn parse(log: &str) -> Option<Outcome> {
+    let mut r = Reader::default();
+    log.lines().find_map(|l| r.line(l))
 }
 
 impl Outcome {
@@ -70,22 +83,15 @@ impl Exec<'_> {
     /// outcome.
     pub(super) fn of_unittest(&mut self, u: &OfUnittestStep) -> Result<(), StepError> {
         let deadline = Instant::now() + u.timeout.min(self.remaining());
-        loop {
-            let outcome = self.log.lock().ok().and_then(|l| parse(&l));
-            if let Some(o) = outcome {
-                return o.verdict().map_err(StepError::Kernel);
-            }
-            if let Some(reason) = self.guest.vm.exited() {
-                return Err(StepError::Rig(reason));
-            }
-            if Instant::now() >= deadline {
-                return Err(StepError::Kernel(format!(
-                    "the OF unit tests printed no `end of unittest` line within {:?} (is \
-                     CONFIG_OF_UNITTEST on and the tree live?)",
-                    u.timeout
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        let mut reader = Reader::default();
+        match self.log.wait(0, deadline, |l| reader.line(l)) {
+            Waited::Found(o) => o.verdict().map_err(StepError::Kernel),
+            Waited::Closed => Err(self.console_closed()),
+            Waited::Timeout => Err(StepError::Kernel(format!(
+                "the OF unit tests printed no `end of unittest` line within {:?} (is \
+                 CONFIG_OF_UNITTEST on and the tree live?)",
+                u.timeout
+            ))),
         }
     }
 }

@@ -45,7 +45,7 @@ pub fn missing(feature: Feature, board: Board, config: &BTreeMap<String, String>
             need("CONFIG_MEMORY_HOTREMOVE", false);
         }
         Feature::OfUnittest => need("CONFIG_OF_UNITTEST", false),
-        Feature::NetdevsimModule => {}
+        Feature::NetdevsimModule | Feature::OutboundNetwork => {}
     }
     if feature == Feature::NetdevsimModule
         && config.get("CONFIG_NETDEVSIM").map(String::as_str) != Some("m")

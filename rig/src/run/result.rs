@@ -51,6 +51,10 @@ pub struct Repetition {
     pub analysis_seconds: f64,
     /// The part of `steps_seconds` spent after the last step: pulling `dmesg`, stopping QEMU.
     pub teardown_seconds: f64,
+    /// `console.log` stopped at its size cap after this many bytes (the guest printed more);
+    /// the reports the live analyzer found in the rest are in [`Self::reports`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub console_log_truncated_at: Option<u64>,
     pub artifacts: PathBuf,
 }
 
@@ -95,11 +99,21 @@ pub struct ScenarioResult {
     pub kernel_provenance: BTreeMap<String, String>,
     pub accel: String,
     pub verdict: Verdict,
+    /// Whether every asked-for repetition is in [`Self::repetitions`]. `report.json` is
+    /// rewritten after each repetition; a run that was killed keeps the ones it finished, with
+    /// `complete: false`.
+    pub complete: bool,
+    /// The repetitions asked for (`rig run --repeat`).
+    pub repeat: u32,
     pub repetitions: Vec<Repetition>,
     /// Title → number of repetitions in which it appeared.
     pub reproduced: BTreeMap<String, u32>,
     /// The run's artifacts folder (one `run-N` folder per repetition inside when repeating).
     pub artifacts: PathBuf,
+    /// Why `report.json` could not be written (a full or failing artifacts filesystem). Never
+    /// in `report.json` itself; a run that passed is then an infra error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report_error: Option<String>,
 }
 
 impl ScenarioResult {
@@ -151,6 +165,13 @@ impl ScenarioResult {
                     r.index
                 ));
             }
+            if let Some(at) = r.console_log_truncated_at {
+                s.push_str(&format!(
+                    "  run {}: console.log truncated at {at} bytes (the guest printed more; \
+                     reports in the rest came from the live analyzer)\n",
+                    r.index
+                ));
+            }
             for f in &r.step_failures {
                 let what = if f.infra { "rig error" } else { "step failed" };
                 s.push_str(&format!(
@@ -158,6 +179,16 @@ impl ScenarioResult {
                     r.index, f.step, f.at, f.message
                 ));
             }
+        }
+        if !self.complete {
+            s.push_str(&format!(
+                "  incomplete: {} of {} repetitions finished\n",
+                self.repetitions.len(),
+                self.repeat
+            ));
+        }
+        if let Some(e) = &self.report_error {
+            s.push_str(&format!("  rig error: report.json not written: {e}\n"));
         }
         s.push_str(&format!("  seed: {}\n", self.seed));
         s.push_str(&format!("  artifacts: {}\n", self.artifacts.display()));

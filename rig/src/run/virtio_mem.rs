@@ -83,7 +83,8 @@ fn device_info(vm: &mut Vm, id: &str) -> Result<Value, StepError> {
 }
 
 /// Sets `requested-size`; with `wait`, waits until the device reports that size plugged.
-pub(super) fn resize(vm: &mut Vm, m: &MemoryResizeStep) -> Result<(), StepError> {
+/// Waits end at `deadline` (the scenario's or the `parallel`'s) if it comes first.
+pub(super) fn resize(vm: &mut Vm, m: &MemoryResizeStep, deadline: Instant) -> Result<(), StepError> {
     vm.qmp_raw(
         "qom-set",
         Some(json!({
@@ -96,7 +97,7 @@ pub(super) fn resize(vm: &mut Vm, m: &MemoryResizeStep) -> Result<(), StepError>
     if !m.wait {
         return Ok(());
     }
-    let deadline = Instant::now() + m.timeout;
+    let deadline = deadline.min(Instant::now() + m.timeout);
     loop {
         let size = device_info(vm, &m.id)?["size"].as_u64().unwrap_or(u64::MAX);
         if size == m.size_bytes {
@@ -112,7 +113,7 @@ pub(super) fn resize(vm: &mut Vm, m: &MemoryResizeStep) -> Result<(), StepError>
                 source: crate::machine::qmp::QmpError::EventTimeout { .. },
                 ..
             }) => {
-                return Err(StepError::Kernel(format!(
+                return Err(StepError::NotDone(format!(
                     "virtio-mem {} has {} MiB plugged, not the {} MiB asked for, after {:?}",
                     m.id,
                     size >> 20,
@@ -155,7 +156,7 @@ impl Exec<'_> {
     }
 
     pub(super) fn memory_resize(&mut self, m: &MemoryResizeStep) -> Result<(), StepError> {
-        resize(&mut self.guest.vm, m)?;
+        resize(&mut self.guest.vm, m, self.deadline)?;
         if !m.wait {
             return Ok(());
         }

@@ -39,7 +39,7 @@ pub type JsonMap = serde_json::Map<String, serde_json::Value>;
 /// the machine's timeout scale (3 under TCG, 4 for arm64 on x86, times `RIG_TIMEOUT_SCALE`).
 pub mod defaults {
     use std::time::Duration;
-    /// The whole run, boot included.
+    /// The steps' time, from the ready guest on (the boot has its own timeout).
     pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(5 * 60);
     pub const GUEST_TIMEOUT: Duration = Duration::from_secs(20);
     pub const QMP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -114,10 +114,14 @@ pub enum Feature {
     OfUnittest,
     /// netdevsim built as a module (`CONFIG_NETDEVSIM=m`), so a scenario can unload it.
     NetdevsimModule,
+    /// The guest may open connections through QEMU's user-mode network to the host's own
+    /// services and beyond. Without it the network is `restrict=on`: the guest reaches nothing
+    /// outside itself (rig's ssh forward into the guest still works).
+    OutboundNetwork,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 10] = [
+    pub const ALL: [Feature; 11] = [
         Feature::OfOverlay,
         Feature::Netdevsim,
         Feature::Devlink,
@@ -128,6 +132,7 @@ impl Feature {
         Feature::VirtioMem,
         Feature::OfUnittest,
         Feature::NetdevsimModule,
+        Feature::OutboundNetwork,
     ];
 
     pub fn name(self) -> &'static str {
@@ -142,6 +147,7 @@ impl Feature {
             Feature::VirtioMem => "virtio_mem",
             Feature::OfUnittest => "of_unittest",
             Feature::NetdevsimModule => "netdevsim_module",
+            Feature::OutboundNetwork => "outbound_network",
         }
     }
 }
@@ -231,7 +237,7 @@ pub struct Scenario {
     pub requires: Vec<Requirement>,
     /// Extra kernel command-line parameters, one per entry.
     pub cmdline: Vec<String>,
-    /// The whole run, boot included.
+    /// The steps' time, from the ready guest on (the boot has its own timeout).
     pub timeout: Duration,
     /// `timeout` is the default one.
     pub default_timeout: bool,

@@ -10,8 +10,15 @@ use rig::host::artifacts::RunDir;
 use rig::host::board::{Arch, Board};
 use rig::host::cache::Cache;
 use rig::host::exit;
+use rig::host::text::terminal_safe;
 use rig::machine::accel::AccelChoice;
 use std::path::PathBuf;
+
+/// Prints human text made from data rig does not control (guest output, kernel logs, scenario
+/// and bundle contents) with its control characters shown, never acted on by the terminal.
+pub(crate) fn print_text(text: &str) {
+    print!("{}", terminal_safe(text));
+}
 
 pub(crate) fn run(cli: Cli) -> Result<i32> {
     rig::machine::timeouts::env_timeout_scale()?;
@@ -119,7 +126,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&result)?);
             } else {
-                print!("{}", result.render());
+                print_text(&result.render());
             }
             Ok(result.verdict.exit_code())
         }
@@ -144,11 +151,11 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                     serde_json::to_string_pretty(&rig::dmesg::render_json(&reports))?
                 );
             } else if explain {
-                print!("{}", rig::dmesg::render_explain(&reports));
+                print_text(&rig::dmesg::render_explain(&reports));
             } else if reports.is_empty() {
                 println!("no kernel reports in {}", log.display());
             } else {
-                print!("{}", rig::dmesg::render_text(&reports));
+                print_text(&rig::dmesg::render_text(&reports));
             }
             Ok(exit::PASS)
         }
@@ -160,7 +167,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                     match rig::matrix::load(f, &overlays) {
                         Ok((m, _)) => println!("ok    {} ({} sets)", f.display(), m.sets.len()),
                         Err(e) => {
-                            println!("error {e}");
+                            print_text(&format!("error {e}\n"));
                             bad += 1;
                         }
                     }
@@ -169,7 +176,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                 match rig::scenario::load(f, &overlays) {
                     Ok(sc) => println!("ok    {} ({} steps)", f.display(), sc.all_steps().len()),
                     Err(e) => {
-                        println!("error {e}");
+                        print_text(&format!("error {e}\n"));
                         bad += 1;
                     }
                 }
@@ -223,12 +230,12 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
             };
             match rig::bisect::run(&req, &cache, &run_dir, &events) {
                 Ok(r) => {
-                    print!("{}", r.render());
+                    print_text(&r.render());
                     println!("artifacts: {}", run_dir.path().display());
                     Ok(r.exit_code())
                 }
                 Err(e) => {
-                    eprintln!("rig: error: {e}");
+                    eprint!("{}", terminal_safe(&format!("rig: error: {e}\n")));
                     eprintln!("rig: artifacts: {}", run_dir.path().display());
                     Ok(e.exit_code())
                 }
@@ -260,7 +267,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
             );
             let replay =
                 rig::reproduce::replay(recorded, repeat, !no_setup, &cache, &run_dir, &events)?;
-            print!("{}", replay.render());
+            print_text(&replay.render());
             Ok(replay.exit_code())
         }
         Cmd::Report {
@@ -287,9 +294,9 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else if markdown {
-                print!("{}", rig::report::render_markdown(&summary));
+                print_text(&rig::report::render_markdown(&summary));
             } else {
-                print!("{}", rig::report::render_text(&summary));
+                print_text(&rig::report::render_text(&summary));
             }
             Ok(exit::PASS)
         }

@@ -29,9 +29,11 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "rig: error: {e}");
+            // Errors carry guest output and file contents: shown, never acted on by the terminal.
+            let safe = |t: String| rig::host::text::terminal_safe(&t).into_owned();
+            let _ = writeln!(err, "rig: error: {}", safe(e.to_string()));
             for cause in e.chain().skip(1) {
-                let _ = writeln!(err, "  caused by: {cause}");
+                let _ = writeln!(err, "  caused by: {}", safe(cause.to_string()));
             }
             error_code(&e)
         }

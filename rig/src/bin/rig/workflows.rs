@@ -84,10 +84,10 @@ pub(crate) fn matrix(what: MatrixCmd, cache: &Cache, verbose: bool) -> Result<i3
                 rig::matrix::run_planned(&set_name, &planned, &opts, cache, &events, &mut |o| {
                     eprintln!("rig: {} {:?} ({:.0}s)", o.name, o.verdict, o.seconds);
                     if o.verdict != rig::run::Verdict::Pass {
-                        eprint!("{}", o.render());
+                        eprint!("{}", rig::host::text::terminal_safe(&o.render()));
                     }
                 })?;
-            print!("{}", rig::report::render_text(&run.summary));
+            crate::commands::print_text(&rig::report::render_text(&run.summary));
             println!("matrix folder: {}", run.dir.display());
             Ok(run.exit_code())
         }

@@ -26,6 +26,9 @@ pub(super) enum Failure {
     Timeout,
     /// The session broke; the reason says how.
     Disconnected(String),
+    /// The command printed more than [`crate::guest::serial::MAX_OUTPUT`] on stdout or
+    /// stderr (its channel was closed there, the rest never read).
+    TooLarge { limit: usize },
 }
 
 pub(super) struct Outcome {
@@ -99,9 +102,15 @@ pub(super) fn drive(session: &Session, fd: RawFd, opts: &SshOptions, jobs: &[Job
                     Slot::Done => continue,
                 };
                 match outcome {
-                    Ok(Some(out)) => {
+                    Ok(Some(Finished::Output(out))) => {
                         results[i] = Some(Ok(out));
                         *slot = Slot::Done;
+                    }
+                    Ok(Some(Finished::TooLarge)) => {
+                        results[i] = Some(Err(Failure::TooLarge { limit: MAX_OUTPUT }));
+                        // Dropped while non-blocking: the guest's flood is not read to its end.
+                        *slot = Slot::Done;
+                        drop_session = true;
                     }
                     Ok(None) if now >= deadlines[i] => {
                         results[i] = Some(Err(Failure::Timeout));
@@ -217,9 +226,20 @@ fn advance_start<'a>(
     }
 }
 
-/// Advances one command without blocking: `Some(output)` once the guest closed the channel,
-/// `Err(reason)` when the session failed.
-fn step(r: &mut Running<'_>, buf: &mut [u8]) -> Result<Option<CommandOutput>, String> {
+/// How a command's channel ended.
+enum Finished {
+    Output(CommandOutput),
+    /// It printed more than [`MAX_OUTPUT`].
+    TooLarge,
+}
+
+/// The most a command may print on each of stdout and stderr over ssh: the serial
+/// transport's limit, so a guest cannot grow rig's memory by gigabytes either way.
+const MAX_OUTPUT: usize = crate::guest::serial::MAX_OUTPUT;
+
+/// Advances one command without blocking: `Some` once the guest closed the channel (or the
+/// output passed the limit), `Err(reason)` when the session failed.
+fn step(r: &mut Running<'_>, buf: &mut [u8]) -> Result<Option<Finished>, String> {
     while r.written < r.stdin.len() {
         let end = r.stdin.len().min(r.written + CHUNK);
         match r.channel.write(&r.stdin[r.written..end]) {
@@ -241,17 +261,20 @@ fn step(r: &mut Running<'_>, buf: &mut [u8]) -> Result<Option<CommandOutput>, St
             Err(_) => r.eof_sent = true,
         }
     }
-    drain(&mut r.channel.stream(0), &mut r.stdout, buf)?;
-    drain(&mut r.channel.stderr(), &mut r.stderr, buf)?;
+    drain(&mut r.channel.stream(0), &mut r.stdout, buf, MAX_OUTPUT)?;
+    drain(&mut r.channel.stderr(), &mut r.stderr, buf, MAX_OUTPUT)?;
+    if r.stdout.len() > MAX_OUTPUT || r.stderr.len() > MAX_OUTPUT {
+        return Ok(Some(Finished::TooLarge));
+    }
     if !r.channel.eof() {
         return Ok(None);
     }
     match r.channel.wait_close() {
-        Ok(()) => Ok(Some(CommandOutput {
+        Ok(()) => Ok(Some(Finished::Output(CommandOutput {
             stdout: String::from_utf8_lossy(&r.stdout).into_owned(),
             stderr: Some(String::from_utf8_lossy(&r.stderr).into_owned()),
             status: exit_code(&r.channel),
-        })),
+        }))),
         Err(e) if is_eagain(&e) => Ok(None),
         Err(e) => Err(format!(
             "connection lost while waiting for the command to finish ({e})"
@@ -259,9 +282,17 @@ fn step(r: &mut Running<'_>, buf: &mut [u8]) -> Result<Option<CommandOutput>, St
     }
 }
 
-/// Reads everything available now.
-fn drain(stream: &mut impl Read, into: &mut Vec<u8>, buf: &mut [u8]) -> Result<(), String> {
+/// Reads everything available now, stopping once `into` holds more than `limit` bytes.
+fn drain(
+    stream: &mut impl Read,
+    into: &mut Vec<u8>,
+    buf: &mut [u8],
+    limit: usize,
+) -> Result<(), String> {
     loop {
+        if into.len() > limit {
+            return Ok(());
+        }
         match stream.read(buf) {
             Ok(0) => return Ok(()),
             Ok(n) => into.extend_from_slice(&buf[..n]),
@@ -335,6 +366,14 @@ fn wait_socket(fd: RawFd, dirs: BlockDirections, timeout: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn draining_stops_past_the_limit() {
+        let mut flood = std::io::repeat(b'x');
+        let (mut into, mut buf) = (Vec::new(), vec![0u8; CHUNK]);
+        drain(&mut flood, &mut into, &mut buf, 100_000).unwrap();
+        assert!(into.len() > 100_000 && into.len() <= 100_000 + CHUNK);
+    }
 
     #[test]
     fn signals_map_to_shell_status_numbers() {

@@ -340,6 +340,15 @@ impl SshTransport {
                             reason,
                             last_console: console,
                         },
+                        Failure::TooLarge { limit } => TransportError::Other {
+                            transport: TRANSPORT,
+                            message: format!(
+                                "`{}` printed more than {} MiB (rig keeps at most that of a \
+                                 command's output; the rest was not read)",
+                                job.command,
+                                limit / (1024 * 1024)
+                            ),
+                        },
                     }
                 })
             })

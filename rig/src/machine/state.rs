@@ -1,0 +1,111 @@
+//! Whether QEMU is running the guest right now: the question that decides whether something the
+//! guest did not do is the kernel's failure or rig's. Asked in an order that cannot hang on a
+//! QEMU that is stopped: has it exited, is its process stopped (SIGSTOP, a debugger, a frozen
+//! cgroup: it would never answer QMP), and only then QMP's `query-status`.
+
+use super::vm::Vm;
+use std::fmt;
+
+/// What QEMU is doing with the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MachineState {
+    /// QEMU runs the guest: what the guest does not do is the kernel's doing.
+    Running,
+    /// QEMU exited; why.
+    Gone(String),
+    /// QEMU's process is stopped on the host (state `T`): the host holds it, not the guest.
+    ProcessStopped,
+    /// QEMU answers, but the guest is not running (paused, migrating, …): its status.
+    NotRunning(String),
+    /// QEMU's process runs but QMP does not answer: QEMU itself is stuck.
+    Unresponsive(String),
+}
+
+impl MachineState {
+    /// QEMU can run nothing more for this run (stopped, not answering, or gone).
+    pub fn is_stuck(&self) -> bool {
+        !matches!(self, MachineState::Running)
+    }
+}
+
+impl fmt::Display for MachineState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MachineState::Running => write!(f, "QEMU runs the guest"),
+            MachineState::Gone(why) => write!(f, "{why}"),
+            MachineState::ProcessStopped => write!(
+                f,
+                "QEMU's process is stopped on the host (SIGSTOP or a debugger): the host held the \
+                 guest, not the kernel"
+            ),
+            MachineState::NotRunning(status) => {
+                write!(f, "QEMU is not running the guest: status {status}")
+            }
+            MachineState::Unresponsive(why) => {
+                write!(f, "QEMU does not answer QMP: QEMU itself is stuck ({why})")
+            }
+        }
+    }
+}
+
+/// Whether process `pid` is stopped (`T`, stopped by a signal, or `t`, by a tracer), from
+/// `/proc/<pid>/stat`.
+pub fn process_stopped(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `pid (comm) S …`: comm may hold anything; the state follows the last `)`.
+    stat.rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next())
+        .is_some_and(|st| st == "T" || st == "t")
+}
+
+impl Vm {
+    /// What QEMU is doing with the guest now; never waits longer than a QMP command's timeout
+    /// (and not at all for a stopped process).
+    pub fn machine_state(&mut self) -> MachineState {
+        if let Some(why) = self.exited() {
+            return MachineState::Gone(why);
+        }
+        if process_stopped(self.qemu_pid()) {
+            return MachineState::ProcessStopped;
+        }
+        match self.qmp_raw("query-status", None) {
+            Ok(s) if s["status"] == "running" => MachineState::Running,
+            Ok(s) => MachineState::NotRunning(s["status"].to_string()),
+            Err(e) => MachineState::Unresponsive(crate::host::text::error_chain(&e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_process_is_seen_as_stopped() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        assert!(!process_stopped(pid));
+        let kill = |sig: &str| {
+            let st = std::process::Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(st.success());
+        };
+        kill("-STOP");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !process_stopped(pid) && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        assert!(process_stopped(pid));
+        kill("-CONT");
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(!process_stopped(pid));
+    }
+}
