@@ -288,7 +288,7 @@ impl Gen {
         let kind = KINDS[self.rng.gen_range(0..KINDS.len())];
         let body = match kind {
             "sleep" => self.field("timeout"),
-            "qmp" if self.rng.gen_range(0..2) == 0 => self.qmp_create(),
+            "qmp" if self.rng.gen_range(0..3) == 0 => self.qmp_create(),
             "parallel" | "repeat" => {
                 let (count_key, count) = match (kind, self.rng.gen_bool(0.5)) {
                     ("parallel", _) => ("deadline", self.field("deadline")),
@@ -347,8 +347,8 @@ impl Gen {
         format!("[{}]", items.join(", "))
     }
 
-    /// A property map for a device or object: mostly allowed keys with valid values, now and then
-    /// a hostile key or value.
+    /// A property map: mostly keys of `allowed` with valid values, now and then a hostile key
+    /// or value.
     fn props(&mut self, allowed: &[(&str, &str)]) -> Vec<String> {
         const HOSTILE_KEYS: &[&str] = &[
             "romfile",
@@ -366,8 +366,8 @@ impl Gen {
             "memdev",
         ];
         let mut kv = Vec::new();
-        for _ in 0..self.rng.gen_range(0..4) {
-            let (k, v) = match self.rng.gen_range(0..6) {
+        for _ in 0..self.rng.gen_range(0..3) {
+            let (k, v) = match self.rng.gen_range(0..8) {
                 0 => (
                     HOSTILE_KEYS[self.rng.gen_range(0..HOSTILE_KEYS.len())],
                     self.hostile(),
@@ -382,21 +382,18 @@ impl Gen {
                 }
                 _ => continue,
             };
-            kv.push(format!("{k}: {v}"));
+            if !kv.iter().any(|e: &String| e.starts_with(&format!("{k}:"))) {
+                kv.push(format!("{k}: {v}"));
+            }
         }
         kv
     }
 
-    /// A driver: usually one of the allow-list, sometimes one that reaches the host.
-    fn driver(&mut self) -> &'static str {
-        const DRIVERS: &[&str] = &[
-            "e1000e",
-            "virtio-net-pci",
-            "pci-testdev",
-            "pcie-pci-bridge",
-            "pcie-root-port",
-            "pc-dimm",
-            "virtio-mem-pci",
+    /// A driver and valid values of its properties: usually one of the allow-list, sometimes
+    /// one that reaches the host (with every property the allow-lists know).
+    /// `boot`: for `devices:`, where memory devices are refused (mostly left out).
+    fn driver(&mut self, boot: bool) -> (&'static str, Vec<(&'static str, &'static str)>) {
+        const HOSTILE_DRIVERS: &[&str] = &[
             "usb-mtp",
             "qemu-xhci",
             "ipmi-bmc-sim",
@@ -406,26 +403,43 @@ impl Gen {
             "virtio-rng-pci",
             "nvme",
         ];
-        DRIVERS[self.rng.gen_range(0..DRIVERS.len())]
+        let valid = |k: &str| match k {
+            "mac" => "'52:54:00:12:34:56'",
+            "bus" => "rp1",
+            "addr" => "'0x3'",
+            "multifunction" => "on",
+            "chassis" => "9",
+            "memdev" => "mem0",
+            "requested-size" => "134217728",
+            _ => "0",
+        };
+        let all = crate::scenario::validate::DEVICES;
+        if self.rng.gen_range(0..6) == 0 {
+            let d = HOSTILE_DRIVERS[self.rng.gen_range(0..HOSTILE_DRIVERS.len())];
+            let props = all
+                .iter()
+                .flat_map(|d| d.prop_names())
+                .map(|k| (k, valid(k)))
+                .collect();
+            return (d, props);
+        }
+        let pick: Vec<_> = all
+            .iter()
+            .filter(|d| !boot || !d.memory || self.rng.gen_range(0..8) == 0)
+            .collect();
+        let d = pick[self.rng.gen_range(0..pick.len())];
+        (
+            d.name,
+            d.prop_names().into_iter().map(|k| (k, valid(k))).collect(),
+        )
     }
-
-    /// Valid-looking values of the properties the allow-lists know.
-    const PROPS: &'static [(&'static str, &'static str)] = &[
-        ("mac", "'52:54:00:12:34:56'"),
-        ("bus", "rp1"),
-        ("addr", "'0x3'"),
-        ("multifunction", "on"),
-        ("chassis", "9"),
-        ("slot", "0"),
-        ("memdev", "mem0"),
-        ("requested-size", "0"),
-    ];
 
     /// A `qmp` step that creates something: `device_add` or `object-add`.
     fn qmp_create(&mut self) -> String {
         if self.rng.gen_bool(0.5) {
-            let mut kv = vec![format!("driver: {}", self.driver()), "id: dev0".to_string()];
-            kv.extend(self.props(Self::PROPS));
+            let (driver, props) = self.driver(false);
+            let mut kv = vec![format!("driver: {driver}"), "id: dev0".to_string()];
+            kv.extend(self.props(&props));
             format!("{{execute: device_add, arguments: {{{}}}}}", kv.join(", "))
         } else {
             let qom = [
@@ -448,17 +462,18 @@ impl Gen {
     /// A `devices:` list: `qemu` devices of the allow-list or not, virtio-mem devices.
     fn devices(&mut self) -> String {
         let mut items = Vec::new();
-        for i in 0..self.rng.gen_range(0..4) {
+        for i in 0..self.rng.gen_range(1..3) {
             if self.rng.gen_range(0..4) == 0 {
-                let size = ["1G", "2G", "128M", "4G"][self.rng.gen_range(0..4)];
+                let size = ["1G", "128M", "1G", "4G"][self.rng.gen_range(0..4)];
                 items.push(format!("{{virtio_mem: {{id: vmem{i}, size: {size}}}}}"));
                 continue;
             }
-            let mut kv = vec![format!("driver: {}", self.driver())];
+            let (driver, props) = self.driver(true);
+            let mut kv = vec![format!("driver: {driver}")];
             if self.rng.gen_bool(0.5) {
                 kv.push(format!("id: dev{i}"));
             }
-            let props = self.props(Self::PROPS);
+            let props = self.props(&props);
             if !props.is_empty() {
                 kv.push(format!("props: {{{}}}", props.join(", ")));
             }
@@ -475,6 +490,9 @@ impl Gen {
                 doc,
                 "requires: [pci_hotplug, netdevsim, devlink, of_overlay, virtio_mem]"
             );
+        }
+        if self.rng.gen_range(0..5) == 0 {
+            let _ = writeln!(doc, "devices: {}", self.devices());
         }
         for _ in 0..self.rng.gen_range(0..4) {
             let key = TOP_KEYS[self.rng.gen_range(0..TOP_KEYS.len())];
