@@ -325,3 +325,45 @@ fn bad_fixtures_of_hostile_devices_and_objects() {
          MiB (the boards' maxmem is 4096 MiB, up to 1024 MiB of it booted)"
     );
 }
+
+/// What each kind of property value accepts.
+#[test]
+fn values_are_checked_by_kind() {
+    use serde_json::json;
+    let pci = validate::allowed_driver("pcie-root-port").unwrap();
+    let kind = |p: &str| pci.prop(p).unwrap();
+    for ok in ["0x3", "3", "03.1", "1f.7", "0X1F"] {
+        assert!(kind("addr").accepts(&json!(ok)), "{ok}");
+    }
+    for bad in [
+        json!("0x20"),
+        json!("3.8"),
+        json!("3.10"),
+        json!(""),
+        json!(3),
+        json!("0x"),
+    ] {
+        assert!(!kind("addr").accepts(&bad), "{bad}");
+    }
+    assert!(kind("bus").accepts(&json!("rp0")));
+    for bad in ["0rp", "rp 0", "rp,0", "", "rp0;reboot"] {
+        assert!(!kind("bus").accepts(&json!(bad)), "{bad}");
+    }
+    assert!(kind("chassis").accepts(&json!(255)) && kind("chassis").accepts(&json!("7")));
+    assert!(!kind("chassis").accepts(&json!(256)) && !kind("chassis").accepts(&json!(-1)));
+    for ok in [json!(true), json!("on"), json!("off"), json!("false")] {
+        assert!(kind("multifunction").accepts(&ok), "{ok}");
+    }
+    assert!(!kind("multifunction").accepts(&json!("yes")));
+    let mac = validate::allowed_driver("e1000e")
+        .unwrap()
+        .prop("mac")
+        .unwrap();
+    assert!(mac.accepts(&json!("52:54:00:AB:cd:01")));
+    assert!(!mac.accepts(&json!("52:54:00:ab:cd")) && !mac.accepts(&json!("52-54-00-ab-cd-01")));
+    let size = validate::OBJECT_PROPS[0].1;
+    assert!(size.accepts(&json!(validate::HOTPLUG_ROOM)) && size.accepts(&json!(1)));
+    assert!(!size.accepts(&json!(validate::HOTPLUG_ROOM + 1)) && !size.accepts(&json!(0)));
+    assert!(!size.accepts(&json!("1G")) && !size.accepts(&json!(1.5)));
+    assert_eq!(validate::HOTPLUG_ROOM, 3 << 30);
+}

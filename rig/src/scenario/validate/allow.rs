@@ -18,8 +18,7 @@ pub(crate) enum Value {
     Id,
     /// A MAC address, `52:54:00:12:34:56`.
     Mac,
-    /// A PCI slot and function: `0x3`, `3`, `03.1` (slot 0–0x1f, function 0–7), or the
-    /// slot as a number.
+    /// A PCI slot and function, as text: `0x3`, `3`, `03.1` (slot 0–0x1f, function 0–7).
     PciAddr,
     /// A switch: `on`/`off`, `true`/`false` or a boolean.
     Switch,
@@ -59,7 +58,6 @@ impl Value {
             (Value::Id | Value::Memdev, J::String(s)) => qemu_id(s),
             (Value::Mac, J::String(s)) => mac(s),
             (Value::PciAddr, J::String(s)) => pci_addr(s),
-            (Value::PciAddr, J::Number(n)) => n.as_u64().is_some_and(|n| n <= 0x1f),
             (Value::Switch, J::Bool(_)) => true,
             (Value::Switch, J::String(s)) => matches!(s.as_str(), "on" | "off" | "true" | "false"),
             (Value::Int(lo, hi), J::Number(n)) => {
