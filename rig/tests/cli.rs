@@ -1,17 +1,29 @@
 //! The `rig` binary's contract without booting anything: exit codes for bad input (2), stdout
 //! kept clean, and errors that name what was wrong. (Booting cases live in the vm_* tests.)
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn rig(args: &[&str]) -> Output {
+    rig_in(args, None)
+}
+
+/// `rig ARGS` with `RIG_REPO` (where `overlays/` is) at `repo` when given.
+fn rig_in(args: &[&str], repo: Option<&Path>) -> Output {
     let cache = tempfile::tempdir().unwrap();
     let runs = tempfile::tempdir().unwrap();
-    Command::new(env!("CARGO_BIN_EXE_rig"))
-        .args(args)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rig"));
+    cmd.args(args)
         .env("RIG_CACHE_DIR", cache.path())
-        .env("RIG_ARTIFACTS", runs.path())
-        .output()
-        .unwrap()
+        .env("RIG_ARTIFACTS", runs.path());
+    if let Some(r) = repo {
+        cmd.env("RIG_REPO", r);
+    }
+    cmd.output().unwrap()
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenarios")
 }
 
 fn text(b: &[u8]) -> String {
@@ -98,5 +110,86 @@ fn analyze_reports_to_stdout_and_exits_zero() {
         text(&out.stdout).contains("WARNING in"),
         "{}",
         text(&out.stdout)
+    );
+}
+
+/// Issue #26: `rig check` refuses devices off the allow-list (usb-mtp would share the host's `/`
+/// with the guest, read-write) and hostile objects, each with file:line:column, as bad input.
+#[test]
+fn check_refuses_devices_and_objects_that_reach_the_host() {
+    for (file, want) in [
+        (
+            "device-usb-mtp.yaml",
+            "device-usb-mtp.yaml:4:20: devices[0].qemu.driver: QEMU device `qemu-xhci` is not on \
+             the scenario allow-list",
+        ),
+        (
+            "object-prealloc.yaml",
+            "object-prealloc.yaml:5:75: steps[0].qmp.arguments.prealloc: `prealloc` is not allowed",
+        ),
+        (
+            "memory-total.yaml",
+            "memory-total.yaml:8:35: steps[1].memory_add.size: the scenario would hot-plug 4096 MiB",
+        ),
+    ] {
+        let f = fixtures().join("bad").join(file);
+        let out = rig(&["check", f.to_str().unwrap()]);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "{file}: {stdout}");
+        assert!(stdout.contains(want), "{file}: {stdout}");
+    }
+}
+
+/// Issue #26: an overlay that would make dtc read a host file (`/incbin/`, `/include/`) is bad
+/// input when the scenario is checked, naming the overlay's line; dtc never runs on it (the
+/// `/dev/zero` one would not end).
+#[test]
+fn check_refuses_overlays_that_include_host_files() {
+    let repo = fixtures().join("hostile");
+    for (name, line, col, directive) in [
+        ("incbin-environ", 10, 11, "/incbin/"),
+        ("include-file", 4, 1, "/include/"),
+        ("incbin-zero", 9, 19, "/incbin/"),
+    ] {
+        let f = repo.join(format!("overlay-{name}.yaml"));
+        let out = rig_in(&["check", f.to_str().unwrap()], Some(&repo));
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stdout}");
+        let want = format!(
+            "overlay-{name}.yaml:6:26: steps[0].overlay_load.file: overlay {}:{line}:{col}: \
+             `{directive}` ",
+            repo.join("overlays").join(format!("{name}.dtso")).display()
+        );
+        assert!(stdout.contains(&want), "{name}: {stdout}\nwant: {want}");
+        assert!(
+            stdout.contains("overlays may not include files"),
+            "{stdout}"
+        );
+    }
+}
+
+/// Every shipped scenario, the matrix and the valid fixtures still pass `rig check`.
+#[test]
+fn check_accepts_the_shipped_scenarios_and_valid_fixtures() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo.join("scenarios"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.push(fixtures().join("needs-netdevsim.yaml"));
+    files.sort();
+    let args: Vec<&str> = std::iter::once("check")
+        .chain(files.iter().map(|f| f.to_str().unwrap()))
+        .collect();
+    let out = rig(&args);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("ok ")).count(),
+        files.len()
     );
 }

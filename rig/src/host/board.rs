@@ -111,6 +111,8 @@ pub const DIMM_SLOTS: u32 = 4;
 /// (DIMMs, virtio-mem) comes on top. Every boot pays for its size: under TCG an arm64 rig-6.12
 /// guest with 1 GiB reached ready ~0.3 s (wall) later than with 512 MiB (README, speed).
 pub const DEFAULT_MEMORY_MIB: u64 = 512;
+/// The boards' `maxmem`, MiB: booted plus hot-plugged memory (DIMMs, virtio-mem) stays below it.
+pub const MAX_MEMORY_MIB: u64 = 4096;
 
 impl Board {
     pub const ALL: [Board; 2] = [Board::X86_64Q35, Board::Arm64Virt];

@@ -117,7 +117,7 @@ impl QemuConfig {
             initrd: None,
             cmdline: String::new(),
             memory_mib: DEFAULT_MEMORY_MIB,
-            max_memory_mib: 4096,
+            max_memory_mib: crate::host::board::MAX_MEMORY_MIB,
             smp: 2,
             console_socket: Some(console_socket),
             shell_fd: None,

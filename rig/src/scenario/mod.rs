@@ -32,6 +32,8 @@ mod fuzz;
 mod tests;
 #[cfg(test)]
 mod tests_devices;
+#[cfg(test)]
+mod tests_host;
 
 pub type JsonMap = serde_json::Map<String, serde_json::Value>;
 

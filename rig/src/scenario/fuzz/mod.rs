@@ -23,6 +23,7 @@ fn valid_top(key: &str) -> &'static str {
         "requires" => "[netdevsim]",
         "cmdline" => "[quiet]",
         "timeout" => "10m",
+        "devices" => "[{qemu: {driver: pci-testdev}}]",
         "transport" => "serial",
         "expect" | "allow" => "['/^WARNING/']",
         _ => "x",
@@ -92,6 +93,16 @@ fn promises_hold(sc: &Scenario) {
     }
     let max = Duration::from_secs(30 * 24 * 3600);
     assert!(sc.timeout <= max);
+    // Bytes of RAM each virtio-mem device, DIMM and backend takes.
+    let mut memory = std::collections::BTreeMap::new();
+    for d in &sc.devices {
+        match d {
+            BoardDevice::Qemu { driver, props, .. } => device_allowed(driver, props, false),
+            BoardDevice::VirtioMem { id, size_bytes } => {
+                memory.insert(format!("v{id}"), *size_bytes);
+            }
+        }
+    }
     for step in sc.all_steps() {
         if let Some(n) = &step.name {
             assert!(!n.chars().any(char::is_control), "{n:?}");
@@ -101,19 +112,44 @@ fn promises_hold(sc: &Scenario) {
             StepKind::PciHotplug(p) => {
                 assert!(safe(&p.id, "-._") && safe(&p.driver, "-_.,"), "{p:?}");
                 assert!(!p.props.contains_key("romfile") && !p.props.contains_key("file"));
+                device_allowed(&p.driver, &p.props, false);
             }
-            StepKind::Qmp(q) => assert!(
-                q.execute.starts_with("query-")
-                    || validate::QMP_ALLOWED.contains(&q.execute.as_str()),
-                "{}",
-                q.execute
-            ),
+            StepKind::Qmp(q) => {
+                assert!(
+                    q.execute.starts_with("query-")
+                        || validate::QMP_ALLOWED.contains(&q.execute.as_str()),
+                    "{}",
+                    q.execute
+                );
+                let arg = |k: &str| q.arguments.get(k).and_then(|v| v.as_str());
+                if q.execute == "device_add" {
+                    device_allowed(arg("driver").unwrap(), &q.arguments, true);
+                }
+                if q.execute == "object-add" {
+                    assert_eq!(arg("qom-type"), Some(validate::OBJECT_TYPE));
+                    for k in q.arguments.keys() {
+                        assert!(
+                            matches!(k.as_str(), "qom-type" | "id")
+                                || validate::OBJECT_PROPS.iter().any(|(p, _)| p == k),
+                            "{k}"
+                        );
+                    }
+                    let size = q.arguments["size"].as_u64().unwrap();
+                    memory.insert(format!("o{}", arg("id").unwrap()), size);
+                }
+            }
             StepKind::OverlayLoad(o) => {
                 assert!(safe(&o.id, "-._"), "{}", o.id);
                 let dir = overlays().canonicalize().unwrap();
                 assert_eq!(o.file.canonicalize().unwrap().parent(), Some(dir.as_path()));
+                let src = std::fs::read(&o.file).unwrap();
+                assert_eq!(crate::provision::overlay::forbidden_directive(&src), None);
             }
-            StepKind::MemoryAdd(m) => assert!(safe(&m.id, "-._"), "{}", m.id),
+            StepKind::MemoryAdd(m) => {
+                assert!(safe(&m.id, "-._"), "{}", m.id);
+                let e = memory.entry(format!("d{}", m.id)).or_default();
+                *e = (*e).max(m.size_bytes);
+            }
             StepKind::DevlinkReload(d) => assert!(safe(&d.dev, "-_./:"), "{}", d.dev),
             StepKind::Repeat(RepeatStep {
                 count: RepeatCount::For(d),
@@ -124,6 +160,24 @@ fn promises_hold(sc: &Scenario) {
             }
             _ => {}
         }
+    }
+    assert!(
+        memory.values().sum::<u64>() <= validate::HOTPLUG_ROOM,
+        "{memory:?}"
+    );
+}
+
+/// A device validation let through: a driver of the allow-list, each property one it takes
+/// (QMP `device_add` also has `driver` and `id`); memory devices only from QMP.
+fn device_allowed(driver: &str, props: &JsonMap, qmp: bool) {
+    let d = validate::allowed_driver(driver).unwrap_or_else(|| panic!("driver {driver}"));
+    assert!(qmp || !d.memory, "{driver} outside QMP");
+    for (k, v) in props {
+        if qmp && (k == "driver" || k == "id") {
+            continue;
+        }
+        let kind = d.prop(k).unwrap_or_else(|| panic!("{driver} property {k}"));
+        assert!(kind.accepts(v), "{driver} {k}={v}");
     }
 }
 
@@ -181,6 +235,19 @@ fn structure_aware_fuzzing_gives_a_scenario_or_one_located_error() {
             .into(),
         "requires: [of_overlay]\nsteps: [{overlay_load: {file: '../simple-node.dtso'}}]\n".into(),
         "requires: [pci_hotplug]\nsteps: [{pci_hotplug: {id: 'n;reboot', driver: e1000e}}]\n"
+            .into(),
+        "devices: [{qemu: {driver: qemu-xhci}}, {qemu: {driver: usb-mtp, props: {rootdir: /, \
+         readonly: 'off'}}}]\nsteps: []\n"
+            .into(),
+        "steps: [{qmp: {execute: device_add, arguments: {driver: ipmi-bmc-sim, id: b, sdrfile: \
+         /etc/shadow}}}]\n"
+            .into(),
+        "steps: [{qmp: {execute: object-add, arguments: {qom-type: memory-backend-ram, id: m, \
+         size: 1099511627776, prealloc: true}}}]\n"
+            .into(),
+        "steps: [{qmp: {execute: object-add, arguments: {qom-type: memory-backend-ram, id: m, \
+         size: 134217728}}}, {qmp: {execute: device_add, arguments: {driver: pc-dimm, id: d, \
+         memdev: m}}}]\n"
             .into(),
     ] {
         if check(&text, "fuzz.yaml", parse(&text)) {

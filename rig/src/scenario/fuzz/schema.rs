@@ -56,6 +56,21 @@ pub(super) const HOSTILE: &[&str] = &[
     "loader",
     "romfile",
     "memory-backend-file",
+    "memory-backend-ram",
+    "usb-mtp",
+    "qemu-xhci",
+    "ipmi-bmc-sim",
+    "pc-dimm",
+    "virtio-mem-pci",
+    "pcie-root-port",
+    "rootdir",
+    "sdrfile",
+    "prealloc",
+    "mem0",
+    "52:54:00:12:34:56",
+    "0x1f.7",
+    "1099511627776",
+    "134217728",
     "serial",
     "ssh",
     "any",
@@ -80,6 +95,7 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "allow",
     "steps",
     "stepz",
+    "devices",
 ];
 
 pub(super) const KINDS: &[&str] = &[
@@ -132,6 +148,12 @@ pub(super) const FIELDS: &[&str] = &[
     "since",
     "qom-type",
     "mem-path",
+    "memdev",
+    "mac",
+    "bus",
+    "addr",
+    "rootdir",
+    "prealloc",
     "uri",
     "command-line",
 ];
@@ -154,9 +176,20 @@ pub(super) fn valid_value(field: &str, rng: &mut ChaCha8Rng) -> &'static str {
         "arguments" => pick(rng, &["{}", "{id: nic1}"]),
         "may_fail" | "wait" => pick(rng, &["true", "false"]),
         "id" => "nic1",
-        "driver" => pick(rng, &["e1000e", "virtio-rng-pci"]),
+        "driver" => pick(
+            rng,
+            &["e1000e", "pci-testdev", "pcie-pci-bridge", "virtio-net-pci"],
+        ),
         "port" => pick(rng, &["rp0", "rp3"]),
-        "props" => pick(rng, &["{}", "{mac: '52:54:00:12:34:56'}"]),
+        "props" => pick(
+            rng,
+            &[
+                "{}",
+                "{mac: '52:54:00:12:34:56'}",
+                "{addr: '0x0'}",
+                "{multifunction: on}",
+            ],
+        ),
         "file" => pick(rng, &["simple-node.dtso", "clock-provider-consumer.dtso"]),
         "size" => pick(rng, &["128M", "1G"]),
         "zone" => pick(rng, &["movable", "kernel"]),
@@ -255,6 +288,7 @@ impl Gen {
         let kind = KINDS[self.rng.gen_range(0..KINDS.len())];
         let body = match kind {
             "sleep" => self.field("timeout"),
+            "qmp" if self.rng.gen_range(0..3) == 0 => self.qmp_create(),
             "parallel" | "repeat" => {
                 let (count_key, count) = match (kind, self.rng.gen_bool(0.5)) {
                     ("parallel", _) => ("deadline", self.field("deadline")),
@@ -313,19 +347,158 @@ impl Gen {
         format!("[{}]", items.join(", "))
     }
 
+    /// A property map: mostly keys of `allowed` with valid values, now and then a hostile key
+    /// or value.
+    fn props(&mut self, allowed: &[(&str, &str)]) -> Vec<String> {
+        const HOSTILE_KEYS: &[&str] = &[
+            "romfile",
+            "rootdir",
+            "sdrfile",
+            "frudatafile",
+            "file",
+            "chardev",
+            "netdev",
+            "prealloc",
+            "host-nodes",
+            "x-foo",
+            "rombar",
+            "mem-path",
+            "memdev",
+        ];
+        let mut kv = Vec::new();
+        for _ in 0..self.rng.gen_range(0..3) {
+            let (k, v) = match self.rng.gen_range(0..8) {
+                0 => (
+                    HOSTILE_KEYS[self.rng.gen_range(0..HOSTILE_KEYS.len())],
+                    self.hostile(),
+                ),
+                1 if !allowed.is_empty() => {
+                    let (k, _) = allowed[self.rng.gen_range(0..allowed.len())];
+                    (k, self.hostile())
+                }
+                _ if !allowed.is_empty() => {
+                    let (k, v) = allowed[self.rng.gen_range(0..allowed.len())];
+                    (k, v.to_string())
+                }
+                _ => continue,
+            };
+            if !kv.iter().any(|e: &String| e.starts_with(&format!("{k}:"))) {
+                kv.push(format!("{k}: {v}"));
+            }
+        }
+        kv
+    }
+
+    /// A driver and valid values of its properties: usually one of the allow-list, sometimes
+    /// one that reaches the host (with every property the allow-lists know).
+    /// `boot`: for `devices:`, where memory devices are refused (mostly left out).
+    fn driver(&mut self, boot: bool) -> (&'static str, Vec<(&'static str, &'static str)>) {
+        const HOSTILE_DRIVERS: &[&str] = &[
+            "usb-mtp",
+            "qemu-xhci",
+            "ipmi-bmc-sim",
+            "vfio-pci",
+            "loader",
+            "virtio-9p-pci",
+            "virtio-rng-pci",
+            "nvme",
+        ];
+        let valid = |k: &str| match k {
+            "mac" => "'52:54:00:12:34:56'",
+            "bus" => "rp1",
+            "addr" => "'0x3'",
+            "multifunction" => "on",
+            "chassis" => "9",
+            "memdev" => "mem0",
+            "requested-size" => "134217728",
+            _ => "0",
+        };
+        let all = crate::scenario::validate::DEVICES;
+        if self.rng.gen_range(0..6) == 0 {
+            let d = HOSTILE_DRIVERS[self.rng.gen_range(0..HOSTILE_DRIVERS.len())];
+            let props = all
+                .iter()
+                .flat_map(|d| d.prop_names())
+                .map(|k| (k, valid(k)))
+                .collect();
+            return (d, props);
+        }
+        let pick: Vec<_> = all
+            .iter()
+            .filter(|d| !boot || !d.memory || self.rng.gen_range(0..8) == 0)
+            .collect();
+        let d = pick[self.rng.gen_range(0..pick.len())];
+        (
+            d.name,
+            d.prop_names().into_iter().map(|k| (k, valid(k))).collect(),
+        )
+    }
+
+    /// A `qmp` step that creates something: `device_add` or `object-add`.
+    fn qmp_create(&mut self) -> String {
+        if self.rng.gen_bool(0.5) {
+            let (driver, props) = self.driver(false);
+            let mut kv = vec![format!("driver: {driver}"), "id: dev0".to_string()];
+            kv.extend(self.props(&props));
+            format!("{{execute: device_add, arguments: {{{}}}}}", kv.join(", "))
+        } else {
+            let qom = [
+                "memory-backend-ram",
+                "memory-backend-ram",
+                "memory-backend-file",
+            ][self.rng.gen_range(0..3)];
+            let size = ["134217728", "1073741824", "3221225472", "4294967296", "0"]
+                [self.rng.gen_range(0..5)];
+            let mut kv = vec![
+                format!("qom-type: {qom}"),
+                "id: mem0".into(),
+                format!("size: {size}"),
+            ];
+            kv.extend(self.props(&[("share", "true"), ("merge", "off"), ("dump", "false")]));
+            format!("{{execute: object-add, arguments: {{{}}}}}", kv.join(", "))
+        }
+    }
+
+    /// A `devices:` list: `qemu` devices of the allow-list or not, virtio-mem devices.
+    fn devices(&mut self) -> String {
+        let mut items = Vec::new();
+        for i in 0..self.rng.gen_range(1..3) {
+            if self.rng.gen_range(0..4) == 0 {
+                let size = ["1G", "128M", "1G", "4G"][self.rng.gen_range(0..4)];
+                items.push(format!("{{virtio_mem: {{id: vmem{i}, size: {size}}}}}"));
+                continue;
+            }
+            let (driver, props) = self.driver(true);
+            let mut kv = vec![format!("driver: {driver}")];
+            if self.rng.gen_bool(0.5) {
+                kv.push(format!("id: dev{i}"));
+            }
+            let props = self.props(&props);
+            if !props.is_empty() {
+                kv.push(format!("props: {{{}}}", props.join(", ")));
+            }
+            items.push(format!("{{qemu: {{{}}}}}", kv.join(", ")));
+        }
+        format!("[{}]", items.join(", "))
+    }
+
     /// A whole document: the top-level fields in block style, mostly valid.
     pub(super) fn document(&mut self) -> String {
         let mut doc = String::new();
         if self.rng.gen_range(0..4) != 0 {
             let _ = writeln!(
                 doc,
-                "requires: [pci_hotplug, netdevsim, devlink, of_overlay]"
+                "requires: [pci_hotplug, netdevsim, devlink, of_overlay, virtio_mem]"
             );
+        }
+        if self.rng.gen_range(0..5) == 0 {
+            let _ = writeln!(doc, "devices: {}", self.devices());
         }
         for _ in 0..self.rng.gen_range(0..4) {
             let key = TOP_KEYS[self.rng.gen_range(0..TOP_KEYS.len())];
             let v = match (key, self.rng.gen_range(0..3)) {
                 ("steps", _) => continue,
+                ("devices", 0 | 1) => self.devices(),
                 ("name" | "description", 0) => self.hostile(),
                 ("timeout", 0) => self.field("timeout"),
                 (_, 0) => valid_top(key).into(),

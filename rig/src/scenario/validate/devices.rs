@@ -1,6 +1,8 @@
 //! Validation of `devices:` and of the steps that drive them (`memory_resize`), of the
 //! `of_unittest` step, and which feature a memory step needs (a DIMM's or virtio-mem's).
 
+use super::allow::HOTPLUG_ROOM;
+use super::host::Place;
 use super::{list, R, V};
 use crate::scenario::raw::RawStep;
 use crate::scenario::raw_devices::{RawDevice, RawMemoryResize, RawOfUnittest};
@@ -9,9 +11,6 @@ use rig_yaml::Path;
 
 /// Memory blocks are 128 MiB on both boards; virtio-mem sizes are whole blocks.
 const BLOCK: u64 = 128 << 20;
-/// What the boards leave for hot-plugged memory: `maxmem` 4 GiB minus up to 1 GiB booted (512 MiB
-/// by default, `--memory` 1024 at most leaves this room).
-const HOTPLUG_ROOM: u64 = 3 << 30;
 
 impl V<'_> {
     pub(super) fn devices(&self, raw: Vec<RawDevice>, path: &Path) -> R<Vec<BoardDevice>> {
@@ -29,10 +28,6 @@ impl V<'_> {
                             format!("invalid QEMU device driver `{}`", q.driver),
                         ));
                     }
-                    // The host-isolation rules of `device_add` hold for boot-time devices too.
-                    let empty = serde_json::Map::new();
-                    let map = q.props.as_ref().unwrap_or(&empty);
-                    self.device(&q.driver, map, &kp.key("driver"), &kp.key("props"))?;
                     if let Some(id) = &q.id {
                         self.qemu_id(id, &kp.key("id"))?;
                     }
@@ -53,6 +48,13 @@ impl V<'_> {
                             ));
                         }
                     }
+                    // The allow-list of `device_add` holds for boot-time devices too.
+                    self.device(
+                        &q.driver,
+                        &props,
+                        (&kp.key("driver"), &kp.key("props")),
+                        Place::Boot,
+                    )?;
                     BoardDevice::Qemu {
                         driver: q.driver,
                         id: q.id,
@@ -79,8 +81,13 @@ impl V<'_> {
                     if virtio_total > HOTPLUG_ROOM {
                         return Err(self.err(
                             &kp.key("size"),
-                            "virtio-mem devices may hold at most 3 GiB together (the boards' maxmem \
-                             is 4 GiB, up to 1 GiB of it booted)",
+                            format!(
+                                "virtio-mem devices may hold at most {} GiB together (the boards' \
+                                 maxmem is {} GiB, up to {} GiB of it booted)",
+                                HOTPLUG_ROOM >> 30,
+                                crate::host::board::MAX_MEMORY_MIB >> 10,
+                                (2 * crate::host::board::DEFAULT_MEMORY_MIB) >> 10
+                            ),
                         ));
                     }
                     BoardDevice::VirtioMem {

@@ -7,15 +7,20 @@
 //!   scenarios need. `human-monitor-command`, `migrate` (`exec:` runs a host shell),
 //!   `screendump`, `dump-guest-memory`, `pmemsave`, `blockdev-*`, `chardev-add`, `netdev_add`
 //!   and the like are refused.
-//! - Devices (`pci_hotplug`, QMP `device_add`) may not be of a host-backed kind (`vfio-*`,
-//!   `vhost-*`, `loader`, `usb-host`, …) nor name a host file or backend in their properties
-//!   (`romfile`, `file`, `chardev`, `drive`, …); objects (`object-add`) are RAM backends only.
+//! - Devices (`devices:`, `pci_hotplug`, QMP `device_add`) are an allow-list of drivers, each
+//!   with the properties it takes and a check of each value ([`allow`]): no host-backed kind
+//!   (`vfio-*`, `usb-mtp`, `ipmi-bmc-sim`, …) nor property naming a host file or backend gets
+//!   through, whatever QEMU adds. Objects (`object-add`) are RAM backends without `prealloc`;
+//!   with DIMMs and virtio-mem they hold at most the boards' hot-plug room.
 //! - Overlay files are plain `[A-Za-z0-9._-]` names of `.dtso` files that really live in
-//!   `overlays/` (a symlink out of it is refused).
+//!   `overlays/` (a symlink out of it is refused), and include no file (`/include/`,
+//!   `/incbin/`: [`crate::provision::overlay::forbidden_directive`]).
 //! - Kernel parameters cannot carry rig's console markers (`RIG-READY …`), which the kernel
 //!   echoes on the console while it boots.
 
-use super::{R, V};
+use super::allow::{self, Value};
+use super::{list, R, V};
+use crate::host::board::{DEFAULT_MEMORY_MIB, MAX_MEMORY_MIB};
 use rig_yaml::Path;
 
 /// QMP commands a scenario may send (besides every `query-*`).
@@ -41,53 +46,6 @@ pub(crate) const QMP_ALLOWED: &[&str] = &[
     "device-list-properties",
 ];
 
-/// Device kinds whose job is to reach into the host.
-const HOST_BACKED_DRIVERS: &[&str] = &[
-    "vfio",
-    "vhost",
-    "loader",
-    "guest-loader",
-    "usb-host",
-    "pci-assign",
-    "kvm-pci-assign",
-    "ivshmem",
-    "virtio-9p",
-    "u2f-passthru",
-    "ccid-card-passthru",
-    "xen",
-    "nvdimm",
-    "tpm",
-];
-
-/// Device and object properties that name host files or QEMU backends.
-const HOST_PROPS: &[&str] = &[
-    "romfile",
-    "file",
-    "filename",
-    "path",
-    "mem-path",
-    "host",
-    "hostaddr",
-    "hostbus",
-    "hostport",
-    "hostdevice",
-    "sysfsdev",
-    "fd",
-    "vhostfd",
-    "vhostfds",
-    "chardev",
-    "drive",
-    "netdev",
-    "fsdev",
-    "memdev",
-    "script",
-    "downscript",
-    "iommufd",
-];
-
-/// Objects `object-add` may create.
-const OBJECTS_ALLOWED: &[&str] = &["memory-backend-ram", "memory-backend-memfd"];
-
 /// Letters, digits and `chars`.
 pub(super) fn safe(s: &str, chars: &str) -> bool {
     !s.is_empty()
@@ -95,14 +53,36 @@ pub(super) fn safe(s: &str, chars: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || chars.contains(c))
 }
 
+/// Where a device is added: memory devices need a backend, which only QMP `object-add`
+/// creates, so they come from QMP `device_add` only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Place {
+    /// `devices: [{qemu: …}]`
+    Boot,
+    /// `pci_hotplug`
+    Hotplug,
+    /// QMP `device_add`
+    Qmp,
+}
+
+fn allowed_drivers() -> String {
+    allow::DEVICES
+        .iter()
+        .map(|d| d.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl V<'_> {
-    /// A QEMU device: a safe driver name, not host-backed, no property naming a host resource.
+    /// A QEMU device: a driver of the allow-list ([`allow::DEVICES`]), each property one that
+    /// driver takes, with a value of its kind. From QMP, `props` is the whole argument map:
+    /// its `driver` and `id` are the caller's to check.
     pub(super) fn device(
         &self,
         driver: &str,
         props: &serde_json::Map<String, serde_json::Value>,
-        driver_path: &Path,
-        props_path: &Path,
+        (driver_path, props_path): (&Path, &Path),
+        place: Place,
     ) -> R<()> {
         if !safe(driver, "-_.,") {
             return Err(self.err(
@@ -110,37 +90,78 @@ impl V<'_> {
                 format!("invalid QEMU device driver `{driver}`"),
             ));
         }
-        if let Some(kind) = HOST_BACKED_DRIVERS
-            .iter()
-            .find(|k| driver == **k || driver.starts_with(&format!("{k}-")))
-        {
+        let Some(d) = allow::driver(driver) else {
+            let why = match allow::host_reach(driver) {
+                Some(kind) => format!("`{driver}` devices reach into the host (`{kind}`)"),
+                None => format!("QEMU device `{driver}` is not on the scenario allow-list"),
+            };
             return Err(self.err(
                 driver_path,
                 format!(
-                    "`{driver}` devices reach into the host (`{kind}`): not allowed in scenarios"
+                    "{why}: not allowed in scenarios (allowed: {}; see scenarios/README.md)",
+                    allowed_drivers()
+                ),
+            ));
+        };
+        if d.memory && place != Place::Qmp {
+            let instead = match place {
+                Place::Boot => "a `virtio_mem` device",
+                _ => "a `memory_add` step, or QMP `object-add` then `device_add`",
+            };
+            return Err(self.err(
+                driver_path,
+                format!(
+                    "`{driver}` needs a memory backend, which only QMP `object-add` creates: use {instead}"
                 ),
             ));
         }
-        self.no_host_props(props, props_path)
+        for (k, v) in props {
+            if place == Place::Qmp && matches!(k.as_str(), "driver" | "id") {
+                continue;
+            }
+            let path = props_path.key(k);
+            let Some(kind) = d.prop(k) else {
+                let why = if allow::names_host(k) {
+                    format!("property `{k}` names a host file or QEMU backend")
+                } else {
+                    format!("property `{k}` is not on the allow-list of `{driver}`")
+                };
+                return Err(self.err_key(
+                    &path,
+                    format!(
+                        "{why}: not allowed in scenarios (`{driver}` takes: {})",
+                        list(d.prop_names())
+                    ),
+                ));
+            };
+            self.value(kind, v, &path, &format!("`{driver}` property `{k}`"))?;
+        }
+        Ok(())
     }
 
-    fn no_host_props(
-        &self,
-        props: &serde_json::Map<String, serde_json::Value>,
-        path: &Path,
-    ) -> R<()> {
-        for k in props.keys() {
-            if HOST_PROPS.contains(&k.as_str()) || k.starts_with("x-") {
-                return Err(self.err_key(
-                    &path.key(k),
-                    format!("property `{k}` names a host file or QEMU backend: not allowed in scenarios"),
+    /// A value of `kind` at `path`; `what` names it in the error.
+    fn value(&self, kind: Value, v: &serde_json::Value, path: &Path, what: &str) -> R<()> {
+        if !kind.accepts(v) {
+            return Err(self.err(path, format!("{what} must be {}, not {v}", kind.describe())));
+        }
+        if kind == Value::Memdev {
+            let id = v.as_str().unwrap_or_default();
+            if !self.ids.objects.contains(id) {
+                return Err(self.err(
+                    path,
+                    format!(
+                        "no QMP `object-add` of this scenario creates memory backend `{id}` \
+                         (created: {})",
+                        list(&self.ids.objects)
+                    ),
                 ));
             }
         }
         Ok(())
     }
 
-    /// A QMP command a scenario may send, with its arguments checked where they create things.
+    /// A QMP command a scenario may send; `device_add` and `object-add` are held to the device
+    /// and object allow-lists.
     pub(super) fn qmp_command(
         &self,
         execute: &str,
@@ -164,30 +185,109 @@ impl V<'_> {
         let args = path.key("arguments");
         match execute {
             "device_add" => {
-                let driver = arguments
-                    .get("driver")
-                    .and_then(|d| d.as_str())
-                    .unwrap_or_default();
-                self.device(driver, arguments, &args.key("driver"), &args)
-            }
-            "object-add" => {
-                let kind = arguments
-                    .get("qom-type")
-                    .and_then(|d| d.as_str())
-                    .unwrap_or_default();
-                if !OBJECTS_ALLOWED.contains(&kind) {
-                    return Err(self.err(
-                        &args.key("qom-type"),
-                        format!(
-                            "object type `{kind}` is not allowed in scenarios (allowed: {})",
-                            OBJECTS_ALLOWED.join(", ")
-                        ),
-                    ));
+                let Some(driver) = arguments.get("driver").and_then(|d| d.as_str()) else {
+                    return Err(self.err(&args, "`device_add` needs a `driver`"));
+                };
+                if let Some(id) = arguments.get("id") {
+                    self.value(Value::Id, id, &args.key("id"), "`device_add` argument `id`")?;
                 }
-                self.no_host_props(arguments, &args)
+                self.device(driver, arguments, (&args.key("driver"), &args), Place::Qmp)
             }
+            "object-add" => self.object_add(arguments, &args),
+            // The others name nothing on the host; QEMU refuses arguments they do not take.
             _ => Ok(()),
         }
+    }
+
+    /// `object-add`: a RAM backend ([`allow::OBJECT_TYPE`]) with an id and a size, counted
+    /// against the hot-plug room, and only the properties of [`allow::OBJECT_PROPS`].
+    fn object_add(
+        &self,
+        arguments: &serde_json::Map<String, serde_json::Value>,
+        args: &Path,
+    ) -> R<()> {
+        let props: Vec<&str> = allow::OBJECT_PROPS.iter().map(|(k, _)| *k).collect();
+        let kind = arguments
+            .get("qom-type")
+            .and_then(|d| d.as_str())
+            .unwrap_or_default();
+        if kind != allow::OBJECT_TYPE {
+            return Err(self.err(
+                &args.key("qom-type"),
+                format!(
+                    "object type `{kind}` is not allowed in scenarios (allowed: {})",
+                    allow::OBJECT_TYPE
+                ),
+            ));
+        }
+        if let Some(id) = arguments.get("id") {
+            self.value(Value::Id, id, &args.key("id"), "`object-add` argument `id`")?;
+        }
+        for (k, v) in arguments {
+            if matches!(k.as_str(), "qom-type" | "id") {
+                continue;
+            }
+            let p = args.key(k);
+            if k == "prealloc" || k == "prealloc-threads" {
+                return Err(self.err_key(
+                    &p,
+                    format!(
+                        "`{k}` is not allowed in scenarios: QEMU would allocate the whole backend \
+                         on the host at once (allowed: {})",
+                        list(&props)
+                    ),
+                ));
+            }
+            let Some((_, vk)) = allow::OBJECT_PROPS.iter().find(|(o, _)| o == k) else {
+                let why = if allow::names_host(k) {
+                    format!("property `{k}` names a host file or QEMU backend")
+                } else {
+                    format!("property `{k}` is not on the allow-list of `{kind}`")
+                };
+                return Err(self.err_key(
+                    &p,
+                    format!(
+                        "{why}: not allowed in scenarios (allowed: {})",
+                        list(&props)
+                    ),
+                ));
+            };
+            self.value(*vk, v, &p, &format!("`{kind}` property `{k}`"))?;
+        }
+        let Some(id) = arguments.get("id").and_then(|i| i.as_str()) else {
+            return Err(self.err(args, "`object-add` needs an `id`"));
+        };
+        let Some(size) = arguments.get("size").and_then(allow::bytes) else {
+            return Err(self.err(
+                args,
+                format!("`object-add` needs a `size`: {}", Value::Bytes.describe()),
+            ));
+        };
+        self.add_memory(&format!("backend {id}"), size, &args.key("size"))
+    }
+
+    /// Counts `size` bytes of RAM for `what` (a DIMM or backend id: added again, the larger
+    /// size counts, since one id exists once at a time) against the hot-plug room.
+    pub(super) fn add_memory(&self, what: &str, size: u64, path: &Path) -> R<()> {
+        let mut m = self.memory.borrow_mut();
+        let e = m.entry(what.to_string()).or_default();
+        *e = (*e).max(size);
+        let total: u64 = m.values().sum::<u64>() + self.virtio_total;
+        if total > allow::HOTPLUG_ROOM {
+            return Err(self.err(
+                path,
+                format!(
+                    "the scenario would hot-plug {} MiB of memory in all (virtio-mem devices, \
+                     DIMMs, `object-add` backends): at most {} MiB (the boards' maxmem is {} MiB, \
+                     up to {} MiB of it booted)",
+                    total >> 20,
+                    allow::HOTPLUG_ROOM >> 20,
+                    MAX_MEMORY_MIB,
+                    2 * DEFAULT_MEMORY_MIB
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// A kernel parameter that cannot forge rig's console markers.
@@ -224,6 +324,25 @@ impl V<'_> {
                 format!(
                     "overlay `{name}` is not a file of {} (a link out of it?)",
                     self.overlays_dir.display()
+                ),
+            )),
+        }
+    }
+
+    /// An overlay's source names no other file (dtc would read it on the host): the first
+    /// `/include/`, `/incbin/` or `#include` is an error naming the overlay's file:line:column.
+    pub(super) fn overlay_source(&self, name: &str, file: &std::path::Path, path: &Path) -> R<()> {
+        use crate::provision::overlay::{forbidden_directive, read_source};
+        let bytes =
+            read_source(file).map_err(|e| self.err(path, format!("overlay `{name}`: {e}")))?;
+        match forbidden_directive(&bytes) {
+            None => Ok(()),
+            Some((line, column, directive)) => Err(self.err(
+                path,
+                format!(
+                    "overlay {}:{line}:{column}: {}",
+                    file.display(),
+                    directive.problem()
                 ),
             )),
         }

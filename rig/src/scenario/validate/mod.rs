@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 
 type R<T> = Result<T, ScenarioError>;
 
+mod allow;
 mod devices;
 /// The longest duration a file may give (a deadline further out is a typo).
 const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -16,6 +17,10 @@ const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 const MAX_NAME: usize = 200;
 
 mod host;
+#[cfg(test)]
+pub(crate) use allow::{
+    driver as allowed_driver, DEVICES, HOTPLUG_ROOM, OBJECT_PROPS, OBJECT_TYPE, PCI_PROPS,
+};
 #[cfg(test)]
 pub(crate) use host::QMP_ALLOWED;
 mod steps;
@@ -31,6 +36,8 @@ struct Ids {
     /// virtio-mem devices of `devices:`, with their sizes.
     virtio_mem: BTreeSet<String>,
     virtio_sizes: std::collections::BTreeMap<String, u64>,
+    /// Memory backends QMP `object-add` steps create (`device_add`'s `memdev` names one).
+    objects: BTreeSet<String>,
 }
 
 fn overlay_id(o: &raw::RawOverlayLoad) -> String {
@@ -57,6 +64,12 @@ fn collect_ids(steps: &[RawStep], ids: &mut Ids) {
             RawStep::NetdevsimNew(n) => {
                 ids.netdevsim.insert(n.id);
             }
+            RawStep::Qmp(q) if q.execute == "object-add" => {
+                let id = q.arguments.as_ref().and_then(|a| a.get("id"));
+                if let Some(id) = id.and_then(|i| i.as_str()) {
+                    ids.objects.insert(id.to_string());
+                }
+            }
             _ => {}
         }
         collect_ids(s.children(), ids);
@@ -80,6 +93,11 @@ struct V<'a> {
     requires: Vec<Feature>,
     boards: Vec<Board>,
     ids: Ids,
+    /// What virtio-mem devices hold, bytes.
+    virtio_total: u64,
+    /// Bytes of RAM each DIMM and `object-add` backend the steps create takes (the largest
+    /// size given to an id), for the hot-plug room.
+    memory: std::cell::RefCell<std::collections::BTreeMap<String, u64>>,
 }
 
 impl V<'_> {
@@ -155,10 +173,7 @@ impl V<'_> {
     }
 
     fn qemu_id(&self, id: &str, path: &Path) -> R<()> {
-        let mut chars = id.chars();
-        let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
-        if ok {
+        if allow::qemu_id(id) {
             Ok(())
         } else {
             Err(self.err(
@@ -220,6 +235,7 @@ impl V<'_> {
             ));
         }
         self.overlay_contained(name, &file, path)?;
+        self.overlay_source(name, &file, path)?;
         Ok(file)
     }
 }
@@ -239,6 +255,8 @@ pub(super) fn validate(
         requires: Vec::new(),
         boards: Vec::new(),
         ids: Ids::default(),
+        virtio_total: 0,
+        memory: Default::default(),
     };
 
     let name = match raw.name {
@@ -331,6 +349,7 @@ pub(super) fn validate(
         if let BoardDevice::VirtioMem { id, size_bytes } = d {
             v.ids.virtio_mem.insert(id.clone());
             v.ids.virtio_sizes.insert(id.clone(), *size_bytes);
+            v.virtio_total += size_bytes;
         }
     }
 

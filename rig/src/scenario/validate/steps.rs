@@ -1,5 +1,6 @@
 //! Validation of each step: the per-kind checks, and what may stand inside `parallel`.
 
+use super::host::Place;
 use super::{list, overlay_id, R, V};
 use crate::host::board::HOTPLUG_ROOT_PORTS;
 use crate::scenario::raw::{RawStatus, RawStep};
@@ -136,7 +137,12 @@ impl V<'_> {
                         ));
                     }
                 }
-                self.device(&p.driver, &props, &kp.key("driver"), &kp.key("props"))?;
+                self.device(
+                    &p.driver,
+                    &props,
+                    (&kp.key("driver"), &kp.key("props")),
+                    Place::Hotplug,
+                )?;
                 (
                     self.name(p.name, &kp)?,
                     StepKind::PciHotplug(PciHotplugStep {
@@ -204,6 +210,15 @@ impl V<'_> {
                 if size == 0 {
                     return Err(self.err(&kp.key("size"), "size must be more than 0"));
                 }
+                if size > super::allow::HOTPLUG_ROOM {
+                    return Err(self.err(
+                        &kp.key("size"),
+                        format!(
+                            "size must be at most {} MiB (the boards' hot-plug room)",
+                            super::allow::HOTPLUG_ROOM >> 20
+                        ),
+                    ));
+                }
                 for b in &self.boards {
                     let block = b.memory_block_mib() << 20;
                     if size % block != 0 {
@@ -216,6 +231,7 @@ impl V<'_> {
                         ));
                     }
                 }
+                self.add_memory(&format!("DIMM {}", m.id), size, &kp.key("size"))?;
                 (
                     self.name(m.name, &kp)?,
                     StepKind::MemoryAdd(MemoryAddStep {
