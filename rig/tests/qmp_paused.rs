@@ -18,6 +18,10 @@ struct Paused {
 }
 
 fn start(board: Board) -> Paused {
+    start_with(board, |_| {})
+}
+
+fn start_with(board: Board, adjust: impl FnOnce(&mut QemuConfig)) -> Paused {
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::create_in(dir.path(), "qmp").unwrap();
     let mut cfg = QemuConfig::new(
@@ -27,6 +31,7 @@ fn start(board: Board) -> Paused {
         dir.path().join("qmp"),
     );
     cfg.paused = true;
+    adjust(&mut cfg);
     let argv = qemu::argv(&cfg);
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
@@ -153,4 +158,41 @@ fn wait_event_ends_when_the_abort_check_fires() {
             (polls > 2).then(|| "QEMU exited".to_string())
         });
     assert!(matches!(r, Err(QmpError::Aborted { .. })), "{r:?}");
+}
+
+/// QEMU runs under `-sandbox … spawn=deny`: nothing it is asked to do can start a host program.
+/// `migrate` to an `exec:` URI (which makes QEMU run `sh -c` on the host) is refused and the
+/// command never runs; the same QEMU without the sandbox runs it (so the test can see it).
+#[test]
+fn the_sandbox_keeps_qemu_from_starting_host_programs() {
+    for sandbox in [true, false] {
+        let marker = tempfile::tempdir().unwrap();
+        let touched = marker.path().join("touched");
+        let mut p = if sandbox {
+            start(Board::X86_64Q35)
+        } else {
+            start_with(Board::X86_64Q35, |c| c.sandbox = false)
+        };
+        let uri = format!("exec:touch {}", touched.display());
+        let r = p.qmp.execute_raw("migrate", Some(json!({ "uri": uri })));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !touched.exists() && Instant::now() < deadline && !sandbox {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if sandbox {
+            // QEMU refuses the command, or seccomp ends the process that tried: either way
+            // nothing ran.
+            std::thread::sleep(Duration::from_secs(2));
+            assert!(
+                !touched.exists(),
+                "a sandboxed QEMU ran a host command ({r:?})"
+            );
+        } else {
+            assert!(
+                touched.exists(),
+                "without the sandbox the command runs ({r:?})"
+            );
+        }
+        p.qemu.terminate();
+    }
 }

@@ -222,3 +222,86 @@ fn ssh_listens_on_loopback_only_and_leaves_no_key_or_open_socket_behind() {
         assert!(!key, "a private key was written to {}", f.display());
     }
 }
+
+/// A guest that floods its console: `console.log` stops at its cap (here 256 KiB, set with
+/// `RIG_CONSOLE_LOG_MAX`) with a visible marker, the verdict says so, and a kernel report
+/// printed after the cap still fails the run (the live analyzer read the whole stream).
+#[test]
+fn a_console_flood_is_capped_and_a_report_after_the_cap_still_counts() {
+    // This test's own process (nextest runs one test per process).
+    std::env::set_var("RIG_CONSOLE_LOG_MAX", "262144");
+    let text = "name: console-flood\ncmdline: [printk.devkmsg=on]\nsteps:\n  - guest:\n      \
+                run: >-\n        head -c 1048576 /dev/zero | tr '\\0' a | fold -w 200 > \
+                /dev/console;\n        for l in '------------[ cut here ]------------'\n        \
+                'WARNING: CPU: 0 PID: 1 at drivers/base/core.c:123 device_del+0x10/0x20'\n        \
+                'Call Trace:' ' device_unregister+0x1c/0x60' ' rig_fake_teardown+0x2a/0x40'\n        \
+                '---[ end trace 0000000000000000 ]---';\n        do printf '<4>%s\\n' \"$l\" > \
+                /dev/kmsg; done\n      timeout: 300s\n";
+    let sc = rig::scenario::parse_str(text, "console-flood", &rig::repo_root().join("overlays"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut opts = rig::run::RunOptions::new(BOARD, "debian-6.1");
+    opts.auto_setup = false;
+    let rd = run_dir("hostile-console-flood");
+    let r = rig::run::run_scenario(
+        &sc,
+        &opts,
+        &cache(),
+        &rd,
+        &rig::host::events::Events::none(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let log = std::fs::read(rd.console_log()).unwrap();
+    assert!(
+        log.len() < 262144 + 1024,
+        "console.log is {} bytes, over its cap",
+        log.len()
+    );
+    let text = String::from_utf8_lossy(&log);
+    assert!(
+        text.contains("[rig: console log truncated at 262144 bytes"),
+        "no marker"
+    );
+    assert!(
+        !text.contains("rig_fake_teardown"),
+        "the report is not past the cap"
+    );
+    let rep = &r.repetitions[0];
+    assert_eq!(rep.console_log_truncated_at, Some(262144));
+    assert_eq!(r.verdict, rig::run::Verdict::Fail, "{}", r.render());
+    assert!(
+        r.reproduced.contains_key("WARNING in rig_fake_teardown"),
+        "{}",
+        r.render()
+    );
+    assert!(r.render().contains("console.log truncated at 262144 bytes"));
+}
+
+/// A command over ssh that prints without end (`head -c 100M /dev/zero`): rig keeps at most
+/// 64 MiB of it, says so, and its memory does not grow with the rest.
+#[test]
+fn ssh_output_is_capped_like_the_serial_shells() {
+    let mut opts = options(BOARD, "debian-6.1");
+    opts.ssh = true;
+    let mut g = boot_with(opts, "hostile-ssh-flood");
+    sh(&mut g, "true");
+    let before = hwm_kib();
+    let e = g
+        .run(
+            "head -c 200000000 /dev/zero",
+            Duration::from_secs(600),
+            Via::Ssh,
+        )
+        .expect_err("200 MB of output came back whole");
+    assert!(
+        rig::host::text::error_chain(&e).contains("printed more than 64 MiB"),
+        "{}",
+        short(e)
+    );
+    let grew = hwm_kib().saturating_sub(before);
+    assert!(
+        grew < 200 * 1024,
+        "rig's resident memory grew by {grew} KiB for 200 MB of ssh output"
+    );
+    assert_eq!(sh(&mut g, "echo next"), "next\n");
+    g.shutdown();
+}

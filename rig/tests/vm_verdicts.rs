@@ -89,7 +89,8 @@ fn the_guest_reaches_no_host_service_unless_the_scenario_asks() {
         assert_eq!(r.verdict, Verdict::Pass, "{}", failures(&r));
         let connected = listener.accept().is_ok();
         assert_eq!(
-            connected, outbound,
+            connected,
+            outbound,
             "outbound_network {outbound}: the host listener was{} reached",
             if connected { "" } else { " not" }
         );
@@ -116,13 +117,17 @@ fn no_wait_outlives_its_deadline() {
     let start = Instant::now();
     let r = run_text(
         "name: long-waits\ntimeout: 10s\nsteps:\n  - parallel:\n      deadline: 3s\n      steps:\n\
-         \x20       - sleep: 90s\n  - qmp:\n      execute: query-status\n      wait_event: {event: \
+         \x20       - sleep: 90s\n        - guest: {run: \"true\"}\n  - qmp:\n      execute: query-status\n      wait_event: {event: \
          RIG_NEVER}\n      timeout: 1h\n      may_fail: true\n",
         "long-waits",
         None,
     );
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(80), "took {took:?}:\n{}", failures(&r));
+    assert!(
+        took < Duration::from_secs(80),
+        "took {took:?}:\n{}",
+        failures(&r)
+    );
 }
 
 /// rig's own work around a `parallel` (launching the guest jobs, joining them, collecting
@@ -130,7 +135,9 @@ fn no_wait_outlives_its_deadline() {
 /// children that finish inside it pass.
 #[test]
 fn parallel_counts_only_its_children_against_the_deadline() {
-    let mut text = String::from("name: par-overhead\nsteps:\n  - parallel:\n      deadline: 3s\n      steps:\n");
+    let mut text = String::from(
+        "name: par-overhead\nsteps:\n  - parallel:\n      deadline: 3s\n      steps:\n",
+    );
     for _ in 0..6 {
         text.push_str("        - guest: {run: sleep 2.5}\n");
     }
@@ -141,24 +148,45 @@ fn parallel_counts_only_its_children_against_the_deadline() {
     }
 }
 
-/// A kernel that prints and then hangs at boot (here: init is `cat`, reading its console
-/// forever) never reaches rig's ready marker while QEMU runs it: the kernel's failure (exit 1),
-/// so `git bisect run` marks it bad instead of skipping it.
+/// A kernel that prints and then hangs at boot (here: init is busybox's `cat`, reading its
+/// console forever: `rdinit=/bin/busybox -- cat`) never reaches rig's ready marker while QEMU
+/// runs it: the kernel's failure (exit 1), so `git bisect run` marks it bad instead of skipping
+/// it.
 #[test]
 fn a_kernel_that_hangs_at_boot_is_a_kernel_failure() {
-    let (_d, file) = scenario_file("boot-hang", "name: boot-hang\nsteps:\n  - guest: {run: true}\n");
+    let (_d, file) = scenario_file(
+        "boot-hang",
+        "name: boot-hang\nsteps:\n  - guest: {run: true}\n",
+    );
     let scenario = file.clone();
     let dir = run_dir("run-boot-hang");
     let out = Command::new(env!("CARGO_BIN_EXE_rig"))
         .env("RIG_ARTIFACTS", dir.path())
         // A boot deadline of ~18 s on arm64 under TCG: the kernel runs /init within a few.
         .env("RIG_TIMEOUT_SCALE", "0.15")
-        .args(["run", &scenario.display().to_string(), "--board", "arm64-virt"])
-        .args(["--kernel", KERNEL, "--no-setup", "--cmdline", "rdinit=/bin/cat"])
+        .args([
+            "run",
+            &scenario.display().to_string(),
+            "--board",
+            "arm64-virt",
+        ])
+        .args([
+            "--kernel",
+            KERNEL,
+            "--no-setup",
+            "--cmdline",
+            "rdinit=/bin/busybox",
+        ])
+        .args(["--cmdline=--", "--cmdline=cat"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("the kernel hung at boot"), "{stdout}");
 }
 
@@ -204,10 +232,18 @@ fn qemu_stopped_during_an_unplug_is_an_infra_error() {
         "stopped-unplug",
         Some(sink.clone()),
     );
-    let stopped = sink.stopped.lock().unwrap().expect("no device_del went out");
+    let stopped = sink
+        .stopped
+        .lock()
+        .unwrap()
+        .expect("no device_del went out");
     assert!(!alive(stopped), "QEMU {stopped} outlived the run");
     assert_eq!(r.verdict, Verdict::Infra, "{}", failures(&r));
-    assert!(failures(&r).contains("stopped on the host"), "{}", failures(&r));
+    assert!(
+        failures(&r).contains("stopped on the host"),
+        "{}",
+        failures(&r)
+    );
 }
 
 /// The guest's ssh server killed while an ssh command of a `parallel` runs: rig's channel
@@ -223,7 +259,11 @@ fn a_broken_ssh_channel_inside_parallel_is_an_infra_error() {
         None,
     );
     assert_eq!(r.verdict, Verdict::Infra, "{}", failures(&r));
-    assert!(failures(&r).contains("ssh channel broke"), "{}", failures(&r));
+    assert!(
+        failures(&r).contains("ssh channel broke"),
+        "{}",
+        failures(&r)
+    );
 }
 
 /// `rig run --repeat 5` killed (SIGKILL: no chance to clean up) after its second repetition:
@@ -272,4 +312,71 @@ fn a_killed_run_keeps_the_repetitions_it_finished() {
     assert!(reps.iter().all(|r| r["verdict"] == "pass"), "{v}");
     let mut out = std::io::stderr();
     let _ = writeln!(out, "kept {} of 5 repetitions", reps.len());
+}
+
+/// Fills the artifacts filesystem once the first step starts.
+struct FillOnFirstStep {
+    dir: PathBuf,
+    filled: Mutex<bool>,
+}
+
+impl EventSink for FillOnFirstStep {
+    fn emit(&self, event: &Event) {
+        if let Event::ScenarioStep { .. } = event {
+            let mut filled = self.filled.lock().unwrap();
+            if !*filled {
+                *filled = true;
+                // Write until the filesystem refuses: ENOSPC ends it.
+                let mut f = std::fs::File::create(self.dir.join("filler")).unwrap();
+                let chunk = vec![0u8; 64 * 1024];
+                while f.write_all(&chunk).is_ok() {}
+            }
+        }
+    }
+}
+
+/// The artifacts filesystem fills up while the scenario runs (a small tmpfs): `console.log` and
+/// `report.json` cannot be written, but the kernel report the live analyzer saw stands: the
+/// verdict is FAIL with its title (exit 1), not an infra error without one.
+#[test]
+fn a_full_disk_keeps_a_computed_fail_with_its_titles() {
+    let mnt = tempfile::tempdir().unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "rig-test-full"])
+        .arg(mnt.path())
+        .status()
+        .unwrap();
+    assert!(
+        mounted.success(),
+        "this test mounts a tmpfs (root, as CI runs)"
+    );
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.path().to_path_buf());
+    let sc = rig::scenario::load(
+        &rig::repo_root().join("scenarios/fake-warning.yaml"),
+        &rig::repo_root().join("overlays"),
+    )
+    .unwrap();
+    let mut opts = RunOptions::new(BOARD, KERNEL);
+    opts.auto_setup = false;
+    let rd = rig::host::artifacts::RunDir::create_in(mnt.path(), "full").unwrap();
+    let sink = Arc::new(FillOnFirstStep {
+        dir: mnt.path().to_path_buf(),
+        filled: Mutex::new(false),
+    });
+    let r = run_scenario(&sc, &opts, &cache(), &rd, &Events::none().with(sink))
+        .unwrap_or_else(|e| panic!("a full disk lost the verdict: {e}"));
+    assert_eq!(r.verdict, Verdict::Fail, "{}", r.render());
+    assert!(
+        r.reproduced.contains_key("WARNING in rig_fake_teardown"),
+        "{}",
+        r.render()
+    );
+    assert!(r.report_error.is_some(), "{}", r.render());
+    assert_eq!(r.verdict.exit_code(), 1);
 }

@@ -387,10 +387,8 @@ impl SshSetup {
 
     /// Pins the host key the guest printed on the console and logs in.
     fn connect(&self, vm: &mut Vm) -> Result<ssh::SshTransport, ssh::SshError> {
-        // The guest's console may hold any bytes: one that is not UTF-8 must not hide the key.
         let console = std::fs::read(vm.run_dir().console_log()).unwrap_or_default();
-        let console_text = String::from_utf8_lossy(&console);
-        let pinned = ssh::HostKey::from_console(&console_text)?;
+        let pinned = ssh::HostKey::from_console_bytes(&console)?;
         let tail = vm.console().tail();
         let deadline = std::time::Instant::now() + vm.timeouts.boot;
         ssh::connect_with(

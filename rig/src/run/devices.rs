@@ -57,7 +57,7 @@ impl Exec<'_> {
         self.guest
             .vm
             .pci_add_with(&p.driver, &p.id, &port, &extra)
-            .map_err(|e| StepError::Rig(error_chain(&e)))?;
+            .map_err(StepError::from)?;
         self.ports.insert(p.id.clone(), port);
         let addr = self.wait_pci_address(&p.id, self.clamp(p.timeout))?;
         self.wait_guest(
@@ -93,12 +93,12 @@ impl Exec<'_> {
                 &backend,
                 json!({"size": m.size_bytes}),
             )
-            .map_err(|e| StepError::Rig(error_chain(&e)))?;
+            .map_err(StepError::from)?;
         self.guest
             .vm
             .qmp()
             .device_add("pc-dimm", &m.id, &[("memdev", json!(backend))])
-            .map_err(|e| StepError::Rig(error_chain(&e)))?;
+            .map_err(StepError::from)?;
         let blocks = self.dimm_blocks(&m.id)?;
         let cond = blocks
             .iter()
@@ -120,7 +120,7 @@ impl Exec<'_> {
             .guest
             .vm
             .qmp_raw("query-memory-devices", None)
-            .map_err(|e| StepError::Rig(error_chain(&e)))?
+            .map_err(StepError::from)?
             .as_array()
             .is_some_and(|a| a.iter().any(|d| d["data"]["id"] == id)))
     }
@@ -155,7 +155,7 @@ impl Exec<'_> {
             .guest
             .vm
             .qmp_raw("qom-list", Some(json!({"path": "/objects"})))
-            .map_err(|e| StepError::Rig(error_chain(&e)))?;
+            .map_err(StepError::from)?;
         let left_behind = backends
             .as_array()
             .is_some_and(|a| a.iter().any(|o| o["name"] == backend.as_str()));
@@ -164,7 +164,7 @@ impl Exec<'_> {
                 .vm
                 .qmp()
                 .object_del(&backend)
-                .map_err(|e| StepError::Rig(error_chain(&e)))?;
+                .map_err(StepError::from)?;
         }
         Ok(())
     }
@@ -219,7 +219,7 @@ impl Exec<'_> {
             .vm
             .qmp()
             .object_del(&format!("mem-{}", m.id))
-            .map_err(|e| StepError::Rig(error_chain(&e)))
+            .map_err(StepError::from)
     }
 
     pub(super) fn pci_address_now(&mut self, id: &str) -> Option<String> {
@@ -256,7 +256,7 @@ impl Exec<'_> {
             .guest
             .vm
             .qmp_raw("query-memory-devices", None)
-            .map_err(|e| StepError::Rig(error_chain(&e)))?;
+            .map_err(StepError::from)?;
         let data = devs
             .as_array()
             .and_then(|a| a.iter().find(|d| d["data"]["id"] == id))

@@ -1,6 +1,7 @@
 //! The step executor: runs one step at a time against the booted guest and records what did not
 //! happen as asked.
 
+use super::log::{KernelLog, Waited};
 use super::result::StepFailure;
 use super::shell::{overlay_remove_cmd, poll_script};
 use crate::guest::transport::{CommandOutput, Via};
@@ -12,7 +13,6 @@ use crate::scenario::{self, Since, Step, StepKind};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use super::log::{KernelLog, Waited};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,9 @@ pub(super) enum StepError {
     /// rig's channel into the guest (ssh) broke: rig's failure while the guest still answers on
     /// its console; the kernel's when the whole guest stopped answering while QEMU runs it.
     ChannelLost(String),
+    /// QEMU did not answer a QMP command: rig's failure always; what QEMU is doing says why
+    /// (stopped on the host, stuck) and whether the run can go on.
+    QemuSilent(String),
 }
 
 impl From<crate::machine::vm::VmError> for StepError {
@@ -50,6 +53,21 @@ impl From<crate::machine::vm::VmError> for StepError {
                 source: crate::machine::qmp::QmpError::EventTimeout { .. },
                 ..
             } => StepError::NotDone(error_chain(&e)),
+            crate::machine::vm::VmError::Qmp {
+                source: crate::machine::qmp::QmpError::Io { .. },
+                ..
+            } => StepError::QemuSilent(error_chain(&e)),
+            _ => StepError::Rig(error_chain(&e)),
+        }
+    }
+}
+
+impl From<crate::machine::qmp::QmpError> for StepError {
+    fn from(e: crate::machine::qmp::QmpError) -> Self {
+        use crate::machine::qmp::QmpError;
+        match e {
+            QmpError::EventTimeout { .. } => StepError::NotDone(error_chain(&e)),
+            QmpError::Io { .. } => StepError::QemuSilent(error_chain(&e)),
             _ => StepError::Rig(error_chain(&e)),
         }
     }
@@ -137,6 +155,11 @@ impl Exec<'_> {
         match e {
             StepError::Kernel(m) => (m, false),
             StepError::Rig(m) => (m, true),
+            StepError::QemuSilent(m) => {
+                let state = self.guest.vm.machine_state();
+                self.machine_stuck |= state.is_stuck() && !matches!(state, MachineState::Gone(_));
+                (format!("{m}\n({state})"), true)
+            }
             StepError::NotDone(m) => match self.guest.vm.machine_state() {
                 MachineState::Running => (m, false),
                 other => {
@@ -353,7 +376,7 @@ impl Exec<'_> {
                 self.guest
                     .vm
                     .qmp_raw(&q.execute, args)
-                    .map_err(|e| StepError::Rig(error_chain(&e)))?;
+                    .map_err(StepError::from)?;
                 if let Some(w) = &q.wait_event {
                     let w = w.clone();
                     let pred = move |e: &Value| {
@@ -368,9 +391,7 @@ impl Exec<'_> {
                         .as_ref()
                         .map(|w| w.event.clone())
                         .unwrap_or_default();
-                    self.guest
-                        .vm
-                        .wait_qmp_event_matching(&name, &pred, t)?;
+                    self.guest.vm.wait_qmp_event_matching(&name, &pred, t)?;
                 }
                 Ok(())
             }
@@ -426,7 +447,10 @@ impl Exec<'_> {
                     Since::Step => self.log.mark(),
                 };
                 let deadline = Instant::now() + w.timeout.min(self.remaining());
-                match self.log.wait(from, deadline, |l| w.regex.is_match(l).then_some(())) {
+                match self
+                    .log
+                    .wait(from, deadline, |l| w.regex.is_match(l).then_some(()))
+                {
                     Waited::Found(()) => Ok(()),
                     Waited::Closed => Err(self.console_closed()),
                     Waited::Timeout => Err(StepError::Kernel(format!(

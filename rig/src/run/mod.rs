@@ -372,7 +372,7 @@ fn run_once(
         index,
         dir,
         start,
-        truncated: None,
+        incomplete: None,
     };
     let mut failures = Vec::new();
     let guest = Guest::boot(gopts, image.clone(), verdict.clone(), dir, events);
@@ -511,9 +511,11 @@ fn run_once(
         keep_reports(events, &live, found);
     }
     let done = Finish {
-        truncated: logged.truncated.then(|| {
-            let live = live.lock().map(|l| l.clone()).unwrap_or_default();
-            (logged.written, live)
+        // console.log lacks part of the stream (capped, or the filesystem refused it): what
+        // the live analyzer found there counts too.
+        incomplete: (logged.truncated || logged.failed).then(|| Incomplete {
+            truncated_at: logged.truncated.then_some(logged.written),
+            live: live.lock().map(|l| l.clone()).unwrap_or_default(),
         }),
         ..done
     };
@@ -573,9 +575,15 @@ struct Finish<'a> {
     index: u32,
     dir: &'a RunDir,
     start: Instant,
-    /// `console.log` stopped at its cap after this many bytes; what the live analyzer found in
-    /// the whole stream.
-    truncated: Option<(u64, Vec<Report>)>,
+    /// `console.log` does not hold the whole console stream.
+    incomplete: Option<Incomplete>,
+}
+
+struct Incomplete {
+    /// It stopped at its cap after this many bytes.
+    truncated_at: Option<u64>,
+    /// What the live analyzer found in the whole stream.
+    live: Vec<Report>,
 }
 
 fn finish(
@@ -591,21 +599,21 @@ fn finish(
         index,
         dir,
         start,
-        truncated,
+        incomplete,
     } = f;
     // The whole log, not the live analyzer's results: the live tap starts after RIG-READY, and
     // the verdict must also count splats printed while the kernel booted.
     let console = std::fs::read(dir.console_log()).unwrap_or_default();
     let console_text = String::from_utf8_lossy(&console);
     let mut reports = dmesg::analyze(&console_text);
-    let truncated_at = truncated.map(|(at, live)| {
-        // What the capped file lacks, the live analyzer saw.
-        for r in live {
+    let truncated_at = incomplete.and_then(|inc| {
+        // What the file lacks, the live analyzer saw.
+        for r in inc.live {
             if !reports.iter().any(|x| x.title == r.title) {
                 reports.push(r);
             }
         }
-        at
+        inc.truncated_at
     });
     let mut from_dmesg = Vec::new();
     if let Some(t) = dmesg_text {

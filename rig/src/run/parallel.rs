@@ -2,7 +2,7 @@
 //! channels), host-side children (QMP, PCI and DIMM removal) run on a host thread meanwhile; then
 //! everything is joined against the deadline.
 
-use super::exec::{error_chain, Exec, StepError};
+use super::exec::{Exec, StepError};
 use super::shell::{checked, job_launch, kill_jobs, overlay_remove_cmd, poll_script};
 use crate::guest::transport::Via;
 use crate::scenario::{self, ExpectStatus, Step, StepKind};
@@ -63,8 +63,6 @@ impl Exec<'_> {
     ) -> Result<(), StepError> {
         self.par_seq += 1;
         let dir = format!("/tmp/rig-par-{}", self.par_seq);
-        let start = Instant::now();
-        let deadline = start + p.deadline.min(self.remaining());
         let has_ssh = self.guest.ssh.is_some();
         // `stagger`: each child's start delay, drawn from the run's seed.
         let delays = match &p.stagger {
@@ -143,6 +141,11 @@ impl Exec<'_> {
                 "starting parallel guest jobs",
             )?;
         }
+
+        // The children's time starts now that the guest jobs run: launching them (a guest
+        // command, slow under TCG) is rig's work, not theirs.
+        let start = Instant::now();
+        let deadline = start + p.deadline.min(self.remaining());
 
         // ssh channels and host-side steps run meanwhile.
         let mut host_fails: Vec<(&Step, StepError)> = Vec::new();
@@ -297,7 +300,7 @@ fn exec_host(
         StepKind::MemoryRemove(m) if !m.wait => vm
             .qmp_raw("device_del", Some(json!({"id": m.id})))
             .map(drop)
-            .map_err(|e| StepError::Rig(error_chain(&e))),
+            .map_err(StepError::from),
         StepKind::MemoryRemove(m) => vm
             .device_del_within(&m.id, within(m.timeout))
             .map_err(Into::into),
@@ -309,7 +312,7 @@ fn exec_host(
             let args = (!q.arguments.is_empty()).then(|| Value::Object(q.arguments.clone()));
             vm.qmp_raw(&q.execute, args)
                 .map(drop)
-                .map_err(|e| StepError::Rig(error_chain(&e)))
+                .map_err(StepError::from)
         }
         StepKind::Sleep(d) => {
             std::thread::sleep(within(*d));

@@ -6,7 +6,7 @@
 //! `MEMORY_DEVICE_SIZE_CHANGE` (rate-limited to one a second per device, the last one always
 //! delivered); a resize waits for those events and confirms each with a query.
 
-use super::exec::{error_chain, Exec, StepError};
+use super::exec::{Exec, StepError};
 use crate::machine::vm::Vm;
 use crate::scenario::{BoardDevice, MemoryResizeStep};
 use serde_json::{json, Value};
@@ -72,7 +72,7 @@ impl BlockRange {
 fn device_info(vm: &mut Vm, id: &str) -> Result<Value, StepError> {
     let devs = vm
         .qmp_raw("query-memory-devices", None)
-        .map_err(|e| StepError::Rig(error_chain(&e)))?;
+        .map_err(StepError::from)?;
     devs.as_array()
         .and_then(|a| {
             a.iter()
@@ -84,7 +84,11 @@ fn device_info(vm: &mut Vm, id: &str) -> Result<Value, StepError> {
 
 /// Sets `requested-size`; with `wait`, waits until the device reports that size plugged.
 /// Waits end at `deadline` (the scenario's or the `parallel`'s) if it comes first.
-pub(super) fn resize(vm: &mut Vm, m: &MemoryResizeStep, deadline: Instant) -> Result<(), StepError> {
+pub(super) fn resize(
+    vm: &mut Vm,
+    m: &MemoryResizeStep,
+    deadline: Instant,
+) -> Result<(), StepError> {
     vm.qmp_raw(
         "qom-set",
         Some(json!({
@@ -93,7 +97,7 @@ pub(super) fn resize(vm: &mut Vm, m: &MemoryResizeStep, deadline: Instant) -> Re
             "value": m.size_bytes,
         })),
     )
-    .map_err(|e| StepError::Rig(error_chain(&e)))?;
+    .map_err(StepError::from)?;
     if !m.wait {
         return Ok(());
     }

@@ -127,6 +127,12 @@ impl HostKey {
         })
     }
 
+    /// [`HostKey::from_console`] of a console log as it is on disk: any bytes (the guest's
+    /// console is untrusted; one that is not UTF-8 must not hide the key).
+    pub fn from_console_bytes(console: &[u8]) -> Result<Self, SshError> {
+        Self::from_console(&String::from_utf8_lossy(console))
+    }
+
     /// The last valid `RIG-SSH-HOSTKEY` marker in a console log. The marker may sit after other
     /// text on its line (a printk can interleave), and `\r` from the serial line is ignored.
     pub fn from_console(console: &str) -> Result<Self, SshError> {
@@ -248,6 +254,16 @@ mod tests {
             HostKey::from_openssh(&ClientKey::generate().unwrap().authorized_keys()).unwrap();
         let console = format!("{}\n{}\n", hk.marker_line(), other.marker_line());
         assert_eq!(HostKey::from_console(&console).unwrap(), other);
+    }
+
+    #[test]
+    fn a_console_that_is_not_utf8_still_gives_its_key() {
+        let hk = HostKey::from_openssh(&ClientKey::generate().unwrap().authorized_keys()).unwrap();
+        let mut console = b"[    0.5] garbage \xff\xfe\xc3 from the guest\n".to_vec();
+        console.extend_from_slice(hk.marker_line().as_bytes());
+        console.extend_from_slice(b"\n\xff\n");
+        assert!(std::str::from_utf8(&console).is_err());
+        assert_eq!(HostKey::from_console_bytes(&console).unwrap(), hk);
     }
 
     #[test]
