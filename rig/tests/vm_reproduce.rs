@@ -29,13 +29,12 @@ fn run_folder(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
             .unwrap();
     edit(&mut rec);
     std::fs::create_dir_all(dir.join("scenario")).unwrap();
+    let copy = dir.join("scenario/fake-warning.yaml");
+    std::fs::copy(rig::repo_root().join("scenarios/fake-warning.yaml"), &copy).unwrap();
+    // The checkout's scenario may have changed since the fixture was recorded.
+    rec["scenario"]["sha256"] = rig::host::cache::sha256_file(&copy).unwrap().into();
     std::fs::write(dir.join("run.json"), rec.to_string()).unwrap();
     std::fs::copy(fixture().join("report.json"), dir.join("report.json")).unwrap();
-    std::fs::copy(
-        rig::repo_root().join("scenarios/fake-warning.yaml"),
-        dir.join("scenario/fake-warning.yaml"),
-    )
-    .unwrap();
 }
 
 /// A kernel tree whose Makefile and merge_config.sh leave `marker` when anything runs them.

@@ -1,6 +1,6 @@
 //! Bundles as untrusted input: what `--bundle` packs, and what unpacking refuses.
 
-use super::tests::{record_json, run_folder, write_record};
+use super::tests::{folder_record, run_folder, write_record};
 use super::unpack::{unpack_within, Limits};
 use super::*;
 use flate2::write::GzEncoder;
@@ -48,7 +48,7 @@ fn a_bundle_packs_the_kernel_config_only_from_rigs_cache() {
     let secret = secrets.path().join("id_ed25519");
     std::fs::write(&secret, "PRIVATE KEY").unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let mut rec = record_json();
+    let mut rec = folder_record(dir.path());
     rec["kernel"]["config"] = secret.display().to_string().into();
     write_record(dir.path(), &rec);
     let out = dir.path().join("b.tar.gz");
@@ -84,7 +84,7 @@ fn a_bundle_packs_the_kernel_config_only_from_rigs_cache() {
 #[test]
 fn a_bundle_packs_fragments_by_flavor_not_by_the_records_list() {
     let dir = run_folder();
-    let mut rec = record_json();
+    let mut rec = folder_record(dir.path());
     rec["kernel"]["name"] = "rig-6.12".into();
     rec["kernel"]["provenance"] = serde_json::json!({
         "flavor": "",
@@ -166,7 +166,7 @@ fn leftovers(dir: &Path) -> Vec<String> {
 #[test]
 fn unpacking_refuses_paths_out_of_the_folder_links_and_devices() {
     use tar::EntryType::*;
-    let cases: [(&[u8], tar::EntryType, &str); 7] = [
+    let cases: [(&[u8], tar::EntryType, &str); 8] = [
         (b"/tmp/rig-abs", Regular, "has an absolute path"),
         (b"../escape", Regular, "not a plain relative path"),
         (
@@ -174,6 +174,7 @@ fn unpacking_refuses_paths_out_of_the_folder_links_and_devices() {
             Regular,
             "not a plain relative path",
         ),
+        (b"./../escape", Regular, "not a plain relative path"),
         (b"scenario/overlays", Symlink, "is a symbolic link"),
         (b"run.json", Link, "is a hard link"),
         (b"dev-null", Char, "is a character device"),
@@ -262,4 +263,27 @@ fn unpacking_stops_at_the_entry_cap() {
         "{e}"
     );
     assert!(leftovers(d.path()).is_empty());
+}
+
+/// `tar czf b.tar.gz -C folder .` writes `./` and `./name`: a repacked bundle still unpacks.
+#[test]
+fn a_bundle_packed_by_tar_with_dot_paths_unpacks() {
+    use tar::EntryType::*;
+    let d = tempfile::tempdir().unwrap();
+    let b = d.path().join("b.tar.gz");
+    tarball(
+        &b,
+        &[
+            (b"./", Directory, b""),
+            (b"./scenario/", Directory, b""),
+            (b"./run.json", Regular, b"{}"),
+            (b"./scenario/x.yaml", Regular, b"name: x"),
+        ],
+    );
+    let dir = unpack(&b, d.path()).unwrap();
+    assert_eq!(std::fs::read(dir.join("run.json")).unwrap(), b"{}");
+    assert_eq!(
+        std::fs::read(dir.join("scenario/x.yaml")).unwrap(),
+        b"name: x"
+    );
 }

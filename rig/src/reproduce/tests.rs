@@ -12,21 +12,34 @@ pub(super) fn fixture() -> PathBuf {
 /// A run folder made of the real fake-warning run's record and report, plus its scenario copy.
 pub(super) fn run_folder() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for f in [RECORD_FILE, crate::report::REPORT_FILE] {
-        std::fs::copy(fixture().join(f), dir.path().join(f)).unwrap();
-    }
-    std::fs::create_dir(dir.path().join("scenario")).unwrap();
     std::fs::copy(
-        crate::repo_root().join("scenarios/fake-warning.yaml"),
-        dir.path().join("scenario/fake-warning.yaml"),
+        fixture().join(crate::report::REPORT_FILE),
+        dir.path().join(crate::report::REPORT_FILE),
     )
     .unwrap();
+    std::fs::create_dir(dir.path().join("scenario")).unwrap();
+    let copy = dir.path().join("scenario/fake-warning.yaml");
+    std::fs::copy(
+        crate::repo_root().join("scenarios/fake-warning.yaml"),
+        &copy,
+    )
+    .unwrap();
+    // The checkout's scenario may have changed since the fixture was recorded: the record
+    // names the copy's hash, as a run's does.
+    let mut rec = record_json();
+    rec["scenario"]["sha256"] = crate::host::cache::sha256_file(&copy).unwrap().into();
+    write_record(dir.path(), &rec);
     dir
 }
 
 /// The fixture's record as JSON, for tests that change a field.
 pub(super) fn record_json() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(fixture().join(RECORD_FILE)).unwrap()).unwrap()
+}
+
+/// A folder's `run.json` as JSON.
+pub(super) fn folder_record(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join(RECORD_FILE)).unwrap()).unwrap()
 }
 
 /// Writes `record` as the folder's `run.json`.
@@ -67,7 +80,7 @@ fn a_folder_without_a_record_is_refused() {
 /// A record field set to `value`: the error `open` gives (it must refuse).
 fn refused_with(field: &[&str], value: serde_json::Value) -> String {
     let dir = run_folder();
-    let mut rec = record_json();
+    let mut rec = folder_record(dir.path());
     let mut at = &mut rec;
     for f in &field[..field.len() - 1] {
         at = &mut at[*f];
@@ -241,7 +254,7 @@ pub(super) fn booby_trapped_tree(dir: &Path, marker: &Path) {
 /// The fixture's run, recorded on `tree:TREE` with source identity `identity`.
 fn tree_run(tree: &Path, identity: &str) -> tempfile::TempDir {
     let dir = run_folder();
-    let mut rec = record_json();
+    let mut rec = folder_record(dir.path());
     rec["kernel"]["name"] = format!("tree:{}#kasan", tree.display()).into();
     rec["kernel"]["provenance"] = serde_json::json!({ "source_identity": identity });
     write_record(dir.path(), &rec);

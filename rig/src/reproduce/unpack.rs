@@ -71,22 +71,25 @@ pub(super) fn unpack_within(
     }
 }
 
-/// An entry's path, checked: relative, plain components, not empty.
-fn entry_path(bundle: &Path, raw: &[u8]) -> Result<PathBuf, ReproduceError> {
+/// An entry's path, checked: relative, plain components (a `./` as `tar -C dir .` writes is
+/// dropped); `None` for the archive's root folder itself (`./`).
+fn entry_path(bundle: &Path, raw: &[u8]) -> Result<Option<PathBuf>, ReproduceError> {
     let shown = String::from_utf8_lossy(raw).escape_default().to_string();
     let text = std::str::from_utf8(raw)
         .map_err(|_| refuse(bundle, format!("entry `{shown}`: the name is not UTF-8")))?;
-    let p = Path::new(text.trim_end_matches('/'));
+    let p = Path::new(text);
     if p.is_absolute() {
         return Err(refuse(
             bundle,
             format!("entry `{shown}` has an absolute path: bundles hold relative paths only"),
         ));
     }
-    if p.as_os_str().is_empty() || p.components().any(|c| !matches!(c, Component::Normal(_))) {
+    if p.components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
         return Err(refuse(
             bundle,
-            format!("entry `{shown}` is not a plain relative path (`..`, `.` or empty)"),
+            format!("entry `{shown}` is not a plain relative path (`..`)"),
         ));
     }
     if text.chars().any(char::is_control) {
@@ -95,7 +98,11 @@ fn entry_path(bundle: &Path, raw: &[u8]) -> Result<PathBuf, ReproduceError> {
             format!("entry `{shown}` has control characters in its name"),
         ));
     }
-    Ok(p.to_path_buf())
+    let plain: PathBuf = p
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect();
+    Ok((!plain.as_os_str().is_empty()).then_some(plain))
 }
 
 fn entries(
@@ -124,8 +131,13 @@ fn entries(
                 ),
             ));
         }
-        let rel = entry_path(bundle, &entry.path_bytes())?;
         let kind = entry.header().entry_type();
+        let Some(rel) = entry_path(bundle, &entry.path_bytes())? else {
+            if kind == tar::EntryType::Directory {
+                continue;
+            }
+            return Err(refuse(bundle, "an entry without a name"));
+        };
         let dst = dir.join(&rel);
         if let Some(parent) = dst.parent() {
             std::fs::DirBuilder::new()
