@@ -461,3 +461,58 @@ fn replays_that_could_not_run_are_not_did_not_reproduce() {
         hit.render()
     );
 }
+
+/// A bundle's overlay that embeds a host file (`/incbin/("/etc/…")`) would carry it into the
+/// guest and its console log: refused before anything is compiled or booted.
+#[test]
+fn an_overlay_that_reads_host_files_is_refused() {
+    let dir = run_folder();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("scenario/overlays")).unwrap();
+    let copy = d.join("scenario/overlay-devlink-teardown.yaml");
+    std::fs::copy(
+        crate::repo_root().join("scenarios/overlay-devlink-teardown.yaml"),
+        &copy,
+    )
+    .unwrap();
+    let overlay = d.join("scenario/overlays/clock-provider-consumer.dtso");
+    let mut rec = folder_record(d);
+    rec["scenario"]["name"] = "overlay-devlink-teardown".into();
+    rec["scenario"]["copy"] = "scenario/overlay-devlink-teardown.yaml".into();
+    rec["scenario"]["sha256"] = crate::host::cache::sha256_file(&copy).unwrap().into();
+    rec["scenario"]["overlays"] =
+        serde_json::json!(["scenario/overlays/clock-provider-consumer.dtso"]);
+    write_record(d, &rec);
+    for directive in [
+        "leak = /incbin/(\"/etc/hostname\");",
+        "/include/ \"/etc/hostname\"",
+    ] {
+        std::fs::write(
+            &overlay,
+            format!("/dts-v1/;\n/plugin/;\n/ {{ fragment@0 {{ target-path = \"/\"; __overlay__ {{ {directive} }}; }}; }};\n"),
+        )
+        .unwrap();
+        let r = open(d, d).unwrap();
+        let e = replay(
+            r,
+            &ReplayOptions::default(),
+            &Cache::at(d),
+            &RunDir::create_in(d, "x").unwrap(),
+            &Events::none(),
+        )
+        .unwrap_err();
+        assert!(e.is_bad_input(), "{e}");
+        assert!(
+            e.to_string()
+                .contains("which makes dtc read a file of this host"),
+            "{e}"
+        );
+    }
+    // Every overlay rig ships passes (a run of any of them replays).
+    for e in std::fs::read_dir(crate::repo_root().join("overlays")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "dtso") {
+            files::check_overlay(&p).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
