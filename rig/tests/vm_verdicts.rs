@@ -89,7 +89,8 @@ fn the_guest_reaches_no_host_service_unless_the_scenario_asks() {
         assert_eq!(r.verdict, Verdict::Pass, "{}", failures(&r));
         let connected = listener.accept().is_ok();
         assert_eq!(
-            connected, outbound,
+            connected,
+            outbound,
             "outbound_network {outbound}: the host listener was{} reached",
             if connected { "" } else { " not" }
         );
@@ -122,7 +123,11 @@ fn no_wait_outlives_its_deadline() {
         None,
     );
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(80), "took {took:?}:\n{}", failures(&r));
+    assert!(
+        took < Duration::from_secs(80),
+        "took {took:?}:\n{}",
+        failures(&r)
+    );
 }
 
 /// rig's own work around a `parallel` (launching the guest jobs, joining them, collecting
@@ -130,7 +135,9 @@ fn no_wait_outlives_its_deadline() {
 /// children that finish inside it pass.
 #[test]
 fn parallel_counts_only_its_children_against_the_deadline() {
-    let mut text = String::from("name: par-overhead\nsteps:\n  - parallel:\n      deadline: 3s\n      steps:\n");
+    let mut text = String::from(
+        "name: par-overhead\nsteps:\n  - parallel:\n      deadline: 3s\n      steps:\n",
+    );
     for _ in 0..6 {
         text.push_str("        - guest: {run: sleep 2.5}\n");
     }
@@ -146,19 +153,38 @@ fn parallel_counts_only_its_children_against_the_deadline() {
 /// so `git bisect run` marks it bad instead of skipping it.
 #[test]
 fn a_kernel_that_hangs_at_boot_is_a_kernel_failure() {
-    let (_d, file) = scenario_file("boot-hang", "name: boot-hang\nsteps:\n  - guest: {run: true}\n");
+    let (_d, file) = scenario_file(
+        "boot-hang",
+        "name: boot-hang\nsteps:\n  - guest: {run: true}\n",
+    );
     let scenario = file.clone();
     let dir = run_dir("run-boot-hang");
     let out = Command::new(env!("CARGO_BIN_EXE_rig"))
         .env("RIG_ARTIFACTS", dir.path())
         // A boot deadline of ~18 s on arm64 under TCG: the kernel runs /init within a few.
         .env("RIG_TIMEOUT_SCALE", "0.15")
-        .args(["run", &scenario.display().to_string(), "--board", "arm64-virt"])
-        .args(["--kernel", KERNEL, "--no-setup", "--cmdline", "rdinit=/bin/cat"])
+        .args([
+            "run",
+            &scenario.display().to_string(),
+            "--board",
+            "arm64-virt",
+        ])
+        .args([
+            "--kernel",
+            KERNEL,
+            "--no-setup",
+            "--cmdline",
+            "rdinit=/bin/cat",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("the kernel hung at boot"), "{stdout}");
 }
 
@@ -204,10 +230,18 @@ fn qemu_stopped_during_an_unplug_is_an_infra_error() {
         "stopped-unplug",
         Some(sink.clone()),
     );
-    let stopped = sink.stopped.lock().unwrap().expect("no device_del went out");
+    let stopped = sink
+        .stopped
+        .lock()
+        .unwrap()
+        .expect("no device_del went out");
     assert!(!alive(stopped), "QEMU {stopped} outlived the run");
     assert_eq!(r.verdict, Verdict::Infra, "{}", failures(&r));
-    assert!(failures(&r).contains("stopped on the host"), "{}", failures(&r));
+    assert!(
+        failures(&r).contains("stopped on the host"),
+        "{}",
+        failures(&r)
+    );
 }
 
 /// The guest's ssh server killed while an ssh command of a `parallel` runs: rig's channel
@@ -223,7 +257,11 @@ fn a_broken_ssh_channel_inside_parallel_is_an_infra_error() {
         None,
     );
     assert_eq!(r.verdict, Verdict::Infra, "{}", failures(&r));
-    assert!(failures(&r).contains("ssh channel broke"), "{}", failures(&r));
+    assert!(
+        failures(&r).contains("ssh channel broke"),
+        "{}",
+        failures(&r)
+    );
 }
 
 /// `rig run --repeat 5` killed (SIGKILL: no chance to clean up) after its second repetition:

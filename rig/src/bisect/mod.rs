@@ -552,7 +552,10 @@ pub fn run(
     let _ = std::fs::copy(log.path(), runs_dir.file("bisect.jsonl"));
     let result = result?;
     if let Ok(text) = serde_json::to_string_pretty(&result) {
-        let _ = record::write_atomic(&runs_dir.file("result.json"), (text + "\n").as_bytes());
+        let _ = crate::host::artifacts::write_atomic(
+            &runs_dir.file("result.json"),
+            (text + "\n").as_bytes(),
+        );
     }
     Ok(result)
 }

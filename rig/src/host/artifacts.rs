@@ -79,13 +79,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     };
-    let written = f
-        .write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .and_then(|_| {
-            drop(f);
-            fs::rename(&tmp, path)
-        });
+    let written = f.write_all(bytes).and_then(|_| f.sync_all()).and_then(|_| {
+        drop(f);
+        fs::rename(&tmp, path)
+    });
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
         return Err(e);

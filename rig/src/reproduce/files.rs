@@ -87,26 +87,3 @@ pub fn read_inside(dir: &Path, rel: &Path, max: u64) -> Result<Option<String>, R
             message: format!("not UTF-8 text: {e}"),
         })
 }
-
-/// The largest overlay source rig compiles from a run folder or bundle.
-pub const MAX_OVERLAY_BYTES: u64 = 1 << 20;
-
-/// dtc directives that read other files while compiling: `/incbin/("/any/file")` embeds a host
-/// file's bytes in the overlay (and so in the guest, and its console), `/include/` reads one.
-const DTC_FILE_DIRECTIVES: [&str; 2] = ["/incbin/", "/include/"];
-
-/// An overlay source from a run folder or bundle is compiled on this host by dtc: it must not
-/// name other files (rig's own overlays never do).
-pub fn check_overlay(path: &Path) -> Result<(), ReproduceError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(Path::new).unwrap_or(path);
-    let text =
-        read_inside(dir, name, MAX_OVERLAY_BYTES)?.ok_or_else(|| outside(path, "missing"))?;
-    if let Some(d) = DTC_FILE_DIRECTIVES.iter().find(|d| text.contains(*d)) {
-        return Err(outside(
-            path,
-            format!("the overlay uses `{d}`, which makes dtc read a file of this host"),
-        ));
-    }
-    Ok(())
-}

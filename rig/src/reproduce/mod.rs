@@ -150,9 +150,6 @@ pub fn replay(
     }
     let overlays = files::folder_inside(&recorded.dir, Path::new("scenario/overlays"))?;
     let scenario = crate::scenario::load(&file, &overlays).map_err(ReproduceError::Scenario)?;
-    for o in crate::run::record::overlay_files(&scenario) {
-        files::check_overlay(&o)?;
-    }
     crate::guest::ensure_host_tools(
         &crate::guest::needs_for_kernel(&kernel),
         o.auto_setup,

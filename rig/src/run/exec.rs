@@ -1,6 +1,7 @@
 //! The step executor: runs one step at a time against the booted guest and records what did not
 //! happen as asked.
 
+use super::log::{KernelLog, Waited};
 use super::result::StepFailure;
 use super::shell::{overlay_remove_cmd, poll_script};
 use crate::guest::transport::{CommandOutput, Via};
@@ -12,7 +13,6 @@ use crate::scenario::{self, Since, Step, StepKind};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use super::log::{KernelLog, Waited};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -368,9 +368,7 @@ impl Exec<'_> {
                         .as_ref()
                         .map(|w| w.event.clone())
                         .unwrap_or_default();
-                    self.guest
-                        .vm
-                        .wait_qmp_event_matching(&name, &pred, t)?;
+                    self.guest.vm.wait_qmp_event_matching(&name, &pred, t)?;
                 }
                 Ok(())
             }
@@ -426,7 +424,10 @@ impl Exec<'_> {
                     Since::Step => self.log.mark(),
                 };
                 let deadline = Instant::now() + w.timeout.min(self.remaining());
-                match self.log.wait(from, deadline, |l| w.regex.is_match(l).then_some(())) {
+                match self
+                    .log
+                    .wait(from, deadline, |l| w.regex.is_match(l).then_some(()))
+                {
                     Waited::Found(()) => Ok(()),
                     Waited::Closed => Err(self.console_closed()),
                     Waited::Timeout => Err(StepError::Kernel(format!(

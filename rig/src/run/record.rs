@@ -152,17 +152,6 @@ pub(super) fn write(dir: &RunDir, i: &Inputs<'_>) {
             .unwrap_or_default(),
     };
     if let Ok(s) = serde_json::to_string_pretty(&record) {
-        let _ = write_atomic(&dir.file(RECORD_FILE), (s + "\n").as_bytes());
+        let _ = crate::host::artifacts::write_atomic(&dir.file(RECORD_FILE), (s + "\n").as_bytes());
     }
-}
-
-/// The record whole or not at all: a temp file beside it, fsynced, renamed into place.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()
 }

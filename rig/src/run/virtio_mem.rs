@@ -84,7 +84,11 @@ fn device_info(vm: &mut Vm, id: &str) -> Result<Value, StepError> {
 
 /// Sets `requested-size`; with `wait`, waits until the device reports that size plugged.
 /// Waits end at `deadline` (the scenario's or the `parallel`'s) if it comes first.
-pub(super) fn resize(vm: &mut Vm, m: &MemoryResizeStep, deadline: Instant) -> Result<(), StepError> {
+pub(super) fn resize(
+    vm: &mut Vm,
+    m: &MemoryResizeStep,
+    deadline: Instant,
+) -> Result<(), StepError> {
     vm.qmp_raw(
         "qom-set",
         Some(json!({
