@@ -63,6 +63,8 @@ pub enum BisectError {
     },
     #[error("{0}")]
     Infra(String),
+    #[error("interrupted by signal {signal}: nothing recorded for the commit being tested")]
+    Interrupted { signal: i32 },
     #[error(transparent)]
     Cache(#[from] crate::host::cache::CacheError),
     #[error("cannot write the bisect log {path}")]
@@ -125,6 +127,15 @@ pub struct Plan {
     pub min_confidence: f64,
 }
 
+/// A build or run that ended after rig caught a signal says nothing about the commit (the
+/// handler killed make or QEMU): stop before it becomes a verdict.
+fn interrupted() -> Result<(), BisectError> {
+    match crate::host::process::caught_signal() {
+        Some(signal) => Err(BisectError::Interrupted { signal }),
+        None => Ok(()),
+    }
+}
+
 /// Tests the commit checked out in `wt`: build, then up to `n` runs, stopping at the first that
 /// shows `target` (when given). Without a target (the bad endpoint's measurement) every run is
 /// done and its titles kept.
@@ -139,6 +150,7 @@ fn test(
 ) -> Result<Tested, BisectError> {
     let subject = wt.subject(commit)?;
     let build = oracle.build(commit).map_err(BisectError::Infra)?;
+    interrupted()?;
     let mut runs = Runs::default();
     let mut reproducer = None;
     let built = match build {
@@ -157,7 +169,9 @@ fn test(
     };
     for i in 1..=n {
         runs.runs += 1;
-        match oracle.run(commit, i).map_err(BisectError::Infra)? {
+        let outcome = oracle.run(commit, i).map_err(BisectError::Infra)?;
+        interrupted()?;
+        match outcome {
             RunOutcome::Infra { .. } => runs.infra += 1,
             RunOutcome::Ran { titles, dir } => {
                 let hit = target.is_some_and(|t| titles.iter().any(|x| x == t));
@@ -538,7 +552,10 @@ pub fn run(
     let _ = std::fs::copy(log.path(), runs_dir.file("bisect.jsonl"));
     let result = result?;
     if let Ok(text) = serde_json::to_string_pretty(&result) {
-        let _ = std::fs::write(runs_dir.file("result.json"), text + "\n");
+        let _ = crate::host::artifacts::write_atomic(
+            &runs_dir.file("result.json"),
+            (text + "\n").as_bytes(),
+        );
     }
     Ok(result)
 }

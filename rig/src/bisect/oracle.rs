@@ -31,17 +31,22 @@ impl KernelOracle<'_> {
     }
 }
 
-/// Whether a provisioning failure is the commit not building (skip), not rig failing.
-fn does_not_build(e: &ProvisionError) -> bool {
-    matches!(
-        e,
-        ProvisionError::Build(
-            KbuildError::Make { .. }
-                | KbuildError::DroppedOptions { .. }
-                | KbuildError::Patch { .. }
-                | KbuildError::Corrupt { .. }
-        )
-    )
+/// Whether a provisioning failure is the commit not building (skip), not rig failing: a build
+/// error in the source, a config that lost rig's options, a flavor patch that does not apply.
+/// A make that failed because of the host (killed, disk full, out of memory — see
+/// [`KbuildError::is_host_failure`]) or while rig was being stopped by a signal is rig's
+/// failure: the bisect stops (exit 125) and records nothing for the commit.
+pub(super) fn does_not_build(e: &ProvisionError) -> bool {
+    if crate::host::process::caught_signal().is_some() {
+        return false;
+    }
+    match e {
+        ProvisionError::Build(k @ KbuildError::Make { .. }) => !k.is_host_failure(),
+        ProvisionError::Build(KbuildError::DroppedOptions { .. } | KbuildError::Patch { .. }) => {
+            true
+        }
+        _ => false,
+    }
 }
 
 impl Oracle for KernelOracle<'_> {

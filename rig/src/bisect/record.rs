@@ -139,7 +139,13 @@ impl BisectResult {
                     );
                 }
                 if let Some(r) = &c.reproducer {
-                    s.push_str(&format!("reproduce: rig reproduce {}\n", r.display()));
+                    // The run's kernel is a tree kernel: rig rebuilds it only from a tree the
+                    // user names, with the same source identity.
+                    s.push_str(&format!(
+                        "reproduce: rig reproduce {} --tree TREE  (TREE: a clean checkout of {})\n",
+                        r.display(),
+                        &c.commit[..12.min(c.commit.len())]
+                    ));
                 }
             }
             None if !self.candidates.is_empty() => s.push_str(&format!(
@@ -164,7 +170,11 @@ impl BisectResult {
     }
 }
 
-/// The step log (JSON lines), appended and flushed as each commit is decided.
+/// The step log (JSON lines). Each decided commit is one line, written whole with a single
+/// `write` and fsynced before the bisect moves on, so a kill, a crash or a full disk loses at
+/// most the line being written; `--resume` drops a torn last line. Nothing is written once rig
+/// has caught a signal: a verdict reached while rig was being stopped (a build or a run cut
+/// short) is not evidence.
 pub struct Log {
     path: PathBuf,
     file: std::fs::File,
@@ -178,9 +188,28 @@ impl Log {
             path: path.to_path_buf(),
             source,
         };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
         let past = if resume {
-            std::fs::read_to_string(path)
-                .unwrap_or_default()
+            let text = match std::fs::read(path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(err(e)),
+            };
+            // A line without its newline was cut short (killed mid-write): drop it, so the
+            // next entry starts on a line of its own.
+            let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            if whole < text.len() {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(err)?;
+                f.set_len(whole as u64)
+                    .and_then(|()| f.sync_data())
+                    .map_err(err)?;
+            }
+            String::from_utf8_lossy(&text[..whole])
                 .lines()
                 .filter_map(|l| serde_json::from_str(l).ok())
                 .collect()
@@ -190,14 +219,17 @@ impl Log {
             }
             Vec::new()
         };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .map_err(err)?;
+        // The file's name must survive a crash too.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(err)?;
+        }
         Ok(Log {
             path: path.to_path_buf(),
             file,
@@ -210,8 +242,13 @@ impl Log {
     }
 
     pub(super) fn write(&mut self, e: &LogEntry) -> Result<(), BisectError> {
-        let line = serde_json::to_string(e).unwrap_or_default();
-        writeln!(self.file, "{line}")
+        if let Some(signal) = crate::host::process::caught_signal() {
+            return Err(BisectError::Interrupted { signal });
+        }
+        let mut line = serde_json::to_string(e).unwrap_or_default();
+        line.push('\n');
+        self.file
+            .write_all(line.as_bytes())
             .and_then(|()| self.file.sync_data())
             .map_err(|source| BisectError::Log {
                 path: self.path.clone(),

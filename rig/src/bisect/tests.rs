@@ -394,3 +394,153 @@ fn a_culprit_whose_image_equals_its_parents_is_flagged() {
     );
     assert!(!c.merge);
 }
+
+/// A make killed mid-build (SIGTERM, as `kill` or a shutdown sends it) fails the build with the
+/// host's failure: the real oracle must not call that "does not build" and skip the commit.
+#[test]
+fn a_build_killed_by_the_host_is_not_a_commit_that_does_not_build() {
+    use crate::provision::kbuild::KbuildError;
+    use crate::provision::ProvisionError;
+    let d = tempfile::tempdir().unwrap();
+    let make = |makefile: &str| {
+        std::fs::write(d.path().join("Makefile"), makefile).unwrap();
+        let mut cmd = Command::new("make");
+        cmd.arg("-C").arg(d.path());
+        let log = d.path().join("build.log");
+        let _ = std::fs::remove_file(&log);
+        let e = crate::provision::kbuild::run_make(
+            cmd,
+            &log,
+            "t",
+            &crate::host::events::Events::none(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, KbuildError::Make { .. }), "{e}");
+        ProvisionError::Build(e)
+    };
+    // A compile error in the source: skipped.
+    let broken = make("all:\n\t@echo 'x.c:1:1: error: expected identifier' >&2; exit 1\n");
+    assert!(oracle::does_not_build(&broken), "{broken}");
+    // make itself killed; a compiler killed (OOM); a full disk: rig's failure, not a skip.
+    for makefile in [
+        "all:\n\tkill -TERM $$PPID; sleep 5\n",
+        "all:\n\t@echo 'gcc: fatal error: Killed signal terminated program cc1' >&2; exit 1\n",
+        "all:\n\t@echo 'fatal error: error writing to /tmp/cc1.s: No space left on device' >&2; exit 1\n",
+        "all:\n\tsh -c 'kill -KILL $$$$'\n",
+    ] {
+        let e = make(makefile);
+        assert!(!oracle::does_not_build(&e), "skipped as not building: {e}");
+    }
+}
+
+/// Scripted, but the first bisect step's build is cut by Ctrl-C: rig's handler kills the build
+/// (here a supervised `sleep`, as it kills make) and the build comes back failed, as a killed
+/// make does. The child process of the test below runs this.
+struct Interrupted(Scripted);
+
+impl Oracle for Interrupted {
+    fn build(&mut self, commit: &str) -> Result<Result<Built, String>, String> {
+        if self.0.builds < 2 {
+            return self.0.build(commit);
+        }
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        let mut make = crate::host::process::Supervised::spawn(cmd, None).unwrap();
+        // SAFETY: raising a signal in this process; the handler thread picks it up.
+        unsafe { libc::raise(libc::SIGINT) };
+        let status = make
+            .wait_timeout(std::time::Duration::from_secs(20))
+            .unwrap();
+        assert!(status.is_some(), "the handler did not kill the build");
+        Ok(Err("make: *** [Makefile:2: all] Terminated".into()))
+    }
+    fn run(&mut self, commit: &str, index: u32) -> Result<RunOutcome, String> {
+        self.0.run(commit, index)
+    }
+}
+
+const SIGNAL_CHILD: &str = "RIG_TEST_BISECT_SIGNAL_DIR";
+
+/// Ctrl-C during a build: rig's signal handler kills make and exits, while the bisect sees a
+/// failed build. That failure must not be logged as a skip for `--resume` to trust: the test runs
+/// the bisect in a child process (this test binary again) with rig's real signal handlers, and
+/// reads the log the child left.
+#[test]
+fn a_ctrl_c_during_a_build_records_no_verdict_for_resume() {
+    if let Some(dir) = std::env::var_os(SIGNAL_CHILD) {
+        let dir = PathBuf::from(dir);
+        crate::host::process::install_signal_handlers().unwrap();
+        let repo_dir = dir.join("repo");
+        std::fs::create_dir(&repo_dir).unwrap();
+        let commits: Vec<Commit<'_>> = vec![
+            ("harmless 1", &[("file", Some("1"))]),
+            ("harmless 2", &[("file", Some("2"))]),
+            ("harmless 3", &[("file", Some("3"))]),
+            ("the culprit", &[("bug", Some("x"))]),
+            ("after", &[("file", Some("4"))]),
+        ];
+        let (repo, h) = history(&repo_dir, &commits);
+        let wt = repo.worktree(&dir.join("wt"), h.last().unwrap()).unwrap();
+        let mut log = Log::open(&dir.join("log.jsonl"), false).unwrap();
+        let mut o = Interrupted(Scripted::new(&wt.path));
+        let r = bisect(&wt, &mut o, &plan(&h[0], h.last().unwrap()), &mut log);
+        eprintln!("bisect returned {:?}", r.map(|r| r.render()));
+        // The handler thread ends the process (exit 130); wait for it.
+        std::thread::sleep(std::time::Duration::from_secs(10));
+        std::process::exit(3);
+    }
+    let d = tempfile::tempdir().unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "bisect::tests::a_ctrl_c_during_a_build_records_no_verdict_for_resume",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(SIGNAL_CHILD, d.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("caught signal 2"), "{stderr}");
+    let text = std::fs::read_to_string(d.path().join("log.jsonl")).unwrap();
+    let roles: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["role"].as_str().unwrap_or("target").to_string()
+        })
+        .collect();
+    // The endpoints were decided before the signal; the interrupted step left nothing.
+    assert_eq!(roles, ["target", "bad-endpoint", "good-endpoint"], "{text}");
+}
+
+/// A line cut short by a kill is dropped on `--resume`, and the next entry starts a line of
+/// its own (appending after a torn line would merge the two into garbage).
+#[test]
+fn a_torn_last_log_line_is_dropped_on_resume() {
+    let f = fixture("100");
+    let p = plan(&f.h[0], f.h.last().unwrap());
+    let (full, _) = f.run(&p);
+    full.unwrap();
+    let path = f.work.path().join("log.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines = text.lines().count();
+    // Keep the first three entries and half of the fourth.
+    let mut cut: Vec<&str> = text.lines().take(4).collect();
+    let half = cut[3].len() / 2;
+    cut[3] = &cut[3][..half];
+    std::fs::write(&path, cut.join("\n")).unwrap();
+    let log = f.log(true);
+    assert_eq!(log.past.len(), 3);
+    drop(log);
+    let wt = f.repo.worktree(&f.work.path().join("wt"), &p.bad).unwrap();
+    let mut o = Scripted::new(&wt.path);
+    let r = bisect(&wt, &mut o, &p, &mut f.log(true)).unwrap();
+    assert_eq!(r.culprit.unwrap().subject, "the culprit");
+    let text = std::fs::read_to_string(&path).unwrap();
+    for l in text.lines() {
+        serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+    }
+    assert!(text.lines().count() >= lines - 1, "{text}");
+}

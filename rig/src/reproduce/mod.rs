@@ -6,321 +6,170 @@
 //! [`bundle`] writes a self-contained `.tar.gz` of a run (scenario, overlays, kernel `.config`,
 //! patches, kernel identity, QEMU version and argv, the report, the reproduce command) that
 //! `rig reproduce out.tar.gz` runs on another machine with rig.
+//!
+//! A bundle or run folder is untrusted input (a bundle comes attached to a bug report): it is
+//! unpacked within bounds ([`unpack`]), its record validated into a [`CheckedRecord`]
+//! ([`checked`]), its files read only inside it ([`files`]), a `tree:` kernel rebuilt only from
+//! a tree the user names ([`kernel`]), and a bundle packs only files of the run folder and of
+//! rig's own cache and checkout ([`bundle`]).
 
 mod bundle;
+pub mod checked;
+mod error;
+pub mod files;
+mod kernel;
+mod outcome;
+mod unpack;
 
-pub use bundle::{bundle, unpack, BUNDLE_README};
+pub use bundle::{bundle, Bundled, BUNDLE_README};
+pub use checked::CheckedRecord;
+pub use error::ReproduceError;
+pub use outcome::Replay;
+pub use unpack::{unpack, MAX_ENTRIES, MAX_UNPACKED_BYTES};
 
 use crate::host::artifacts::RunDir;
 use crate::host::cache::Cache;
 use crate::host::events::Events;
-use crate::provision::KernelSpec;
-use crate::run::record::{RunRecord, RECORD_FILE};
-use crate::run::{run_scenario, RunError, RunOptions, ScenarioResult, Verdict};
+use crate::run::record::RECORD_FILE;
+use crate::run::{run_scenario, RunError, RunOptions};
 use std::path::{Path, PathBuf};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReproduceError {
-    #[error("{dir} is not a rig run folder or bundle: it has no {RECORD_FILE} (runs made by this rig keep one)")]
-    NotARun { dir: PathBuf },
-    #[error("cannot read {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path} is not a run record this rig reads: {message}")]
-    BadRecord { path: PathBuf, message: String },
-    #[error(
-        "{dir} has no copy of the scenario file (the run's scenario `{scenario}` was not a file)"
-    )]
-    NoScenario { dir: PathBuf, scenario: String },
-    #[error("the recorded scenario copy does not load")]
-    Scenario(#[source] crate::scenario::ScenarioError),
-    #[error(
-        "kernel `{kernel}` can no longer be built: its source tree {tree} is gone (the run used \
-         source identity {identity})"
-    )]
-    TreeGone {
-        kernel: String,
-        tree: PathBuf,
-        identity: String,
-    },
-    #[error(
-        "kernel `{kernel}` is not the one the run used: its {field} was {recorded}, now {now} \
-         (the checkout's kernel recipe or the source changed)"
-    )]
-    KernelChanged {
-        kernel: String,
-        field: String,
-        recorded: String,
-        now: String,
-    },
-    #[error("cannot provision kernel `{kernel}`")]
-    Provision {
-        kernel: String,
-        #[source]
-        source: Box<crate::provision::ProvisionError>,
-    },
-    #[error(transparent)]
-    Run(#[from] RunError),
-    #[error("bundle {path}: {message}")]
-    Bundle { path: PathBuf, message: String },
-}
-
-impl ReproduceError {
-    /// Bad input (exit 2) — a folder that is not a run, a kernel that is gone or changed —
-    /// as opposed to rig failing to run it (125).
-    pub fn is_bad_input(&self) -> bool {
-        match self {
-            ReproduceError::Provision { source, .. } => source.is_unknown_name(),
-            ReproduceError::Run(RunError::Unsupported(_)) => true,
-            ReproduceError::Run(_) | ReproduceError::Read { .. } => false,
-            _ => true,
-        }
-    }
-}
 
 /// A recorded run, ready to be re-run.
 #[derive(Debug, Clone)]
 pub struct Recorded {
     /// The run folder (or the unpacked bundle).
     pub dir: PathBuf,
-    pub record: RunRecord,
+    pub record: CheckedRecord,
     /// What the run found: its verdict and the titles that failed it (unexpected ones).
     pub verdict: Option<String>,
     pub failing_titles: Vec<String>,
+    /// The run's `report.json` is there but cannot be read (truncated, not JSON, …): what is
+    /// wrong with it. The replay still runs; it cannot be compared with the original.
+    pub report_problem: Option<String>,
 }
 
-fn read(path: &Path) -> Result<String, ReproduceError> {
-    std::fs::read_to_string(path).map_err(|source| ReproduceError::Read {
-        path: path.into(),
-        source,
-    })
-}
-
-/// Opens a run folder, or unpacks a bundle (`*.tar.gz`) into `unpack_to` first.
+/// Opens a run folder, or unpacks a bundle (`*.tar.gz`) into a new folder under `unpack_to`
+/// first ([`unpack`]: bounded, files and folders only). The record is validated
+/// ([`checked::check`]) before anything of it is used.
 pub fn open(path: &Path, unpack_to: &Path) -> Result<Recorded, ReproduceError> {
-    let dir = if path.is_file() {
+    let dir = if path.is_dir() {
+        path.to_path_buf()
+    } else if path.is_file() {
         unpack(path, unpack_to)?
     } else {
-        path.to_path_buf()
+        return Err(ReproduceError::NotARun { dir: path.into() });
     };
     let record_path = dir.join(RECORD_FILE);
-    if !record_path.is_file() {
-        return Err(ReproduceError::NotARun { dir });
-    }
-    let record: RunRecord =
-        serde_json::from_str(&read(&record_path)?).map_err(|e| ReproduceError::BadRecord {
-            path: record_path.clone(),
-            message: e.to_string(),
-        })?;
-    let (mut verdict, mut failing_titles) = (None, Vec::new());
-    let report = dir.join(crate::report::REPORT_FILE);
-    if report.is_file() {
-        let r: crate::report::RunReport =
-            serde_json::from_str(&read(&report)?).map_err(|e| ReproduceError::BadRecord {
-                path: report.clone(),
-                message: e.to_string(),
-            })?;
-        for rep in &r.repetitions {
-            for t in &rep.triage.unexpected {
-                if !failing_titles.contains(t) {
-                    failing_titles.push(t.clone());
-                }
-            }
-        }
-        verdict = Some(r.verdict);
-    }
+    let text = files::read_inside(&dir, Path::new(RECORD_FILE), files::MAX_RECORD_BYTES)?
+        .ok_or_else(|| ReproduceError::NotARun { dir: dir.clone() })?;
+    let record = checked::check(&text).map_err(|message| ReproduceError::BadRecord {
+        path: record_path,
+        message,
+    })?;
+    let (verdict, failing_titles, report_problem) = match original_report(&dir) {
+        Ok(Some((v, t))) => (Some(v), t, None),
+        Ok(None) => (None, Vec::new(), None),
+        Err(problem) => (None, Vec::new(), Some(problem)),
+    };
     Ok(Recorded {
         dir,
         record,
         verdict,
         failing_titles,
+        report_problem,
     })
 }
 
-/// Which recorded kernel identity fields must match for a replay to be the same kernel.
-const IDENTITY_FIELDS: [&str; 6] = [
-    "version",
-    "image_sha256",
-    "source_identity",
-    "config_sha256",
-    "patches",
-    "flavor",
-];
-
-/// Resolves the recorded kernel and checks it is the same one.
-fn check_kernel(r: &RunRecord, cache: &Cache, events: &Events) -> Result<(), ReproduceError> {
-    let name = &r.kernel.name;
-    if let Ok(KernelSpec::Tree { path, .. }) = KernelSpec::parse(name) {
-        if !path.is_dir() {
-            return Err(ReproduceError::TreeGone {
-                kernel: name.clone(),
-                tree: path,
-                identity: r
-                    .kernel
-                    .provenance
-                    .get("source_identity")
-                    .cloned()
-                    .unwrap_or_else(|| "unknown".into()),
-            });
-        }
+/// The original run's verdict and failing titles from its `report.json` (`None`: it has none);
+/// `Err`: the file is there but damaged, said with its path.
+fn original_report(dir: &Path) -> Result<Option<(String, Vec<String>)>, String> {
+    let name = Path::new(crate::report::REPORT_FILE);
+    let damaged = |why: String| format!("{} is damaged ({why})", dir.join(name).display());
+    let text = match files::read_inside(dir, name, files::MAX_REPORT_BYTES) {
+        Ok(Some(t)) => t,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(damaged(crate::run::error_chain(&e))),
+    };
+    let r: crate::report::RunReport =
+        serde_json::from_str(&text).map_err(|e| damaged(e.to_string()))?;
+    if !["pass", "fail", "infra"].contains(&r.verdict.as_str()) {
+        return Err(damaged(format!("verdict `{}`", r.verdict.escape_default())));
     }
-    let k = crate::provision::resolve_kernel(name, r.board.arch(), cache, events).map_err(|e| {
-        ReproduceError::Provision {
-            kernel: name.clone(),
-            source: Box::new(e),
-        }
-    })?;
-    for field in IDENTITY_FIELDS {
-        if let (Some(was), Some(now)) = (r.kernel.provenance.get(field), k.provenance.get(field)) {
-            if was != now {
-                return Err(ReproduceError::KernelChanged {
-                    kernel: name.clone(),
-                    field: field.into(),
-                    recorded: was.clone(),
-                    now: now.clone(),
-                });
+    let mut failing_titles: Vec<String> = Vec::new();
+    for rep in &r.repetitions {
+        for t in &rep.triage.unexpected {
+            if !failing_titles.contains(t) {
+                failing_titles.push(t.clone());
             }
         }
     }
-    Ok(())
+    Ok(Some((r.verdict, failing_titles)))
 }
 
-/// How a replay went.
-#[derive(Debug, Clone)]
-pub struct Replay {
-    pub recorded: Recorded,
-    pub result: ScenarioResult,
+/// How to replay: `repeat` (default: as often as the run did), the tree a `tree:` kernel is
+/// rebuilt from (see [`kernel`]), whether missing host packages may be installed.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    pub repeat: Option<u32>,
+    pub tree: Option<PathBuf>,
+    pub auto_setup: bool,
 }
 
-impl Replay {
-    /// The original's failing titles with the runs of the replay that showed each.
-    pub fn hits(&self) -> Vec<(String, u32)> {
-        self.recorded
-            .failing_titles
-            .iter()
-            .map(|t| {
-                (
-                    t.clone(),
-                    self.result.reproduced.get(t).copied().unwrap_or(0),
-                )
-            })
-            .collect()
-    }
-
-    /// The original failure came back: one of its failing titles appeared, or (a run that
-    /// failed without a report title) the replay failed too.
-    pub fn reproduced(&self) -> bool {
-        if self.recorded.failing_titles.is_empty() {
-            return self.recorded.verdict.as_deref() == Some("fail")
-                && self.result.verdict == Verdict::Fail;
-        }
-        self.hits().iter().any(|(_, k)| *k > 0)
-    }
-
-    /// Documented: 1 when the original failure reproduced, 0 when it did not.
-    pub fn exit_code(&self) -> i32 {
-        if self.reproduced() {
-            crate::host::exit::KERNEL_FAILURE
-        } else {
-            crate::host::exit::PASS
-        }
-    }
-
-    pub fn render(&self) -> String {
-        let n = self.result.repetitions.len();
-        let mut s = String::new();
-        if self.recorded.failing_titles.is_empty() {
-            let failed = self
-                .result
-                .repetitions
-                .iter()
-                .filter(|r| r.verdict == Verdict::Fail)
-                .count();
-            match self.recorded.verdict.as_deref() {
-                Some("fail") if failed > 0 => s.push_str(&format!(
-                    "reproduced: the failure (no report title) in {failed} of {n} runs\n"
-                )),
-                Some("fail") => s.push_str(&format!("did not reproduce in {n} runs\n")),
-                other => s.push_str(&format!(
-                    "the recorded run's verdict was {}: nothing to reproduce; {failed} of {n} \
-                     runs failed\n",
-                    other.unwrap_or("unknown")
-                )),
-            }
-        } else if self.reproduced() {
-            for (t, k) in self.hits() {
-                if k > 0 {
-                    s.push_str(&format!("reproduced: {t} in {k} of {n} runs\n"));
-                } else {
-                    s.push_str(&format!("not seen: {t} in {n} runs\n"));
-                }
-            }
-        } else {
-            s.push_str(&format!("did not reproduce in {n} runs\n"));
-        }
-        let other: Vec<&String> = self
-            .result
-            .reproduced
-            .keys()
-            .filter(|t| !self.recorded.failing_titles.contains(t))
-            .collect();
-        for t in other {
-            s.push_str(&format!(
-                "also seen: {t} in {} of {n} runs\n",
-                self.result.reproduced[t]
-            ));
-        }
-        let dir = &self.result.artifacts;
-        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
-        s.push_str(&format!("artifacts: {}\n", dir.display()));
-        s
-    }
-}
-
-/// Re-runs `recorded` `repeat` times (default: as often as it ran) into `run_dir`.
+/// Re-runs `recorded` into `run_dir`. Everything that can be refused is refused before a host
+/// tool is installed, a kernel built or a guest booted.
 pub fn replay(
     recorded: Recorded,
-    repeat: Option<u32>,
-    auto_setup: bool,
+    o: &ReplayOptions,
     cache: &Cache,
     run_dir: &RunDir,
     events: &Events,
 ) -> Result<Replay, ReproduceError> {
     let r = &recorded.record;
-    let copy = r
-        .scenario
-        .copy
-        .as_ref()
-        .ok_or_else(|| ReproduceError::NoScenario {
+    let kernel = kernel::replay_kernel(r, o.tree.as_deref())?;
+    let copy = r.copy.as_ref().ok_or_else(|| ReproduceError::NoScenario {
+        dir: recorded.dir.clone(),
+        scenario: r.scenario.name.clone(),
+    })?;
+    let file =
+        files::file_inside(&recorded.dir, copy)?.ok_or_else(|| ReproduceError::NoScenario {
             dir: recorded.dir.clone(),
             scenario: r.scenario.name.clone(),
         })?;
-    let scenario = crate::scenario::load(
-        &recorded.dir.join(copy),
-        &recorded.dir.join("scenario/overlays"),
-    )
-    .map_err(ReproduceError::Scenario)?;
+    if let Some(recorded_sha) = &r.scenario.sha256 {
+        let now = crate::host::cache::sha256_file(&file).map_err(|e| ReproduceError::Read {
+            path: file.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        if &now != recorded_sha {
+            return Err(ReproduceError::ScenarioChanged {
+                path: file,
+                recorded: recorded_sha.clone(),
+                now,
+            });
+        }
+    }
+    let overlays = files::folder_inside(&recorded.dir, Path::new("scenario/overlays"))?;
+    let scenario = crate::scenario::load(&file, &overlays).map_err(ReproduceError::Scenario)?;
     crate::guest::ensure_host_tools(
-        &crate::guest::needs_for_kernel(&r.kernel.name),
-        auto_setup,
+        &crate::guest::needs_for_kernel(&kernel),
+        o.auto_setup,
         cache,
         events,
     )
     .map_err(RunError::Prepare)?;
-    check_kernel(r, cache, events)?;
-    let mut opts = RunOptions::new(r.board, &r.kernel.name);
-    opts.accel = r.accel.parse().unwrap_or_default();
+    kernel::check(&kernel, r, cache, events)?;
+    let mut opts = RunOptions::new(r.board, &kernel);
+    opts.accel = r.accel;
     opts.memory_mib = r.memory_mib;
     opts.extra_cmdline = r.extra_cmdline.clone();
     opts.seed = Some(r.seed);
-    opts.repeat = repeat.unwrap_or(r.repeat).max(1);
-    opts.auto_setup = auto_setup;
+    opts.repeat = o.repeat.unwrap_or(r.repeat).max(1);
+    opts.auto_setup = o.auto_setup;
     let result = run_scenario(&scenario, &opts, cache, run_dir, events)?;
     Ok(Replay { recorded, result })
 }
 
+#[cfg(test)]
+mod bundle_tests;
 #[cfg(test)]
 mod tests;

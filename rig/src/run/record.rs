@@ -5,7 +5,9 @@
 //! repetition's `qemu.argv`.
 //!
 //! Writing the record never fails a run: a folder that cannot take it is reported by
-//! `rig reproduce`, which needs it.
+//! `rig reproduce`, which needs it. It is written atomically (temp file, fsync, rename). The
+//! record is read back as untrusted data: `crate::reproduce` parses it strictly
+//! (`deny_unknown_fields`) and validates it before anything of it is used.
 
 use super::RunOptions;
 use crate::host::artifacts::RunDir;
@@ -22,6 +24,7 @@ pub const RECORD_FILE: &str = "run.json";
 pub const RECORD_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RunRecord {
     pub record_version: u32,
     /// `rig --version` of the rig that ran it.
@@ -42,6 +45,7 @@ pub struct RunRecord {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ScenarioCopy {
     pub name: String,
     /// The file as it was named to the run.
@@ -55,6 +59,7 @@ pub struct ScenarioCopy {
 
 /// Which kernel, exactly: its name and what rig recorded of where it came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KernelIdentity {
     /// The name it was asked for (`debian-6.1`, `rig-6.12-kasan`, `tree:PATH`).
     pub name: String,
@@ -105,10 +110,13 @@ pub(super) fn write(dir: &RunDir, i: &Inputs<'_>) {
         Some(rel)
     };
     let original = Path::new(&i.scenario.file);
+    // `rig reproduce` reads back only plain, visible, printable names (`scenario/NAME`).
     let file_name = original
         .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.starts_with('.') && !n.chars().any(char::is_control))
         .map(PathBuf::from)
-        .unwrap_or_else(|| format!("{}.yaml", i.scenario.name).into());
+        .unwrap_or_else(|| PathBuf::from("scenario.yaml"));
     let copy = copy_into(original, Path::new("scenario").join(file_name));
     let sha256 = copy
         .as_ref()
@@ -144,6 +152,6 @@ pub(super) fn write(dir: &RunDir, i: &Inputs<'_>) {
             .unwrap_or_default(),
     };
     if let Ok(s) = serde_json::to_string_pretty(&record) {
-        let _ = std::fs::write(dir.file(RECORD_FILE), s + "\n");
+        let _ = crate::host::artifacts::write_atomic(&dir.file(RECORD_FILE), (s + "\n").as_bytes());
     }
 }

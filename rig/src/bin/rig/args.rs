@@ -189,13 +189,18 @@ pub(crate) enum Cmd {
     },
     /// Re-run a recorded run (a run folder or a bundle) with the same scenario, kernel and seed.
     /// Prints `reproduced: <title> in k of N runs` or `did not reproduce in N runs`.
-    /// Exit 1 when the original failure reproduced, 0 when it did not, 2 bad input, 125 infra.
+    /// Exit 1 when the original failure reproduced, 0 when it did not, 2 bad input, 125 infra
+    /// (also when none of the runs could run).
     Reproduce {
         /// A run folder (`rig-runs/…`) or a bundle (`*.tar.gz`).
         path: PathBuf,
         /// Runs, each on a fresh boot (default: as many as the recorded run had).
         #[arg(long)]
         repeat: Option<u32>,
+        /// For a run on a `tree:` kernel: the kernel source tree to build it from. Its source
+        /// identity must be the recorded one; rig never builds the tree a record names by itself.
+        #[arg(long, conflicts_with = "bundle")]
+        tree: Option<PathBuf>,
         /// Write a self-contained bundle of the run instead of running it.
         #[arg(long)]
         bundle: Option<PathBuf>,

@@ -245,12 +245,16 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
         Cmd::Reproduce {
             path,
             repeat,
+            tree,
             bundle,
             no_setup,
         } => {
             if let Some(out) = bundle {
-                let held = rig::reproduce::bundle(&path, &out)?;
-                eprintln!("rig: bundle holds {}", held.join(" "));
+                let b = rig::reproduce::bundle(&path, &out, &cache)?;
+                for why in &b.left_out {
+                    eprintln!("rig: warning: not in the bundle: {why}");
+                }
+                eprintln!("rig: bundle holds {}", b.held.join(" "));
                 println!("{}", out.display());
                 return Ok(exit::PASS);
             }
@@ -265,8 +269,18 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                 "rig: reproducing {} on {} with {} (seed {})",
                 r.scenario.name, r.board, r.kernel.name, r.seed
             );
-            let replay =
-                rig::reproduce::replay(recorded, repeat, !no_setup, &cache, &run_dir, &events)?;
+            if let Some(problem) = &recorded.report_problem {
+                eprintln!(
+                    "rig: warning: {problem}: replaying without the original titles to compare \
+                     with"
+                );
+            }
+            let opts = rig::reproduce::ReplayOptions {
+                repeat,
+                tree,
+                auto_setup: !no_setup,
+            };
+            let replay = rig::reproduce::replay(recorded, &opts, &cache, &run_dir, &events)?;
             print_text(&replay.render());
             Ok(replay.exit_code())
         }

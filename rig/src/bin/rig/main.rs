@@ -81,8 +81,14 @@ fn error_code(e: &anyhow::Error) -> i32 {
                 )
             })
     });
+    // A kernel that hung at boot (`rig boot`, `rig console`): the kernel's failure.
+    let boot_hang = e
+        .chain()
+        .any(|c| find::<rig::machine::vm::VmError>(c).is_some_and(|v| v.is_boot_hang()));
     if bad_input {
         exit::BAD_INPUT
+    } else if boot_hang {
+        exit::KERNEL_FAILURE
     } else {
         exit::INFRA
     }

@@ -46,6 +46,7 @@ pub use flavor::{
     CATALOGUE, DEFAULT_FRAGMENTS,
 };
 pub use kconfig::Dropped;
+pub use run::{host_failure, run_make};
 
 /// Bumped whenever the steps below change what lands in a cache entry.
 const RECIPE_VERSION: &str = "kbuild-1";
@@ -84,12 +85,18 @@ pub enum KbuildError {
         config: PathBuf,
         dropped: Vec<Dropped>,
     },
-    #[error("kernel build failed: `{command}` ({status}); full log: {log}\n{errors}")]
+    #[error(
+        "kernel build failed{}: `{command}` ({status}); full log: {log}\n{errors}",
+        .host.as_ref().map(|h| format!(" on the host's side ({h}), not in the source")).unwrap_or_default()
+    )]
     Make {
         command: String,
         status: String,
         log: PathBuf,
         errors: String,
+        /// Why the failure is the host's, not the source's (make or a compiler killed, a full
+        /// disk, memory exhausted): `None` for a build error in the tree ([`run::host_failure`]).
+        host: Option<String>,
     },
     #[error(transparent)]
     Command(#[from] crate::host::process::CommandError),
@@ -106,6 +113,17 @@ pub enum KbuildError {
     Cache(#[from] crate::host::cache::CacheError),
     #[error(transparent)]
     Process(#[from] crate::host::process::ProcessError),
+}
+
+impl KbuildError {
+    /// The build failed because of the host (see [`run::host_failure`]), or rig was
+    /// interrupted: not something the source tree did.
+    pub fn is_host_failure(&self) -> bool {
+        match self {
+            KbuildError::Make { host, .. } => host.is_some(),
+            _ => false,
+        }
+    }
 }
 
 /// Where the kernel source comes from.

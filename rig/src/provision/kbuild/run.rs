@@ -75,7 +75,80 @@ pub fn run_make(
         status: describe_status(&status),
         log: log.to_path_buf(),
         errors: error_excerpt(&text, 40),
+        host: host_failure(&status, &text),
     })
+}
+
+/// What a make's output says when the host, not the source, failed the build: make's own
+/// `*** [target] <signal>` for a recipe killed by a signal, gcc's driver for a compiler killed
+/// (the OOM killer's SIGKILL, a SIGTERM), and the libc messages of a full disk or exhausted
+/// memory. A compile error in the tree prints none of these.
+const HOST_FAILURE_MARKERS: [&str; 11] = [
+    "signal terminated program", // gcc: `Killed signal terminated program cc1`
+    "terminated with signal",    // collect2: `ld terminated with signal 9 [Killed]`
+    "internal compiler error: Killed",
+    "internal compiler error: Terminated",
+    "No space left on device",
+    "Disk quota exceeded",
+    "Cannot allocate memory",
+    "virtual memory exhausted",
+    "out of memory allocating",
+    "Read-only file system",
+    "Too many open files",
+];
+
+/// make's description of a recipe that a signal ended (`make: *** [Makefile:2: all] Killed`),
+/// and the shell's exit codes for a command ended by SIGHUP, SIGINT, SIGKILL or SIGTERM.
+const SIGNALLED_RECIPE: [&str; 8] = [
+    "] Killed",
+    "] Terminated",
+    "] Interrupt",
+    "] Hangup",
+    "] Error 129",
+    "] Error 130",
+    "] Error 137",
+    "] Error 143",
+];
+
+/// Whether a failed make failed because of the host (`Some(why)`) rather than the source
+/// (`None`): make itself ended by a signal, rig caught a signal (Ctrl-C, SIGTERM), or its output
+/// shows a killed compiler, a full disk or no memory ([`HOST_FAILURE_MARKERS`]). A bisect skips
+/// a commit whose build fails in the source; a host failure must stop it instead.
+pub fn host_failure(status: &std::process::ExitStatus, output: &str) -> Option<String> {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(sig) = crate::host::process::caught_signal() {
+        return Some(format!("rig caught signal {sig}"));
+    }
+    if let Some(sig) = status.signal() {
+        return Some(format!("make was killed by signal {sig}"));
+    }
+    for line in output.lines() {
+        // gcc quotes the offending source line (`   12 |  pr_err("No space left…");`): the
+        // tree's text, not what happened.
+        let quoted = line
+            .trim_start()
+            .split_once('|')
+            .is_some_and(|(n, _)| n.trim().chars().all(|c| c.is_ascii_digit()));
+        if quoted {
+            continue;
+        }
+        if let Some(m) = HOST_FAILURE_MARKERS.iter().find(|m| line.contains(*m)) {
+            return Some(format!("`{m}` in the build output: {}", line.trim()));
+        }
+        if line.contains("*** [") {
+            if let Some(m) = SIGNALLED_RECIPE
+                .iter()
+                .find(|m| line.trim_end().ends_with(*m))
+            {
+                let what = m.trim_start_matches("] ");
+                return Some(format!(
+                    "a build command ended by a signal ({what}): {}",
+                    line.trim()
+                ));
+            }
+        }
+    }
+    None
 }
 
 fn describe(cmd: &Command) -> String {
@@ -237,6 +310,72 @@ mod tests {
         let ex = error_excerpt(&log, 40);
         assert!(ex.ends_with("line 49"));
         assert!(!ex.contains("line 10\n"));
+    }
+
+    /// Runs real make on `makefile` (and `files`) in a fresh folder; the error it gives.
+    fn failing_make(makefile: &str, files: &[(&str, &str)]) -> KbuildError {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("Makefile"), makefile).unwrap();
+        for (name, text) in files {
+            fs::write(d.path().join(name), text).unwrap();
+            if name.ends_with(".sh") {
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(d.path().join(name), fs::Permissions::from_mode(0o755))
+                    .unwrap();
+            }
+        }
+        let mut cmd = Command::new("make");
+        cmd.arg("-C").arg(d.path());
+        run_make(cmd, &d.path().join("build.log"), "t", &Events::none()).unwrap_err()
+    }
+
+    fn host_of(e: &KbuildError) -> Option<String> {
+        match e {
+            KbuildError::Make { host, .. } => host.clone(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_compile_error_in_the_source_is_not_a_host_failure() {
+        let e = failing_make(
+            "all:\n\tgcc -c b.c -o b.o\n",
+            &[(
+                "b.c",
+                "int f(void) { const char *s = \"No space left on device\"; return s + ; }\n",
+            )],
+        );
+        assert!(!e.is_host_failure(), "{e}");
+        assert_eq!(host_of(&e), None);
+        assert!(e.to_string().contains("error:"), "{e}");
+    }
+
+    #[test]
+    fn a_killed_compiler_a_full_disk_and_a_killed_make_are_host_failures() {
+        let c = "int main(void) { return 0; }\n";
+        // The OOM killer's SIGKILL to cc1, as gcc's driver reports it.
+        let wrapper = "#!/bin/sh\ncase \"$1\" in *cc1) kill -KILL $$;; esac\nexec \"$@\"\n";
+        let e = failing_make(
+            "all:\n\tgcc -c a.c -o a.o -wrapper ./w.sh\n",
+            &[("a.c", c), ("w.sh", wrapper)],
+        );
+        let why = host_of(&e).unwrap_or_else(|| panic!("not a host failure: {e}"));
+        assert!(why.contains("signal terminated program"), "{why}");
+        assert!(e.to_string().contains("on the host's side"), "{e}");
+        // A full disk: the assembler cannot write its object.
+        let e = failing_make("all:\n\tgcc -c a.c -o /dev/full\n", &[("a.c", c)]);
+        let why = host_of(&e).unwrap_or_else(|| panic!("not a host failure: {e}"));
+        assert!(why.contains("No space left on device"), "{why}");
+        // A recipe killed by a signal: make says `Killed` / `Terminated`.
+        for sig in ["KILL", "TERM"] {
+            let e = failing_make(&format!("all:\n\tsh -c 'kill -{sig} $$$$'\n"), &[]);
+            let why = host_of(&e).unwrap_or_else(|| panic!("not a host failure: {e}"));
+            assert!(why.contains("ended by a signal"), "{why}");
+        }
+        // make itself ended by SIGTERM mid-build.
+        let e = failing_make("all:\n\tkill -TERM $$PPID; sleep 5\n", &[]);
+        let why = host_of(&e).unwrap_or_else(|| panic!("not a host failure: {e}"));
+        assert!(why.contains("make was killed by signal 15"), "{why}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::host::events::{Event, Events};
 use crate::host::process::run_logged;
 use crate::host::process::CommandError;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,8 +26,12 @@ const DEBIAN_612_DIR: &str = "linux-source-6.12";
 
 /// A stable identity for the source's content.
 ///
-/// debian-6.12: the tarball's SHA-256. A git tree: `git rev-parse HEAD` plus the SHA-256 of
-/// `git diff HEAD` (so dirty trees get their own identity). Any other tree: a hash of every file.
+/// debian-6.12: the tarball's SHA-256. A git tree: `git rev-parse HEAD` plus a hash of what the
+/// build would read beyond HEAD: `git diff HEAD` (tracked changes) and every untracked file git
+/// does not ignore (`git ls-files --others --exclude-standard`), path and content — a new source
+/// file is part of the build (rig copies the whole tree), so it must change the identity. A
+/// clean tree, or one with tracked changes only, keeps the identity it always had (the hash of
+/// the diff alone). Any other tree: a hash of every file.
 pub fn identity(source: &Source, tarball: &Path) -> Result<String, KbuildError> {
     match source {
         Source::Debian612 => {
@@ -57,37 +62,79 @@ pub fn identity(source: &Source, tarball: &Path) -> Result<String, KbuildError> 
     }
 }
 
-/// `git:<HEAD>:<sha256 of git diff HEAD>`, or `None` when `path` is not a git work tree.
+/// Runs `git -C path ARGS`: its output, or the error naming the command.
+fn git_output(path: &Path, args: &[&str]) -> Result<Vec<u8>, KbuildError> {
+    let command = format!("git -C {} {}", path.display(), args.join(" "));
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(path)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|source| CommandError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(CommandError::Failed {
+            command,
+            status: crate::host::process::describe_status(&out.status),
+            log: PathBuf::new(),
+            tail: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+        .into());
+    }
+    Ok(out.stdout)
+}
+
+/// `git:<HEAD>:<hash>`, or `None` when `path` is not a git work tree. The hash covers
+/// `git diff HEAD` and, when there are any, the untracked files git does not ignore.
 fn git_identity(path: &Path) -> Result<Option<String>, KbuildError> {
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .arg("-C")
-            .arg(path)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .output()
-    };
-    let head = match git(&["rev-parse", "--verify", "HEAD"]) {
+    let head = Command::new("git")
+        .arg("-C")
+        .arg(path)
+        .args(["rev-parse", "--verify", "HEAD"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output();
+    let head = match head {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
         // No git, or not a repository: hash the tree instead.
         _ => return Ok(None),
     };
-    let diff = git(&["diff", "HEAD", "--binary"]).map_err(|source| CommandError::Spawn {
-        command: format!("git -C {} diff HEAD", path.display()),
-        source,
-    })?;
-    if !diff.status.success() {
-        return Err(CommandError::Failed {
-            command: format!("git -C {} diff HEAD", path.display()),
-            status: crate::host::process::describe_status(&diff.status),
-            log: PathBuf::new(),
-            tail: String::from_utf8_lossy(&diff.stderr).into_owned(),
+    let diff = git_output(path, &["diff", "HEAD", "--binary"])?;
+    let untracked = git_output(path, &["ls-files", "--others", "--exclude-standard", "-z"])?;
+    let mut key = CacheKey::new("diff");
+    key.bytes("diff", &diff);
+    let mut names: Vec<&[u8]> = untracked
+        .split(|&b| b == 0)
+        .filter(|n| !n.is_empty())
+        .collect();
+    names.sort();
+    for name in names {
+        let rel = Path::new(std::ffi::OsStr::from_bytes(name));
+        let file = path.join(rel);
+        key.bytes("untracked", name);
+        let meta = fs::symlink_metadata(&file).map_err(|source| KbuildError::Io {
+            what: "cannot read untracked file".into(),
+            path: file.clone(),
+            source,
+        })?;
+        if meta.file_type().is_symlink() {
+            let target = fs::read_link(&file).map_err(|source| KbuildError::Io {
+                what: "cannot read untracked link".into(),
+                path: file.clone(),
+                source,
+            })?;
+            key.bytes("link", target.as_os_str().as_bytes());
+        } else if meta.is_file() {
+            key.file("content", &file)?;
+        } else {
+            // A nested repository git lists as `dir/`: its name is all this tree knows of it.
+            key.str("kind", "not a file");
         }
-        .into());
     }
-    let diff_hash = CacheKey::new("diff").bytes("diff", &diff.stdout).hex();
-    Ok(Some(format!("git:{head}:{diff_hash}")))
+    Ok(Some(format!("git:{head}:{}", key.hex())))
 }
 
 /// The pristine tree to copy from: the unpacked Debian tarball (cached), or the user's tree.
@@ -276,9 +323,6 @@ mod tests {
 
     #[test]
     fn git_tree_identity_includes_head_and_dirty_diff() {
-        if Command::new("git").arg("--version").output().is_err() {
-            return; // no git on this machine: covered by the plain-tree test
-        }
         let d = tempfile::tempdir().unwrap();
         tree(d.path());
         let git = |args: &[&str]| {
@@ -303,6 +347,71 @@ mod tests {
         let dirty = identity(&src, Path::new("/x")).unwrap();
         assert!(dirty.starts_with(&format!("git:{head}:")));
         assert_ne!(clean, dirty);
+    }
+
+    /// A git tree for the identity tests: committed, with `.gitignore` ignoring `*.o`.
+    fn git_tree(dir: &Path) {
+        tree(dir);
+        fs::write(dir.join(".gitignore"), "*.o\n").unwrap();
+        for args in [
+            &["init", "-q"][..],
+            &["add", "."],
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-qm",
+                "one",
+            ],
+        ] {
+            let st = Command::new("git")
+                .arg("-C")
+                .arg(dir)
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(st.status.success(), "{args:?}: {st:?}");
+        }
+    }
+
+    #[test]
+    fn an_untracked_source_file_changes_a_git_trees_identity() {
+        let d = tempfile::tempdir().unwrap();
+        git_tree(d.path());
+        let src = Source::Tree(d.path().to_path_buf());
+        let id = || identity(&src, Path::new("/x")).unwrap();
+        let clean = id();
+        // An ignored file (a build product) is not part of the source.
+        fs::write(d.path().join("drivers/x.o"), "object").unwrap();
+        assert_eq!(id(), clean);
+        // A new source file the build will compile is.
+        fs::write(d.path().join("drivers/new.c"), "int n;\n").unwrap();
+        let with_new = id();
+        assert_ne!(
+            with_new, clean,
+            "an untracked source file left the identity alone"
+        );
+        assert_eq!(id(), with_new);
+        // Its content counts, not only its name.
+        fs::write(d.path().join("drivers/new.c"), "int m;\n").unwrap();
+        assert_ne!(id(), with_new);
+        // And so does its name.
+        fs::rename(
+            d.path().join("drivers/new.c"),
+            d.path().join("drivers/old.c"),
+        )
+        .unwrap();
+        let renamed = id();
+        fs::write(d.path().join("drivers/old.c"), "int n;\n").unwrap();
+        assert_ne!(id(), with_new);
+        assert_ne!(renamed, clean);
+        // Removing it gives the clean identity back (the format of a clean tree's is unchanged).
+        fs::remove_file(d.path().join("drivers/old.c")).unwrap();
+        assert_eq!(id(), clean);
+        let diff_only = CacheKey::new("diff").bytes("diff", b"").hex();
+        assert!(clean.ends_with(&format!(":{diff_only}")), "{clean}");
     }
 
     #[test]
