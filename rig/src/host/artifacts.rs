@@ -3,8 +3,9 @@
 //! run carries in its argv (`-name rig-<run id>`) so that leak checks find exactly this run's.
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot create artifacts folder {path}")]
@@ -42,6 +43,56 @@ fn safe_name(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// Writes `bytes` to `path` so that a reader (or a kill, a crash, a power loss at any moment)
+/// sees either the old file or the whole new one, never a part: a temp file in the same folder
+/// (`.<name>.<pid>.<n>.tmp`), written, fsynced, renamed over `path`, then the folder fsynced so
+/// the rename itself is on disk. The temp file is removed when any step fails. The new file has
+/// the mode `fs::write` would give it (0666 less the umask).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} names no file", path.display()),
+        )
+    })?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let (tmp, mut f) = loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(
+            ".{}.{}.{n}.tmp",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    let written = f.write_all(bytes).and_then(|_| f.sync_all()).and_then(|_| {
+        drop(f);
+        fs::rename(&tmp, path)
+    });
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    fsync_dir(dir)
+}
+
+/// fsyncs a folder, so that the names created, renamed or removed in it are on disk.
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +167,42 @@ mod tests {
         assert_eq!(safe_name("a b,c=d;$(x)"), "a_b_c_d___x_");
         assert_eq!(qemu_name("ci-7"), "rig-ci-7");
         assert!(run_id().len() <= RUN_ID_MAX + 1);
+    }
+
+    #[test]
+    fn write_atomic_replaces_the_whole_file_and_leaves_no_temp_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("report.json");
+        write_atomic(&p, b"{\"first\": 1, \"long\": \"xxxxxxxxxxxxxxxx\"}").unwrap();
+        write_atomic(&p, b"{}").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"{}");
+        let names: Vec<_> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("report.json")]);
+        // The mode is what `fs::write` gives, not a private temp file's 0600.
+        let q = d.path().join("plain");
+        fs::write(&q, b"x").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode();
+        assert_eq!(mode(&p), mode(&q));
+    }
+
+    #[test]
+    fn write_atomic_fails_cleanly_into_a_missing_folder_or_onto_a_folder() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(write_atomic(&d.path().join("no/such/file"), b"x").is_err());
+        let sub = d.path().join("sub");
+        fs::create_dir(&sub).unwrap();
+        fs::write(sub.join("keep"), b"k").unwrap();
+        // Renaming a file over a non-empty folder fails; the temp file must not stay behind.
+        assert!(write_atomic(&sub, b"x").is_err());
+        let names: Vec<_> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("sub")]);
     }
 
     #[test]
