@@ -286,30 +286,25 @@ impl Cache {
         }
         let prefix = format!(".tmp-{}-", key.hex());
         remove_stale_builds(parent, &prefix);
-        let tmp = tempfile::Builder::new()
-            .prefix(&prefix)
-            .tempdir_in(parent)
-            .map_err(|source| CacheError::Create {
-                path: parent.to_path_buf(),
-                source,
-            })?;
+        // Removed on every way out, the signal path included (host::cleanup).
+        let tmp = crate::host::cleanup::TempDir::new(|| {
+            tempfile::Builder::new().prefix(&prefix).tempdir_in(parent)
+        })
+        .map_err(|source| CacheError::Create {
+            path: parent.to_path_buf(),
+            source,
+        })?;
         build(tmp.path())?;
-        let tmp_path = tmp.keep();
-        match fs::rename(&tmp_path, &final_dir) {
+        // On failure the temporary folder is gone too.
+        match tmp.rename_to(&final_dir) {
             Ok(()) => Ok(final_dir),
             // A rig that does not take the lock (an older version) published it meanwhile.
-            Err(_) if final_dir.is_dir() => {
-                let _ = fs::remove_dir_all(&tmp_path);
-                Ok(final_dir)
+            Err(_) if final_dir.is_dir() => Ok(final_dir),
+            Err(source) => Err(CacheError::Publish {
+                path: final_dir,
+                source,
             }
-            Err(source) => {
-                let _ = fs::remove_dir_all(&tmp_path);
-                Err(CacheError::Publish {
-                    path: final_dir,
-                    source,
-                }
-                .into())
-            }
+            .into()),
         }
     }
 }

@@ -171,8 +171,10 @@ pub fn caught_signal() -> Option<i32> {
     }
 }
 
-/// On SIGINT/SIGTERM/SIGHUP: kill every supervised child and every other descendant, then exit
-/// with 128+signal.
+/// On SIGINT/SIGTERM/SIGHUP: kill every supervised child and every other descendant, run the
+/// cleanup actions registered with [`super::cleanup`] (temporary folders, scratch files, the
+/// terminal's mode), then exit with 128+signal. The main thread, seeing [`caught_signal`], must
+/// leave the exit to this thread ([`finish_signal_exit`]).
 /// Call once from `main`.
 pub fn install_signal_handlers() -> io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -184,10 +186,23 @@ pub fn install_signal_handlers() -> io::Result<()> {
                 CAUGHT_SIGNAL.store(sig, std::sync::atomic::Ordering::SeqCst);
                 let _ = writeln!(io::stderr(), "rig: caught signal {sig}, stopping QEMU");
                 kill_all_children();
+                super::cleanup::run_all();
                 std::process::exit(128 + sig);
             }
         })?;
     Ok(())
+}
+
+/// For the main thread once a signal was caught: waits for the signal thread to finish its
+/// cleanup and exit rig (exiting here would cut it short). Exits with 128+signal itself if that
+/// takes longer than a minute.
+pub fn finish_signal_exit() -> ! {
+    let sig = caught_signal().unwrap_or(libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::process::exit(128 + sig)
 }
 
 /// A child in its own process group, killed and reaped when dropped.

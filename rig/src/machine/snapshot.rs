@@ -53,6 +53,8 @@ pub struct Snapshot {
     /// The kernel console log of the boot that was saved.
     pub boot_log: PathBuf,
     pub kernel_release: String,
+    /// Keeps `state` on the signal path's list (host::cleanup) while the snapshot is in use.
+    _cleanup: std::sync::Arc<crate::host::cleanup::Registration>,
 }
 
 /// The `exec:` migration URI that writes to or reads from `path` (QEMU runs it with `sh -c`).
@@ -96,12 +98,16 @@ impl Vm {
     pub fn save_snapshot(&mut self, path: &Path) -> Result<Snapshot, VmError> {
         self.qmp_raw("stop", None)?;
         migration_events(self)?;
+        let cleanup = crate::host::cleanup::Registration::new(
+            crate::host::cleanup::Action::RemoveFile(path.to_path_buf()),
+        );
         self.qmp_raw("migrate", Some(json!({"uri": exec_uri(true, path)})))?;
         wait_migration(self, "saving the guest's state", self.timeouts.boot)?;
         Ok(Snapshot {
             state: path.to_path_buf(),
             boot_log: self.run_dir().console_log(),
             kernel_release: self.timings().kernel_release.clone(),
+            _cleanup: std::sync::Arc::new(cleanup),
         })
     }
 
