@@ -393,3 +393,54 @@ fn git_metadata_is_synced_but_not_listed() {
         Some(Ok(()))
     );
 }
+
+#[test]
+fn a_provisioning_step_says_when_it_rebuilds_a_damaged_entry() {
+    use crate::host::events::{Event, EventSink, Events};
+    use std::sync::{Arc, Mutex};
+    struct Warnings(Mutex<Vec<String>>);
+    impl EventSink for Warnings {
+        fn emit(&self, e: &Event) {
+            if let Event::Warning { message } = e {
+                self.0.lock().unwrap().push(message.clone());
+            }
+        }
+    }
+    let warnings = Arc::new(Warnings(Mutex::new(Vec::new())));
+    let events = Events::none().with(warnings.clone());
+    let d = tempfile::tempdir().unwrap();
+    let cache = Cache::at(d.path());
+    let key = CacheKey::new("provisioned");
+    let provision = || {
+        cache
+            .provision::<CacheError>(
+                "initramfs",
+                &key,
+                &events,
+                "initramfs x",
+                || None,
+                |dir| {
+                    fs::write(dir.join("initrd.img"), vec![7u8; 1000]).unwrap();
+                    Ok(())
+                },
+            )
+            .unwrap()
+    };
+    let p = provision();
+    fs::write(p.join("initrd.img"), "").unwrap();
+    provision();
+    let w = warnings.0.lock().unwrap();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("initramfs x: the cache entry "),
+        "{}",
+        w[0]
+    );
+    assert!(
+        w[0].contains("initrd.img is 0 bytes, the manifest says 1000")
+            && w[0].ends_with("discarding it and building it again"),
+        "{}",
+        w[0]
+    );
+    assert_eq!(fs::read(p.join("initrd.img")).unwrap(), vec![7u8; 1000]);
+}
