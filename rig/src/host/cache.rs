@@ -12,9 +12,10 @@
 //! it). The lock holder also removes temporary directories that earlier, killed builds of the
 //! same key left behind (nobody else can be building that key while it holds the lock).
 //!
-//! A finished build is fsynced and given a manifest before it is renamed into place, and every
-//! hit is checked against that manifest ([`manifest`]): after a power loss or any other damage
-//! the entry is discarded and built again, with a message, and never used.
+//! A finished build is given a manifest and made durable (`syncfs`) before it is renamed into
+//! place, and the rename is fsynced; every hit is checked against the manifest ([`manifest`]):
+//! after a power loss or any other damage the entry is discarded and built again, with a
+//! message, and never used.
 
 #[path = "cache_manifest.rs"]
 pub mod manifest;

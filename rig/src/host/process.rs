@@ -3,6 +3,12 @@
 //! SIGTERM to the group, waits a grace period, sends SIGKILL and reaps. A global registry lets the
 //! SIGINT/SIGTERM handler ([`install_signal_handlers`]) do the same for every live child before rig
 //! exits, and `PR_SET_PDEATHSIG` kills a child whose rig died without cleaning up (SIGKILL).
+//!
+//! A group is only ever signalled while its leader is an unreaped child of rig: a leader's exit
+//! is seen without reaping it (`waitid(WNOWAIT)`), so the zombie keeps the group id from being
+//! given to another process; the leader is reaped last, after its group was killed and taken
+//! off the handler's list. (Signalling `-pgid` after the reap could kill an unrelated group that
+//! got the recycled id.)
 
 use std::fs::File;
 use std::io::{self, Write};
