@@ -11,10 +11,18 @@
 //! rigs that need the same missing entry at once build it once (the second waits, then finds
 //! it). The lock holder also removes temporary directories that earlier, killed builds of the
 //! same key left behind (nobody else can be building that key while it holds the lock).
+//!
+//! A finished build is given a manifest and made durable (`syncfs`) before it is renamed into
+//! place, and the rename is fsynced; every hit is checked against the manifest ([`manifest`]):
+//! after a power loss or any other damage the entry is discarded and built again, with a
+//! message, and never used.
+
+#[path = "cache_manifest.rs"]
+pub mod manifest;
 
 use sha2::{Digest, Sha256};
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +41,18 @@ pub enum CacheError {
     },
     #[error("cannot lock {path}")]
     Lock {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot make cache entry {path} durable")]
+    Seal {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot discard the damaged cache entry {path}")]
+    Discard {
         path: PathBuf,
         #[source]
         source: io::Error,
@@ -224,6 +244,11 @@ impl Cache {
                     fraction: None,
                 })
             },
+            &mut |entry: &Path, why: &str| {
+                events.emit(Event::Warning {
+                    message: damaged_message(step, entry, why),
+                })
+            },
             |dir| {
                 built = true;
                 if let Some(detail) = detail() {
@@ -256,22 +281,44 @@ impl Cache {
     where
         E: From<CacheError>,
     {
-        self.get_or_build_with(kind, key, &mut || {}, build)
+        let mut warn = |entry: &Path, why: &str| {
+            let _ = writeln!(
+                io::stderr(),
+                "rig: warning: {}",
+                damaged_message(kind, entry, why)
+            );
+        };
+        self.get_or_build_with(kind, key, &mut || {}, &mut warn, build)
     }
 
-    /// [`Cache::get_or_build`], calling `on_wait` once if another builder holds the entry's lock.
+    /// Checks the entry for `kind`/`key` against its manifest ([`manifest::check`]): `Ok(None)`
+    /// when there is no such entry, `Ok(Some(Err(why)))` when it is damaged.
+    pub fn verify(
+        &self,
+        kind: &str,
+        key: &CacheKey,
+        depth: manifest::Depth,
+    ) -> Option<Result<(), String>> {
+        let dir = self.entry(kind, key);
+        dir.is_dir().then(|| manifest::check(&dir, depth))
+    }
+
+    /// [`Cache::get_or_build`], calling `on_wait` once if another builder holds the entry's lock
+    /// and `on_damaged` when an entry fails its check (it is then discarded and rebuilt).
     fn get_or_build_with<E>(
         &self,
         kind: &str,
         key: &CacheKey,
         on_wait: &mut dyn FnMut(),
+        on_damaged: &mut dyn FnMut(&Path, &str),
         build: impl FnOnce(&Path) -> Result<(), E>,
     ) -> Result<PathBuf, E>
     where
         E: From<CacheError>,
     {
+        use manifest::Depth;
         let final_dir = self.entry(kind, key);
-        if final_dir.is_dir() {
+        if final_dir.is_dir() && manifest::check(&final_dir, Depth::Hit).is_ok() {
             return Ok(final_dir);
         }
         let parent = final_dir.parent().expect("entry has a parent");
@@ -280,38 +327,81 @@ impl Cache {
             source,
         })?;
         let _lock = EntryLock::acquire(&parent.join(format!(".lock-{}", key.hex())), on_wait)?;
-        // Built by someone else while we waited for the lock.
+        // Built (or rebuilt) by someone else while we waited for the lock.
         if final_dir.is_dir() {
-            return Ok(final_dir);
+            match manifest::check(&final_dir, Depth::Hit) {
+                Ok(()) => return Ok(final_dir),
+                Err(why) => {
+                    on_damaged(&final_dir, &why);
+                    discard(parent, key, &final_dir)?;
+                }
+            }
         }
         let prefix = format!(".tmp-{}-", key.hex());
         remove_stale_builds(parent, &prefix);
-        let tmp = tempfile::Builder::new()
-            .prefix(&prefix)
-            .tempdir_in(parent)
-            .map_err(|source| CacheError::Create {
-                path: parent.to_path_buf(),
-                source,
-            })?;
+        remove_stale_builds(parent, &format!(".damaged-{}-", key.hex()));
+        // Removed on every way out, the signal path included (host::cleanup).
+        let tmp = crate::host::cleanup::TempDir::new(|| {
+            tempfile::Builder::new().prefix(&prefix).tempdir_in(parent)
+        })
+        .map_err(|source| CacheError::Create {
+            path: parent.to_path_buf(),
+            source,
+        })?;
         build(tmp.path())?;
-        let tmp_path = tmp.keep();
-        match fs::rename(&tmp_path, &final_dir) {
-            Ok(()) => Ok(final_dir),
-            // A rig that does not take the lock (an older version) published it meanwhile.
-            Err(_) if final_dir.is_dir() => {
-                let _ = fs::remove_dir_all(&tmp_path);
+        // On disk, with its manifest, before it has its name.
+        manifest::seal(tmp.path()).map_err(|source| CacheError::Seal {
+            path: final_dir.clone(),
+            source,
+        })?;
+        // On failure the temporary folder is gone too.
+        match tmp.rename_to(&final_dir) {
+            Ok(()) => {
+                // The rename itself on disk (and the kind's folder, when it is new).
+                crate::host::artifacts::fsync_dir(parent)
+                    .and_then(|_| crate::host::artifacts::fsync_dir(&self.root))
+                    .map_err(|source| CacheError::Seal {
+                        path: final_dir.clone(),
+                        source,
+                    })?;
                 Ok(final_dir)
             }
-            Err(source) => {
-                let _ = fs::remove_dir_all(&tmp_path);
-                Err(CacheError::Publish {
-                    path: final_dir,
-                    source,
-                }
-                .into())
+            // A rig that does not take the lock (an older version) published it meanwhile.
+            Err(_) if final_dir.is_dir() => Ok(final_dir),
+            Err(source) => Err(CacheError::Publish {
+                path: final_dir,
+                source,
             }
+            .into()),
         }
     }
+}
+
+/// The message for a damaged entry that is discarded and rebuilt.
+fn damaged_message(what: &str, entry: &Path, why: &str) -> String {
+    format!(
+        "{what}: the cache entry {} is damaged ({why}); discarding it and building it again",
+        entry.display()
+    )
+}
+
+/// Moves a damaged entry out of its name (atomically: no rig can find it half removed), then
+/// removes it. Called with the entry's lock held.
+fn discard(parent: &Path, key: &CacheKey, entry: &Path) -> Result<(), CacheError> {
+    let err = |source| CacheError::Discard {
+        path: entry.to_path_buf(),
+        source,
+    };
+    let aside = tempfile::Builder::new()
+        .prefix(&format!(".damaged-{}-", key.hex()))
+        .tempdir_in(parent)
+        .map_err(err)?
+        .keep();
+    // A folder renamed over an empty folder replaces it.
+    fs::rename(entry, &aside).map_err(err)?;
+    crate::host::artifacts::fsync_dir(parent).map_err(err)?;
+    let _ = fs::remove_dir_all(&aside);
+    Ok(())
 }
 
 /// Temporary directories of earlier builds of this key that were killed before they could
@@ -376,188 +466,5 @@ impl EntryLock {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_depends_on_labels_and_values() {
-        let a = CacheKey::new("k").str("a", "bc").hex();
-        let b = CacheKey::new("k").str("ab", "c").hex();
-        let c = CacheKey::new("k").str("a", "bc").hex();
-        assert_ne!(a, b);
-        assert_eq!(a, c);
-        assert_ne!(CacheKey::new("x").hex(), CacheKey::new("y").hex());
-    }
-
-    #[test]
-    fn tree_key_follows_content_not_mtime() {
-        let d = tempfile::tempdir().unwrap();
-        fs::write(d.path().join("f"), "one").unwrap();
-        let k1 = CacheKey::new("t").tree("t", d.path()).unwrap().hex();
-        fs::write(d.path().join("f"), "one").unwrap();
-        let k2 = CacheKey::new("t").tree("t", d.path()).unwrap().hex();
-        fs::write(d.path().join("f"), "two").unwrap();
-        let k3 = CacheKey::new("t").tree("t", d.path()).unwrap().hex();
-        assert_eq!(k1, k2);
-        assert_ne!(k1, k3);
-    }
-
-    #[test]
-    fn get_or_build_builds_once_and_cleans_up_failures() {
-        let d = tempfile::tempdir().unwrap();
-        let cache = Cache::at(d.path());
-        let key = CacheKey::new("x");
-        let mut builds = 0;
-        for _ in 0..2 {
-            let p = cache
-                .get_or_build::<CacheError>("thing", &key, |dir| {
-                    builds += 1;
-                    fs::write(dir.join("out"), "ok").unwrap();
-                    Ok(())
-                })
-                .unwrap();
-            assert_eq!(fs::read_to_string(p.join("out")).unwrap(), "ok");
-        }
-        assert_eq!(builds, 1);
-
-        let bad = CacheKey::new("bad");
-        let r = cache.get_or_build::<CacheError>("thing", &bad, |_| {
-            Err(CacheError::Hash {
-                path: "/nope".into(),
-                source: io::Error::other("boom"),
-            })
-        });
-        assert!(r.is_err());
-        assert!(!cache.entry("thing", &bad).exists());
-        let leftovers: Vec<_> = fs::read_dir(d.path().join("thing"))
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
-            .collect();
-        assert!(leftovers.is_empty());
-    }
-
-    #[test]
-    fn concurrent_builders_of_one_entry_build_it_once_and_never_overlap() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use std::sync::Arc;
-        let d = tempfile::tempdir().unwrap();
-        let cache = Cache::at(d.path());
-        let key = CacheKey::new("shared");
-        let builds = Arc::new(AtomicUsize::new(0));
-        let inside = Arc::new(AtomicUsize::new(0));
-        let overlapped = Arc::new(AtomicUsize::new(0));
-        let threads: Vec<_> = (0..4)
-            .map(|_| {
-                let (cache, key) = (cache.clone(), key.clone());
-                let (builds, inside, overlapped) =
-                    (builds.clone(), inside.clone(), overlapped.clone());
-                std::thread::spawn(move || {
-                    // flock is per open file description: threads contend like processes do.
-                    cache
-                        .get_or_build::<CacheError>("thing", &key, |dir| {
-                            if inside.fetch_add(1, Ordering::SeqCst) > 0 {
-                                overlapped.fetch_add(1, Ordering::SeqCst);
-                            }
-                            builds.fetch_add(1, Ordering::SeqCst);
-                            std::thread::sleep(std::time::Duration::from_millis(300));
-                            fs::write(dir.join("out"), "whole").unwrap();
-                            inside.fetch_sub(1, Ordering::SeqCst);
-                            Ok(())
-                        })
-                        .unwrap()
-                })
-            })
-            .collect();
-        for t in threads {
-            let p = t.join().unwrap();
-            assert_eq!(fs::read_to_string(p.join("out")).unwrap(), "whole");
-        }
-        assert_eq!(builds.load(Ordering::SeqCst), 1);
-        assert_eq!(overlapped.load(Ordering::SeqCst), 0);
-    }
-
-    #[test]
-    fn a_build_waits_for_another_process_holding_the_entry_lock() {
-        let d = tempfile::tempdir().unwrap();
-        let cache = Cache::at(d.path());
-        let key = CacheKey::new("other-process");
-        let kind_dir = d.path().join("thing");
-        fs::create_dir_all(&kind_dir).unwrap();
-        let lock = kind_dir.join(format!(".lock-{}", key.hex()));
-        // Another process holds the lock for a while, "building" the entry meanwhile.
-        let entry = cache.entry("thing", &key);
-        let script = format!(
-            "sleep 1; mkdir {t}; echo theirs > {t}/out; mv {t} {e}",
-            t = kind_dir.join(".tmp-theirs").display(),
-            e = entry.display()
-        );
-        let mut holder = std::process::Command::new("flock")
-            .arg(&lock)
-            .args(["sh", "-c", &script])
-            .spawn()
-            .expect("flock(1) from util-linux");
-        // Let it take the lock first.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !lock.exists() {
-            assert!(std::time::Instant::now() < deadline);
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        let mut waited = false;
-        let mut built = false;
-        let p = cache
-            .get_or_build_with::<CacheError>("thing", &key, &mut || waited = true, |_| {
-                built = true;
-                Ok(())
-            })
-            .unwrap();
-        assert!(holder.wait().unwrap().success());
-        assert!(waited, "did not wait for the other process");
-        assert!(
-            !built,
-            "built although the other process published the entry"
-        );
-        assert_eq!(fs::read_to_string(p.join("out")).unwrap(), "theirs\n");
-    }
-
-    #[test]
-    fn a_killed_build_leaves_no_entry_and_its_leftovers_are_never_used() {
-        let d = tempfile::tempdir().unwrap();
-        let cache = Cache::at(d.path());
-        let key = CacheKey::new("killed");
-        let kind_dir = d.path().join("thing");
-        fs::create_dir_all(&kind_dir).unwrap();
-        // What a build SIGKILLed halfway leaves: a temporary directory with a truncated file.
-        let stale = kind_dir.join(format!(".tmp-{}-dead01", key.hex()));
-        fs::create_dir(&stale).unwrap();
-        fs::write(stale.join("out"), "trunc").unwrap();
-        assert!(!cache.entry("thing", &key).exists());
-        let p = cache
-            .get_or_build::<CacheError>("thing", &key, |dir| {
-                assert!(
-                    !dir.join("out").exists(),
-                    "the build started from leftovers"
-                );
-                fs::write(dir.join("out"), "complete").unwrap();
-                Ok(())
-            })
-            .unwrap();
-        assert_eq!(fs::read_to_string(p.join("out")).unwrap(), "complete");
-        assert!(
-            !stale.exists(),
-            "the dead build's leftovers were not removed"
-        );
-        // A build that panics (unwinds) publishes nothing either.
-        let key2 = CacheKey::new("panics");
-        let c2 = cache.clone();
-        let r = std::panic::catch_unwind(move || {
-            let _ = c2.get_or_build::<CacheError>("thing", &key2, |dir| {
-                fs::write(dir.join("out"), "half").unwrap();
-                panic!("build died");
-            });
-        });
-        assert!(r.is_err());
-        assert!(!cache.entry("thing", &CacheKey::new("panics")).exists());
-    }
-}
+#[path = "cache_tests.rs"]
+mod tests;

@@ -3,6 +3,12 @@
 //! SIGTERM to the group, waits a grace period, sends SIGKILL and reaps. A global registry lets the
 //! SIGINT/SIGTERM handler ([`install_signal_handlers`]) do the same for every live child before rig
 //! exits, and `PR_SET_PDEATHSIG` kills a child whose rig died without cleaning up (SIGKILL).
+//!
+//! A group is only ever signalled while its leader is an unreaped child of rig: a leader's exit
+//! is seen without reaping it (`waitid(WNOWAIT)`), so the zombie keeps the group id from being
+//! given to another process; the leader is reaped last, after its group was killed and taken
+//! off the handler's list. (Signalling `-pgid` after the reap could kill an unrelated group that
+//! got the recycled id.)
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -34,25 +40,40 @@ pub enum ProcessError {
     },
 }
 
-/// Process groups of live supervised children, for the signal handler.
+/// Process groups of live supervised children, for the signal handler. A group stays listed
+/// until its leader is reaped: while the leader is an unreaped child of rig (running or a
+/// zombie) its pid, and so the group id, cannot be given to another process, so signalling the
+/// group can only reach the processes rig started. [`Supervised`] removes its group here before
+/// it reaps the leader, and the signal handler holds the lock while it signals, so the handler
+/// never signals a group whose leader is gone.
 static LIVE_GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
+fn live_groups() -> std::sync::MutexGuard<'static, Vec<i32>> {
+    // A panic while holding the lock leaves a valid list: keep using it.
+    LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn register(pgid: i32) {
-    if let Ok(mut v) = LIVE_GROUPS.lock() {
-        v.push(pgid);
-    }
+    live_groups().push(pgid);
 }
 
 fn unregister(pgid: i32) {
-    if let Ok(mut v) = LIVE_GROUPS.lock() {
-        v.retain(|&p| p != pgid);
-    }
+    live_groups().retain(|&p| p != pgid);
 }
 
-/// Live descendants of this process (children, their children, …), from `/proc`.
-fn descendants() -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let mut parent_of: Vec<(i32, i32)> = Vec::new();
+/// One process from `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy)]
+struct ProcStat {
+    pid: i32,
+    ppid: i32,
+    pgrp: i32,
+    /// Zombie or dead: it runs nothing any more.
+    gone: bool,
+}
+
+/// Every process in `/proc` (a snapshot: processes come and go while it is read).
+fn all_procs() -> Vec<ProcStat> {
+    let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
@@ -60,55 +81,87 @@ fn descendants() -> Vec<i32> {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        // `pid (comm) S ppid …`: comm may hold anything; it ends at the last `)`.
+        // `pid (comm) S ppid pgrp …`: comm may hold anything; it ends at the last `)`.
         let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
             continue;
         };
         let mut f = rest.split_whitespace();
-        let (state, ppid) = (f.next(), f.next().and_then(|p| p.parse::<i32>().ok()));
-        if let (Some(st), Some(ppid)) = (state, ppid) {
-            if st != "Z" && st != "X" {
-                parent_of.push((pid, ppid));
-            }
+        let state = f.next();
+        let mut num = || f.next().and_then(|p| p.parse::<i32>().ok());
+        if let (Some(st), Some(ppid), Some(pgrp)) = (state, num(), num()) {
+            let gone = st == "Z" || st == "X";
+            out.push(ProcStat {
+                pid,
+                ppid,
+                pgrp,
+                gone,
+            });
         }
     }
+    out
+}
+
+/// Live (not zombie) descendants of `root` (children, their children, …), from `/proc`.
+fn descendants_of(root: i32) -> Vec<i32> {
+    let procs: Vec<ProcStat> = all_procs().into_iter().filter(|p| !p.gone).collect();
     let mut out = Vec::new();
-    let mut frontier = vec![me];
+    let mut frontier = vec![root];
     while let Some(p) = frontier.pop() {
-        for &(child, _) in parent_of.iter().filter(|&&(_, pp)| pp == p) {
-            if !out.contains(&child) {
-                out.push(child);
-                frontier.push(child);
+        for c in procs.iter().filter(|c| c.ppid == p) {
+            if !out.contains(&c.pid) {
+                out.push(c.pid);
+                frontier.push(c.pid);
             }
         }
     }
     out
 }
 
+/// Live descendants of this process.
+fn descendants() -> Vec<i32> {
+    descendants_of(std::process::id() as i32)
+}
+
+/// Live (not zombie) members of process group `pgid`.
+fn group_members(pgid: i32) -> Vec<i32> {
+    all_procs()
+        .into_iter()
+        .filter(|p| p.pgrp == pgid && !p.gone)
+        .map(|p| p.pid)
+        .collect()
+}
+
 /// Kills every live supervised process group and every other descendant of rig (the helpers
 /// [`run_logged`] runs and whatever they started: mmdebstrap's apt-get, …): SIGTERM, a short
-/// grace, SIGKILL. Used on Ctrl-C and SIGTERM.
+/// grace, SIGKILL. Used on Ctrl-C and SIGTERM. Holds the group list while it works, so no
+/// [`Supervised`] reaps its leader (freeing the group id) in between.
 pub fn kill_all_children() {
-    let groups: Vec<i32> = LIVE_GROUPS.lock().map(|v| v.clone()).unwrap_or_default();
-    let procs = descendants();
-    // SAFETY: kill(2) on our own children's groups and our own descendants.
-    for &g in &groups {
+    let groups = live_groups();
+    stop_processes(&groups, descendants);
+}
+
+/// SIGTERM to `groups` and to the processes `procs()` lists, a grace of 1.5 s for all of them
+/// to go, then SIGKILL to whatever is left. The caller keeps every group's leader unreaped.
+fn stop_processes(groups: &[i32], procs: impl Fn() -> Vec<i32>) {
+    // SAFETY: kill(2) on groups whose leaders are our unreaped children, and on our own live
+    // descendants.
+    for &g in groups {
         unsafe { libc::kill(-g, libc::SIGTERM) };
     }
-    for &p in &procs {
+    for p in procs() {
         unsafe { libc::kill(p, libc::SIGTERM) };
     }
     let deadline = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < deadline {
-        if groups.iter().all(|&g| unsafe { libc::kill(-g, 0) } != 0) && descendants().is_empty() {
+        if groups.iter().all(|&g| group_members(g).is_empty()) && procs().is_empty() {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    for &g in &groups {
+    for &g in groups {
         unsafe { libc::kill(-g, libc::SIGKILL) };
     }
-    for p in descendants() {
+    for p in procs() {
         unsafe { libc::kill(p, libc::SIGKILL) };
     }
 }
@@ -124,8 +177,10 @@ pub fn caught_signal() -> Option<i32> {
     }
 }
 
-/// On SIGINT/SIGTERM/SIGHUP: kill every supervised child and every other descendant, then exit
-/// with 128+signal.
+/// On SIGINT/SIGTERM/SIGHUP: kill every supervised child and every other descendant, run the
+/// cleanup actions registered with [`super::cleanup`] (temporary folders, scratch files, the
+/// terminal's mode), then exit with 128+signal. The main thread, seeing [`caught_signal`], must
+/// leave the exit to this thread ([`finish_signal_exit`]).
 /// Call once from `main`.
 pub fn install_signal_handlers() -> io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -137,10 +192,23 @@ pub fn install_signal_handlers() -> io::Result<()> {
                 CAUGHT_SIGNAL.store(sig, std::sync::atomic::Ordering::SeqCst);
                 let _ = writeln!(io::stderr(), "rig: caught signal {sig}, stopping QEMU");
                 kill_all_children();
+                super::cleanup::run_all();
                 std::process::exit(128 + sig);
             }
         })?;
     Ok(())
+}
+
+/// For the main thread once a signal was caught: waits for the signal thread to finish its
+/// cleanup and exit rig (exiting here would cut it short). Exits with 128+signal itself if that
+/// takes longer than a minute.
+pub fn finish_signal_exit() -> ! {
+    let sig = caught_signal().unwrap_or(libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::process::exit(128 + sig)
 }
 
 /// A child in its own process group, killed and reaped when dropped.
@@ -149,7 +217,11 @@ pub struct Supervised {
     child: Child,
     pgid: i32,
     stderr_path: Option<PathBuf>,
+    /// The leader's exit status once it has exited (seen without reaping it).
     status: Option<ExitStatus>,
+    /// Whether the leader has been reaped: from then on its group id may belong to another
+    /// process, and rig never signals it again.
+    reaped: bool,
     grace: Duration,
 }
 
@@ -192,6 +264,7 @@ impl Supervised {
             pgid,
             stderr_path: stderr_log.map(Path::to_path_buf),
             status: None,
+            reaped: false,
             grace: Duration::from_secs(3),
         })
     }
@@ -209,19 +282,18 @@ impl Supervised {
         &self.program
     }
 
-    /// `Some(status)` once the child has exited (reaped), without blocking.
+    /// `Some(status)` once the child has exited, without blocking. The exited leader is left
+    /// unreaped (a zombie) until [`Supervised::terminate`] or drop: it keeps its group id from
+    /// being reused while anything of its group may still be signalled.
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, ProcessError> {
         if self.status.is_some() {
             return Ok(self.status);
         }
-        let st = self.child.try_wait().map_err(|source| ProcessError::Wait {
+        let st = exited_unreaped(self.pgid).map_err(|source| ProcessError::Wait {
             program: self.program.clone(),
             source,
         })?;
-        if st.is_some() {
-            self.status = st;
-            unregister(self.pgid);
-        }
+        self.status = st;
         Ok(st)
     }
 
@@ -251,23 +323,81 @@ impl Supervised {
         self.stderr_path.as_deref()
     }
 
-    /// SIGTERM to the group, grace period, SIGKILL, reap. Idempotent.
+    /// Signals the leader's group; never once the leader is reaped.
+    fn signal_group(&self, sig: i32) {
+        if !self.reaped {
+            // SAFETY: kill(2); the unreaped leader pins the group id to the group rig started.
+            unsafe { libc::kill(-self.pgid, sig) };
+            #[cfg(test)]
+            tests::record(tests::Op::Signal(self.pgid, sig));
+        }
+    }
+
+    /// SIGTERM to the group (unless the leader has exited already), grace period, SIGKILL to
+    /// whatever is left of the group, then the leader is reaped, last. Idempotent.
     pub fn terminate(&mut self) -> Option<ExitStatus> {
-        if let Ok(Some(st)) = self.try_wait() {
-            // The leader is gone; make sure nothing else of its group lingers.
-            unsafe { libc::kill(-self.pgid, libc::SIGKILL) };
-            return Some(st);
+        if self.reaped {
+            return self.status;
         }
-        unsafe { libc::kill(-self.pgid, libc::SIGTERM) };
-        if let Ok(Some(st)) = self.wait_timeout(self.grace) {
-            unsafe { libc::kill(-self.pgid, libc::SIGKILL) };
-            return Some(st);
+        if !matches!(self.try_wait(), Ok(Some(_))) {
+            self.signal_group(libc::SIGTERM);
+            let _ = self.wait_timeout(self.grace);
         }
-        unsafe { libc::kill(-self.pgid, libc::SIGKILL) };
-        let st = self.child.wait().ok();
-        self.status = st;
+        // The leader has exited or is being killed, and is not reaped: the group id is still
+        // this group's. Kill what is left of it and wait (briefly) for it to go.
+        self.signal_group(libc::SIGKILL);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline && !group_members(self.pgid).is_empty() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Off the signal handler's list before the leader is reaped (see LIVE_GROUPS).
         unregister(self.pgid);
-        st
+        self.reaped = true;
+        #[cfg(test)]
+        tests::record(tests::Op::Reap(self.pgid));
+        let st = self.child.wait().ok();
+        if self.status.is_none() {
+            self.status = st;
+        }
+        self.status
+    }
+}
+
+/// The exit status of child `pid` if it has exited, seen without reaping it
+/// (`waitid(P_PID, WEXITED | WNOHANG | WNOWAIT)`).
+fn exited_unreaped(pid: i32) -> io::Result<Option<ExitStatus>> {
+    loop {
+        // SAFETY: an all-zero siginfo_t is valid; waitid fills it or leaves si_pid 0.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        // SAFETY: waitid succeeded; for a child's state change these fields are set.
+        let (who, status) = unsafe { (info.si_pid(), info.si_status()) };
+        if who == 0 {
+            return Ok(None);
+        }
+        // Back to the wait(2) status encoding ExitStatus is made of.
+        let raw = match info.si_code {
+            libc::CLD_EXITED => (status & 0xff) << 8,
+            libc::CLD_KILLED => status & 0x7f,
+            libc::CLD_DUMPED => (status & 0x7f) | 0x80,
+            // Stopped or continued (not asked for): not an exit.
+            _ => return Ok(None),
+        };
+        return Ok(Some(ExitStatus::from_raw(raw)));
     }
 }
 
@@ -401,119 +531,5 @@ pub fn describe_status(st: &ExitStatus) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shell_line_quotes_what_needs_it_and_sh_splits_it_back() {
-        let l = shell_line(&["qemu", "-append", "a b", "romfile="]);
-        assert_eq!(l, "qemu -append 'a b' romfile=");
-        let argv = ["printf", "%s|", "it's", "", "$HOME", "a\nb", "*"];
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(shell_line(&argv))
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "it's||$HOME|a\nb|*|");
-    }
-
-    fn alive(pid: i32) -> bool {
-        unsafe { libc::kill(pid, 0) == 0 }
-    }
-
-    #[test]
-    fn drop_kills_the_whole_group() {
-        // The shell starts a grandchild in the same group and then waits.
-        let dir = tempfile::tempdir().unwrap();
-        let pidfile = dir.path().join("pid");
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(format!("sleep 60 & echo $! > {}; wait", pidfile.display()));
-        let sup = Supervised::spawn(cmd, None).unwrap();
-        let leader = sup.pid() as i32;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !pidfile.exists() || std::fs::read_to_string(&pidfile).unwrap().trim().is_empty() {
-            assert!(Instant::now() < deadline, "child never wrote its pid");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let grandchild: i32 = std::fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        assert!(alive(grandchild));
-        drop(sup);
-        assert!(!alive(leader));
-        // The grandchild was reparented; it must be gone or a zombie about to be reaped by init.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while alive(grandchild) {
-            let stat =
-                std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
-            if stat.contains(") Z ") {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "grandchild {grandchild} survived"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    #[test]
-    fn the_signal_path_kills_helpers_and_what_they_started() {
-        // What rig's handler does on SIGTERM, while a helper (here: a shell with a job of its
-        // own, like mmdebstrap with its apt-get) runs.
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("log");
-        let pidfile = dir.path().join("pid");
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(format!("sleep 60 & echo $! > {}; wait", pidfile.display()));
-        let helper = std::thread::spawn(move || run_logged(cmd, &log));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let grandchild: i32 = loop {
-            if let Some(p) = std::fs::read_to_string(&pidfile)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-            {
-                break p;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the helper never started its job"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        assert!(descendants().contains(&grandchild));
-        kill_all_children();
-        let r = helper.join().unwrap();
-        assert!(r.unwrap_err().to_string().contains("signal"));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while alive(grandchild)
-            && !std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
-                .unwrap_or_default()
-                .contains(") Z ")
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the helper's job {grandchild} lives on"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(descendants().is_empty(), "{:?}", descendants());
-    }
-
-    #[test]
-    fn early_exit_is_seen_with_its_output() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("err");
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", "echo 'qemu: bad option' >&2; exit 3"]);
-        let mut sup = Supervised::spawn(cmd, Some(&log)).unwrap();
-        let st = sup.wait_timeout(Duration::from_secs(5)).unwrap().unwrap();
-        assert_eq!(st.code(), Some(3));
-        assert!(sup.stderr_tail(5).contains("bad option"));
-        assert_eq!(describe_status(&st), "exit code 3");
-    }
-}
+#[path = "process_tests.rs"]
+mod tests;

@@ -416,7 +416,7 @@ impl Console {
         }));
         // rig's shell runs without echo, prompt or output processing: give a person all three.
         self.send_line("stty echo opost; export PS1='rig# '; exec sh -i")?;
-        let _raw = RawTerminal::enter();
+        let _raw = crate::host::terminal::RawTerminal::enter();
         let mut to_guest = self.shell.writer().map_err(ConsoleError::Write)?;
         let waker = self.shell.waker();
         let quit = Arc::new(AtomicBool::new(false));
@@ -536,34 +536,6 @@ fn wait_regex(
                     },
                 })
             }
-        }
-    }
-}
-
-/// Puts the terminal on stdin in raw mode until dropped (no-op when stdin is not a terminal).
-struct RawTerminal {
-    saved: Option<libc::termios>,
-}
-
-impl RawTerminal {
-    fn enter() -> RawTerminal {
-        let mut t: libc::termios = unsafe { std::mem::zeroed() };
-        if unsafe { libc::isatty(0) } != 1 || unsafe { libc::tcgetattr(0, &mut t) } != 0 {
-            return RawTerminal { saved: None };
-        }
-        let saved = t;
-        unsafe {
-            libc::cfmakeraw(&mut t);
-            libc::tcsetattr(0, libc::TCSANOW, &t);
-        }
-        RawTerminal { saved: Some(saved) }
-    }
-}
-
-impl Drop for RawTerminal {
-    fn drop(&mut self) {
-        if let Some(t) = &self.saved {
-            unsafe { libc::tcsetattr(0, libc::TCSANOW, t) };
         }
     }
 }

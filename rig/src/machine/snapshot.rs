@@ -55,6 +55,8 @@ pub struct Snapshot {
     /// The kernel console log of the boot that was saved.
     pub boot_log: PathBuf,
     pub kernel_release: String,
+    /// Keeps `state` on the signal path's list (host::cleanup) while the snapshot is in use.
+    _cleanup: std::sync::Arc<crate::host::cleanup::Registration>,
 }
 
 /// The migration stream between QEMU and a file, through a unix socket in the VM's private
@@ -171,18 +173,25 @@ impl Vm {
     pub fn save_snapshot(&mut self, path: &Path) -> Result<Snapshot, VmError> {
         self.qmp_raw("stop", None)?;
         migration_events(self)?;
+        let cleanup = crate::host::cleanup::Registration::new(
+            crate::host::cleanup::Action::RemoveFile(path.to_path_buf()),
+        );
         let what = "saving the guest's state";
         let transfer = Transfer::save_to(self, path)?;
         let migrated = self
             .qmp_raw("migrate", Some(json!({"uri": transfer.uri})))
             .and_then(|_| wait_migration(self, what, self.timeouts.boot));
         let copied = transfer.finish(what);
-        migrated?;
-        copied?;
+        if let Err(e) = migrated.and(copied.map(drop)) {
+            // Half a state is no state: nothing may restore from it.
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
         Ok(Snapshot {
             state: path.to_path_buf(),
             boot_log: self.run_dir().console_log(),
             kernel_release: self.timings().kernel_release.clone(),
+            _cleanup: std::sync::Arc::new(cleanup),
         })
     }
 

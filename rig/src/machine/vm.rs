@@ -198,7 +198,7 @@ pub struct Vm {
     timings: Timings,
     events: Events,
     // Holds the sockets' directory until the VM is gone (unix socket paths must stay short).
-    sockets: tempfile::TempDir,
+    sockets: crate::host::cleanup::TempDir,
 }
 
 /// The kernel parameters a boot of `image` adds to rig's own: those its config calls for
@@ -233,14 +233,16 @@ impl Vm {
                 path: std::env::temp_dir(),
                 source: std::io::Error::other(e.to_string()),
             })?;
-        let sockets = tempfile::Builder::new()
-            .prefix("vm-")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .tempdir_in(&vm_dirs)
-            .map_err(|source| VmError::Artifact {
-                path: vm_dirs.clone(),
-                source,
-            })?;
+        let sockets = crate::host::cleanup::TempDir::new(|| {
+            tempfile::Builder::new()
+                .prefix("vm-")
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .tempdir_in(&vm_dirs)
+        })
+        .map_err(|source| VmError::Artifact {
+            path: vm_dirs.clone(),
+            source,
+        })?;
         let console_sock = sockets.path().join("con");
         let qmp_sock = sockets.path().join("qmp");
 

@@ -21,9 +21,9 @@ fn main() {
         eprintln!("rig: warning: cannot install signal handlers: {e}");
     }
     let result = run(cli);
-    if let Some(sig) = rig::host::process::caught_signal() {
-        // The signal handler is stopping QEMU and exits with 128+signal.
-        std::process::exit(128 + sig);
+    if rig::host::process::caught_signal().is_some() {
+        // The signal handler is stopping QEMU, cleaning up, and exits with 128+signal.
+        rig::host::process::finish_signal_exit();
     }
     let code = match result {
         Ok(code) => code,
