@@ -237,8 +237,11 @@ impl Exec<'_> {
             let left = deadline.saturating_duration_since(Instant::now());
             let wait = poll_script(&all_done, left);
             let joined = self.sh(&wait, left + Duration::from_secs(30), Via::Serial)?;
+            // `i status end start` (guest uptimes) per job, with builtins only: no fork per job.
             let report = format!(
-                "for i in {}; do echo \"$i $(cat {dir}/$i.st 2>/dev/null || echo running)\"; done",
+                "for i in {}; do s=running; e=; b=; [ -f {dir}/$i.st ] && read s < {dir}/$i.st; \
+                 [ -f {dir}/$i.end ] && read e < {dir}/$i.end; \
+                 [ -f {dir}/$i.start ] && read b < {dir}/$i.start; echo \"$i $s $e $b\"; done",
                 ids.join(" ")
             );
             let statuses = self.sh_ok(
@@ -249,11 +252,14 @@ impl Exec<'_> {
             if joined.status != 0 {
                 let _ = self.sh(&kill_jobs(&dir), Duration::from_secs(30), Via::Serial);
             }
+            let allowed = deadline.saturating_duration_since(start).as_secs_f64();
             for line in statuses.lines() {
                 let mut it = line.split_whitespace();
                 let (Some(i), Some(st)) = (it.next(), it.next()) else {
                     continue;
                 };
+                let mut uptime = || it.next().and_then(|e| e.parse::<f64>().ok());
+                let (end, began) = (uptime(), uptime());
                 // The guest's answer is untrusted: an index that is not one of ours is skipped.
                 let Some(child) = i.parse::<usize>().ok().and_then(|i| p.steps.get(i)) else {
                     continue;
@@ -263,6 +269,17 @@ impl Exec<'_> {
                         child,
                         StepError::Kernel(format!(
                             "still running at the parallel deadline ({:?})",
+                            p.deadline
+                        )),
+                    );
+                } else if let Some(took) = began.zip(end).map(|(a, b)| b - a).filter(|t| {
+                    // A tenth of a second for the guest's own clock reads.
+                    *t > allowed + 0.1
+                }) {
+                    self.fail(
+                        child,
+                        StepError::Kernel(format!(
+                            "ran {took:.1}s, past the parallel's deadline ({:?})",
                             p.deadline
                         )),
                     );

@@ -69,7 +69,11 @@ pub(super) fn shell_command(kind: &StepKind) -> Option<(String, Via)> {
 
 /// The guest shell line that starts child `i` of a `parallel` as a background job: its script
 /// (base64) is written to `dir`, run in a session and process group of its own (whose id lands
-/// in `i.pgid`), its output in `i.out` and its exit status in `i.st`.
+/// in `i.pgid`), its output in `i.out`, the guest's uptime when it started and ended in
+/// `i.start` and `i.end`, then its exit status in `i.st` (whose presence says the job is done).
+///
+/// The job's time is the guest's own clock: what rig does around the jobs (launching them,
+/// polling, collecting statuses: guest commands, slow under TCG) never counts against them.
 pub(super) fn job_launch(dir: &str, i: usize, script_b64: &str) -> String {
     job_launch_with("busybox setsid", dir, i, script_b64)
 }
@@ -78,8 +82,9 @@ pub(super) fn job_launch(dir: &str, i: usize, script_b64: &str) -> String {
 fn job_launch_with(setsid: &str, dir: &str, i: usize, script_b64: &str) -> String {
     format!(
         "echo {script_b64} | base64 -d > {dir}/{i}.sh; \
-         ( {setsid} sh -c 'echo $$ > {dir}/{i}.pgid; exec sh {dir}/{i}.sh' \
-         > {dir}/{i}.out 2>&1; echo $? > {dir}/{i}.st ) </dev/null >/dev/null 2>&1 & "
+         ( read t _ </proc/uptime; echo $t > {dir}/{i}.start; {setsid} sh -c 'echo $$ > {dir}/{i}.pgid; exec sh {dir}/{i}.sh' \
+         > {dir}/{i}.out 2>&1; s=$?; read t _ </proc/uptime; echo $t > {dir}/{i}.end; \
+         echo $s > {dir}/{i}.st ) </dev/null >/dev/null 2>&1 & "
     )
 }
 
