@@ -84,11 +84,15 @@
 //! live reader should call `flush` when the console has been quiet for a second or two.
 
 mod analyzer;
+mod body;
 mod classify;
+mod corrupt;
+mod dump;
 mod expect;
 mod explain;
 mod formats;
 mod frames;
+mod header;
 mod line;
 mod open;
 mod report;

@@ -7,7 +7,7 @@
 //! (on top of the generic ones in [`super::frames`]) and how to pick among the candidates.
 //! The specs themselves live in [`super::formats`], next to the titles that use them.
 
-use super::frames::{frame_func, generic_reason, is_stall_anchor, strip_syscall_prefix};
+use super::frames::{frame_funcs, generic_reason, is_stall_anchor, strip_syscall_prefix};
 use regex::{Regex, RegexSet};
 use std::sync::LazyLock;
 
@@ -69,7 +69,7 @@ static RIP: LazyLock<Regex> = LazyLock::new(|| {
 static CALL_TRACE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"Call (?:T|t)race:|Backtrace:").expect("static regex"));
 /// Lines that start a new stack trace (and so end the one being walked).
-pub(crate) static STACK_START: LazyLock<Regex> = LazyLock::new(|| {
+static STACK_START: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"Call (?:T|t)race|Allocated:|Allocated by task [0-9]+:|Freed:|Freed by task [0-9]+:|[^k] backtrace(?: \(crc [0-9a-fA-F]*\))?:|Backtrace:|Uninit was stored to memory at",
     )
@@ -315,8 +315,10 @@ impl Walk<'_> {
                     i += advance;
                     break;
                 }
-                if let Some(f) = frame_func(ln).filter(|_| stack) {
-                    self.offer(f, pos - 1);
+                if stack {
+                    for f in frame_funcs(ln) {
+                        self.offer(f, pos - 1);
+                    }
                 }
             }
             i += 1;
