@@ -416,6 +416,12 @@ impl Analyzer {
                         o.oops = Some(desc.clone());
                         true
                     }
+                    // rust/kernel/lib.rs `panic()` ends in BUG(): its `cut here`, `kernel BUG
+                    // at rust/helpers/bug.c`, `Oops:` and stack are the panic's.
+                    (
+                        Some(Header::RustPanic),
+                        Header::CutHere | Header::KernelBug { .. } | Header::OopsLine { .. },
+                    ) if o.trace == Trace::NotStarted => true,
                     // arch/arm/mm/fault.c `do_DataAbort()`: `Unhandled fault: ...`, then
                     // `arm_notify_die()` -> `die()`: `Internal error: ...`.
                     (Some(Header::OopsLine { desc: first }), Header::OopsLine { desc })

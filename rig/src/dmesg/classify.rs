@@ -260,6 +260,9 @@ pub(crate) fn classify(msg: &str) -> Option<Header> {
     {
         return Some(Header::OneLine { reboot: false });
     }
+    if m.starts_with("rust_kernel: panicked") {
+        return Some(Header::RustPanic);
+    }
     if m.starts_with("Booting the kernel") {
         return Some(Header::OneLine { reboot: true });
     }

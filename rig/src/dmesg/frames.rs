@@ -133,8 +133,11 @@ static CLONE_SUFFIX: LazyLock<Regex> = LazyLock::new(|| {
         .expect("static regex")
 });
 
-/// `foo.isra.0` → `foo`.
+/// `foo.isra.0` → `foo`; a mangled Rust symbol → its demangled path.
 pub(crate) fn normalize_func(name: &str) -> String {
+    if let Some(d) = super::demangle::demangle(name) {
+        return d;
+    }
     if name.contains('.') {
         CLONE_SUFFIX.replace_all(name, "").into_owned()
     } else {

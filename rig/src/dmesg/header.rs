@@ -22,6 +22,7 @@ pub(crate) static PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
         "stack segment",
         "PANIC: double fault",
         "Unhandled fault",
+        "panicked",
         "Alignment trap",
         "VFS: Busy inodes",
         "VFS: Close",
@@ -106,6 +107,9 @@ pub(crate) enum Header {
     Kasan { bug: String, func: Option<String> },
     /// `INFO: task X:123 blocked for more than N seconds.`
     HungTask,
+    /// rust/kernel/lib.rs `panic()`: `rust_kernel: panicked at <file>:<line>:<col>:`, the
+    /// panic message on the next line, then BUG().
+    RustPanic,
     /// `BUG: sleeping function called from invalid context at ...`
     SleepInAtomic,
     /// Any other `BUG: ...`.

@@ -87,6 +87,7 @@ mod analyzer;
 mod body;
 mod classify;
 mod corrupt;
+mod demangle;
 mod dump;
 mod expect;
 mod explain;

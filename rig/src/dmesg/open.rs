@@ -100,6 +100,7 @@ impl Open {
                 m.starts_with("kobject") || m.contains("kobject_add_internal failed")
             }
             Some(Header::Warning { .. })
+            | Some(Header::RustPanic)
             | Some(Header::KernelBug { .. })
             | Some(Header::Bug { .. })
             | Some(Header::Gpf)

@@ -7,6 +7,7 @@
 //! (on top of the generic ones in [`super::frames`]) and how to pick among the candidates.
 //! The specs themselves live in [`super::formats`], next to the titles that use them.
 
+use super::demangle::demangle;
 use super::frames::{frame_funcs, generic_reason, is_stall_anchor, strip_syscall_prefix};
 use regex::{Regex, RegexSet};
 use std::sync::LazyLock;
@@ -181,6 +182,10 @@ struct Walk<'s> {
 
 impl Walk<'_> {
     fn offer(&mut self, func: &str, line: usize) {
+        // Kernel Rust frames are mangled; syzbot reads (and skips, and titles) them
+        // demangled.
+        let demangled = demangle(func);
+        let func = demangled.as_deref().unwrap_or(func);
         if let Some((group, pat)) = generic_reason(func) {
             if self.explain {
                 self.trail.push(format!(

@@ -320,3 +320,43 @@ fn trace_of_an_untagged_console_goes_on_past_other_cpus_lines() {
     assert_eq!(r.title, "WARNING: kmalloc bug in snd_seq_pool_init");
     assert!(!r.corrupted, "{:?}", r.corrupted_reason);
 }
+
+#[test]
+fn rust_panic_is_titled_by_its_message_and_demangled_frame() {
+    // rust/kernel/lib.rs panic(): pr_emerg!("{}\n", info) -- `rust_kernel: panicked at
+    // <file>:<line>:<col>:` and the message on its own line -- then BUG() through
+    // rust/helpers/bug.c. kallsyms prints the v0-mangled names.
+    let log = "[  123.456789][ T5123] rust_kernel: panicked at drivers/android/binder/thread.rs:1221:48:\n\
+               [  123.456801][ T5123] attempt to add with overflow\n\
+               [  123.456812][ T5123] ------------[ cut here ]------------\n\
+               [  123.456820][ T5123] kernel BUG at rust/helpers/bug.c:7!\n\
+               [  123.460312][ T5123] Oops: invalid opcode: 0000 [#1] SMP KASAN PTI\n\
+               [  123.461002][ T5123] CPU: 0 UID: 0 PID: 5123 Comm: syz.1.17 Not tainted 6.16.0-syzkaller #0 PREEMPT(full)\n\
+               [  123.463120][ T5123] RIP: 0010:rust_helper_BUG+0x8/0x10\n\
+               [  123.465010][ T5123] RSP: 0018:ffffc90003f7f8f8 EFLAGS: 00010246\n\
+               [  123.470020][ T5123] Call Trace:\n\
+               [  123.470350][ T5123]  <TASK>\n\
+               [  123.470650][ T5123]  _RNvCs5QGIMBoJjcK_7___rustc17rust_begin_unwind+0x22d/0x230\n\
+               [  123.471410][ T5123]  _RNvNtCsgYyCbKxGsFR_4core9panicking9panic_fmt+0x80/0x90\n\
+               [  123.472110][ T5123]  _RNvNtNtCsgYyCbKxGsFR_4core9panicking11panic_const24panic_const_add_overflow+0x4a/0x50\n\
+               [  123.473020][ T5123]  _RNvMs5_NtCsbDqzXfLQacH_11rust_binder6threadNtB5_6Thread16translate_object+0x1d67/0x1d80\n\
+               [  123.474010][ T5123]  _RNvMs5_NtCsbDqzXfLQacH_11rust_binder6threadNtB5_6Thread11transaction+0x9a1/0x1050\n\
+               [  123.475010][ T5123]  </TASK>\n";
+    let r = one(log);
+    assert_eq!(
+        r.title,
+        "attempt to add with overflow in <rust_binder::thread::Thread>::translate_object"
+    );
+    assert!(!r.corrupted, "{:?}", r.corrupted_reason);
+    // A WARNING in Rust code names the demangled function too.
+    let warn = "WARNING: CPU: 1 PID: 77 at rust/kernel/list.rs:42 _RNvXs_NtCs1_6kernel4listINtB4_4ListpENtNtNtCs2_4core3ops4drop4Drop4drop+0x10/0x20\n\
+                RIP: 0010:_RNvXs_NtCs1_6kernel4listINtB4_4ListpENtNtNtCs2_4core3ops4drop4Drop4drop+0x10/0x20\n\
+                Call Trace:\n \
+                <TASK>\n \
+                foo+0x1/0x2\n \
+                </TASK>\n";
+    assert_eq!(
+        title_of(warn).0,
+        "WARNING in <kernel::list::List<_> as core::ops::drop::Drop>::drop"
+    );
+}
