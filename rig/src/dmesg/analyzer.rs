@@ -332,6 +332,7 @@ impl Analyzer {
             nmi: false,
             more_traces: false,
             gap: Vec::new(),
+            notes: Vec::new(),
         };
         match h {
             Header::CutHere => {}
@@ -372,7 +373,12 @@ impl Analyzer {
                         o.warn_msg.get_or_insert(*w);
                         true
                     }
-                    Header::Warning { .. } | Header::KernelBug { .. } | Header::Ubsan { .. } => {
+                    // lib/bug.c report_bug() prints `cut here` before BUG/WARN; since 6.18 the
+                    // Rust panic handler's BUG() prints it before `rust_kernel: panicked`.
+                    Header::Warning { .. }
+                    | Header::KernelBug { .. }
+                    | Header::Ubsan { .. }
+                    | Header::RustPanic => {
                         o.main = Some(h.clone());
                         o.header_idx = o.lines.len();
                         o.phase = Phase::Body;

@@ -34,6 +34,15 @@ fn keep(o: &mut Open, msg: &str, line: &Line<'_>, n: usize) {
 /// Moves lines held back inside a trace into the report (the trace went on after them).
 fn flush_gap(o: &mut Open) {
     let gap = std::mem::take(&mut o.gap);
+    if let (Some(first), Some(last)) = (gap.first(), gap.last()) {
+        o.notes.push(format!(
+            "lines {}-{}: {} line(s) of other CPUs inside its stack trace, which goes on after \
+             them (the console prints no caller tags)",
+            first.1,
+            last.1,
+            gap.len()
+        ));
+    }
     for (l, n, ts) in gap {
         o.lines.push(l);
         o.last_line = n;
@@ -71,8 +80,12 @@ pub(crate) fn body_line(o: &mut Open, line: &Line<'_>, n: usize) -> Verdict {
     }
     // lib/nmi_backtrace.c: the CPUs asked for a backtrace print it in NMI (or IPI) context,
     // under their own `[Cn]` caller tag.
-    if m.starts_with("Sending NMI from CPU") {
+    if m.starts_with("Sending NMI from CPU") && !o.nmi {
         o.nmi = true;
+        o.notes.push(format!(
+            "line {n}: `Sending NMI from CPU`: the CPUs' backtraces, under their own [Cn] \
+             caller tags, belong to this report"
+        ));
     }
     if let Trace::In { .. } = o.trace {
         match in_trace(o, msg, line, n) {
@@ -99,6 +112,9 @@ pub(crate) fn body_line(o: &mut Open, line: &Line<'_>, n: usize) -> Verdict {
                 idle: 0,
             };
             o.more_traces = true;
+            o.notes.push(format!(
+                "line {n}: a further stack trace of its dump, read for the title"
+            ));
             keep(o, msg, line, n);
             return Verdict::Keep;
         }

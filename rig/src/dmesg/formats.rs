@@ -333,6 +333,10 @@ pub(crate) static FORMATS: &[Format] = &[
     f!(Warning, "WARNING: kernel stack frame pointer at [0-9a-f]+ in [^ ]* has bad value", NONE, "WARNING: kernel stack frame pointer has bad value", None, no_stack),
     f!(Lockdep, "(?:WARNING|BUG): bad unlock balance detected!", NONE, "WARNING: bad unlock balance in {frame}", Some(&BAD_UNLOCK)),
     f!(Lockdep, "WARNING: held lock freed!", &["WARNING: held lock freed!", "at:(?: {{PC}})? +{{FUNC}}"], "WARNING: held lock freed in {1}", None),
+    // arch/x86/kernel/unwind_frame.c, when the address does not print as hex (`(ptrval)`
+    // before the pointer-hashing key is ready) or the comm holds a space.
+    f!(Warning, "WARNING: kernel stack regs .* has bad 'bp' value", NONE, "WARNING: kernel stack regs has bad value", None, no_stack),
+    f!(Warning, "WARNING: kernel stack frame pointer .* has bad value", NONE, "WARNING: kernel stack regs has bad value", None, no_stack),
     f!(Warning, r"WARNING:\s*$", NONE, "WARNING: corrupted", None, corrupted),
     // ---- INFO: ----
     f!(RcuStall, "INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected(?: expedited)? stall", NONE, "INFO: rcu detected stall in {frame}", Some(&RCU_STALL)),

@@ -58,6 +58,8 @@ pub(crate) struct Open {
     /// Lines that are not frames, held back inside a trace of an untagged console until
     /// the trace goes on: (text, log line, timestamp).
     pub gap: Vec<(String, usize, Option<f64>)>,
+    /// Why lines from elsewhere or after the first stack belong to it (`--explain`).
+    pub notes: Vec<String>,
 }
 
 impl Open {

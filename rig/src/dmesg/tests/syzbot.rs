@@ -21,6 +21,9 @@ fn rcu_stall_backtrace_of_another_cpu_under_its_caller_tag() {
     assert!(!r.corrupted, "{:?}", r.corrupted_reason);
     assert!(r.text.contains("NMI backtrace for cpu 1"));
     assert!(!r.text.contains("netdevsim"), "other tasks' lines stay out");
+    let why = crate::dmesg::render_explain(std::slice::from_ref(&r));
+    assert!(why.contains("`Sending NMI from CPU`"), "{why}");
+    assert!(why.contains("chose rtnl_newlink"), "{why}");
 }
 
 #[test]
@@ -319,6 +322,8 @@ fn trace_of_an_untagged_console_goes_on_past_other_cpus_lines() {
     let r = one(log);
     assert_eq!(r.title, "WARNING: kmalloc bug in snd_seq_pool_init");
     assert!(!r.corrupted, "{:?}", r.corrupted_reason);
+    let why = crate::dmesg::render_explain(std::slice::from_ref(&r));
+    assert!(why.contains("lines 6-7: 2 line(s) of other CPUs"), "{why}");
 }
 
 #[test]
@@ -359,4 +364,41 @@ fn rust_panic_is_titled_by_its_message_and_demangled_frame() {
         title_of(warn).0,
         "WARNING in <kernel::list::List<_> as core::ops::drop::Drop>::drop"
     );
+}
+
+#[test]
+fn rust_panic_of_a_real_binder_report() {
+    // Real console output (6.12, syzkaller on Android, quoted in a kernel patch), `? `
+    // frames and CFI stubs left out of the trace by the unwinder's reliability marks.
+    let log = "rust_kernel: panicked at drivers/android/binder/node.rs:877:13:\n\
+               attempt to subtract with overflow\n\
+               ------------[ cut here ]------------\n\
+               kernel BUG at rust/helpers/bug.c:7!\n\
+               Oops: invalid opcode: 0000 [#1] PREEMPT SMP KASAN PTI\n\
+               CPU: 0 UID: 0 PID: 298 Comm: syz-executor821 Not tainted 6.12.23-syzkaller-g30b14cdad458 #0\n\
+               RIP: 0010:rust_helper_BUG+0x8/0x10\n\
+               RSP: 0018:ffffc9000124dab0 EFLAGS: 00010246\n\
+               Call Trace:\n \
+               <TASK>\n \
+               _RNvCscSpY9Juk0HT_7___rustc17rust_begin_unwind+0x15b/0x160\n \
+               ? __cfi__RNvCscSpY9Juk0HT_7___rustc17rust_begin_unwind+0x10/0x10\n \
+               ? _RNvMs0_NtCshgDM7dBCdno_11rust_binder4nodeNtB5_4Node22update_refcount_locked+0x401/0x810\n \
+               _RNvNtCs9jEwPDbx20M_4core9panicking9panic_fmt+0x84/0x90\n \
+               _RNvNtNtCs9jEwPDbx20M_4core9panicking11panic_const24panic_const_sub_overflow+0xb2/0xc0\n \
+               _RNvMs3_NtCshgDM7dBCdno_11rust_binder7processNtB5_7Process10update_ref+0x17e5/0x1860\n \
+               _RNvMs2_NtCshgDM7dBCdno_11rust_binder6threadNtB5_6Thread10write_read+0x27cf/0x96a0\n \
+               _RNvMs5_NtCshgDM7dBCdno_11rust_binder7processNtB5_7Process5ioctl+0x411/0x2c20\n \
+               _RNvCshgDM7dBCdno_11rust_binder26rust_binder_unlocked_ioctl+0xa0/0x100\n \
+               __se_sys_ioctl+0x132/0x1b0\n \
+               __x64_sys_ioctl+0x7f/0xa0\n \
+               </TASK>\n";
+    let r = one(log);
+    assert_eq!(
+        r.title,
+        "attempt to subtract with overflow in <rust_binder::process::Process>::update_ref"
+    );
+    assert!(r.stack.iter().any(|f| f == "core::panicking::panic_fmt"));
+    // Since 6.18 BUG() prints `cut here` ahead of the panic message.
+    let cut_first = format!("------------[ cut here ]------------\n{log}");
+    assert_eq!(one(&cut_first).title, r.title);
 }
