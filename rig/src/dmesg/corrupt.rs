@@ -12,15 +12,15 @@
 //! all, so a `Call Trace:` followed by twenty of them and then a real frame has its frame.
 
 use super::frames::frame_funcs;
-use regex::Regex;
+use regex::RegexSet;
 use std::sync::LazyLock;
 
 /// The lines that open a stack trace, one regex per kind of opening; the last is riscv's
 /// `show_regs()` (arch/riscv/kernel/process.c), after which the frames follow without a
 /// `Call Trace:` line: its frames count when there, their absence does not make the report
 /// corrupted.
-static OPENERS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
-    [
+static OPENERS: LazyLock<RegexSet> = LazyLock::new(|| {
+    RegexSet::new([
         r"Call (?:T|t)race",
         r"Allocated:",
         r"Allocated by task [0-9]+:",
@@ -30,10 +30,8 @@ static OPENERS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
         r"Backtrace:",
         r"Uninit was stored to memory at",
         r"status: [0-9a-f]{16} badaddr: [0-9a-f]{16} cause: [0-9a-f]{16}",
-    ]
-    .iter()
-    .map(|p| Regex::new(p).expect("static regex"))
-    .collect()
+    ])
+    .expect("static regex set")
 });
 
 /// Index of riscv's `show_regs()` line in [`OPENERS`].
@@ -43,16 +41,23 @@ const RISCV_REGS: usize = 8;
 const FRAME_WINDOW: usize = 15;
 
 fn is_opener(l: &str) -> bool {
-    OPENERS.iter().any(|re| re.is_match(l))
+    OPENERS.is_match(l)
 }
 
 /// Why a report of a kind with a stack trace is corrupted, if it is. `lines` are the
 /// report's lines from its header on; unreliable frames are empty strings and are skipped.
 pub(crate) fn missing_stack(lines: &[&str]) -> Option<&'static str> {
     let lines: Vec<&str> = lines.iter().copied().filter(|l| !l.is_empty()).collect();
+    // The first line of each kind of opening, in one pass.
+    let mut first: Vec<Option<usize>> = vec![None; OPENERS.len()];
+    for (i, l) in lines.iter().enumerate() {
+        for k in OPENERS.matches(l).iter() {
+            first[k].get_or_insert(i);
+        }
+    }
     let mut seen = false;
-    for (k, re) in OPENERS.iter().enumerate() {
-        let Some(at) = lines.iter().position(|l| re.is_match(l)) else {
+    for (k, at) in first.iter().enumerate() {
+        let Some(at) = *at else {
             continue;
         };
         let rest = &lines[at..];
