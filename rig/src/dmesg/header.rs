@@ -14,6 +14,11 @@ pub(crate) static PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
         "refcount_t:",
         "OF: ERROR",
         "kobject",
+        // Here: the SIMD search puts literals in buckets by their first bytes, in this
+        // order; placed elsewhere (after `Unhandled fault`, first, last) `panicked` shares a
+        // busy bucket and costs the scan 5-40 % of its speed (regex 1.x, measured with
+        // `cargo bench --bench analyzer`).
+        "panicked",
         "duplicate filename",
         "INFO:",
         "KASAN",
@@ -22,7 +27,6 @@ pub(crate) static PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
         "stack segment",
         "PANIC: double fault",
         "Unhandled fault",
-        "panicked",
         "Alignment trap",
         "VFS: Busy inodes",
         "VFS: Close",
