@@ -89,6 +89,7 @@ mod body;
 mod classify;
 mod corrupt;
 mod demangle;
+mod demangle_legacy;
 mod dump;
 mod expect;
 mod explain;
