@@ -5,27 +5,20 @@
 //! on the same console). Each context has at most one report in progress, so reports printed
 //! by two CPUs at once, or cut by shell output, are kept apart.
 
+use super::body::{body_line, Verdict};
 use super::classify::{classify, Header, PREFILTER};
 use super::expect::Expectations;
-use super::frames::normalize_func;
-use super::line::{parse_frame, parse_line, parse_symbol, split_splices, Line};
-use super::open::{is_terminator, starts_trace, Open, Phase, Trace};
+use super::line::{parse_line, split_splices, Line};
+use super::open::{Open, Phase, Trace};
 use super::report::build;
 use super::Report;
+use regex::Regex;
+use std::sync::LazyLock;
 
 /// A report closes when the kernel clock moved this far past its last line.
 const TS_GAP_SECS: f64 = 10.0;
 /// The first lines of a log are checked for printk timestamps (see `Analyzer::saw_ts`).
 const TS_PROBE_LINES: usize = 1000;
-/// Lines after which a `cut here` without a WARNING/BUG header is dropped.
-const PREAMBLE_CAP: usize = 24;
-
-enum Verdict {
-    Keep,
-    KeepAndClose,
-    /// The line is not part of the report, which is complete.
-    Close,
-}
 
 /// The incremental kernel-log analyzer. Feed it console output as it arrives.
 #[derive(Debug, Default)]
@@ -45,7 +38,16 @@ pub struct Analyzer {
     /// `cat`) start reports there. Decided from line positions only, so chunking cannot
     /// change it.
     saw_ts: bool,
+    /// Some line before this one carried a printk timestamp: a kernel has been running, so
+    /// the x86 decompressor's `Booting the kernel` is a reboot. Unlike `saw_ts` this looks
+    /// at every line (the first kernel line may come after thousands of lines of a
+    /// fuzzer's programs), and it too depends on line positions only.
+    kernel_ran: bool,
 }
+
+/// A line that starts with a printk timestamp (kernel/printk/printk.c `print_time()`).
+static TS_LINE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?m)^(?:<\d{1,3}>)?\[ *\d+\.\d+\]").expect("static regex"));
 
 impl Analyzer {
     pub fn new() -> Self {
@@ -148,10 +150,16 @@ impl Analyzer {
             if self.open.is_empty() && !probing {
                 // Fast path: nothing in progress, so only prefilter hits matter.
                 let Some(m) = PREFILTER.find_at(text, pos) else {
+                    if !self.kernel_ran && TS_LINE.is_match(&text[pos..]) {
+                        self.kernel_ran = true;
+                    }
                     self.line_no += count_newlines(&text[pos..]);
                     return;
                 };
                 let ls = text[..m.start()].rfind('\n').map_or(0, |i| i + 1).max(pos);
+                if !self.kernel_ran && TS_LINE.is_match(&text[pos..ls]) {
+                    self.kernel_ran = true;
+                }
                 self.line_no += count_newlines(&text[pos..ls]);
                 let le = text[ls..].find('\n').map_or(text.len(), |i| ls + i);
                 self.line_no += 1;
@@ -167,6 +175,13 @@ impl Analyzer {
     }
 
     fn process_line(&mut self, raw: &str) {
+        self.process_line_inner(raw);
+        if !self.kernel_ran && TS_LINE.is_match(raw) {
+            self.kernel_ran = true;
+        }
+    }
+
+    fn process_line_inner(&mut self, raw: &str) {
         if !self.saw_ts && self.line_no <= TS_PROBE_LINES && parse_line(raw).ts.is_some() {
             self.saw_ts = true;
         }
@@ -199,10 +214,11 @@ impl Analyzer {
             }
         }
         let ctx = context_key(&line);
+        let cpu_ctx = is_cpu_context(&line);
         // Everyone else's line counts against the other open reports' patience.
         let mut i = 0;
         while i < self.open.len() {
-            if self.open[i].ctx != ctx {
+            if self.open[i].ctx != ctx && !(cpu_ctx && self.open[i].nmi) {
                 self.open[i].other += 1;
                 if self.open[i].other > self.open[i].budget() {
                     let o = self.open.remove(i);
@@ -233,12 +249,18 @@ impl Analyzer {
                     || matches!(h, Header::KmemleakObject | Header::OneLine { reboot: true })
             })
             // The kernel booting is a reboot only once it had been running.
-            .filter(|h| !matches!(h, Header::OneLine { reboot: true }) || self.saw_ts);
+            .filter(|h| !matches!(h, Header::OneLine { reboot: true }) || self.kernel_ran);
         if header.is_some() && line.ts.is_some() {
             self.saw_ts = true;
         }
 
-        let idx = self.open.iter().position(|o| o.ctx == ctx);
+        // A CPU's backtrace asked for by a report in progress (`Sending NMI from CPU`) is
+        // that report's, unless it starts a report of its own.
+        let idx = self.open.iter().position(|o| o.ctx == ctx).or_else(|| {
+            (cpu_ctx && header.is_none())
+                .then(|| self.open.iter().position(|o| o.nmi))
+                .flatten()
+        });
         let Some(i) = idx else {
             if let Some(h) = header {
                 self.start(ctx, n, &line, h);
@@ -268,7 +290,7 @@ impl Analyzer {
             self.open[i].spliced = true;
             return;
         }
-        match self.body_line(i, &line, n) {
+        match body_line(&mut self.open[i], &line, n) {
             Verdict::Keep => {}
             Verdict::KeepAndClose => {
                 let o = self.open.remove(i);
@@ -307,6 +329,10 @@ impl Analyzer {
             last_line: n,
             end: "",
             spliced: false,
+            nmi: false,
+            more_traces: false,
+            gap: Vec::new(),
+            notes: Vec::new(),
         };
         match h {
             Header::CutHere => {}
@@ -347,7 +373,12 @@ impl Analyzer {
                         o.warn_msg.get_or_insert(*w);
                         true
                     }
-                    Header::Warning { .. } | Header::KernelBug { .. } | Header::Ubsan { .. } => {
+                    // lib/bug.c report_bug() prints `cut here` before BUG/WARN; since 6.18 the
+                    // Rust panic handler's BUG() prints it before `rust_kernel: panicked`.
+                    Header::Warning { .. }
+                    | Header::KernelBug { .. }
+                    | Header::Ubsan { .. }
+                    | Header::RustPanic => {
                         o.main = Some(h.clone());
                         o.header_idx = o.lines.len();
                         o.phase = Phase::Body;
@@ -375,6 +406,10 @@ impl Analyzer {
                         ),
                         Header::Panic { .. },
                     ) if o.trace == Trace::NotStarted && o.pc_func.is_none() => true,
+                    // arch/*/kernel/traps.c `die()` prints `Internal error: ...` (arm,
+                    // arm64) or the x86 `Oops:` line after the fault's own message; syzbot
+                    // reads it as part of the report it follows (google/syzkaller
+                    // `pkg/report/linux.go` `reportStartIgnores`).
                     (
                         Some(
                             Header::PageFault(_)
@@ -384,6 +419,23 @@ impl Analyzer {
                         ),
                         Header::OopsLine { desc },
                     ) if o.oops.is_none() && o.trace == Trace::NotStarted => {
+                        o.oops = Some(desc.clone());
+                        true
+                    }
+                    // rust/kernel/lib.rs `panic()` ends in BUG(): its `cut here`, `kernel BUG
+                    // at rust/helpers/bug.c`, `Oops:` and stack are the panic's.
+                    (
+                        Some(Header::RustPanic),
+                        Header::CutHere | Header::KernelBug { .. } | Header::OopsLine { .. },
+                    ) if o.trace == Trace::NotStarted => true,
+                    // arch/arm/mm/fault.c `do_DataAbort()`: `Unhandled fault: ...`, then
+                    // `arm_notify_die()` -> `die()`: `Internal error: ...`.
+                    (Some(Header::OopsLine { desc: first }), Header::OopsLine { desc })
+                        if o.oops.is_none()
+                            && o.trace == Trace::NotStarted
+                            && (first == "Unhandled fault" || first == "Alignment trap")
+                            && desc.starts_with("Internal error") =>
+                    {
                         o.oops = Some(desc.clone());
                         true
                     }
@@ -402,159 +454,6 @@ impl Analyzer {
         }
         take
     }
-
-    fn body_line(&mut self, i: usize, line: &Line<'_>, n: usize) -> Verdict {
-        let o = &mut self.open[i];
-        let msg = line.msg.trim_end();
-        let keep = |o: &mut Open| {
-            o.lines.push(msg.to_string());
-            o.last_line = n;
-            if line.ts.is_some() {
-                o.last_ts = line.ts;
-            }
-        };
-        if o.phase == Phase::Preamble {
-            if o.lines.len() >= PREAMBLE_CAP {
-                return Verdict::Close;
-            }
-            keep(o);
-            return Verdict::Keep;
-        }
-        if o.lines.len() >= o.body_cap() {
-            return Verdict::Close;
-        }
-        if o.pending_single() {
-            let m = msg.trim_start();
-            let dump = m.starts_with("CPU: ")
-                || m.starts_with("Hardware name:")
-                || m.starts_with("Tainted:")
-                || m.starts_with("Workqueue:")
-                || m.starts_with("Call Trace:")
-                || m.starts_with("Call trace:");
-            if !dump {
-                return Verdict::Close;
-            }
-        }
-        if let Trace::In {
-            depth,
-            frames,
-            idle,
-        } = o.trace
-        {
-            let t = msg.trim();
-            let mut consumed = true;
-            let mut next = Trace::In {
-                depth,
-                frames,
-                idle,
-            };
-            if t == "</TASK>" {
-                next = Trace::Done;
-            } else if t.starts_with("</") && t.ends_with('>') {
-                next = Trace::In {
-                    depth: depth.saturating_sub(1),
-                    frames,
-                    idle,
-                };
-            } else if t.starts_with('<') && t.ends_with('>') && !t.contains(' ') {
-                next = Trace::In {
-                    depth: depth + 1,
-                    frames,
-                    idle,
-                };
-            } else if let Some(f) = parse_frame(msg) {
-                if !f.unreliable {
-                    let name = normalize_func(f.func);
-                    if o.stack.last() != Some(&name) {
-                        o.stack.push(name);
-                    }
-                }
-                next = Trace::In {
-                    depth,
-                    frames: frames + 1,
-                    idle: 0,
-                };
-            } else if t.ends_with("[inline]") {
-                // An inlined caller added by symbolization (`func file.h:12 [inline]`).
-            } else if depth > 0 || is_register_dump(t) {
-                // Registers: user space's inside <TASK>, or the trap frame's after an
-                // exception stack (older kernels print `invalid_op`, then `RIP:`).
-            } else if frames > 0 || idle >= 3 {
-                next = Trace::Done;
-                consumed = false;
-            } else {
-                next = Trace::In {
-                    depth,
-                    frames,
-                    idle: idle + 1,
-                };
-            }
-            o.trace = next;
-            if consumed {
-                keep(o);
-                return Verdict::Keep;
-            }
-        }
-        if o.trace == Trace::Done {
-            if is_terminator(o, msg) {
-                keep(o);
-                return Verdict::KeepAndClose;
-            }
-            if o.accepts_after_stack(msg) {
-                keep(o);
-                return Verdict::Keep;
-            }
-            return Verdict::Close;
-        }
-        // Before the stack.
-        if is_terminator(o, msg) {
-            keep(o);
-            return Verdict::KeepAndClose;
-        }
-        let m = msg.trim_start();
-        if starts_trace(o, msg) {
-            o.trace = Trace::In {
-                depth: 0,
-                frames: 0,
-                idle: 0,
-            };
-        } else if let Some(sym) = m.strip_prefix("RIP: ").or_else(|| m.strip_prefix("pc : ")) {
-            if o.pc_func.is_none() {
-                let sym = sym.split_once(':').map_or(sym, |(seg, rest)| {
-                    if seg.len() == 4 && seg.bytes().all(|c| c.is_ascii_hexdigit()) {
-                        rest
-                    } else {
-                        sym
-                    }
-                });
-                o.pc_func = parse_symbol(sym).map(|(f, ..)| normalize_func(f));
-            }
-        } else if o.access.is_none() && matches!(o.main, Some(Header::Kasan { .. })) {
-            if m.starts_with("Read of size") {
-                o.access = Some("Read");
-            } else if m.starts_with("Write of size") {
-                o.access = Some("Write");
-            }
-        }
-        keep(o);
-        Verdict::Keep
-    }
-}
-
-/// `RIP: 0010:...`, `Code: ...`, `RSP: ...`, `R10: ...`, `CR2: ...`, arm64 `pc : `/`x29: `.
-fn is_register_dump(t: &str) -> bool {
-    let Some((reg, _)) = t.split_once(':') else {
-        return false;
-    };
-    let reg = reg.trim_end();
-    reg == "Code"
-        || (2..=6).contains(&reg.len())
-            && reg
-                .bytes()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-            && reg.bytes().next().is_some_and(|c| c.is_ascii_uppercase())
-        || matches!(reg, "pc" | "lr" | "sp" | "pstate")
-        || (reg.len() <= 3 && reg.starts_with('x') && reg[1..].bytes().all(|c| c.is_ascii_digit()))
 }
 
 /// A header line naming an inlined function: `... file.h:12 [inline]`, or, in the WARNING
@@ -572,6 +471,12 @@ fn is_same_header(o: &Open, h: &Header) -> bool {
         (Some(a), b) => std::mem::discriminant(a) == std::mem::discriminant(b),
         (None, _) => false,
     }
+}
+
+/// A line printed in interrupt or NMI context: printk's caller tag is `[Cn]` there
+/// (kernel/printk/printk.c `printk_caller_id()`), `[Tpid]` in task context.
+fn is_cpu_context(line: &Line<'_>) -> bool {
+    line.ts.is_some() && line.caller.is_some_and(|c| c.starts_with('C'))
 }
 
 fn context_key(line: &Line<'_>) -> String {

@@ -1,158 +1,8 @@
 //! Recognizing the lines that start (or shape) a report.
 
+pub(crate) use super::header::{Fault, Header, OfClass, WarnMsg, PREFILTER};
 use regex::Regex;
 use std::sync::LazyLock;
-
-/// The cheap prefilter: a line that contains none of these words can neither start a report
-/// nor touch the dt-test EXPECT state, so an idle analyzer skips it without further work.
-/// The regex crate compiles a pure literal alternation to a SIMD multi-substring search.
-pub(crate) static PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
-    let words = [
-        "cut here",
-        "WARNING:",
-        "BUG",
-        "refcount_t:",
-        "OF: ERROR",
-        "kobject",
-        "duplicate filename",
-        "INFO:",
-        "KASAN",
-        "divide error",
-        "divide_error",
-        "stack segment",
-        "PANIC: double fault",
-        "Unhandled fault",
-        "Alignment trap",
-        "VFS: Busy inodes",
-        "VFS: Close",
-        "Booting the kernel",
-        "list_add",
-        "list_del",
-        "unreferenced object",
-        "suspected memory leak",
-        "general protection",
-        "Oops",
-        "invalid opcode",
-        "Unable to handle kernel",
-        "Kernel panic",
-        "Internal error:",
-        "dt-test ###",
-        "detected stall",
-        "self-detected stall",
-        "UBSAN:",
-        "ODEBUG:",
-        "non-static key",
-        "unregister_netdevice: waiting",
-    ];
-    let alt: Vec<String> = words.iter().map(|w| regex::escape(w)).collect();
-    Regex::new(&alt.join("|")).expect("static regex")
-});
-
-/// What a WARN message line says about the warning that follows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum WarnMsg {
-    Refcount,
-    Odebug,
-    Kobject,
-    ListCorruption,
-}
-
-/// Classes of OF (devicetree) node refcount errors from drivers/of/dynamic.c.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OfClass {
-    BadPut,
-    RefcountLeak,
-    LeakBeforeFree,
-    UnexpectedProperties,
-    UnexpectedChildren,
-    Other,
-}
-
-/// Page-fault flavours, arch-neutral.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Fault {
-    Null,
-    Paging,
-    Other(String),
-}
-
-/// A line that starts a report or changes the shape of the one in progress.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Header {
-    /// `------------[ cut here ]------------`
-    CutHere,
-    /// A WARN message printed before the `WARNING:` line.
-    WarnMessage(WarnMsg),
-    /// `WARNING: CPU: 0 PID: 1 at file:line func+0x../0x..`
-    Warning {
-        file: Option<String>,
-        func: Option<String>,
-    },
-    /// Lockdep: `WARNING: possible circular locking dependency detected` and friends.
-    Lockdep { what: String },
-    /// `kernel BUG at lib/list_debug.c:62!`
-    KernelBug { file: String },
-    /// x86 `Oops: ...` / `invalid opcode: ...` / arm64 `Internal error: ...`.
-    OopsLine { desc: String },
-    /// x86 general protection fault (6.1 and 6.12 spellings).
-    Gpf,
-    /// x86 `BUG: kernel NULL pointer dereference` / arm64 `Unable to handle kernel ...`.
-    PageFault(Fault),
-    /// `BUG: KASAN: slab-use-after-free in foo+0x..`
-    Kasan { bug: String, func: Option<String> },
-    /// `INFO: task X:123 blocked for more than N seconds.`
-    HungTask,
-    /// `BUG: sleeping function called from invalid context at ...`
-    SleepInAtomic,
-    /// Any other `BUG: ...`.
-    Bug { desc: String },
-    /// `Kernel panic - not syncing: ...`
-    Panic { msg: String },
-    /// `OF: ERROR: ...`
-    OfError {
-        class: OfClass,
-        path: String,
-        raw: String,
-    },
-    /// `sysfs: cannot create duplicate filename '...'` (followed by a stack dump).
-    SysfsDup,
-    /// `kobject (...): tried to init an initialized object` (pr_err + stack dump).
-    KobjectError { what: String },
-    /// `unreferenced object 0x... (size N):`
-    KmemleakObject,
-    /// `kmemleak: N new suspected memory leaks (see ...)`
-    KmemleakSummary,
-    /// `rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:`
-    RcuStall,
-    /// `unregister_netdevice: waiting for eth0 to become free. Usage count = 2`
-    NetdevLeak,
-    /// A report that is one line: `VFS: Busy inodes after unmount ...`, `Booting the kernel`
-    /// (a reboot, when the kernel had already been running).
-    OneLine { reboot: bool },
-    /// `BUG: KMSAN: ...`, `BUG: KCSAN: ...`, `BUG: KFENCE: ...`: frames without a
-    /// `Call Trace:` line, closed by a `====` line.
-    Sanitizer,
-    /// `UBSAN: array-index-out-of-bounds in drivers/x.c:12:5`
-    Ubsan { reason: String },
-    /// `### dt-test ### EXPECT \ : text`
-    ExpectBegin(String),
-    /// `### dt-test ### EXPECT / : text`
-    ExpectEnd(String),
-}
-
-impl Header {
-    /// Reports that are one line (plus an optional stack dump) and so can be emitted without
-    /// disturbing a multi-line report they interrupt.
-    pub(crate) fn is_single_line(&self) -> bool {
-        matches!(
-            self,
-            Header::OfError { .. }
-                | Header::KmemleakSummary
-                | Header::NetdevLeak
-                | Header::OneLine { .. }
-        )
-    }
-}
 
 static WARNING_AT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^WARNING: CPU: \d+ PID: \d+ at (?:(\S+):\d+ )?(\S+)").expect("static regex")
@@ -170,15 +20,24 @@ static ARM64_INTERNAL: LazyLock<Regex> = LazyLock::new(|| {
 static ARM64_FAULT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^Unable to handle kernel (.+?) at virtual address").expect("static regex")
 });
+/// kernel/hung_task.c `check_hung_task()`: `INFO: task %s:%d blocked for more than %ld
+/// seconds.`; the comm may be empty (`prctl(PR_SET_NAME, "")`) or hold spaces and colons.
 static HUNG: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^INFO: task .+:\d+ (?:blocked|can't die) for more than \d+ seconds")
+    Regex::new(r"^INFO: task .*:\d+ (?:blocked|can't die) for more than \d+ seconds")
         .expect("static regex")
 });
-/// The new-style WARNING line: `WARNING: fs/x.c:12 at func+0x1/0x2, CPU#0: comm/123`.
+/// The WARNING line of kernel/panic.c `__warn()` since 6.19: `WARNING: fs/x.c:12 at
+/// func+0x1/0x2, CPU#0: comm/123`, with the failed condition first when the architecture
+/// records it (`WARNING: [ptr == 0 && 1] kernel/sched/core.c:8511 at sched_init+0x20/0x410
+/// CPU#0: swapper/0`), or without file and line (`WARNING: at func+0x1/0x2, CPU#0: comm/1`).
 static WARNING_SRC: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^WARNING: \S+:\d+ at ").expect("static regex"));
+    LazyLock::new(|| Regex::new(r"^WARNING: (?:\[.*\] )?\S+:\d+ at ").expect("static regex"));
+static WARNING_NO_SRC: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^WARNING: at (\S+?),? CPU#\d+").expect("static regex"));
+/// `BUG: ...`, also behind a `pr_fmt()` prefix: `watchdog: BUG: soft lockup - ...`
+/// (kernel/watchdog.c), `NMI watchdog: BUG: soft lockup - ...` (before 4.17).
 static GENERIC_BUG: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(?:[\w/.-]+: )?BUG: (.+)$").expect("static regex"));
+    LazyLock::new(|| Regex::new(r"^(?:[^:]{1,40}: )?BUG: (.+)$").expect("static regex"));
 static RCU_STALL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?:rcu: )?INFO: rcu_\w+ (?:self-)?detected stalls?").expect("static regex")
 });
@@ -261,6 +120,73 @@ fn lockdep_header(m: &str) -> Option<&'static str> {
             rest.contains("lock order detected")
                 .then_some("lock order detected")
         })
+        // kernel/locking/lockdep.c `print_held_locks_bug()` before 4.14:
+        // `[ BUG: syz-executor0/4565 still has locks held! ]`.
+        .or_else(|| {
+            rest.ends_with("still has locks held!")
+                .then_some("still has locks held!")
+        })
+}
+
+/// `WARNING: ` lines that the kernel prints about its configuration or a deprecated
+/// interface, not about a bug (google/syzkaller `pkg/report/linux.go` lists them too):
+/// kernel/workqueue.c `workqueue_init_early()`, fs/namespace.c (the `mand` mount option),
+/// arch/x86/kernel/cpu/bugs.c (eIBRS + unprivileged eBPF, SRSO, mitigation hints),
+/// drivers/video/fbdev/core/fbcon.c (screen size), and ld.so's (user space) `DT_FLAGS_1`.
+const NOT_BUGS: &[&str] = &[
+    "workqueue cpumask: online intersect > possible intersect",
+    "The mand mount option",
+    "the mand mount option",
+    "Unsupported flag value(s) of",
+    "Unprivileged eBPF is enabled with eIBRS",
+    "kernel not compiled with CPU_SRSO",
+    "fbcon: Driver '",
+    "/etc/ssh/moduli does not exist",
+];
+
+/// A line that starts `WARNING: `: kernel/panic.c `__warn()`'s header (three spellings
+/// over the years), a lockdep report, `print_held_locks_bug()`, or any other message that
+/// starts that way (the unwinders' `WARNING: kernel stack regs at %p in %s:%d has bad 'bp'
+/// value %p`, arch/x86/kernel/unwind_frame.c; `WARNING: stack recursion on stack type %d`,
+/// arch/x86/kernel/dumpstack_64.c), which syzbot reports under its own text.
+fn warning(m: &str, rest: &str) -> Option<Header> {
+    if WARNING_SRC.is_match(m) {
+        return Some(Header::Warning {
+            file: None,
+            func: None,
+        });
+    }
+    if let Some(c) = WARNING_AT.captures(m) {
+        return Some(Header::Warning {
+            file: c.get(1).map(|f| f.as_str().to_string()),
+            func: c.get(2).and_then(|f| func_of(f.as_str())),
+        });
+    }
+    if let Some(c) = WARNING_NO_SRC.captures(m) {
+        return Some(Header::Warning {
+            file: None,
+            func: c.get(1).and_then(|f| func_of(f.as_str())),
+        });
+    }
+    if let Some(l) = LOCKDEP.iter().find(|l| rest.starts_with(*l)) {
+        return Some(Header::Lockdep {
+            what: (*l).to_string(),
+        });
+    }
+    if rest.contains("lock order detected") {
+        return Some(Header::Lockdep {
+            what: "lock order detected".into(),
+        });
+    }
+    if rest.ends_with("still has locks held!") {
+        return Some(Header::Lockdep {
+            what: "still has locks held!".into(),
+        });
+    }
+    if rest.trim().is_empty() || NOT_BUGS.iter().any(|p| rest.starts_with(p)) {
+        return None;
+    }
+    Some(Header::WarnLine)
 }
 
 /// Classifies a message (printk prefix already stripped). Cheap rejections first.
@@ -334,6 +260,9 @@ pub(crate) fn classify(msg: &str) -> Option<Header> {
     {
         return Some(Header::OneLine { reboot: false });
     }
+    if m.starts_with("rust_kernel: panicked") {
+        return Some(Header::RustPanic);
+    }
     if m.starts_with("Booting the kernel") {
         return Some(Header::OneLine { reboot: true });
     }
@@ -345,34 +274,11 @@ pub(crate) fn classify(msg: &str) -> Option<Header> {
         }
     }
     if let Some(rest) = m.strip_prefix("WARNING: ") {
-        if WARNING_SRC.is_match(m) {
-            return Some(Header::Warning {
-                file: None,
-                func: None,
-            });
-        }
-        if let Some(c) = WARNING_AT.captures(m) {
-            return Some(Header::Warning {
-                file: c.get(1).map(|f| f.as_str().to_string()),
-                func: c.get(2).and_then(|f| func_of(f.as_str())),
-            });
-        }
-        if let Some(l) = LOCKDEP.iter().find(|l| rest.starts_with(*l)) {
-            return Some(Header::Lockdep {
-                what: (*l).to_string(),
-            });
-        }
-        if rest.contains("lock order detected") {
-            return Some(Header::Lockdep {
-                what: "lock order detected".into(),
-            });
-        }
-        if rest.ends_with("still has locks held!") {
-            return Some(Header::Lockdep {
-                what: "still has locks held!".into(),
-            });
-        }
-        return None;
+        return warning(m, rest);
+    }
+    if m == "WARNING:" {
+        // A WARNING line cut right after its first word (syzbot: `WARNING: corrupted`).
+        return Some(Header::WarnLine);
     }
     if let Some(c) = KERNEL_BUG.captures(m) {
         return Some(Header::KernelBug {

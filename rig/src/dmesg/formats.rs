@@ -234,6 +234,9 @@ static STACK_OVERFLOW: FrameSpec = spec(&[CallTrace, Stack], &["bad_stack"], Pic
 static BUG_USERCOPY: FrameSpec = spec(&[CallTrace, Stack], &["usercopy", "__check"], Pick::First);
 static KERNEL_BUG: FrameSpec = spec(&[Rip, CallTrace, Stack], &["^skb_"], Pick::First);
 static UBSAN: FrameSpec = spec(&[CallTrace, Stack], &["ubsan", "overflow"], Pick::First);
+/// rust/kernel/lib.rs `panic()`: the trace starts in the panic runtime (`rust_begin_unwind`,
+/// `core::panicking::*`, which the generic `panic` group skips).
+static RUST_PANIC: FrameSpec = spec(&[CallTrace, Stack], &["rust_begin_unwind"], Pick::First);
 
 macro_rules! f {
     ($kind:ident, $title:expr, $report:expr, $fmt:expr, $stack:expr) => {
@@ -330,6 +333,10 @@ pub(crate) static FORMATS: &[Format] = &[
     f!(Warning, "WARNING: kernel stack frame pointer at [0-9a-f]+ in [^ ]* has bad value", NONE, "WARNING: kernel stack frame pointer has bad value", None, no_stack),
     f!(Lockdep, "(?:WARNING|BUG): bad unlock balance detected!", NONE, "WARNING: bad unlock balance in {frame}", Some(&BAD_UNLOCK)),
     f!(Lockdep, "WARNING: held lock freed!", &["WARNING: held lock freed!", "at:(?: {{PC}})? +{{FUNC}}"], "WARNING: held lock freed in {1}", None),
+    // arch/x86/kernel/unwind_frame.c, when the address does not print as hex (`(ptrval)`
+    // before the pointer-hashing key is ready) or the comm holds a space.
+    f!(Warning, "WARNING: kernel stack regs .* has bad 'bp' value", NONE, "WARNING: kernel stack regs has bad value", None, no_stack),
+    f!(Warning, "WARNING: kernel stack frame pointer .* has bad value", NONE, "WARNING: kernel stack regs has bad value", None, no_stack),
     f!(Warning, r"WARNING:\s*$", NONE, "WARNING: corrupted", None, corrupted),
     // ---- INFO: ----
     f!(RcuStall, "INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected(?: expedited)? stall", NONE, "INFO: rcu detected stall in {frame}", Some(&RCU_STALL)),
@@ -354,6 +361,7 @@ pub(crate) static FORMATS: &[Format] = &[
     f!(Oops, "PANIC: double fault", NONE, "PANIC: double fault in {frame}", Some(&RIP_ONLY)),
     f!(Bug, "kernel BUG at mm/usercopy.c", NONE, "BUG: bad usercopy in {frame}", Some(&BUG_USERCOPY)),
     f!(ListCorruption, "kernel BUG at lib/list_debug.c", NONE, "BUG: corrupted list in {frame}", Some(&TRACE)),
+    f!(Bug, "rust_kernel: panicked", &["rust_kernel: panicked at ", "^(.+)$"], "{1} in {frame}", Some(&RUST_PANIC)),
     f!(KernelBug, "kernel BUG at (.*)", NONE, "kernel BUG in {frame}", Some(&KERNEL_BUG)),
     f!(KernelBug, "Kernel BUG (.*)", NONE, "kernel BUG {1}", None),
     f!(Bug, "BUG kmalloc-.*: Object already free", NONE, "BUG: Object already free", None),

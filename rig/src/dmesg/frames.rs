@@ -133,8 +133,11 @@ static CLONE_SUFFIX: LazyLock<Regex> = LazyLock::new(|| {
         .expect("static regex")
 });
 
-/// `foo.isra.0` → `foo`.
+/// `foo.isra.0` → `foo`; a mangled Rust symbol → its demangled path.
 pub(crate) fn normalize_func(name: &str) -> String {
+    if let Some(d) = super::demangle::demangle(name) {
+        return d;
+    }
     if name.contains('.') {
         CLONE_SUFFIX.replace_all(name, "").into_owned()
     } else {
@@ -174,6 +177,45 @@ pub fn strip_syscall_prefix(name: &str) -> &str {
 
 pub(crate) fn is_stall_anchor(name: &str) -> bool {
     STALL_ANCHOR_SET.is_match(name)
+}
+
+/// arch/arm/kernel/traps.c `dump_backtrace_entry()` (32-bit arm) prints a frame as
+/// `[<c0123456>] (func) from [<c0123500>] (caller+0x1c/0x30)`: the function, without
+/// offset, and the function it returns to. Returns both names (clone suffixes stripped by
+/// the caller).
+pub(crate) fn arm_frame(line: &str) -> Option<(&str, &str)> {
+    fn pc(s: &str) -> Option<&str> {
+        let r = s.strip_prefix("[<")?;
+        let end = r.find(">]")?;
+        (end > 0 && r[..end].bytes().all(|c| c.is_ascii_hexdigit())).then(|| &r[end + 2..])
+    }
+    let r = pc(line.trim_start())?.strip_prefix(" (")?;
+    let close = r.find(')')?;
+    let func = &r[..close];
+    if func.is_empty()
+        || !func
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
+    {
+        return None;
+    }
+    let r = pc(r[close + 1..].strip_prefix(" from ")?)?.strip_prefix(" (")?;
+    let end = r
+        .bytes()
+        .position(|c| !(c.is_ascii_alphanumeric() || c == b'_'))?;
+    if end == 0 || !matches!(r.as_bytes()[end], b'+' | b'.') {
+        return None;
+    }
+    Some((func, &r[..end]))
+}
+
+/// Every function a stack line names (see [`frame_func`] and [`arm_frame`]).
+pub(crate) fn frame_funcs(line: &str) -> impl Iterator<Item = &str> {
+    let (a, b) = match arm_frame(line) {
+        Some((f, from)) => (Some(f.split('.').next().unwrap_or(f)), Some(from)),
+        None => (frame_func(line), None),
+    };
+    a.into_iter().chain(b)
 }
 
 /// The function of a stack line the way syzbot reads one: optional spaces, up to two
@@ -296,6 +338,21 @@ mod tests {
         assert_eq!(frame_func("Call Trace:"), None);
         assert_eq!(frame_func("RIP: 0010:foo+0x1/0x2"), None);
         assert_eq!(frame_func("[<ffffffff81234>] ? foo+0x1/0x2"), None);
+    }
+
+    #[test]
+    fn arm32_frames() {
+        let l = "[<8030c8f4>] (rose_find_socket.constprop.0) from [<80310000>] (rose_connect+0x1c/0x30 net/rose/af_rose.c:12)";
+        assert_eq!(
+            arm_frame(l),
+            Some(("rose_find_socket.constprop.0", "rose_connect"))
+        );
+        assert_eq!(
+            frame_funcs(l).collect::<Vec<_>>(),
+            ["rose_find_socket", "rose_connect"]
+        );
+        assert_eq!(arm_frame(" foo+0x1/0x2"), None);
+        assert_eq!(frame_funcs(" foo+0x1/0x2").collect::<Vec<_>>(), ["foo"]);
     }
 
     #[test]

@@ -26,12 +26,12 @@
 //! CPU stalls the frame above the first dispatch or syscall anchor; for hung tasks the first
 //! frame that is not scheduler/lock/wait code, with `rtnl_lock` and `synchronize_rcu` waits
 //! grouped). Syscall wrappers (`__x64_sys_`, `__arm64_sys_`, `__se_sys_`, `__do_sys_`,
-//! `ksys_`, ...) are reduced to `sys_X`. Numbers, addresses and line numbers in titles
+//! `ksys_`, ...) are reduced to `sys_X`; mangled Rust symbols are demangled (`demangle.rs`). Numbers, addresses and line numbers in titles
 //! become `NUM`, `ADDR` and `LINE` as syzbot writes them. Kinds, and the titles' shapes:
 //!
 //! | kind | title |
 //! |---|---|
-//! | `warning` | `WARNING in X`, `WARNING: ODEBUG bug in X`, `WARNING: kmalloc bug in X`, `WARNING: proc registration bug in X`, `WARNING: suspicious RCU usage in X`, `WARNING: bad unlock balance in X`, `WARNING: held lock freed in X`, ... |
+//! | `warning` | `WARNING in X`, `WARNING: ODEBUG bug in X`, `WARNING: kmalloc bug in X`, `WARNING: proc registration bug in X`, `WARNING: suspicious RCU usage in X`, `WARNING: bad unlock balance in X`, `WARNING: held lock freed in X`, `WARNING: kernel stack regs has bad 'bp' value`, any other `WARNING: <text>` line by its text, ... |
 //! | `refcount` | `WARNING: refcount bug in X`; `unregister_netdevice: waiting for DEV to become free` |
 //! | `kobject` | `WARNING: kobject bug in X`, `sysfs: cannot create duplicate filename in X`, `kobject: tried to init an initialized object in X` |
 //! | `of_error` | rig's own: `OF: ERROR: <what> in <node path>` (`bad of_node_put()`, `memory leak`, `memory leak before free overlay changeset`, `unexpected properties`, `unexpected children`); unit addresses become `@N`; the guilty frame, if a stack follows, is in `guilty_frame` only |
@@ -43,7 +43,7 @@
 //! | `list_corruption` | `BUG: corrupted list in X` |
 //! | `kmemleak` | `memory leak in X` (the first caller outside the allocator); the `kmemleak: N new suspected memory leaks` line alone: `kmemleak: new suspected memory leaks` |
 //! | `kernel_bug` | `kernel BUG in X` (X the BUG's function, not the header's file) |
-//! | `bug` | `BUG: soft lockup in X`, `BUG: Bad page state in X`, `BUG: unable to handle ...`, `BUG: stack guard page was hit in X`, `BUG: MAX_LOCKDEP_KEYS too low!`, `VFS: Busy inodes after unmount (use-after-free)`, ... |
+//! | `bug` | `BUG: soft lockup in X`, `BUG: Bad page state in X`, `BUG: unable to handle ...`, `BUG: stack guard page was hit in X`, `BUG: MAX_LOCKDEP_KEYS too low!`, `VFS: Busy inodes after unmount (use-after-free)`, a Rust panic's `<message> in X` (`attempt to add with overflow in <T>::f`), ... |
 //! | `general_protection` | `general protection fault in X`, `stack segment fault in X` |
 //! | `page_fault` | `BUG: unable to handle kernel NULL pointer dereference in X`, `BUG: unable to handle kernel paging request in X` (x86 and arm64 alike) |
 //! | `oops` | `divide error in X`, `PANIC: double fault in X`, `Internal error in X`, `Unhandled fault in X` (arm), `invalid opcode in X` |
@@ -52,22 +52,20 @@
 //! | `ubsan` | `UBSAN: <reason> in X` |
 //! | `reboot` | `unexpected kernel reboot` (the kernel booted again while it had been running) |
 //!
-//! A report is `corrupted` (with a `corrupted_reason`) when its stack trace is missing or has
-//! no usable frame, a fault-injection stack or another caller's record is mixed into it, or
-//! syzbot files its kind as corrupted; its title then ends `in corrupted` where the frame
-//! would be, as syzbot's does. [`explain`] (`rig analyze --explain LOG`) shows, per report,
+//! A report is `corrupted` (with a `corrupted_reason`) when no frame of its stack trace
+//! qualifies, a fault-injection stack is mixed into it, the first line of some kind that
+//! opens a stack trace (`Call Trace:`, `Allocated by task`, ...) is not followed by a frame
+//! (unreliable `? ` frames do not count as lines), or syzbot files its kind as corrupted;
+//! its title then ends `in corrupted` where the frame would be, as syzbot's does (the rules:
+//! `corrupt.rs`; docs/analyzer.md). [`explain`] (`rig analyze --explain LOG`) shows, per report,
 //! the lines that started and ended it, the format that matched, each frame passed over and
 //! why, and the frame chosen.
 //!
 //! # Measured
-//! Over the real reports in `rig/tests/fixtures/logs/real/` (106 crash reports from syzbot
-//! emails and kernel-list threads, 4.16 to 7.0, x86_64/arm64/riscv64, plus one real clean
-//! log; `tests/analyzer_corpus.rs`): crash/no-crash 100 % (95.3 % before this analyzer),
-//! exact title 100 % (35.5 % before), title kind 100 % (65.4 % before); per kind in the
-//! fixtures README. Throughput (`cargo bench --bench analyzer`, one core, 64 MiB logs, on a
-//! machine loaded by a kernel build): `analyze` 519 MiB/s report-free and 284 MiB/s with a
-//! report every ~2000 lines, `feed` in 4 KiB chunks 390 and 313 MiB/s (before: 293, 193,
-//! 644, 285).
+//! docs/analyzer.md has the figures: agreement with syzbot's titles over the project's own
+//! real reports (`rig/tests/fixtures/logs/real/`, `tests/analyzer_corpus.rs`, which also
+//! counts misses by the classes of issue #30) and throughput (`cargo bench --bench
+//! analyzer`).
 //!
 //! # dt-test expectations
 //! While a CONFIG_OF_UNITTEST `### dt-test ### EXPECT \ : <text>` is open (until its
@@ -77,18 +75,27 @@
 //! # When a report is complete
 //! At its terminator (`---[ end trace ...]---`, `---[ end Kernel panic ...]---`, KASAN's
 //! closing `====` line); or, after its main stack trace, at the first line of its context that
-//! does not belong to it; or when another report starts in its context; or when the kernel
+//! does not belong to it (an RCU stall's dump goes on through its kthread and NMI backtraces,
+//! `dump.rs`; after `Sending NMI from CPU` the `[Cn]` contexts' lines are the report's; on a
+//! console without caller tags a trace goes on past up to six lines of other CPUs when frames
+//! follow them); or when another report starts in its context; or when the kernel
 //! clock moved 10 s past it, 400 lines of other contexts went by, [`Analyzer::flush`] or
 //! [`Analyzer::finish`]. Reports without a terminator (lockdep, hung task, sleeping in atomic,
 //! OF errors, kmemleak) are therefore returned by `feed` only once a later line arrives: a
 //! live reader should call `flush` when the console has been quiet for a second or two.
 
 mod analyzer;
+mod body;
 mod classify;
+mod corrupt;
+mod demangle;
+mod demangle_legacy;
+mod dump;
 mod expect;
 mod explain;
 mod formats;
 mod frames;
+mod header;
 mod line;
 mod open;
 mod report;

@@ -50,6 +50,16 @@ pub(crate) struct Open {
     pub end: &'static str,
     /// A record of another caller was cut into one of its lines and left out.
     pub spliced: bool,
+    /// `Sending NMI from CPU` was printed: the CPUs' backtraces, printed under their own
+    /// `[Cn]` caller tags, belong to this report.
+    pub nmi: bool,
+    /// A later trace of a multi-part dump is being read (its frames stay out of `stack`).
+    pub more_traces: bool,
+    /// Lines that are not frames, held back inside a trace of an untagged console until
+    /// the trace goes on: (text, log line, timestamp).
+    pub gap: Vec<(String, usize, Option<f64>)>,
+    /// Why lines from elsewhere or after the first stack belong to it (`--explain`).
+    pub notes: Vec<String>,
 }
 
 impl Open {
@@ -69,10 +79,18 @@ impl Open {
 
     pub(crate) fn body_cap(&self) -> usize {
         match self.main {
-            Some(Header::Lockdep { .. }) => 3000,
-            Some(Header::Kasan { .. }) | Some(Header::Panic { .. }) => 800,
-            _ => 500,
+            Some(Header::Lockdep { .. }) | Some(Header::RcuStall) => 3000,
+            // A stack overflow's recursion (`BUG: stack guard page was hit`) or a soft
+            // lockup's trace can run to hundreds of frames before the syscall or work
+            // dispatcher their title is read above.
+            _ => 2000,
         }
+    }
+
+    /// Kinds whose dump holds several stack traces, all read for the title (see
+    /// [`super::dump`]).
+    pub(crate) fn takes_more_traces(&self) -> bool {
+        matches!(self.main, Some(Header::RcuStall))
     }
 
     pub(crate) fn accepts_after_stack(&self, msg: &str) -> bool {
@@ -84,6 +102,7 @@ impl Open {
                 m.starts_with("kobject") || m.contains("kobject_add_internal failed")
             }
             Some(Header::Warning { .. })
+            | Some(Header::RustPanic)
             | Some(Header::KernelBug { .. })
             | Some(Header::Bug { .. })
             | Some(Header::Gpf)
@@ -122,5 +141,6 @@ pub(crate) fn starts_trace(o: &Open, msg: &str) -> bool {
     if matches!(o.main, Some(Header::KmemleakObject)) {
         return m.starts_with("backtrace");
     }
-    m.starts_with("Call Trace:") || m.starts_with("Call trace:")
+    // arch/arm/kernel/traps.c `dump_backtrace()` (32-bit arm) opens with `Backtrace:`.
+    m.starts_with("Call Trace:") || m.starts_with("Call trace:") || m.starts_with("Backtrace:")
 }

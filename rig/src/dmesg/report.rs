@@ -6,7 +6,8 @@ use super::Report;
 
 /// Builds the public report, or `None` for noise (expected dt-test output, a bare `cut here`).
 pub(crate) fn build(mut o: Open) -> Option<Report> {
-    if o.expected {
+    if o.expected || (o.main.is_none() && o.warn_msg.is_none()) {
+        // A `cut here` line whose WARNING/BUG never came says nothing by itself.
         return None;
     }
     if let Some(pc) = o.pc_func.clone() {
@@ -28,6 +29,7 @@ pub(crate) fn build(mut o: Open) -> Option<Report> {
             o.lines.get(o.header_idx).map_or("", String::as_str)
         ),
     ];
+    trail.append(&mut o.notes);
     trail.extend(t.trail);
     trail.push(match &t.frame {
         Some(f) => format!("guilty frame: {f}"),

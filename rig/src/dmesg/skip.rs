@@ -298,11 +298,46 @@ pub(crate) const GENERIC: &[(&str, &[&str])] = &[
             "^iput_final$",
             "^ihold$",
             "drop_nlink",
+            // fs/buffer.c `mark_buffer_dirty()` warns about its caller
+            // (`WARN_ON_ONCE(!buffer_uptodate(bh))`): the caller is the bug.
+            "^mark_buffer_dirty$",
             "fast_dput",
             "dput",
             "find_lock_entries",
             "truncate_inode_pages_range",
             "extract_(user|iter)_to_sg",
+        ],
+    ),
+    (
+        // arch/arm64/kernel/traps.c: BUG() and WARN() are `brk` instructions; the debug
+        // exception runs `bug_handler()` (`bug_brk_handler()` since 6.16), which calls
+        // report_bug(). The chain from the exception vector to it is report machinery.
+        "arm64 BRK (BUG/WARN) trap handling",
+        &[
+            "^bug_handler$",
+            "^bug_brk_handler$",
+            "^brk_handler$",
+            "^call_el1_break_hook$",
+            "^call_break_hook$",
+            "^do_debug_exception$",
+            "^el1_dbg$",
+            "^el1_brk64$",
+            "^do_el1_brk64$",
+        ],
+    ),
+    (
+        // include/asm-generic/vmlinux.lds.h and arch/*/kernel/vmlinux.lds.S define these
+        // at section boundaries; they are no functions. kallsyms names a bogus return
+        // address (a stack word that is not one) after the nearest of them.
+        "linker section marker (a bogus address, not a function)",
+        &[
+            "^__rela(?:_dyn)?_(?:start|end)$",
+            "^__bss_(?:start|stop)$",
+            "^__init_(?:begin|end)$",
+            "^__(?:start|end)_rodata$",
+            "^_(?:s|e)(?:text|data|inittext|bss)$",
+            "^_end$",
+            "^__[a-z]+_text_(?:start|end)$",
         ],
     ),
     (
@@ -312,6 +347,8 @@ pub(crate) const GENERIC: &[(&str, &[&str])] = &[
             "do_mem_abort",
             "el1_abort",
             "el1h_64_sync(?:_handler)?",
+            // The same entry before 5.15 (arch/arm64/kernel/entry.S, entry-common.c).
+            "^el1_sync(?:_handler)?$",
         ],
     ),
 ];

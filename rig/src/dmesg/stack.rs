@@ -7,7 +7,8 @@
 //! (on top of the generic ones in [`super::frames`]) and how to pick among the candidates.
 //! The specs themselves live in [`super::formats`], next to the titles that use them.
 
-use super::frames::{frame_func, generic_reason, is_stall_anchor, strip_syscall_prefix};
+use super::demangle::demangle;
+use super::frames::{frame_funcs, generic_reason, is_stall_anchor, strip_syscall_prefix};
 use regex::{Regex, RegexSet};
 use std::sync::LazyLock;
 
@@ -69,7 +70,7 @@ static RIP: LazyLock<Regex> = LazyLock::new(|| {
 static CALL_TRACE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"Call (?:T|t)race:|Backtrace:").expect("static regex"));
 /// Lines that start a new stack trace (and so end the one being walked).
-pub(crate) static STACK_START: LazyLock<Regex> = LazyLock::new(|| {
+static STACK_START: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"Call (?:T|t)race|Allocated:|Allocated by task [0-9]+:|Freed:|Freed by task [0-9]+:|[^k] backtrace(?: \(crc [0-9a-fA-F]*\))?:|Backtrace:|Uninit was stored to memory at",
     )
@@ -181,6 +182,10 @@ struct Walk<'s> {
 
 impl Walk<'_> {
     fn offer(&mut self, func: &str, line: usize) {
+        // Kernel Rust frames are mangled; syzbot reads (and skips, and titles) them
+        // demangled.
+        let demangled = demangle(func);
+        let func = demangled.as_deref().unwrap_or(func);
         if let Some((group, pat)) = generic_reason(func) {
             if self.explain {
                 self.trail.push(format!(
@@ -315,8 +320,10 @@ impl Walk<'_> {
                     i += advance;
                     break;
                 }
-                if let Some(f) = frame_func(ln).filter(|_| stack) {
-                    self.offer(f, pos - 1);
+                if stack {
+                    for f in frame_funcs(ln) {
+                        self.offer(f, pos - 1);
+                    }
                 }
             }
             i += 1;

@@ -5,7 +5,7 @@ use super::classify::{Header, OfClass, WarnMsg};
 use super::formats::{CompiledFormat, COMPILED};
 use super::frames::{is_generic_frame, strip_syscall_prefix};
 use super::open::Open;
-use super::stack::{select, STACK_START};
+use super::stack::select;
 use super::ReportKind;
 use regex::Regex;
 use std::sync::LazyLock;
@@ -236,30 +236,6 @@ fn fill(fmt: &str, groups: &[String], frame: &str) -> String {
     s
 }
 
-/// syzbot's check that a report kind with a stack trace has one, with frames after it.
-fn missing_stack(lines: &[&str]) -> Option<&'static str> {
-    let mut seen = false;
-    let mut i = 0;
-    while i < lines.len() {
-        if STACK_START.is_match(lines[i]) {
-            seen = true;
-            let after = &lines[i + 1..];
-            let framed = after
-                .iter()
-                .take(15)
-                .take_while(|l| !STACK_START.is_match(l))
-                .any(|l| {
-                    l.contains("(stack is not available)") || super::frames::frame_func(l).is_some()
-                });
-            if !framed {
-                return Some("no frames in a stack trace");
-            }
-        }
-        i += 1;
-    }
-    (!seen).then_some("no stack trace in report")
-}
-
 /// Kind, title, frame and corruption of a finished report.
 pub(crate) fn derive(o: &Open, explain: bool) -> Option<Titled> {
     if let Some(t) = rig_kind(o) {
@@ -349,12 +325,12 @@ pub(crate) fn derive(o: &Open, explain: bool) -> Option<Titled> {
             corrupted.get_or_insert_with(|| "a timestamp is spliced into the title".into());
         }
         if cf.f.stack.is_some() && !cf.f.no_stack && corrupted.is_none() {
-            corrupted = missing_stack(&lines[header..]).map(str::to_string);
+            corrupted = super::corrupt::missing_stack(&lines[header..]).map(str::to_string);
         }
-        if o.spliced {
-            corrupted.get_or_insert_with(|| {
-                "another caller's record was cut into one of its lines".into()
-            });
+        if o.spliced && explain {
+            // syzbot reads such a line as it comes; the record that cut into it was left out
+            // of this report and does not make it corrupted.
+            trail.push("  a record of another caller cut into one of its lines (left out)".into());
         }
         return Some(Titled {
             kind: cf.f.kind,
@@ -366,7 +342,7 @@ pub(crate) fn derive(o: &Open, explain: bool) -> Option<Titled> {
     }
     // No format took it: the header line is the title (syzbot does the same).
     let kind = title_only.unwrap_or(match &o.main {
-        Some(Header::Warning { .. }) => ReportKind::Warning,
+        Some(Header::Warning { .. } | Header::WarnLine) => ReportKind::Warning,
         Some(Header::Lockdep { .. }) => ReportKind::Lockdep,
         Some(Header::Panic { .. }) => ReportKind::Panic,
         _ => ReportKind::Bug,

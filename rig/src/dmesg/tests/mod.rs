@@ -47,3 +47,4 @@ fn s(t: &str, k: ReportKind, g: Option<&str>) -> (String, ReportKind, Option<Str
 mod kinds;
 mod render;
 mod stream;
+mod syzbot;
