@@ -14,3 +14,4 @@ pub mod state;
 pub mod stream;
 pub mod timeouts;
 pub mod vm;
+pub mod vm_config;

@@ -3,8 +3,10 @@
 //! QEMU that is stopped: has it exited, is its process stopped (SIGSTOP, a debugger, a frozen
 //! cgroup: it would never answer QMP), and only then QMP's `query-status`.
 
-use super::vm::Vm;
+use super::vm::{Vm, VmError};
 use std::fmt;
+use std::path::Path;
+use std::time::Duration;
 
 /// What QEMU is doing with the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +79,65 @@ impl Vm {
         }
     }
 }
+
+/// How a boot that never reached rig's ready marker (with QEMU still there) ended: what tells
+/// a kernel that hangs at boot (the kernel's failure) from a host too slow for the deadline or
+/// a QEMU the host held (rig's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootStall {
+    /// The console showed nothing at all: the kernel never ran (firmware, QEMU, the image).
+    NoOutput,
+    /// The kernel printed, then nothing more for this long before the deadline.
+    Silent(Duration),
+    /// The console was still printing near the deadline: the boot was progressing.
+    Progressing,
+}
+
+impl VmError {
+    /// The kernel ran and then hung at boot while QEMU ran the guest: the kernel's failure.
+    pub fn is_boot_hang(&self) -> bool {
+        matches!(
+            self,
+            VmError::NeverReady {
+                stall: BootStall::Silent(_),
+                state: MachineState::Running,
+                ..
+            }
+        )
+    }
+}
+
+pub(super) fn never_ready_message(
+    stall: &BootStall,
+    waited: &Duration,
+    state: &MachineState,
+    console: &str,
+    artifacts: &Path,
+) -> String {
+    let what = match (stall, state) {
+        (_, s) if *s != MachineState::Running => format!("{s}"),
+        (BootStall::NoOutput, _) => {
+            "the console showed nothing from the kernel at all (it never started: QEMU, the \
+             firmware or the image)"
+                .to_string()
+        }
+        (BootStall::Silent(d), _) => format!(
+            "the kernel hung at boot: it printed nothing for the last {:.0}s while QEMU ran it",
+            d.as_secs_f64()
+        ),
+        (BootStall::Progressing, _) => "the boot was still progressing (the console kept \
+             printing): the host is too slow for the deadline; raise RIG_TIMEOUT_SCALE"
+            .to_string(),
+    };
+    format!(
+        "the guest never reached rig's ready marker within {waited:?}: {what}\nconsole showed \
+         last:\n{console}\nartifacts: {}",
+        artifacts.display()
+    )
+}
+
+/// A console silent this share of the boot timeout before the deadline means the kernel hung.
+pub(super) const STALL_SHARE: f64 = 1.0 / 3.0;
 
 #[cfg(test)]
 mod tests {

@@ -15,10 +15,10 @@ use crate::machine::console::{Console, ConsoleError, ReadyFail};
 pub use crate::machine::exit::{ExitCause, QemuExit};
 use crate::machine::qemu::{self, Accel, QemuConfig};
 use crate::machine::qmp::{Qmp, QmpError};
-use crate::machine::snapshot::{self, Snapshot};
-use crate::machine::state::MachineState;
+use crate::machine::snapshot;
+use crate::machine::state::{never_ready_message, BootStall, MachineState, STALL_SHARE};
 use crate::machine::timeouts::Timeouts;
-use crate::provision::BootImage;
+pub use crate::machine::vm_config::{boot_params, VmConfig};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -77,108 +77,6 @@ pub enum VmError {
     },
 }
 
-/// How a boot that never reached rig's ready marker (with QEMU still there) ended: what tells
-/// a kernel that hangs at boot (the kernel's failure) from a host too slow for the deadline or
-/// a QEMU the host held (rig's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BootStall {
-    /// The console showed nothing at all: the kernel never ran (firmware, QEMU, the image).
-    NoOutput,
-    /// The kernel printed, then nothing more for this long before the deadline.
-    Silent(Duration),
-    /// The console was still printing near the deadline: the boot was progressing.
-    Progressing,
-}
-
-impl VmError {
-    /// The kernel ran and then hung at boot while QEMU ran the guest: the kernel's failure.
-    pub fn is_boot_hang(&self) -> bool {
-        matches!(
-            self,
-            VmError::NeverReady {
-                stall: BootStall::Silent(_),
-                state: MachineState::Running,
-                ..
-            }
-        )
-    }
-}
-
-fn never_ready_message(
-    stall: &BootStall,
-    waited: &Duration,
-    state: &MachineState,
-    console: &str,
-    artifacts: &Path,
-) -> String {
-    let what = match (stall, state) {
-        (_, s) if *s != MachineState::Running => format!("{s}"),
-        (BootStall::NoOutput, _) => {
-            "the console showed nothing from the kernel at all (it never started: QEMU, the \
-             firmware or the image)"
-                .to_string()
-        }
-        (BootStall::Silent(d), _) => format!(
-            "the kernel hung at boot: it printed nothing for the last {:.0}s while QEMU ran it",
-            d.as_secs_f64()
-        ),
-        (BootStall::Progressing, _) => "the boot was still progressing (the console kept \
-             printing): the host is too slow for the deadline; raise RIG_TIMEOUT_SCALE"
-            .to_string(),
-    };
-    format!(
-        "the guest never reached rig's ready marker within {waited:?}: {what}\nconsole showed \
-         last:\n{console}\nartifacts: {}",
-        artifacts.display()
-    )
-}
-
-/// A console silent this share of the boot timeout before the deadline means the kernel hung.
-const STALL_SHARE: f64 = 1.0 / 3.0;
-
-/// What to boot and how.
-#[derive(Debug, Clone)]
-pub struct VmConfig {
-    pub board: Board,
-    pub accel: Accel,
-    pub image: BootImage,
-    /// Boot this initrd instead of `image.initrd` (per-run additions such as ssh keys).
-    pub initrd_override: Option<PathBuf>,
-    pub extra_cmdline: Vec<String>,
-    pub memory_mib: u64,
-    pub smp: u32,
-    pub ssh_forward_port: Option<u16>,
-    pub timeouts: Timeouts,
-    /// Devices a scenario adds to the board.
-    pub devices: Vec<qemu::ExtraDevice>,
-    /// Start from this saved post-boot state instead of booting ([`super::snapshot`]).
-    pub restore: Option<Snapshot>,
-    /// Free PCIe root ports for hot-plug ([`qemu::QemuConfig::hotplug_root_ports`]).
-    pub hotplug_root_ports: usize,
-    /// [`qemu::QemuConfig::outbound_network`].
-    pub outbound_network: bool,
-}
-
-impl VmConfig {
-    pub fn new(board: Board, accel: Accel, image: BootImage) -> Self {
-        VmConfig {
-            board,
-            accel,
-            image,
-            initrd_override: None,
-            extra_cmdline: Vec::new(),
-            memory_mib: crate::host::board::DEFAULT_MEMORY_MIB,
-            smp: 2,
-            ssh_forward_port: None,
-            timeouts: Timeouts::for_machine(accel, board),
-            devices: Vec::new(),
-            restore: None,
-            hotplug_root_ports: crate::host::board::HOTPLUG_ROOT_PORTS,
-            outbound_network: false,
-        }
-    }
-}
-
 /// Boot timings, written to `timings.json`.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Timings {
@@ -199,16 +97,6 @@ pub struct Vm {
     events: Events,
     // Holds the sockets' directory until the VM is gone (unix socket paths must stay short).
     sockets: crate::host::cleanup::TempDir,
-}
-
-/// The kernel parameters a boot of `image` adds to rig's own: those its config calls for
-/// ([`qemu::kernel_config_params`]; a config rig cannot read gets none, and init does their work),
-/// then `extra`.
-pub fn boot_params(image: &BootImage, extra: &[String]) -> Vec<String> {
-    let config = image.kernel.config_options().unwrap_or_default();
-    let mut params = qemu::kernel_config_params(&config);
-    params.extend(extra.iter().cloned());
-    params
 }
 
 /// `Some(reason)` once QEMU has exited: the abort check for every wait.
