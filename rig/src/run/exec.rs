@@ -167,40 +167,33 @@ impl Exec<'_> {
                     (format!("{m}\n({other})"), true)
                 }
             },
-            StepError::Hung(m) => match self.probe() {
-                Probe::Answers => (
-                    format!(
-                        "{m}\n(the guest still answers on the console: the command or the \
-                         kernel hangs)"
-                    ),
-                    false,
+            StepError::Hung(m) => self.by_probe(
+                m,
+                "the guest still answers on the console: the command or the kernel hangs",
+                false,
+            ),
+            StepError::ChannelLost(m) => self.by_probe(
+                m,
+                "the guest still answers on its console: rig's ssh channel broke, not the kernel",
+                true,
+            ),
+        }
+    }
+
+    /// A failure decided by [`Exec::probe`]: while the guest answers on its console, `answers`
+    /// says why and `answers_infra` whose it is; a dead console while QEMU runs the guest is the
+    /// kernel's; anything else is the host's.
+    fn by_probe(&mut self, m: String, answers: &str, answers_infra: bool) -> (String, bool) {
+        match self.probe() {
+            Probe::Answers => (format!("{m}\n({answers})"), answers_infra),
+            Probe::Silent(MachineState::Running) => (
+                format!(
+                    "{m}\n(the console is dead too, while QEMU runs the guest: the guest stopped \
+                     answering)"
                 ),
-                Probe::Silent(MachineState::Running) => (
-                    format!(
-                        "{m}\n(the console is dead too, while QEMU runs the guest: the guest \
-                         stopped answering)"
-                    ),
-                    false,
-                ),
-                Probe::Silent(other) => (format!("{m}\n({other})"), true),
-            },
-            StepError::ChannelLost(m) => match self.probe() {
-                Probe::Answers => (
-                    format!(
-                        "{m}\n(the guest still answers on its console: rig's ssh channel broke, \
-                         not the kernel)"
-                    ),
-                    true,
-                ),
-                Probe::Silent(MachineState::Running) => (
-                    format!(
-                        "{m}\n(the console is dead too, while QEMU runs the guest: the guest \
-                         stopped answering)"
-                    ),
-                    false,
-                ),
-                Probe::Silent(other) => (format!("{m}\n({other})"), true),
-            },
+                false,
+            ),
+            Probe::Silent(other) => (format!("{m}\n({other})"), true),
         }
     }
 
