@@ -98,6 +98,7 @@ mod frames;
 mod header;
 mod line;
 mod open;
+mod primary;
 mod report;
 mod skip;
 mod stack;
@@ -188,13 +189,14 @@ pub struct Report {
     pub trail: Vec<String>,
 }
 
-/// Analyzes a whole log; reports in the order they began.
+/// Analyzes a whole log. The first report is the one syzkaller would report (the first
+/// whose header line its parser stops at, see `primary.rs`); every other report follows in
+/// the order they began. With no such report, all are in the order they began.
 pub fn analyze(text: &str) -> Vec<Report> {
     let mut a = Analyzer::new();
-    let mut out = a.feed(text);
-    out.extend(a.finish());
-    out.sort_by_key(|r| r.line);
-    out
+    let mut out = a.feed_found(text);
+    out.extend(a.finish_found());
+    primary::order(out)
 }
 
 /// Human-readable rendering: per report its title, kind, guilty frame, and indented text.
