@@ -20,11 +20,15 @@ static ARM64_INTERNAL: LazyLock<Regex> = LazyLock::new(|| {
 static ARM64_FAULT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^Unable to handle kernel (.+?) at virtual address").expect("static regex")
 });
-/// kernel/hung_task.c `check_hung_task()`: `INFO: task %s:%d blocked for more than %ld
-/// seconds.`; the comm may be empty (`prctl(PR_SET_NAME, "")`) or hold spaces and colons.
+/// kernel/hung_task.c `check_hung_task()` (`hung_task_info()` since 6.16): `INFO: task
+/// %s:%d blocked for more than %ld seconds.`, since 6.x with ` in I/O wait` after
+/// `blocked` for a task in io_schedule(); the comm may be empty (`prctl(PR_SET_NAME, "")`)
+/// or hold spaces and colons.
 static HUNG: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^INFO: task .*:\d+ (?:blocked|can't die) for more than \d+ seconds")
-        .expect("static regex")
+    Regex::new(
+        r"^INFO: task .*:\d+ (?:blocked(?: in I/O wait)?|can't die) for more than \d+ seconds",
+    )
+    .expect("static regex")
 });
 /// The WARNING line of kernel/panic.c `__warn()` since 6.19: `WARNING: fs/x.c:12 at
 /// func+0x1/0x2, CPU#0: comm/123`, with the failed condition first when the architecture
@@ -142,7 +146,17 @@ const NOT_BUGS: &[&str] = &[
     "kernel not compiled with CPU_SRSO",
     "fbcon: Driver '",
     "/etc/ssh/moduli does not exist",
+    // arch/x86/kernel/cpu/bugs.c SRSO_NOTICE.
+    "See https://",
 ];
+
+/// `WARNING: <name>: ...`: a component's own notice behind its name (scripts/mod/modpost.c
+/// `WARNING: modpost: ...`, drivers/video/fbdev/core/fbcon.c `WARNING: fbcon: ...`, the AMD
+/// display core's `WARNING: DML_DLG: ...`, drivers/mtd/nand `WARNING: %s: the ECC used ...`).
+/// The kernel's reports never start so: kernel/panic.c __warn() writes `WARNING: CPU: `
+/// (read above) or a `file:line`, lockdep and the unwinders write sentences.
+static PREFIXED_NOTICE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z][\w.+/-]*: ").expect("static regex"));
 
 /// A line that starts `WARNING: `: kernel/panic.c `__warn()`'s header (three spellings
 /// over the years), a lockdep report, `print_held_locks_bug()`, or any other message that
@@ -186,7 +200,25 @@ fn warning(m: &str, rest: &str) -> Option<Header> {
     if rest.trim().is_empty() || NOT_BUGS.iter().any(|p| rest.starts_with(p)) {
         return None;
     }
+    if PREFIXED_NOTICE.is_match(rest) && !rest.starts_with("CPU: ") {
+        return None;
+    }
     Some(Header::WarnLine)
+}
+
+/// arch/x86/kernel/traps.c exc_general_protection() names the fault `general protection
+/// fault`, `general protection fault, probably for non-canonical address 0x%lx`, `...,
+/// maybe for address 0x%lx` or, for a non-zero error code (a bad segment selector),
+/// `segment-related general protection fault`; die_addr() -> __die_header()
+/// (arch/x86/kernel/dumpstack.c) prints it as `%s: %04lx [#%d]...`, behind `Oops: ` since
+/// 6.9. syzkaller's entry finds `general protection fault` anywhere in the line; a user-space
+/// fault's show_signal() line (`traps: comm[pid] general protection fault ip:...`) does not
+/// start this way.
+fn is_gpf(m: &str) -> bool {
+    let m = m.strip_prefix("Oops: ").unwrap_or(m);
+    let m = m.strip_prefix("segment-related ").unwrap_or(m);
+    m.strip_prefix("general protection fault")
+        .is_some_and(|r| r.starts_with(':') || r.starts_with(','))
 }
 
 /// Classifies a message (printk prefix already stripped). Cheap rejections first.
@@ -319,8 +351,7 @@ pub(crate) fn classify(msg: &str) -> Option<Header> {
             other => Fault::Other(other.to_string()),
         }));
     }
-    if m.starts_with("general protection fault") || m.starts_with("Oops: general protection fault")
-    {
+    if is_gpf(m) {
         return Some(Header::Gpf);
     }
     if let Some(c) = ARM64_INTERNAL.captures(m) {
