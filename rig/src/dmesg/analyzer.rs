@@ -435,6 +435,21 @@ impl Analyzer {
                         o.oops = Some(desc.clone());
                         true
                     }
+                    // kernel/hung_task.c debug_show_blocker(): `INFO: task %s:%d is blocked
+                    // on a mutex likely owned by task %s:%d.` (semaphore and rw-semaphore
+                    // forms alike) names whom the hung task waits for.
+                    (Some(Header::HungTask), Header::InfoLine)
+                        if line.msg.starts_with("INFO: task ") =>
+                    {
+                        true
+                    }
+                    // kernel/rcu/tree_stall.h `INFO: Stall ended during stack backtracing.`,
+                    // tree_exp.h `INFO: Expedited stall ended before state dump start`.
+                    (Some(Header::RcuStall), Header::InfoLine)
+                        if line.msg.contains("tall ended") =>
+                    {
+                        true
+                    }
                     // rust/kernel/lib.rs `panic()` ends in BUG(): its `cut here`, `kernel BUG
                     // at rust/helpers/bug.c`, `Oops:` and stack are the panic's.
                     (

@@ -7,18 +7,30 @@ use std::sync::LazyLock;
 static WARNING_AT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^WARNING: CPU: \d+ PID: \d+ at (?:(\S+):\d+ )?(\S+)").expect("static regex")
 });
-static KERNEL_BUG: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^kernel BUG at ([^:\s]+):\d+!").expect("static regex"));
+/// lib/bug.c report_bug(): `kernel BUG at %s:%u!`, or without CONFIG_DEBUG_BUGVERBOSE
+/// `kernel BUG at %pB [verbose debug info unavailable]` (`Kernel BUG at ...` in older
+/// kernels; syzkaller's `kernel BUG` and `Kernel BUG` entries).
+static KERNEL_BUG: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[kK]ernel BUG at ([^:\s]+)(?::\d+!| \[verbose debug info unavailable\])")
+        .expect("static regex")
+});
 static KASAN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^BUG: KASAN: ([\w-]+(?: or [\w-]+)?) in (\S+)").expect("static regex")
 });
 static OOPS_X86: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(?:Oops: )?(.+?): [0-9a-f]{4} \[#\d+\]").expect("static regex"));
+/// arch/arm64/kernel/traps.c and arch/arm/kernel/traps.c __die(): `Internal error: %s: %016lx
+/// [#%d] ...` (`%08x` on arm); arm_notify_die() passes an empty `%s` (`Internal error: : 1b`).
 static ARM64_INTERNAL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^Internal error: (.+?): [0-9a-f]+ \[#\d+\]").expect("static regex")
+    Regex::new(r"^Internal error: (.*?): [0-9a-f]+ \[#\d+\]").expect("static regex")
 });
+/// `Unable to handle kernel %s at virtual address %016lx`: arch/arm64/mm/fault.c
+/// die_kernel_fault() (`paging request`, `NULL pointer dereference`, `access to user memory
+/// outside uaccess routines`, `write to read-only memory`, ...), arch/arm/mm/fault.c
+/// __do_kernel_fault() (`... %08lx when %s`), arch/riscv/mm/fault.c; older powerpc wrote
+/// `... paging request for data at address 0x%08lx`. syzkaller's entry is the phrase alone.
 static ARM64_FAULT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^Unable to handle kernel (.+?) at virtual address").expect("static regex")
+    Regex::new(r"^Unable to handle kernel (.+?)(?: at virtual address.*)?$").expect("static regex")
 });
 /// kernel/hung_task.c `check_hung_task()` (`hung_task_info()` since 6.16): `INFO: task
 /// %s:%d blocked for more than %ld seconds.`, since 6.x with ` in I/O wait` after
@@ -42,8 +54,13 @@ static WARNING_NO_SRC: LazyLock<Regex> =
 /// (kernel/watchdog.c), `NMI watchdog: BUG: soft lockup - ...` (before 4.17).
 static GENERIC_BUG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(?:[^:]{1,40}: )?BUG: (.+)$").expect("static regex"));
+/// kernel/rcu/tree_stall.h: `INFO: %s detected stalls on CPUs/tasks:`, `INFO: %s
+/// self-detected stall on CPU`, `INFO: %s detected stall, but suppressed full report ...`;
+/// kernel/rcu/tree_exp.h: `INFO: %s detected expedited stalls on CPUs/tasks: {`; `rcu: `
+/// is their pr_fmt since 4.20.
 static RCU_STALL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?:rcu: )?INFO: rcu_\w+ (?:self-)?detected stalls?").expect("static regex")
+    Regex::new(r"^(?:rcu: )?INFO: rcu_\w+ (?:self-)?detected (?:expedited )?stalls?")
+        .expect("static regex")
 });
 static LIST_CORRUPTION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?:list_(?:add|del) corruption|list_add double add|hlist_\w+ corruption)")
@@ -157,6 +174,18 @@ const NOT_BUGS: &[&str] = &[
 /// (read above) or a `file:line`, lockdep and the unwinders write sentences.
 static PREFIXED_NOTICE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[A-Za-z][\w.+/-]*: ").expect("static regex"));
+
+/// `INFO: ` lines that are no report (google/syzkaller `pkg/report/linux.go`, the `INFO:`
+/// entry's suppressions): kernel/locking/lockdep.c `INFO: lockdep is turned off.`,
+/// kernel/rcu/tree_stall.h `INFO: Stall ended before state dump start`,
+/// arch/x86/kernel/nmi.c `INFO: NMI handler (%ps) took too long to run`, ext4's `INFO:
+/// recovery required on readonly filesystem`, and syzkaller's own host-probe lines.
+static INFO_NOT_BUGS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^INFO: (?:lockdep is turned off|Stall ended before state dump start|NMI handler|recovery required on readonly filesystem|sys_.* is not present in /proc/kallsyms|no syscalls can create resource)|(?:handler|interrupt).*took too long",
+    )
+    .expect("static regex")
+});
 
 /// A line that starts `WARNING: `: kernel/panic.c `__warn()`'s header (three spellings
 /// over the years), a lockdep report, `print_held_locks_bug()`, or any other message that
@@ -312,6 +341,12 @@ pub(crate) fn classify(msg: &str) -> Option<Header> {
         // A WARNING line cut right after its first word (syzbot: `WARNING: corrupted`).
         return Some(Header::WarnLine);
     }
+    if m == "BUG:" {
+        // The same for `BUG:` (syzbot: `BUG: corrupted`).
+        return Some(Header::Bug {
+            desc: String::new(),
+        });
+    }
     if let Some(c) = KERNEL_BUG.captures(m) {
         return Some(Header::KernelBug {
             file: c[1].to_string(),
@@ -345,11 +380,15 @@ pub(crate) fn classify(msg: &str) -> Option<Header> {
     }
     if let Some(c) = ARM64_FAULT.captures(m) {
         let what = &c[1];
-        return Some(Header::PageFault(match what {
-            "NULL pointer dereference" => Fault::Null,
-            "paging request" => Fault::Paging,
-            other => Fault::Other(other.to_string()),
-        }));
+        return Some(Header::PageFault(
+            if what.starts_with("NULL pointer dereference") {
+                Fault::Null
+            } else if what.starts_with("paging request") {
+                Fault::Paging
+            } else {
+                Fault::Other(what.to_string())
+            },
+        ));
     }
     if is_gpf(m) {
         return Some(Header::Gpf);
@@ -391,6 +430,11 @@ pub(crate) fn classify(msg: &str) -> Option<Header> {
     }
     if RCU_STALL.is_match(m) {
         return Some(Header::RcuStall);
+    }
+    // Any other `INFO:` line: syzkaller's `INFO:` entry titles it by its text when none of
+    // its formats matches (`INFO: corrupted` when nothing follows the word).
+    if m.starts_with("INFO:") && !INFO_NOT_BUGS.is_match(m) {
+        return Some(Header::InfoLine);
     }
     if m.starts_with("unregister_netdevice: waiting for ") {
         return Some(Header::NetdevLeak);
@@ -489,6 +533,36 @@ mod tests {
         assert_eq!(
             classify("Booting Linux on physical CPU 0x0000000000 [0x000f0510]"),
             None
+        );
+    }
+
+    #[test]
+    fn classifies_the_forms_of_syzkallers_other_entries() {
+        assert_eq!(
+            classify("Unable to handle kernel paging request for data at address 0x00000008"),
+            Some(Header::PageFault(Fault::Paging))
+        );
+        assert_eq!(
+            classify("Unable to handle kernel write to read-only memory at virtual address ffff800081234000"),
+            Some(Header::PageFault(Fault::Other("write to read-only memory".into())))
+        );
+        assert_eq!(
+            classify("Internal error: : 1b [#1] SMP ARM"),
+            Some(Header::OopsLine {
+                desc: "Internal error: ".into()
+            })
+        );
+        assert!(matches!(classify("BUG:"), Some(Header::Bug { .. })));
+        assert_eq!(classify("INFO:"), Some(Header::InfoLine));
+        assert_eq!(
+            classify("kernel BUG at foo+0x12/0x30 [verbose debug info unavailable]"),
+            Some(Header::KernelBug {
+                file: "foo+0x12/0x30".into()
+            })
+        );
+        assert_eq!(
+            classify("rcu: INFO: rcu_preempt detected expedited stalls on CPUs/tasks: { 1-.... } 2653 jiffies s: 1229 root: 0x2/."),
+            Some(Header::RcuStall)
         );
     }
 }

@@ -346,6 +346,7 @@ pub(crate) static FORMATS: &[Format] = &[
     f!(HungTask, "INFO: task .* blocked(?: in I/O wait)? for more than [0-9]+ seconds", NONE, "INFO: task hung in {frame}", Some(&HUNG)),
     f!(HungTask, "INFO: task .* can't die for more than .* seconds", NONE, "INFO: task can't die in {frame}", Some(&CANT_DIE)),
     f!(Kasan, "INFO: (Freed|Allocated) in (.*)", NONE, "INFO: {1} in {2}", None, corrupted),
+    f!(Bug, r"INFO:\s*$", NONE, "INFO: corrupted", None, corrupted),
     // ---- the rest ----
     f!(PageFault, "Unable to handle kernel (paging request|NULL pointer dereference|access to user memory)", NONE, "BUG: unable to handle kernel {1} in {frame}", Some(&FAULT)),
     f!(GeneralProtection, "general protection fault.*:", NONE, "general protection fault in {frame}", Some(&FAULT)),

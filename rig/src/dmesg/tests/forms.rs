@@ -319,6 +319,9 @@ fn hung_task_forms_of_hung_task_c() {
             "form {i}"
         );
         assert_eq!(r[0].kind, ReportKind::HungTask);
+        if i == 2 {
+            assert!(r[0].text.contains("likely owned by task syz.1.18:5230"));
+        }
     }
 }
 
@@ -476,4 +479,104 @@ fn arm64_faults_are_one_report_titled_by_the_fault() {
         one(old).title,
         "BUG: unable to handle kernel paging request in bar_write"
     );
+}
+
+#[test]
+fn kernel_bug_without_bugverbose() {
+    // lib/bug.c report_bug() without CONFIG_DEBUG_BUGVERBOSE: `kernel BUG at %pB [verbose
+    // debug info unavailable]` (`Kernel BUG at %p [...]` before 5.x); syzkaller's `kernel
+    // BUG at (.*)` titles the first by the faulting function, `Kernel BUG (.*)` by the line.
+    let body = "Oops: invalid opcode: 0000 [#1] PREEMPT SMP\n\
+                CPU: 0 PID: 77 Comm: syz.0.1 Not tainted 6.12.0 #1\n\
+                RIP: 0010:foo_remove+0x12/0x30\n\
+                RSP: 0018:ffffc90003f7f8f8 EFLAGS: 00010246\n\
+                Call Trace:\n \
+                <TASK>\n \
+                bar_release+0x10/0x20\n \
+                </TASK>\n\
+                ---[ end trace 0000000000000000 ]---\n";
+    let new = format!(
+        "------------[ cut here ]------------\n\
+         kernel BUG at foo_remove+0x12/0x30 [verbose debug info unavailable]\n{body}"
+    );
+    let r = one(&new);
+    assert_eq!(r.title, "kernel BUG in foo_remove");
+    assert_eq!(r.kind, ReportKind::KernelBug);
+    let old = format!(
+        "------------[ cut here ]------------\n\
+         Kernel BUG at ffffffff81234567 [verbose debug info unavailable]\n{body}"
+    );
+    assert_eq!(
+        one(&old).title,
+        "kernel BUG at ADDR [verbose debug info unavailable]"
+    );
+}
+
+#[test]
+fn rcu_expedited_stall_is_a_stall() {
+    // kernel/rcu/tree_exp.h synchronize_rcu_expedited_wait(): `INFO: %s detected expedited
+    // stalls on CPUs/tasks: {`, the CPUs (pr_cont), `} %lu jiffies s: %lu root: ...`, then
+    // the stalled CPUs' backtraces (dump_cpu_task()); syzkaller's `INFO: rcu_(?:preempt|sched
+    // |bh) (?:self-)?detected(?: expedited)? stall` entry.
+    let log = console(
+        400.0,
+        "T15",
+        "rcu: INFO: rcu_preempt detected expedited stalls on CPUs/tasks: { 1-.... } 2653 jiffies s: 1229 root: 0x2/.\n\
+         rcu: blocking rcu_node structures (internal RCU debug):\n\
+         Sending NMI from CPU 0 to CPUs 1:\n",
+    ) + &console(
+        400.1,
+        "C1",
+        "NMI backtrace for cpu 1\n\
+         CPU: 1 PID: 5210 Comm: syz.3.9 Not tainted 6.1.0-syzkaller #0\n\
+         RIP: 0010:foo_spin+0x20/0x60\n\
+         Call Trace:\n \
+         <IRQ>\n \
+         sysvec_apic_timer_interrupt+0x8e/0xc0\n \
+         </IRQ>\n \
+         <TASK>\n \
+         asm_sysvec_apic_timer_interrupt+0x1a/0x20\n\
+         RIP: 0010:foo_spin+0x20/0x60\n \
+         foo_spin+0x20/0x60\n \
+         foo_ioctl+0x40/0x90\n \
+         __x64_sys_ioctl+0x7f/0xa0\n \
+         do_syscall_64+0xcd/0x250\n \
+         </TASK>\n",
+    );
+    let r = &analyze(&log)[0];
+    assert_eq!(r.kind, ReportKind::RcuStall);
+    assert_eq!(r.title, "INFO: rcu detected stall in foo_ioctl");
+}
+
+#[test]
+fn other_info_lines_are_reports_titled_by_their_text() {
+    // syzkaller's `INFO:` entry reports any such line it does not suppress, titled by the
+    // line when no format matches: fs/fs-writeback.c wb_wait_for_completion_cb(). The
+    // replacements are syzkaller's, in its order (`.33:812` reads as a file's line first).
+    let log = console(
+        500.0,
+        "T812",
+        "INFO: The task syz.2.33:812 has been waiting for writeback completion for more than 32 seconds.\n",
+    );
+    assert_eq!(
+        found(&log),
+        vec![(
+            "INFO: The task syz.NUM.NUM:LINE has been waiting for writeback completion for more than NUM seconds."
+                .into(),
+            ReportKind::Bug,
+            false
+        )]
+    );
+    // A line cut right after the word: syzkaller's `INFO: corrupted` and `BUG: corrupted`.
+    for (cut, title) in [("INFO:", "INFO: corrupted"), ("BUG:", "BUG: corrupted")] {
+        let r = one(&console(2.0, "T1", cut));
+        assert_eq!((r.title.as_str(), r.corrupted), (title, true));
+    }
+    // The notices it passes over: kernel/locking/lockdep.c, arch/x86/kernel/nmi.c.
+    for notice in [
+        "INFO: lockdep is turned off.",
+        "INFO: NMI handler (perf_event_nmi_handler) took too long to run: 2.735 msecs",
+    ] {
+        assert!(analyze(&console(1.0, "T1", notice)).is_empty(), "{notice}");
+    }
 }
