@@ -7,6 +7,9 @@ use super::Report;
 
 /// The log line syzkaller's parser would stop at for this report: the first of the lines
 /// that started or shaped it (up to its header line) holding a header of syzkaller's table.
+/// The header line's own log line is kept in [`Open`]; a line before it (a `cut here`, a
+/// WARN message) is counted from the report's first line, exact unless another context
+/// printed in between.
 fn syzkaller_line(o: &Open) -> Option<(usize, &'static str)> {
     let upto = o.header_idx.min(o.lines.len().saturating_sub(1));
     o.lines
