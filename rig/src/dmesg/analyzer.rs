@@ -10,6 +10,7 @@ use super::classify::{classify, Header, PREFILTER};
 use super::expect::Expectations;
 use super::line::{parse_line, split_splices, Line};
 use super::open::{Open, Phase, Trace};
+use super::primary::Found;
 use super::report::build;
 use super::Report;
 use regex::Regex;
@@ -31,7 +32,7 @@ pub struct Analyzer {
     line_no: usize,
     open: Vec<Open>,
     expect: Expectations,
-    out: Vec<Report>,
+    out: Vec<Found>,
     /// One of the first [`TS_PROBE_LINES`] lines, or a header line, carried a printk
     /// timestamp: untimestamped lines are then user output (a shell echoing a command that
     /// holds `WARNING: ...`, a script's messages), and only kmemleak records (printed by
@@ -55,8 +56,13 @@ impl Analyzer {
     }
 
     /// Consumes a chunk of console output (any byte boundary; a split line waits for its
-    /// end) and returns the reports that became complete.
+    /// end) and returns the reports that became complete, in the order they did.
     pub fn feed(&mut self, chunk: &str) -> Vec<Report> {
+        reports(self.feed_found(chunk))
+    }
+
+    /// [`feed`](Self::feed) with what [`super::primary::order`] needs to know.
+    pub(crate) fn feed_found(&mut self, chunk: &str) -> Vec<Found> {
         if self.buf.is_empty() {
             match chunk.rfind('\n') {
                 Some(nl) => {
@@ -108,11 +114,16 @@ impl Analyzer {
     /// An incomplete last line stays buffered.
     pub fn flush(&mut self) -> Vec<Report> {
         self.close_all();
-        std::mem::take(&mut self.out)
+        reports(std::mem::take(&mut self.out))
     }
 
     /// The log ended: processes an incomplete last line and closes everything.
-    pub fn finish(mut self) -> Vec<Report> {
+    pub fn finish(self) -> Vec<Report> {
+        reports(self.finish_found())
+    }
+
+    /// [`finish`](Self::finish) with what [`super::primary::order`] needs to know.
+    pub(crate) fn finish_found(mut self) -> Vec<Found> {
         if !self.pending_bytes.is_empty() {
             let rest =
                 String::from_utf8_lossy(&std::mem::take(&mut self.pending_bytes)).into_owned();
@@ -326,6 +337,7 @@ impl Analyzer {
             other: 0,
             expected,
             header_idx: 0,
+            header_line: n,
             last_line: n,
             end: "",
             spliced: false,
@@ -381,6 +393,7 @@ impl Analyzer {
                     | Header::RustPanic => {
                         o.main = Some(h.clone());
                         o.header_idx = o.lines.len();
+                        o.header_line = n;
                         o.phase = Phase::Body;
                         true
                     }
@@ -420,6 +433,21 @@ impl Analyzer {
                         Header::OopsLine { desc },
                     ) if o.oops.is_none() && o.trace == Trace::NotStarted => {
                         o.oops = Some(desc.clone());
+                        true
+                    }
+                    // kernel/hung_task.c debug_show_blocker(): `INFO: task %s:%d is blocked
+                    // on a mutex likely owned by task %s:%d.` (semaphore and rw-semaphore
+                    // forms alike) names whom the hung task waits for.
+                    (Some(Header::HungTask), Header::InfoLine)
+                        if line.msg.starts_with("INFO: task ") =>
+                    {
+                        true
+                    }
+                    // kernel/rcu/tree_stall.h `INFO: Stall ended during stack backtracing.`,
+                    // tree_exp.h `INFO: Expedited stall ended before state dump start`.
+                    (Some(Header::RcuStall), Header::InfoLine)
+                        if line.msg.contains("tall ended") =>
+                    {
                         true
                     }
                     // rust/kernel/lib.rs `panic()` ends in BUG(): its `cut here`, `kernel BUG
@@ -486,6 +514,10 @@ fn context_key(line: &Line<'_>) -> String {
         k.push_str(c);
     }
     k
+}
+
+fn reports(found: Vec<Found>) -> Vec<Report> {
+    found.into_iter().map(|f| f.report).collect()
 }
 
 fn count_newlines(s: &str) -> usize {

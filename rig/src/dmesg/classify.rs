@@ -7,24 +7,40 @@ use std::sync::LazyLock;
 static WARNING_AT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^WARNING: CPU: \d+ PID: \d+ at (?:(\S+):\d+ )?(\S+)").expect("static regex")
 });
-static KERNEL_BUG: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^kernel BUG at ([^:\s]+):\d+!").expect("static regex"));
+/// lib/bug.c report_bug(): `kernel BUG at %s:%u!`, or without CONFIG_DEBUG_BUGVERBOSE
+/// `kernel BUG at %pB [verbose debug info unavailable]` (`Kernel BUG at ...` in older
+/// kernels; syzkaller's `kernel BUG` and `Kernel BUG` entries).
+static KERNEL_BUG: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[kK]ernel BUG at ([^:\s]+)(?::\d+!| \[verbose debug info unavailable\])")
+        .expect("static regex")
+});
 static KASAN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^BUG: KASAN: ([\w-]+(?: or [\w-]+)?) in (\S+)").expect("static regex")
 });
 static OOPS_X86: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(?:Oops: )?(.+?): [0-9a-f]{4} \[#\d+\]").expect("static regex"));
+/// arch/arm64/kernel/traps.c and arch/arm/kernel/traps.c __die(): `Internal error: %s: %016lx
+/// [#%d] ...` (`%08x` on arm); arm_notify_die() passes an empty `%s` (`Internal error: : 1b`).
 static ARM64_INTERNAL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^Internal error: (.+?): [0-9a-f]+ \[#\d+\]").expect("static regex")
+    Regex::new(r"^Internal error: (.*?): [0-9a-f]+ \[#\d+\]").expect("static regex")
 });
+/// `Unable to handle kernel %s at virtual address %016lx`: arch/arm64/mm/fault.c
+/// die_kernel_fault() (`paging request`, `NULL pointer dereference`, `access to user memory
+/// outside uaccess routines`, `write to read-only memory`, ...), arch/arm/mm/fault.c
+/// __do_kernel_fault() (`... %08lx when %s`), arch/riscv/mm/fault.c; older powerpc wrote
+/// `... paging request for data at address 0x%08lx`. syzkaller's entry is the phrase alone.
 static ARM64_FAULT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^Unable to handle kernel (.+?) at virtual address").expect("static regex")
+    Regex::new(r"^Unable to handle kernel (.+?)(?: at virtual address.*)?$").expect("static regex")
 });
-/// kernel/hung_task.c `check_hung_task()`: `INFO: task %s:%d blocked for more than %ld
-/// seconds.`; the comm may be empty (`prctl(PR_SET_NAME, "")`) or hold spaces and colons.
+/// kernel/hung_task.c `check_hung_task()` (`hung_task_info()` since 6.16): `INFO: task
+/// %s:%d blocked for more than %ld seconds.`, since 6.x with ` in I/O wait` after
+/// `blocked` for a task in io_schedule(); the comm may be empty (`prctl(PR_SET_NAME, "")`)
+/// or hold spaces and colons.
 static HUNG: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^INFO: task .*:\d+ (?:blocked|can't die) for more than \d+ seconds")
-        .expect("static regex")
+    Regex::new(
+        r"^INFO: task .*:\d+ (?:blocked(?: in I/O wait)?|can't die) for more than \d+ seconds",
+    )
+    .expect("static regex")
 });
 /// The WARNING line of kernel/panic.c `__warn()` since 6.19: `WARNING: fs/x.c:12 at
 /// func+0x1/0x2, CPU#0: comm/123`, with the failed condition first when the architecture
@@ -38,8 +54,13 @@ static WARNING_NO_SRC: LazyLock<Regex> =
 /// (kernel/watchdog.c), `NMI watchdog: BUG: soft lockup - ...` (before 4.17).
 static GENERIC_BUG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(?:[^:]{1,40}: )?BUG: (.+)$").expect("static regex"));
+/// kernel/rcu/tree_stall.h: `INFO: %s detected stalls on CPUs/tasks:`, `INFO: %s
+/// self-detected stall on CPU`, `INFO: %s detected stall, but suppressed full report ...`;
+/// kernel/rcu/tree_exp.h: `INFO: %s detected expedited stalls on CPUs/tasks: {`; `rcu: `
+/// is their pr_fmt since 4.20.
 static RCU_STALL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?:rcu: )?INFO: rcu_\w+ (?:self-)?detected stalls?").expect("static regex")
+    Regex::new(r"^(?:rcu: )?INFO: rcu_\w+ (?:self-)?detected (?:expedited )?stalls?")
+        .expect("static regex")
 });
 static LIST_CORRUPTION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(?:list_(?:add|del) corruption|list_add double add|hlist_\w+ corruption)")
@@ -142,7 +163,29 @@ const NOT_BUGS: &[&str] = &[
     "kernel not compiled with CPU_SRSO",
     "fbcon: Driver '",
     "/etc/ssh/moduli does not exist",
+    // arch/x86/kernel/cpu/bugs.c SRSO_NOTICE.
+    "See https://",
 ];
+
+/// `WARNING: <name>: ...`: a component's own notice behind its name (scripts/mod/modpost.c
+/// `WARNING: modpost: ...`, drivers/video/fbdev/core/fbcon.c `WARNING: fbcon: ...`, the AMD
+/// display core's `WARNING: DML_DLG: ...`, drivers/mtd/nand `WARNING: %s: the ECC used ...`).
+/// The kernel's reports never start so: kernel/panic.c __warn() writes `WARNING: CPU: `
+/// (read above) or a `file:line`, lockdep and the unwinders write sentences.
+static PREFIXED_NOTICE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z][\w.+/-]*: ").expect("static regex"));
+
+/// `INFO: ` lines that are no report (google/syzkaller `pkg/report/linux.go`, the `INFO:`
+/// entry's suppressions): kernel/locking/lockdep.c `INFO: lockdep is turned off.`,
+/// kernel/rcu/tree_stall.h `INFO: Stall ended before state dump start`,
+/// arch/x86/kernel/nmi.c `INFO: NMI handler (%ps) took too long to run`, ext4's `INFO:
+/// recovery required on readonly filesystem`, and syzkaller's own host-probe lines.
+static INFO_NOT_BUGS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^INFO: (?:lockdep is turned off|Stall ended before state dump start|NMI handler|recovery required on readonly filesystem|sys_.* is not present in /proc/kallsyms|no syscalls can create resource)|(?:handler|interrupt).*took too long",
+    )
+    .expect("static regex")
+});
 
 /// A line that starts `WARNING: `: kernel/panic.c `__warn()`'s header (three spellings
 /// over the years), a lockdep report, `print_held_locks_bug()`, or any other message that
@@ -186,7 +229,25 @@ fn warning(m: &str, rest: &str) -> Option<Header> {
     if rest.trim().is_empty() || NOT_BUGS.iter().any(|p| rest.starts_with(p)) {
         return None;
     }
+    if PREFIXED_NOTICE.is_match(rest) && !rest.starts_with("CPU: ") {
+        return None;
+    }
     Some(Header::WarnLine)
+}
+
+/// arch/x86/kernel/traps.c exc_general_protection() names the fault `general protection
+/// fault`, `general protection fault, probably for non-canonical address 0x%lx`, `...,
+/// maybe for address 0x%lx` or, for a non-zero error code (a bad segment selector),
+/// `segment-related general protection fault`; die_addr() -> __die_header()
+/// (arch/x86/kernel/dumpstack.c) prints it as `%s: %04lx [#%d]...`, behind `Oops: ` since
+/// 6.9. syzkaller's entry finds `general protection fault` anywhere in the line; a user-space
+/// fault's show_signal() line (`traps: comm[pid] general protection fault ip:...`) does not
+/// start this way.
+fn is_gpf(m: &str) -> bool {
+    let m = m.strip_prefix("Oops: ").unwrap_or(m);
+    let m = m.strip_prefix("segment-related ").unwrap_or(m);
+    m.strip_prefix("general protection fault")
+        .is_some_and(|r| r.starts_with(':') || r.starts_with(','))
 }
 
 /// Classifies a message (printk prefix already stripped). Cheap rejections first.
@@ -280,6 +341,12 @@ pub(crate) fn classify(msg: &str) -> Option<Header> {
         // A WARNING line cut right after its first word (syzbot: `WARNING: corrupted`).
         return Some(Header::WarnLine);
     }
+    if m == "BUG:" {
+        // The same for `BUG:` (syzbot: `BUG: corrupted`).
+        return Some(Header::Bug {
+            desc: String::new(),
+        });
+    }
     if let Some(c) = KERNEL_BUG.captures(m) {
         return Some(Header::KernelBug {
             file: c[1].to_string(),
@@ -313,14 +380,17 @@ pub(crate) fn classify(msg: &str) -> Option<Header> {
     }
     if let Some(c) = ARM64_FAULT.captures(m) {
         let what = &c[1];
-        return Some(Header::PageFault(match what {
-            "NULL pointer dereference" => Fault::Null,
-            "paging request" => Fault::Paging,
-            other => Fault::Other(other.to_string()),
-        }));
+        return Some(Header::PageFault(
+            if what.starts_with("NULL pointer dereference") {
+                Fault::Null
+            } else if what.starts_with("paging request") {
+                Fault::Paging
+            } else {
+                Fault::Other(what.to_string())
+            },
+        ));
     }
-    if m.starts_with("general protection fault") || m.starts_with("Oops: general protection fault")
-    {
+    if is_gpf(m) {
         return Some(Header::Gpf);
     }
     if let Some(c) = ARM64_INTERNAL.captures(m) {
@@ -360,6 +430,11 @@ pub(crate) fn classify(msg: &str) -> Option<Header> {
     }
     if RCU_STALL.is_match(m) {
         return Some(Header::RcuStall);
+    }
+    // Any other `INFO:` line: syzkaller's `INFO:` entry titles it by its text when none of
+    // its formats matches (`INFO: corrupted` when nothing follows the word).
+    if m.starts_with("INFO:") && !INFO_NOT_BUGS.is_match(m) {
+        return Some(Header::InfoLine);
     }
     if m.starts_with("unregister_netdevice: waiting for ") {
         return Some(Header::NetdevLeak);
@@ -458,6 +533,36 @@ mod tests {
         assert_eq!(
             classify("Booting Linux on physical CPU 0x0000000000 [0x000f0510]"),
             None
+        );
+    }
+
+    #[test]
+    fn classifies_the_forms_of_syzkallers_other_entries() {
+        assert_eq!(
+            classify("Unable to handle kernel paging request for data at address 0x00000008"),
+            Some(Header::PageFault(Fault::Paging))
+        );
+        assert_eq!(
+            classify("Unable to handle kernel write to read-only memory at virtual address ffff800081234000"),
+            Some(Header::PageFault(Fault::Other("write to read-only memory".into())))
+        );
+        assert_eq!(
+            classify("Internal error: : 1b [#1] SMP ARM"),
+            Some(Header::OopsLine {
+                desc: "Internal error: ".into()
+            })
+        );
+        assert!(matches!(classify("BUG:"), Some(Header::Bug { .. })));
+        assert_eq!(classify("INFO:"), Some(Header::InfoLine));
+        assert_eq!(
+            classify("kernel BUG at foo+0x12/0x30 [verbose debug info unavailable]"),
+            Some(Header::KernelBug {
+                file: "foo+0x12/0x30".into()
+            })
+        );
+        assert_eq!(
+            classify("rcu: INFO: rcu_preempt detected expedited stalls on CPUs/tasks: { 1-.... } 2653 jiffies s: 1229 root: 0x2/."),
+            Some(Header::RcuStall)
         );
     }
 }

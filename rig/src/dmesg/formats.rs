@@ -341,9 +341,12 @@ pub(crate) static FORMATS: &[Format] = &[
     // ---- INFO: ----
     f!(RcuStall, "INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected(?: expedited)? stall", NONE, "INFO: rcu detected stall in {frame}", Some(&RCU_STALL)),
     f!(Lockdep, "INFO: trying to register non-static key", NONE, "INFO: trying to register non-static key in {frame}", Some(&NON_STATIC_KEY)),
-    f!(HungTask, "INFO: task .* blocked for more than [0-9]+ seconds", NONE, "INFO: task hung in {frame}", Some(&HUNG)),
+    // kernel/hung_task.c prints ` in I/O wait` after `blocked` for a task in io_schedule()
+    // (since 6.x); syzkaller's entry, as read, predates it: rig titles it the hung task it is.
+    f!(HungTask, "INFO: task .* blocked(?: in I/O wait)? for more than [0-9]+ seconds", NONE, "INFO: task hung in {frame}", Some(&HUNG)),
     f!(HungTask, "INFO: task .* can't die for more than .* seconds", NONE, "INFO: task can't die in {frame}", Some(&CANT_DIE)),
     f!(Kasan, "INFO: (Freed|Allocated) in (.*)", NONE, "INFO: {1} in {2}", None, corrupted),
+    f!(Bug, r"INFO:\s*$", NONE, "INFO: corrupted", None, corrupted),
     // ---- the rest ----
     f!(PageFault, "Unable to handle kernel (paging request|NULL pointer dereference|access to user memory)", NONE, "BUG: unable to handle kernel {1} in {frame}", Some(&FAULT)),
     f!(GeneralProtection, "general protection fault.*:", NONE, "general protection fault in {frame}", Some(&FAULT)),

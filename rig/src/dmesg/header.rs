@@ -97,6 +97,9 @@ pub(crate) enum Header {
     /// `WARNING: kernel stack regs at ... has bad 'bp' value`, `WARNING: stack recursion on
     /// stack type 1`, ... A report of its own, titled by its text.
     WarnLine,
+    /// Any other `INFO: <text>` line (not a hung task, RCU stall or lockdep report, and none
+    /// of the notices syzkaller passes over): a report of its own, titled by its text.
+    InfoLine,
     /// Lockdep: `WARNING: possible circular locking dependency detected` and friends.
     Lockdep { what: String },
     /// `kernel BUG at lib/list_debug.c:62!`
@@ -160,6 +163,7 @@ impl Header {
             self,
             Header::OfError { .. }
                 | Header::WarnLine
+                | Header::InfoLine
                 | Header::KmemleakSummary
                 | Header::NetdevLeak
                 | Header::OneLine { .. }

@@ -43,7 +43,7 @@
 //! | `list_corruption` | `BUG: corrupted list in X` |
 //! | `kmemleak` | `memory leak in X` (the first caller outside the allocator); the `kmemleak: N new suspected memory leaks` line alone: `kmemleak: new suspected memory leaks` |
 //! | `kernel_bug` | `kernel BUG in X` (X the BUG's function, not the header's file) |
-//! | `bug` | `BUG: soft lockup in X`, `BUG: Bad page state in X`, `BUG: unable to handle ...`, `BUG: stack guard page was hit in X`, `BUG: MAX_LOCKDEP_KEYS too low!`, `VFS: Busy inodes after unmount (use-after-free)`, a Rust panic's `<message> in X` (`attempt to add with overflow in <T>::f`), ... |
+//! | `bug` | any other `INFO: <text>` line by its text, `BUG: soft lockup in X`, `BUG: Bad page state in X`, `BUG: unable to handle ...`, `BUG: stack guard page was hit in X`, `BUG: MAX_LOCKDEP_KEYS too low!`, `VFS: Busy inodes after unmount (use-after-free)`, a Rust panic's `<message> in X` (`attempt to add with overflow in <T>::f`), ... |
 //! | `general_protection` | `general protection fault in X`, `stack segment fault in X` |
 //! | `page_fault` | `BUG: unable to handle kernel NULL pointer dereference in X`, `BUG: unable to handle kernel paging request in X` (x86 and arm64 alike) |
 //! | `oops` | `divide error in X`, `PANIC: double fault in X`, `Internal error in X`, `Unhandled fault in X` (arm), `invalid opcode in X` |
@@ -60,6 +60,14 @@
 //! `corrupt.rs`; docs/analyzer.md). [`explain`] (`rig analyze --explain LOG`) shows, per report,
 //! the lines that started and ended it, the format that matched, each frame passed over and
 //! why, and the frame chosen.
+//!
+//! # Which report comes first
+//! [`analyze`] returns first the report syzkaller would report: the one whose header line
+//! its parser stops at first (google/syzkaller `pkg/report/linux.go` findFirstOops(): the
+//! first line holding a header of its `linuxOopses` table that no suppression of the entry
+//! matches; `primary.rs`). Every other report follows in log order, rig's own kinds (OF
+//! errors, sysfs/kobject errors, the kmemleak summary) among them: they still fail a run.
+//! [`Analyzer::feed`] returns reports as they complete.
 //!
 //! # Measured
 //! docs/analyzer.md has the figures: agreement with syzbot's titles over the project's own
@@ -98,6 +106,7 @@ mod frames;
 mod header;
 mod line;
 mod open;
+mod primary;
 mod report;
 mod skip;
 mod stack;
@@ -188,13 +197,14 @@ pub struct Report {
     pub trail: Vec<String>,
 }
 
-/// Analyzes a whole log; reports in the order they began.
+/// Analyzes a whole log. The first report is the one syzkaller would report (the first
+/// whose header line its parser stops at, see `primary.rs`); every other report follows in
+/// the order they began. With no such report, all are in the order they began.
 pub fn analyze(text: &str) -> Vec<Report> {
     let mut a = Analyzer::new();
-    let mut out = a.feed(text);
-    out.extend(a.finish());
-    out.sort_by_key(|r| r.line);
-    out
+    let mut out = a.feed_found(text);
+    out.extend(a.finish_found());
+    primary::order(out)
 }
 
 /// Human-readable rendering: per report its title, kind, guilty frame, and indented text.

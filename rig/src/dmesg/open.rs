@@ -44,6 +44,8 @@ pub(crate) struct Open {
     pub expected: bool,
     /// Index in `lines` of the line that fixed the kind (the WARNING after `cut here`, ...).
     pub header_idx: usize,
+    /// 1-based log line of that line.
+    pub header_line: usize,
     /// 1-based log line of the report's last line.
     pub last_line: usize,
     /// Why the report ended (for `--explain`).

@@ -1,11 +1,34 @@
 //! Turning a finished report into the public [`Report`].
 
 use super::open::Open;
+use super::primary::{syzkaller_header, Found};
 use super::title::derive;
 use super::Report;
 
+/// The log line syzkaller's parser would stop at for this report: the first of the lines
+/// that started or shaped it (up to its header line) holding a header of syzkaller's table.
+/// The header line's own log line is kept in [`Open`]; a line before it (a `cut here`, a
+/// WARN message) is counted from the report's first line, exact unless another context
+/// printed in between.
+fn syzkaller_line(o: &Open) -> Option<(usize, &'static str)> {
+    let upto = o.header_idx.min(o.lines.len().saturating_sub(1));
+    o.lines
+        .iter()
+        .take(upto + 1)
+        .enumerate()
+        .find_map(|(i, l)| syzkaller_header(l).map(|h| (i, h)))
+        .map(|(i, h)| {
+            let line = if i == upto {
+                o.header_line
+            } else {
+                o.first_line + i
+            };
+            (line, h)
+        })
+}
+
 /// Builds the public report, or `None` for noise (expected dt-test output, a bare `cut here`).
-pub(crate) fn build(mut o: Open) -> Option<Report> {
+pub(crate) fn build(mut o: Open) -> Option<Found> {
     if o.expected || (o.main.is_none() && o.warn_msg.is_none()) {
         // A `cut here` line whose WARNING/BUG never came says nothing by itself.
         return None;
@@ -38,7 +61,17 @@ pub(crate) fn build(mut o: Open) -> Option<Report> {
     if let Some(c) = &t.corrupted {
         trail.push(format!("corrupted: {c}"));
     }
-    Some(Report {
+    let syz = syzkaller_line(&o);
+    trail.push(match syz {
+        Some((line, h)) => format!(
+            "syzkaller would stop at its line {line} (`{h}`, pkg/report/linux.go \
+             findFirstOops); the report with the earliest such line is listed first"
+        ),
+        None => "no line of it holds a header of syzkaller's linuxOopses table (a kind \
+                 syzkaller does not report): listed after the report syzkaller would report"
+            .into(),
+    });
+    let report = Report {
         title: t.title,
         kind: t.kind,
         guilty_frame: t.frame,
@@ -50,5 +83,6 @@ pub(crate) fn build(mut o: Open) -> Option<Report> {
         corrupted: t.corrupted.is_some(),
         corrupted_reason: t.corrupted,
         trail,
-    })
+    };
+    Some(Found { report, syz })
 }

@@ -44,7 +44,9 @@ fn s(t: &str, k: ReportKind, g: Option<&str>) -> (String, ReportKind, Option<Str
     (t.to_string(), k, g.map(str::to_string))
 }
 
+mod forms;
 mod kinds;
+mod order;
 mod render;
 mod stream;
 mod syzbot;
