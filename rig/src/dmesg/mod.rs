@@ -97,7 +97,6 @@ mod body;
 mod classify;
 mod corrupt;
 mod demangle;
-mod demangle_legacy;
 mod dump;
 mod expect;
 mod explain;
