@@ -139,9 +139,49 @@ pub(super) fn never_ready_message(
 /// A console silent this share of the boot timeout before the deadline means the kernel hung.
 pub(super) const STALL_SHARE: f64 = 1.0 / 3.0;
 
+/// ...and silent at least this long: under a deadline scaled down to a fraction of a second a
+/// pause between two console lines is no hang (and a boot cut that short is rig's deadline's
+/// doing, not the kernel's).
+pub(super) const STALL_MIN: Duration = Duration::from_secs(5);
+
+/// How a boot that timed out ended, from when the console last printed (`None`: never).
+pub(super) fn boot_stall(last_output: Option<Duration>, boot_timeout: Duration) -> BootStall {
+    match last_output {
+        None => BootStall::NoOutput,
+        Some(quiet) if quiet >= boot_timeout.mul_f64(STALL_SHARE).max(STALL_MIN) => {
+            BootStall::Silent(quiet)
+        }
+        Some(_) => BootStall::Progressing,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_boot_is_hung_only_after_a_long_real_silence() {
+        let boot = Duration::from_secs(120);
+        assert_eq!(boot_stall(None, boot), BootStall::NoOutput);
+        assert_eq!(
+            boot_stall(Some(Duration::from_secs(41)), boot),
+            BootStall::Silent(Duration::from_secs(41))
+        );
+        assert_eq!(
+            boot_stall(Some(Duration::from_secs(39)), boot),
+            BootStall::Progressing
+        );
+        // A deadline scaled to a fraction of a second: a short pause is no hang.
+        let tiny = Duration::from_millis(120);
+        assert_eq!(
+            boot_stall(Some(Duration::from_millis(100)), tiny),
+            BootStall::Progressing
+        );
+        assert_eq!(
+            boot_stall(Some(Duration::from_secs(6)), Duration::from_secs(18)),
+            BootStall::Silent(Duration::from_secs(6))
+        );
+    }
 
     #[test]
     fn a_stopped_process_is_seen_as_stopped() {

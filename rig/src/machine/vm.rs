@@ -16,7 +16,7 @@ pub use crate::machine::exit::{ExitCause, QemuExit};
 use crate::machine::qemu::{self, Accel, QemuConfig};
 use crate::machine::qmp::{Qmp, QmpError};
 use crate::machine::snapshot;
-use crate::machine::state::{never_ready_message, BootStall, MachineState, STALL_SHARE};
+use crate::machine::state::{boot_stall, never_ready_message, BootStall, MachineState};
 use crate::machine::timeouts::Timeouts;
 pub use crate::machine::vm_config::{boot_params, VmConfig};
 use std::os::unix::net::UnixStream;
@@ -323,13 +323,8 @@ impl Vm {
                 }
                 if matches!(source, ConsoleError::Timeout { .. }) {
                     let logged = vm.console.log_state();
-                    let stall = match logged.last_at {
-                        None => BootStall::NoOutput,
-                        Some(t) if t.elapsed() >= cfg.timeouts.boot.mul_f64(STALL_SHARE) => {
-                            BootStall::Silent(t.elapsed())
-                        }
-                        Some(_) => BootStall::Progressing,
-                    };
+                    let quiet = logged.last_at.map(|t| t.elapsed());
+                    let stall = boot_stall(quiet, cfg.timeouts.boot);
                     return Err(VmError::NeverReady {
                         stall,
                         waited: cfg.timeouts.boot,
