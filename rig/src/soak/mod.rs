@@ -277,7 +277,10 @@ pub fn soak(opts: &SoakOptions, events: &Events) -> Result<SoakReport, SoakError
     let plans: Vec<fault::Plan> = schedule
         .iter()
         .enumerate()
-        .map(|(i, &f)| plan::plan(f, opts.seed, i))
+        .map(|(i, &f)| {
+            let nth = schedule[..i].iter().filter(|&&g| g == f).count();
+            plan::plan(f, opts.seed, i, nth)
+        })
         .collect();
     let log_path = opts.dir.join("soak.jsonl");
     let log = Mutex::new(

@@ -2,7 +2,6 @@
 //! and the run's own arguments. Every choice comes from the soak's seed and the run's index.
 
 use super::fault::{Anchor, BundleVariant, Fault, Moment, Plan};
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -35,6 +34,12 @@ fn scenario(fault: Fault, work: &str, timeout: &str, via_ssh: bool) -> String {
          {{name: after, run: 'true', timeout: 20s{via}}}\n",
         yq(work)
     )
+}
+
+/// Variant `nth` of `n` taken in turn, from a start the seed draws.
+fn in_turn(seed: u64, nth: usize, n: usize) -> usize {
+    let start = ChaCha8Rng::seed_from_u64(seed).gen_range(0..n);
+    (start + nth) % n
 }
 
 /// A scenario that boots and runs one quick command.
@@ -115,7 +120,10 @@ fn report_disk_full() -> String {
 }
 
 /// The plan of run `index` of a soak with `seed`.
-pub fn plan(fault: Fault, seed: u64, index: usize) -> Plan {
+///
+/// `nth` is how many runs of the same fault come before it: hostile input takes its variants in
+/// turn from a seeded start, so as many runs as variants try every one.
+pub fn plan(fault: Fault, seed: u64, index: usize, nth: usize) -> Plan {
     let mut rng = run_rng(seed, index);
     let mut repeat = 1;
     let host_step = |rng: &mut ChaCha8Rng| Moment::After {
@@ -236,12 +244,12 @@ pub fn plan(fault: Fault, seed: u64, index: usize) -> Plan {
         }
         Fault::HostileBundle => (
             Moment::Bundle {
-                variant: *BundleVariant::ALL.choose(&mut rng).expect("variants"),
+                variant: BundleVariant::ALL[in_turn(seed, nth, BundleVariant::ALL.len())],
             },
             QUICK.to_string(),
         ),
         Fault::HostileDevice => {
-            let (variant, text) = HOSTILE_DEVICES.choose(&mut rng).expect("variants");
+            let (variant, text) = HOSTILE_DEVICES[in_turn(seed, nth, HOSTILE_DEVICES.len())];
             (
                 Moment::Device {
                     variant: variant.to_string(),
@@ -319,14 +327,14 @@ mod tests {
     #[test]
     fn plans_are_reproducible_from_the_seed_and_differ_between_runs() {
         for f in Fault::ALL {
-            let a = plan(f, 42, 3);
-            let b = plan(f, 42, 3);
+            let a = plan(f, 42, 3, 0);
+            let b = plan(f, 42, 3, 0);
             assert_eq!(a.moment, b.moment, "{f}");
             assert_eq!(a.scenario, b.scenario, "{f}");
             assert_eq!(a.repeat, b.repeat, "{f}");
         }
         let moments: Vec<Moment> = (0..20)
-            .map(|i| plan(Fault::QemuKill, 42, i).moment)
+            .map(|i| plan(Fault::QemuKill, 42, i, i).moment)
             .collect();
         assert!(moments.windows(2).any(|w| w[0] != w[1]), "{moments:?}");
     }
@@ -339,7 +347,7 @@ mod tests {
             .filter(|&f| f != Fault::HostileDevice)
         {
             for i in 0..5 {
-                let p = plan(f, 7, i);
+                let p = plan(f, 7, i, i);
                 if let Err(e) = crate::scenario::parse_str(&p.scenario, "soak.yaml", &overlays) {
                     panic!("{f}: {e}\n{}", p.scenario);
                 }
@@ -374,17 +382,30 @@ mod tests {
                 panic!("{variant}: without the hostile part: {e}\n{tamed}");
             }
         }
-        // Every variant is drawn.
-        let drawn: std::collections::BTreeSet<String> = (0..200)
-            .map(|i| plan(Fault::HostileDevice, 3, i).scenario)
-            .collect();
-        assert_eq!(drawn.len(), HOSTILE_DEVICES.len());
+        // As many runs as variants try every one, from wherever the seed starts.
+        for seed in 0..5 {
+            let n = HOSTILE_DEVICES.len();
+            let drawn: std::collections::BTreeSet<String> = (0..n)
+                .map(|nth| plan(Fault::HostileDevice, seed, 3 * nth, nth).scenario)
+                .collect();
+            assert_eq!(drawn.len(), n);
+            let n = BundleVariant::ALL.len();
+            let drawn: Vec<String> = (0..n)
+                .map(|nth| {
+                    plan(Fault::HostileBundle, seed, nth, nth)
+                        .moment
+                        .to_string()
+                })
+                .collect();
+            let unique: std::collections::BTreeSet<&String> = drawn.iter().collect();
+            assert_eq!(unique.len(), n, "{drawn:?}");
+        }
     }
 
     #[test]
     fn kill_at_repetition_strikes_within_the_runs_repetitions() {
         for i in 0..50 {
-            let p = plan(Fault::KillAtRepetition, 11, i);
+            let p = plan(Fault::KillAtRepetition, 11, i, i);
             assert!((3..=5).contains(&p.repeat), "{}", p.repeat);
             match p.moment {
                 Moment::Signal {
@@ -398,6 +419,6 @@ mod tests {
                 m => panic!("{m:?}"),
             }
         }
-        assert_eq!(plan(Fault::QemuKill, 11, 0).repeat, 1);
+        assert_eq!(plan(Fault::QemuKill, 11, 0, 0).repeat, 1);
     }
 }

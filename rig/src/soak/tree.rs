@@ -59,7 +59,14 @@ fn worktree(cache: &Path, root: &Path) -> Result<PathBuf, SoakError> {
         let path = wt.to_string_lossy();
         git_ok(
             &history.repo,
-            &["worktree", "add", "--quiet", "--detach", &path, history.good()],
+            &[
+                "worktree",
+                "add",
+                "--quiet",
+                "--detach",
+                &path,
+                history.good(),
+            ],
         )?;
     }
     Ok(wt)

@@ -269,6 +269,10 @@ pub(crate) struct SoakArgs {
     pub(crate) kernel: String,
     #[arg(long, default_value = "auto")]
     pub(crate) accel: String,
+    /// The rig binary the runs use (default: this one): the soak's faults and checks against
+    /// another build of rig, such as the last release.
+    #[arg(long)]
+    pub(crate) child_rig: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
