@@ -65,6 +65,32 @@ fn booby_trapped_tree(tree: &Path, canary: &Path) -> Result<(), SoakError> {
     std::fs::set_permissions(&merge, std::fs::Permissions::from_mode(0o755)).map_err(io(&merge))
 }
 
+/// The decoys a hostile scenario's host paths name (see [`super::plan::OUTSIDE`]): a folder
+/// for `rootdir`, files for `sdrfile`, `romfile` and `mem-path`.
+fn decoys(outside: &Path) -> Result<(), SoakError> {
+    let share = outside.join("share");
+    std::fs::create_dir_all(&share).map_err(io(&share))?;
+    for name in ["share/secret", "sdr", "rom", "mem"] {
+        let p = outside.join(name);
+        std::fs::write(&p, format!("rig soak decoy {name}\n")).map_err(io(&p))?;
+    }
+    Ok(())
+}
+
+/// Every path under a folder with its kind, size and modification time.
+type Snapshot = BTreeMap<PathBuf, (bool, u64, i128)>;
+
+/// The run folder before a child rig, leaving out rig's artifacts folder and its logs.
+fn watched(run: &Run<'_>) -> (Vec<PathBuf>, Snapshot) {
+    let skip = vec![
+        run.dir.join("artifacts"),
+        run.dir.join("rig-0.log"),
+        run.dir.join("rig-0.stdout"),
+    ];
+    let before = snapshot(&run.dir, &skip);
+    (skip, before)
+}
+
 /// A valid record of a run of [`QUICK`] on `board` with `kernel`.
 fn record(board: crate::host::board::Board, kernel: &str, accel: &str, seed: u64) -> RunRecord {
     RunRecord {
@@ -219,7 +245,7 @@ fn write_bundle(
 
 /// Every path under `dir` (not following links) with its kind, size and modification time,
 /// leaving out `skip`.
-fn snapshot(dir: &Path, skip: &[PathBuf]) -> BTreeMap<PathBuf, (bool, u64, i128)> {
+fn snapshot(dir: &Path, skip: &[PathBuf]) -> Snapshot {
     let mut out = BTreeMap::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
@@ -246,10 +272,7 @@ fn snapshot(dir: &Path, skip: &[PathBuf]) -> BTreeMap<PathBuf, (bool, u64, i128)
 }
 
 /// What changed between two snapshots.
-fn changes(
-    before: &BTreeMap<PathBuf, (bool, u64, i128)>,
-    after: &BTreeMap<PathBuf, (bool, u64, i128)>,
-) -> Vec<String> {
+fn changes(before: &Snapshot, after: &Snapshot) -> Vec<String> {
     let mut out = Vec::new();
     for (p, a) in after {
         match before.get(p) {
@@ -292,14 +315,10 @@ pub(super) fn bundle(run: &mut Run<'_>, variant: BundleVariant) -> Result<(), So
         run.plan.seed,
     );
     write_bundle(rec, variant, &path, &stolen, &tree)?;
+    decoys(&outside)?;
     let artifacts = run.dir.join("artifacts");
     std::fs::create_dir_all(&artifacts).map_err(io(&artifacts))?;
-    let skip = [
-        artifacts.clone(),
-        run.dir.join("rig-0.log"),
-        run.dir.join("rig-0.stdout"),
-    ];
-    let before = snapshot(&run.dir, &skip);
+    let (skip, before) = watched(run);
     let mut args: Vec<std::ffi::OsString> = vec!["reproduce".into(), path.into()];
     args.push("--no-setup".into());
     if variant == BundleVariant::TreeKernelNamed {
@@ -351,12 +370,21 @@ pub(super) fn bundle(run: &mut Run<'_>, variant: BundleVariant) -> Result<(), So
 }
 
 /// `rig run` of a scenario with a host-reaching device or object: exit 2 naming it (with the
-/// file's line), before a run folder is made or QEMU started.
+/// file's line), before a run folder is made or QEMU started; its decoy host paths untouched.
 pub(super) fn device(run: &mut Run<'_>, variant: &str) -> Result<(), SoakError> {
+    decoys(&run.dir.join("outside"))?;
+    let (skip, before) = watched(run);
     let c = run.spawn_warm(Vec::new())?;
     let stderr_log = run.dir.join("rig-0.log");
     run.finish_as(c, vec![2], Evidence::Refused);
     let mut problems = Vec::new();
+    let changed = changes(&before, &snapshot(&run.dir, &skip));
+    if !changed.is_empty() {
+        problems.push(format!(
+            "the scenario's host paths were touched: {}",
+            changed.join(", ")
+        ));
+    }
     let artifacts = run.dir.join("artifacts");
     let made: Vec<String> = std::fs::read_dir(&artifacts)
         .into_iter()

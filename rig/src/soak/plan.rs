@@ -46,28 +46,34 @@ fn in_turn(seed: u64, nth: usize, n: usize) -> usize {
 pub(crate) const QUICK: &str =
     "name: soak-quick\ntimeout: 4m\nsteps:\n  - guest: {name: work, run: 'true', timeout: 20s}\n";
 
+/// Where a hostile scenario's host paths point: decoys in the run's `outside/` folder
+/// (substituted when the run's scenario is written), never the host's own files, so a rig that
+/// let one through damages nothing (QEMU would grow a `memory-backend-file` to its size) and
+/// the soak sees the decoy touched.
+pub(crate) const OUTSIDE: &str = "@OUTSIDE@";
+
 /// Scenarios with a device or object that would reach the host, and what rig's refusal must
 /// name. Everything else in them is valid: rig would boot them if it missed the device.
 pub(crate) const HOSTILE_DEVICES: [(&str, &str); 7] = [
     (
         "usb-mtp",
-        "name: soak-hostile-device\ndevices:\n  - qemu: {driver: usb-mtp, props: {rootdir: /}}\n\
+        "name: soak-hostile-device\ndevices:\n  - qemu: {driver: usb-mtp, props: {rootdir: '@OUTSIDE@/share'}}\n\
          steps:\n  - guest: {name: after, run: 'true', timeout: 20s}\n",
     ),
     (
         "usb-mtp",
         "name: soak-hostile-device\nsteps:\n  - qmp: {execute: device_add, arguments: {driver: \
-         usb-mtp, id: mtp0, rootdir: /}}\n  - guest: {name: after, run: 'true', timeout: 20s}\n",
+         usb-mtp, id: mtp0, rootdir: '@OUTSIDE@/share'}}\n  - guest: {name: after, run: 'true', timeout: 20s}\n",
     ),
     (
         "ipmi-bmc-sim",
         "name: soak-hostile-device\ndevices:\n  - qemu: {driver: ipmi-bmc-sim, props: {sdrfile: \
-         /etc/passwd}}\nsteps:\n  - guest: {name: after, run: 'true', timeout: 20s}\n",
+         '@OUTSIDE@/sdr'}}\nsteps:\n  - guest: {name: after, run: 'true', timeout: 20s}\n",
     ),
     (
         "ipmi-bmc-sim",
         "name: soak-hostile-device\nrequires: [pci_hotplug]\nsteps:\n  - pci_hotplug: {id: b, \
-         driver: ipmi-bmc-sim, props: {sdrfile: /etc/passwd}}\n  - guest: {name: after, run: \
+         driver: ipmi-bmc-sim, props: {sdrfile: '@OUTSIDE@/sdr'}}\n  - guest: {name: after, run: \
          'true', timeout: 20s}\n",
     ),
     (
@@ -79,13 +85,13 @@ pub(crate) const HOSTILE_DEVICES: [(&str, &str); 7] = [
     (
         "memory-backend-file",
         "name: soak-hostile-device\nsteps:\n  - qmp: {execute: object-add, arguments: \
-         {qom-type: memory-backend-file, id: m0, size: 134217728, mem-path: /etc/passwd, share: \
+         {qom-type: memory-backend-file, id: m0, size: 134217728, mem-path: '@OUTSIDE@/mem', share: \
          true}}\n  - guest: {name: after, run: 'true', timeout: 20s}\n",
     ),
     (
         "romfile",
         "name: soak-hostile-device\nrequires: [pci_hotplug]\nsteps:\n  - pci_hotplug: {id: \
-         nic1, driver: e1000e, props: {romfile: /etc/passwd}}\n  - guest: {name: after, run: \
+         nic1, driver: e1000e, props: {romfile: '@OUTSIDE@/rom'}}\n  - guest: {name: after, run: \
          'true', timeout: 20s}\n",
     ),
 ];
@@ -367,17 +373,27 @@ mod tests {
                 .to_string();
             assert!(e.contains(variant), "{variant}: {e}");
             let tamed = text
-                .replace("usb-mtp, props: {rootdir: /}", "pci-testdev")
-                .replace("usb-mtp, id: mtp0, rootdir: /", "pci-testdev, id: t0")
-                .replace("ipmi-bmc-sim, props: {sdrfile: /etc/passwd}", "pci-testdev")
                 .replace(
-                    "driver: ipmi-bmc-sim, props: {sdrfile: /etc/passwd}",
+                    "usb-mtp, props: {rootdir: '@OUTSIDE@/share'}",
+                    "pci-testdev",
+                )
+                .replace(
+                    "usb-mtp, id: mtp0, rootdir: '@OUTSIDE@/share'",
+                    "pci-testdev, id: t0",
+                )
+                .replace(
+                    "ipmi-bmc-sim, props: {sdrfile: '@OUTSIDE@/sdr'}",
+                    "pci-testdev",
+                )
+                .replace(
+                    "driver: ipmi-bmc-sim, props: {sdrfile: '@OUTSIDE@/sdr'}",
                     "driver: e1000e",
                 )
                 .replace(", prealloc: true", "")
                 .replace("memory-backend-file", "memory-backend-ram")
-                .replace(", mem-path: /etc/passwd", "")
-                .replace(", props: {romfile: /etc/passwd}", "");
+                .replace(", mem-path: '@OUTSIDE@/mem'", "")
+                .replace(", props: {romfile: '@OUTSIDE@/rom'}", "");
+            assert!(!tamed.contains(OUTSIDE), "{tamed}");
             if let Err(e) = crate::scenario::parse_str(&tamed, "soak.yaml", &overlays) {
                 panic!("{variant}: without the hostile part: {e}\n{tamed}");
             }

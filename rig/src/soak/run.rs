@@ -23,7 +23,11 @@ fn prepare(ctx: &Ctx, plan: &Plan) -> Result<(PathBuf, PathBuf), SoakError> {
     };
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let scenario = dir.join("scenario.yaml");
-    std::fs::write(&scenario, &plan.scenario).map_err(io(&scenario))?;
+    let outside = dir.join("outside");
+    let text = plan
+        .scenario
+        .replace(super::plan::OUTSIDE, &outside.to_string_lossy());
+    std::fs::write(&scenario, text).map_err(io(&scenario))?;
     Ok((dir, scenario))
 }
 
