@@ -34,7 +34,8 @@ pub(super) fn repetition_problems(folder: &Path, k: usize, n: u32) -> Vec<String
     let Some(r) = report else {
         if k > 1 {
             problems.push(format!(
-                "killed in repetition {k}: no report.json (repetitions 1..{k} had finished)"
+                "killed in repetition {k}: no report.json ({} repetitions had finished)",
+                k - 1
             ));
         }
         return problems;
