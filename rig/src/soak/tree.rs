@@ -154,8 +154,11 @@ pub(super) fn untracked(run: &mut Run<'_>, file: &str) -> Result<(), SoakError> 
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(prepare_err)?;
     }
+    // The soak's own folder makes the content (so the identity) new in every soak, even one
+    // with the same seed: a tree seen before would rightly boot its cached kernel.
     let text = format!(
-        "rig soak, run {} of seed {}\n",
+        "rig soak {}, run {} of seed {}\n",
+        run.ctx.dir.display(),
         run.plan.index + 1,
         run.plan.seed
     );
