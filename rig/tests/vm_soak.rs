@@ -1,16 +1,33 @@
 //! The short soak: every fault once, on real boots (`rig soak`, the CLI a nightly job runs).
-//! It fails on any misfiled verdict, leaked process, missing console log or cache problem, and
-//! names the run; each run's folder (scenario, rig's output, artifacts) is kept for the reader.
+//! It fails on any misfiled verdict, leaked process, missing console log, evidence lost or cache
+//! problem, and names the run; each run's folder (scenario, rig's output, artifacts) is kept
+//! for the reader.
+//!
+//! `tree-untracked-file` is left out: its first run builds a whole kernel from the bisect
+//! fixture's tree (15–25 minutes on a 2-core host) and every later one an incremental kernel,
+//! too much for CI's time budget; `rig soak --faults tree-untracked-file` runs it (README, Soak).
 
 mod common;
 
+use rig::soak::fault::Fault;
 use std::process::Command;
 
 #[test]
 fn a_short_soak_with_every_fault_once_is_clean() {
-    let faults = rig::soak::fault::Fault::ALL.len();
+    let faults: Vec<Fault> = Fault::ALL
+        .into_iter()
+        .filter(|f| !f.builds_kernel())
+        .collect();
+    let names: Vec<&str> = faults.iter().map(|f| f.name()).collect();
+    let n = faults.len();
     let out = Command::new(env!("CARGO_BIN_EXE_rig"))
-        .args(["soak", "--runs", &faults.to_string(), "--faults", "all"])
+        .args([
+            "soak",
+            "--runs",
+            &n.to_string(),
+            "--faults",
+            &names.join(","),
+        ])
         .args([
             "--parallel",
             "2",
@@ -30,7 +47,7 @@ fn a_short_soak_with_every_fault_once_is_clean() {
         "the soak found problems:\n{stdout}\n{stderr}"
     );
     // The table has every fault, each right and clean.
-    for f in rig::soak::fault::Fault::ALL {
+    for f in &faults {
         let row = stdout
             .lines()
             .find(|l| l.starts_with(&format!("| `{f}` |")))
@@ -39,7 +56,7 @@ fn a_short_soak_with_every_fault_once_is_clean() {
     }
     assert!(
         stdout.contains(&format!(
-            "| **total** | | **{faults}** | **{faults}** | **0** | **0** | **0** |"
+            "| **total** | | **{n}** | **{n}** | **0** | **0** | **0** |"
         )),
         "{stdout}"
     );

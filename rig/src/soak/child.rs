@@ -1,10 +1,12 @@
-//! One child `rig run` of a soak: started in its own process group with its own run id,
-//! artifacts folder and cache, watched through its `events.jsonl`, signalled, and waited for.
+//! One child rig of a soak (`rig run`, or `rig reproduce` of a crafted bundle): started in its
+//! own process group with its own run id, artifacts folder and cache, watched through its
+//! `events.jsonl`, signalled, and waited for.
 
 use super::fault::Anchor;
 use super::SoakError;
 use crate::host::process::Supervised;
 use serde_json::Value;
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,17 +15,39 @@ use std::time::{Duration, Instant};
 /// What a child runs and where.
 pub struct Spec<'a> {
     pub rig: &'a Path,
-    pub scenario: &'a Path,
-    pub board: &'a str,
-    pub kernel: &'a str,
-    pub accel: &'a str,
+    /// rig's arguments: `run SCENARIO --board …` ([`run_args`]) or `reproduce BUNDLE …`.
+    pub args: Vec<OsString>,
     pub cache: &'a Path,
     /// The child's `RIG_ARTIFACTS`: its run folder appears inside.
     pub artifacts: &'a Path,
     pub run_id: String,
-    /// rig's stdout and stderr.
+    /// rig's stderr (its progress and errors); its stdout goes beside it, as `<log>.stdout`.
     pub log: &'a Path,
     pub env: Vec<(String, String)>,
+}
+
+/// `run SCENARIO --board B --kernel K --accel A --no-setup` and `extra`.
+pub fn run_args(
+    scenario: &Path,
+    board: &str,
+    kernel: &str,
+    accel: &str,
+    extra: &[String],
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["run".into(), scenario.into()];
+    for a in [
+        "--board",
+        board,
+        "--kernel",
+        kernel,
+        "--accel",
+        accel,
+        "--no-setup",
+    ] {
+        args.push(a.into());
+    }
+    args.extend(extra.iter().map(OsString::from));
+    args
 }
 
 /// How often the soak looks at a child's events (it is a harness, not a hot path).
@@ -39,6 +63,13 @@ pub struct Child {
     events: Vec<Value>,
     pub started: Instant,
     exit: Option<i32>,
+    stdout: PathBuf,
+    log: PathBuf,
+}
+
+/// Where a child's stdout goes: `rig-0.log` → `rig-0.stdout`.
+fn stdout_path(log: &Path) -> PathBuf {
+    log.with_extension("stdout")
 }
 
 impl Child {
@@ -48,17 +79,22 @@ impl Child {
             source,
         })?;
         let mut cmd = Command::new(spec.rig);
-        cmd.arg("run")
-            .arg(spec.scenario)
-            .args(["--board", spec.board, "--kernel", spec.kernel])
-            .args(["--accel", spec.accel, "--no-setup"])
+        cmd.args(&spec.args)
             .env("RIG_RUN_ID", &spec.run_id)
             .env("RIG_ARTIFACTS", spec.artifacts)
             .env("RIG_CACHE_DIR", spec.cache);
         for (k, v) in &spec.env {
             cmd.env(k, v);
         }
-        let sup = Supervised::spawn(cmd, Some(spec.log))?;
+        let open = |path: &Path| {
+            std::fs::File::create(path).map_err(|source| SoakError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let stdout = stdout_path(spec.log);
+        cmd.stdout(open(&stdout)?).stderr(open(spec.log)?);
+        let sup = Supervised::spawn(cmd, None)?;
         Ok(Child {
             pid: sup.pid() as i32,
             sup,
@@ -69,7 +105,19 @@ impl Child {
             events: Vec::new(),
             started: Instant::now(),
             exit: None,
+            stdout,
+            log: spec.log.to_path_buf(),
         })
+    }
+
+    /// What rig printed on stdout (its verdict, titles, the reproduce line).
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.stdout).unwrap_or_default()).into_owned()
+    }
+
+    /// What rig printed on stderr (progress, errors).
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
     }
 
     /// The child's run folder (the one folder rig made in its `RIG_ARTIFACTS`).
@@ -117,16 +165,7 @@ impl Child {
     }
 
     fn find(&self, anchor: Anchor) -> Option<&Value> {
-        self.events.iter().find(|e| {
-            let kind = e["event"].as_str().unwrap_or_default();
-            match anchor {
-                Anchor::Spawned => true,
-                Anchor::Building => kind == "step_started",
-                Anchor::QemuSpawned => kind == "qemu_spawned",
-                Anchor::BootReady => kind == "boot_ready",
-                Anchor::Step(n) => kind == "scenario_step" && e["index"].as_u64() == Some(n as u64),
-            }
-        })
+        self.events.iter().find(|e| at_anchor(anchor, e))
     }
 
     /// Whether the child has reached `anchor`.
@@ -208,6 +247,15 @@ impl Child {
         self.events.iter().any(|e| e["event"] == "verdict")
     }
 
+    /// How many verdicts rig announced (one per finished repetition).
+    pub fn verdicts(&mut self) -> usize {
+        self.poll();
+        self.events
+            .iter()
+            .filter(|e| e["event"] == "verdict")
+            .count()
+    }
+
     /// QEMU's argv, from the `qemu_spawned` event.
     pub fn qemu_argv(&self) -> Vec<String> {
         self.find(Anchor::QemuSpawned)
@@ -227,6 +275,31 @@ impl Child {
             .filter(|e| e["event"] == "step_finished" && e["cached"] == false)
             .filter_map(|e| e["step"].as_str().map(String::from))
             .collect()
+    }
+}
+
+/// Whether event `e` of a child's `events.jsonl` is the point `anchor` names.
+fn at_anchor(anchor: Anchor, e: &Value) -> bool {
+    let kind = e["event"].as_str().unwrap_or_default();
+    match anchor {
+        Anchor::Spawned => true,
+        Anchor::Building => kind == "step_started",
+        Anchor::QemuSpawned => kind == "qemu_spawned",
+        Anchor::BootReady => kind == "boot_ready",
+        Anchor::Step(n) => kind == "scenario_step" && e["index"].as_u64() == Some(n as u64),
+        Anchor::Repetition(n) => {
+            kind == "step_progress"
+                && e["step"] == "run"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(&format!("repetition {n} of ")))
+        }
+        Anchor::Qmp(c) => {
+            kind == "qmp_command"
+                && e["command"]
+                    .as_str()
+                    .is_some_and(|m| m == c || m.starts_with(&format!("{c} ")))
+        }
     }
 }
 
@@ -257,6 +330,31 @@ pub fn holds_flock(pid: i32, ino: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repetition_and_qmp_anchors_match_rigs_events() {
+        let ev = |s: &str| -> Value { serde_json::from_str(s).unwrap() };
+        // As rig writes them (host::events::Event, serialized).
+        let rep = serde_json::to_value(crate::host::events::Event::StepProgress {
+            step: "run".into(),
+            message: "repetition 2 of 4".into(),
+            fraction: Some(0.25),
+        })
+        .unwrap();
+        assert!(at_anchor(Anchor::Repetition(2), &rep));
+        assert!(!at_anchor(Anchor::Repetition(1), &rep));
+        assert!(!at_anchor(Anchor::Repetition(4), &rep));
+        let rep12 = ev(r#"{"event":"step_progress","step":"run","message":"repetition 12 of 20"}"#);
+        assert!(!at_anchor(Anchor::Repetition(1), &rep12));
+        let del = serde_json::to_value(crate::host::events::Event::QmpCommand {
+            command: "device_del nic1".into(),
+        })
+        .unwrap();
+        assert!(at_anchor(Anchor::Qmp("device_del"), &del));
+        assert!(!at_anchor(Anchor::Qmp("device_add"), &del));
+        let other = ev(r#"{"event":"qmp_command","command":"device_delete_all"}"#);
+        assert!(!at_anchor(Anchor::Qmp("device_del"), &other));
+    }
 
     #[test]
     fn the_qmp_socket_is_read_from_the_argv() {

@@ -1,8 +1,8 @@
-//! The faults a soak injects, what each run of one looks like (its scenario and the seeded
-//! moment of the fault), and which exit codes are the right verdict for it.
+//! The faults a soak injects, the moments and variants a run's fault can take, and which exit
+//! codes are the right verdict for each. What one run looks like is drawn in [`super::plan`].
 
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::fmt;
 
@@ -40,10 +40,25 @@ pub enum Fault {
     TwoRigsEmptyCache,
     /// rig killed while it fills an empty cache, then a normal run on that cache.
     KillDuringCacheBuild,
+    /// `rig reproduce` of a crafted bundle (a variant per run: [`BundleVariant`]).
+    HostileBundle,
+    /// A scenario with a device or object that would reach the host (a variant per run).
+    HostileDevice,
+    /// A kernel report, then the artifacts filesystem fills before `report.json` is written.
+    ReportDiskFull,
+    /// `rig run --repeat N` SIGKILLed during repetition k.
+    KillAtRepetition,
+    /// QEMU SIGSTOPped while rig waits for `DEVICE_DELETED` after `device_del`.
+    QemuStopInQmpWait,
+    /// The guest's dropbear killed by one child of a `parallel` while another runs over ssh.
+    DropbearKilledInParallel,
+    /// A `tree:` kernel whose git worktree gained an untracked, non-ignored file since the
+    /// last run (the kernel must be rebuilt, not taken from the cache).
+    TreeUntrackedFile,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 15] = [
+    pub const ALL: [Fault; 22] = [
         Fault::QemuKill,
         Fault::QemuStop,
         Fault::GuestPanic,
@@ -59,6 +74,13 @@ impl Fault {
         Fault::Sigterm,
         Fault::TwoRigsEmptyCache,
         Fault::KillDuringCacheBuild,
+        Fault::HostileBundle,
+        Fault::HostileDevice,
+        Fault::ReportDiskFull,
+        Fault::KillAtRepetition,
+        Fault::QemuStopInQmpWait,
+        Fault::DropbearKilledInParallel,
+        Fault::TreeUntrackedFile,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +100,13 @@ impl Fault {
             Fault::Sigterm => "sigterm",
             Fault::TwoRigsEmptyCache => "two-rigs-empty-cache",
             Fault::KillDuringCacheBuild => "kill-during-cache-build",
+            Fault::HostileBundle => "hostile-bundle",
+            Fault::HostileDevice => "hostile-device",
+            Fault::ReportDiskFull => "report-disk-full",
+            Fault::KillAtRepetition => "kill-at-repetition",
+            Fault::QemuStopInQmpWait => "qemu-stop-in-qmp-wait",
+            Fault::DropbearKilledInParallel => "dropbear-killed-in-parallel",
+            Fault::TreeUntrackedFile => "tree-untracked-file",
         }
     }
 
@@ -95,7 +124,33 @@ impl Fault {
             Fault::Sigterm => "143",
             Fault::TwoRigsEmptyCache => "0 and 0, each entry built once",
             Fault::KillDuringCacheBuild => "128+N, then 0 on the same cache",
+            Fault::HostileBundle => {
+                "2 (bad input); no canary, nothing written outside the unpack folder, no QEMU"
+            }
+            Fault::HostileDevice => "2 (bad input); no QEMU, no run folder",
+            Fault::ReportDiskFull => "1 with `WARNING in rig_fake_teardown` printed",
+            Fault::KillAtRepetition => {
+                "137; report.json has the k-1 finished repetitions, `complete: false`"
+            }
+            Fault::QemuStopInQmpWait | Fault::DropbearKilledInParallel => "125 (host-side)",
+            Fault::TreeUntrackedFile => "0, booted the kernel of the tree's new identity",
         }
+    }
+
+    /// Whether a run of the fault builds a kernel (the first one a whole kernel): too slow for
+    /// the suite's short soak.
+    pub fn builds_kernel(self) -> bool {
+        self == Fault::TreeUntrackedFile
+    }
+
+    /// How long one child rig of the fault may take before the soak calls it hung.
+    pub fn deadline(self) -> std::time::Duration {
+        std::time::Duration::from_secs(if self.builds_kernel() {
+            // A whole kernel build on a loaded 2-core host (the first run).
+            90 * 60
+        } else {
+            8 * 60
+        })
     }
 
     /// Whether the fault needs a fresh, empty cache.
@@ -154,6 +209,10 @@ pub enum Anchor {
     BootReady,
     /// Scenario step N (1-based) began.
     Step(usize),
+    /// Repetition N (1-based) of a `--repeat` run began (`repetition N of M`).
+    Repetition(usize),
+    /// rig sent a QMP command whose progress line starts with this (`device_del`).
+    Qmp(&'static str),
 }
 
 impl fmt::Display for Anchor {
@@ -164,6 +223,8 @@ impl fmt::Display for Anchor {
             Anchor::QemuSpawned => f.write_str("QEMU start"),
             Anchor::BootReady => f.write_str("boot ready"),
             Anchor::Step(n) => write!(f, "step {n}"),
+            Anchor::Repetition(n) => write!(f, "repetition {n}"),
+            Anchor::Qmp(c) => write!(f, "QMP {c}"),
         }
     }
 }
@@ -189,6 +250,74 @@ pub enum Moment {
     Port { before_rig: bool },
     /// The second rig starts this long after the first.
     Offset { delay_s: f64 },
+    /// `rig reproduce` is handed this crafted bundle.
+    Bundle { variant: BundleVariant },
+    /// The scenario holds this host-reaching device or object.
+    Device { variant: String },
+    /// A new untracked file in the tree before the run.
+    Untracked { file: String },
+}
+
+/// What is wrong with a hostile bundle. Everything else in it is a valid run of a short
+/// scenario on the soak's board and kernel, so rig would boot it if it missed the flaw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BundleVariant {
+    /// The record's kernel is `tree:PATH`, PATH a tree whose Makefile and `merge_config.sh`
+    /// create a canary file; replayed without `--tree`.
+    TreeKernel,
+    /// The same, with `--tree PATH` (whose identity is not the recorded one).
+    TreeKernelNamed,
+    /// `scenario.copy` is an absolute path (to a valid scenario outside the bundle).
+    CopyAbsolute,
+    /// `scenario.copy` climbs out of the bundle with `..` (to the same scenario).
+    CopyDotDot,
+    /// An entry of 300 MiB of zeros (~300 KiB packed).
+    GzipBomb,
+    /// An entry `scenario` that is a symbolic link out of the bundle, then a file through it.
+    SymlinkEntry,
+    /// An entry `../../outside/pwned`.
+    DotDotEntry,
+    /// `repeat` of a billion.
+    HugeRepeat,
+    /// `memory_mib` of a TiB.
+    HugeMemory,
+}
+
+impl BundleVariant {
+    pub const ALL: [BundleVariant; 9] = [
+        BundleVariant::TreeKernel,
+        BundleVariant::TreeKernelNamed,
+        BundleVariant::CopyAbsolute,
+        BundleVariant::CopyDotDot,
+        BundleVariant::GzipBomb,
+        BundleVariant::SymlinkEntry,
+        BundleVariant::DotDotEntry,
+        BundleVariant::HugeRepeat,
+        BundleVariant::HugeMemory,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BundleVariant::TreeKernel => "tree-kernel",
+            BundleVariant::TreeKernelNamed => "tree-kernel-named",
+            BundleVariant::CopyAbsolute => "copy-absolute",
+            BundleVariant::CopyDotDot => "copy-dotdot",
+            BundleVariant::GzipBomb => "gzip-bomb",
+            BundleVariant::SymlinkEntry => "symlink-entry",
+            BundleVariant::DotDotEntry => "dotdot-entry",
+            BundleVariant::HugeRepeat => "huge-repeat",
+            BundleVariant::HugeMemory => "huge-memory",
+        }
+    }
+
+    /// Whether rig refuses it while unpacking (it must then leave no unpack folder behind).
+    pub fn refused_at_unpack(self) -> bool {
+        matches!(
+            self,
+            BundleVariant::GzipBomb | BundleVariant::SymlinkEntry | BundleVariant::DotDotEntry
+        )
+    }
 }
 
 impl fmt::Display for Moment {
@@ -210,6 +339,9 @@ impl fmt::Display for Moment {
             Moment::Port { before_rig: true } => f.write_str("taken before rig started"),
             Moment::Port { before_rig: false } => f.write_str("taken once rig chose it"),
             Moment::Offset { delay_s } => write!(f, "second rig {delay_s:.1}s later"),
+            Moment::Bundle { variant } => write!(f, "bundle: {}", variant.name()),
+            Moment::Device { variant } => write!(f, "scenario: {variant}"),
+            Moment::Untracked { file } => write!(f, "untracked {file}"),
         }
     }
 }
@@ -221,168 +353,10 @@ pub struct Plan {
     pub fault: Fault,
     pub seed: u64,
     pub moment: Moment,
+    /// `rig run --repeat` (1: not given).
+    pub repeat: u32,
     #[serde(skip)]
     pub scenario: String,
-}
-
-/// The run's own random source: the soak seed and the run index decide everything.
-pub fn run_rng(seed: u64, index: usize) -> ChaCha8Rng {
-    {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(index as u64);
-        rng
-    }
-}
-
-/// `lo..hi` seconds, to 0.1 s.
-fn secs(rng: &mut ChaCha8Rng, lo: f64, hi: f64) -> f64 {
-    ((lo + rng.gen::<f64>() * (hi - lo)) * 10.0).round() / 10.0
-}
-
-/// A YAML single-quoted scalar.
-fn yq(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-/// The scenario of a run: a work step (where the fault strikes), then a QMP and a guest step
-/// that only pass if the machine is still fine.
-fn scenario(fault: Fault, work: &str, timeout: &str, via_ssh: bool) -> String {
-    let via = if via_ssh { ", via: ssh" } else { "" };
-    format!(
-        "name: soak-{fault}\ntimeout: 4m\nsteps:\n  - guest: {{name: work, run: {}, timeout: \
-         {timeout}{via}}}\n  - qmp: {{name: status, execute: query-status}}\n  - guest: \
-         {{name: after, run: 'true', timeout: 20s{via}}}\n",
-        yq(work)
-    )
-}
-
-/// The plan of run `index` of a soak with `seed`.
-pub fn plan(fault: Fault, seed: u64, index: usize) -> Plan {
-    let mut rng = run_rng(seed, index);
-    let host_step = |rng: &mut ChaCha8Rng| Moment::After {
-        anchor: Anchor::Step(1),
-        delay_s: secs(rng, 0.5, 3.0),
-    };
-    let quiet = scenario(fault, "sleep 4", "60s", false);
-    let (moment, scenario) = match fault {
-        Fault::QemuKill => (host_step(&mut rng), quiet),
-        Fault::QemuStop => (
-            host_step(&mut rng),
-            scenario(fault, "sleep 4", "10s", false),
-        ),
-        Fault::QmpSocketGone => {
-            let anchor = if rng.gen_bool(0.5) {
-                Anchor::BootReady
-            } else {
-                Anchor::Step(1)
-            };
-            let delay_s = secs(&mut rng, 0.0, 2.0);
-            (Moment::After { anchor, delay_s }, quiet)
-        }
-        Fault::GuestPanic | Fault::GuestHang | Fault::ConsoleSilent => {
-            let delay_s = secs(&mut rng, 0.2, 3.0);
-            let then = match fault {
-                Fault::GuestPanic => "echo c > /proc/sysrq-trigger; sleep 60",
-                Fault::GuestHang => "sleep 100000",
-                // Stops the shell that reads rig's commands (and the command): silence.
-                _ => "kill -STOP $PPID $$",
-            };
-            let work = format!("sleep {delay_s}; {then}");
-            (
-                Moment::InGuest { delay_s },
-                scenario(fault, &work, "10s", false),
-            )
-        }
-        Fault::GarbageFlood | Fault::PrintkFlood => {
-            let delay_s = secs(&mut rng, 0.2, 2.0);
-            let flood = if fault == Fault::GarbageFlood {
-                "head -c 262144 /dev/urandom > /dev/console"
-            } else {
-                "i=0; while [ $i -lt 2000 ]; do echo \"rig-soak flood line $i\" > /dev/kmsg; \
-                 i=$((i+1)); done"
-            };
-            let work = format!("sleep {delay_s}; {flood}; echo done");
-            (
-                Moment::InGuest { delay_s },
-                scenario(fault, &work, "120s", false),
-            )
-        }
-        Fault::SshPortTaken => (
-            Moment::Port {
-                before_rig: rng.gen_bool(0.5),
-            },
-            scenario(fault, "sleep 1", "60s", true),
-        ),
-        Fault::DropbearKilled => {
-            let delay_s = secs(&mut rng, 0.2, 2.0);
-            let work =
-                format!("(sleep {delay_s}; kill -9 $(pidof dropbear)) >/dev/null 2>&1 & sleep 20");
-            (
-                Moment::InGuest { delay_s },
-                scenario(fault, &work, "60s", true),
-            )
-        }
-        Fault::ArtifactsFull => (
-            // Less than a boot's console log: the filesystem fills during boot or the steps.
-            Moment::Headroom {
-                kib: 4 * rng.gen_range(0..=10u64),
-            },
-            quiet,
-        ),
-        Fault::Sigint | Fault::Sigterm => {
-            let anchor = [
-                Anchor::Spawned,
-                Anchor::QemuSpawned,
-                Anchor::BootReady,
-                Anchor::Step(1),
-                Anchor::Step(2),
-            ][rng.gen_range(0..5)];
-            let (signal, group) = if fault == Fault::Sigint {
-                (libc::SIGINT, true)
-            } else {
-                (libc::SIGTERM, false)
-            };
-            let delay_s = secs(&mut rng, 0.0, 1.5);
-            (
-                Moment::Signal {
-                    signal,
-                    group,
-                    anchor,
-                    delay_s,
-                },
-                quiet,
-            )
-        }
-        Fault::TwoRigsEmptyCache => (
-            Moment::Offset {
-                delay_s: secs(&mut rng, 0.0, 2.0),
-            },
-            scenario(fault, "sleep 1", "60s", false),
-        ),
-        Fault::KillDuringCacheBuild => {
-            let (signal, group) = [
-                (libc::SIGKILL, true),
-                (libc::SIGTERM, false),
-                (libc::SIGINT, true),
-            ][rng.gen_range(0..3)];
-            (
-                Moment::Signal {
-                    signal,
-                    group,
-                    anchor: Anchor::Building,
-                    delay_s: secs(&mut rng, 0.0, 12.0),
-                },
-                scenario(fault, "sleep 1", "60s", false),
-            )
-        }
-    };
-    Plan {
-        index,
-        fault,
-        seed,
-        moment,
-        scenario,
-    }
 }
 
 /// The faults of runs `0..runs`: every fault in turn, each round in a seeded order, so every
@@ -415,41 +389,15 @@ mod tests {
     }
 
     #[test]
-    fn plans_are_reproducible_from_the_seed_and_differ_between_runs() {
-        for f in Fault::ALL {
-            let a = plan(f, 42, 3);
-            let b = plan(f, 42, 3);
-            assert_eq!(a.moment, b.moment, "{f}");
-            assert_eq!(a.scenario, b.scenario, "{f}");
-        }
-        let moments: Vec<Moment> = (0..20)
-            .map(|i| plan(Fault::QemuKill, 42, i).moment)
-            .collect();
-        assert!(moments.windows(2).any(|w| w[0] != w[1]), "{moments:?}");
-    }
-
-    #[test]
-    fn every_generated_scenario_is_valid() {
-        let overlays = crate::repo_root().join("overlays");
-        for f in Fault::ALL {
-            for i in 0..5 {
-                let p = plan(f, 7, i);
-                if let Err(e) = crate::scenario::parse_str(&p.scenario, "soak.yaml", &overlays) {
-                    panic!("{f}: {e}\n{}", p.scenario);
-                }
-            }
-        }
-    }
-
-    #[test]
     fn the_schedule_spreads_runs_evenly_over_the_faults() {
-        let s = schedule(&Fault::ALL, 100, 1);
-        assert_eq!(s.len(), 100);
+        let runs = 7 * Fault::ALL.len() + 3;
+        let s = schedule(&Fault::ALL, runs, 1);
+        assert_eq!(s.len(), runs);
         for f in Fault::ALL {
             let n = s.iter().filter(|&&x| x == f).count();
-            assert!((6..=7).contains(&n), "{f}: {n}");
+            assert!((7..=8).contains(&n), "{f}: {n}");
         }
-        assert_eq!(schedule(&Fault::ALL, 100, 1), s);
-        assert_ne!(schedule(&Fault::ALL, 100, 2), s);
+        assert_eq!(schedule(&Fault::ALL, runs, 1), s);
+        assert_ne!(schedule(&Fault::ALL, runs, 2), s);
     }
 }

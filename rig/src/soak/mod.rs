@@ -7,13 +7,23 @@
 //!
 //! Each run is a child `rig run` (the real CLI, so the real exit codes) in its own process
 //! group, with its own run id and artifacts folder; the soak watches its `events.jsonl` to
-//! strike at the planned moment. Faults are in [`fault`]; one run is carried out by [`run`].
-//! Every choice comes from `--seed` and the run's index, and is recorded in `soak.jsonl`.
+//! strike at the planned moment. Faults are in [`fault`], each run's plan in [`plan`]; one run
+//! is carried out by [`run`] (hostile input in [`hostile`], evidence under a kill or a full disk
+//! in [`evidence`], a `tree:` kernel's identity in [`tree`]). Every choice comes from `--seed`
+//! and the run's index, and is recorded in `soak.jsonl`.
+//!
+//! Besides faults that strike a run, the soak hands rig hostile input (crafted bundles for
+//! `rig reproduce`, scenarios whose devices would reach the host), which must be refused
+//! (exit 2) before QEMU starts, a build runs or a byte is written outside rig's own folders.
 
 pub mod child;
+mod evidence;
 pub mod fault;
+mod hostile;
+pub mod plan;
 pub mod procs;
 mod run;
+mod tree;
 
 use crate::host::board::{Arch, Board};
 use crate::host::events::{Event, Events};
@@ -41,6 +51,8 @@ pub enum SoakError {
     Spawn(#[from] crate::host::process::ProcessError),
     #[error("soak plan: {what}")]
     Plan { what: String },
+    #[error("cannot prepare the run: {what}")]
+    Prepare { what: String },
     #[error("no runs asked for")]
     NoRuns,
 }
@@ -69,6 +81,7 @@ pub(crate) struct Ctx {
     dir: PathBuf,
     cache: PathBuf,
     board: String,
+    board_kind: Board,
     arch: Arch,
     kernel: String,
     accel: String,
@@ -254,6 +267,7 @@ pub fn soak(opts: &SoakOptions, events: &Events) -> Result<SoakReport, SoakError
         dir: opts.dir.clone(),
         cache: opts.cache.clone(),
         board: opts.board.to_string(),
+        board_kind: opts.board,
         arch: opts.board.arch(),
         kernel: opts.kernel.clone(),
         accel: opts.accel.clone(),
@@ -263,7 +277,10 @@ pub fn soak(opts: &SoakOptions, events: &Events) -> Result<SoakReport, SoakError
     let plans: Vec<fault::Plan> = schedule
         .iter()
         .enumerate()
-        .map(|(i, &f)| fault::plan(f, opts.seed, i))
+        .map(|(i, &f)| {
+            let nth = schedule[..i].iter().filter(|&&g| g == f).count();
+            plan::plan(f, opts.seed, i, nth)
+        })
         .collect();
     let log_path = opts.dir.join("soak.jsonl");
     let log = Mutex::new(

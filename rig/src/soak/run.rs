@@ -3,13 +3,12 @@
 use super::child::{self, Child, Spec};
 use super::fault::{Anchor, Fault, Moment, Plan};
 use super::procs::{self, RunMarks};
+use super::{evidence, hostile, tree};
 use super::{ChildRecord, Ctx, RunRecord, SoakError};
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// How long one child rig may take before the soak calls it hung.
-const CHILD_DEADLINE: Duration = Duration::from_secs(8 * 60);
 /// How long a run's processes get to disappear after rig exited.
 const LEAK_GRACE: Duration = Duration::from_secs(3);
 
@@ -24,34 +23,76 @@ fn prepare(ctx: &Ctx, plan: &Plan) -> Result<(PathBuf, PathBuf), SoakError> {
     };
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let scenario = dir.join("scenario.yaml");
-    std::fs::write(&scenario, &plan.scenario).map_err(io(&scenario))?;
+    let outside = dir.join("outside");
+    let text = plan
+        .scenario
+        .replace(super::plan::OUTSIDE, &outside.to_string_lossy());
+    std::fs::write(&scenario, text).map_err(io(&scenario))?;
     Ok((dir, scenario))
 }
 
-struct Run<'a> {
-    ctx: &'a Ctx,
-    dir: PathBuf,
+pub(super) struct Run<'a> {
+    pub(super) ctx: &'a Ctx,
+    pub(super) dir: PathBuf,
     scenario: PathBuf,
-    plan: &'a Plan,
-    children: Vec<ChildRecord>,
-    problems: Vec<String>,
-    injected: bool,
+    pub(super) plan: &'a Plan,
+    pub(super) children: Vec<ChildRecord>,
+    pub(super) problems: Vec<String>,
+    pub(super) injected: bool,
+    /// The kernel the child runs, when not the soak's (`tree:PATH`).
+    pub(super) kernel: Option<String>,
+}
+
+/// What a child must leave behind besides its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Evidence {
+    /// A run: an artifacts folder, with a console log once QEMU ran.
+    Run,
+    /// Input rig must refuse: no QEMU ever, and no folder needed.
+    Refused,
 }
 
 impl Run<'_> {
-    fn spawn(
+    /// How long a child of this run may take.
+    pub(super) fn deadline(&self) -> Duration {
+        self.plan.fault.deadline()
+    }
+
+    /// A child `rig run` of the plan's scenario (and `--repeat`).
+    pub(super) fn spawn(
         &self,
         n: usize,
         cache: &Path,
         artifacts: &Path,
         env: Vec<(String, String)>,
     ) -> Result<Child, SoakError> {
+        let mut extra = Vec::new();
+        if self.plan.repeat > 1 {
+            extra = vec!["--repeat".to_string(), self.plan.repeat.to_string()];
+        }
+        let kernel = self.kernel.as_deref().unwrap_or(&self.ctx.kernel);
+        let args = child::run_args(
+            &self.scenario,
+            &self.ctx.board,
+            kernel,
+            &self.ctx.accel,
+            &extra,
+        );
+        self.spawn_args(n, cache, artifacts, args, env)
+    }
+
+    /// A child rig with these arguments.
+    pub(super) fn spawn_args(
+        &self,
+        n: usize,
+        cache: &Path,
+        artifacts: &Path,
+        args: Vec<std::ffi::OsString>,
+        env: Vec<(String, String)>,
+    ) -> Result<Child, SoakError> {
         Child::spawn(Spec {
             rig: &self.ctx.rig,
-            scenario: &self.scenario,
-            board: &self.ctx.board,
-            kernel: &self.ctx.kernel,
-            accel: &self.ctx.accel,
+            args,
             cache,
             artifacts,
             run_id: format!("{}.{}.{n}", self.ctx.run_id, self.plan.index + 1),
@@ -61,8 +102,20 @@ impl Run<'_> {
     }
 
     /// Waits for `c` to end and checks it: exit code against `expected`, leaks, evidence.
-    fn finish(&mut self, mut c: Child, expected: Vec<i32>) {
-        let exit = c.wait_exit(c.started + CHILD_DEADLINE);
+    pub(super) fn finish(&mut self, c: Child, expected: Vec<i32>) -> &mut ChildRecord {
+        self.finish_as(c, expected, Evidence::Run)
+    }
+
+    /// [`Self::finish`] with the evidence the fault calls for.
+    pub(super) fn finish_as(
+        &mut self,
+        mut c: Child,
+        expected: Vec<i32>,
+        evidence: Evidence,
+    ) -> &mut ChildRecord {
+        let deadline = c.started + self.deadline();
+        let saw_qemu = evidence == Evidence::Refused && watch_for_qemu(&mut c, deadline);
+        let exit = c.wait_exit(deadline);
         let leaks = procs::reap_leaks(
             &RunMarks {
                 pgid: Some(c.pid),
@@ -72,12 +125,15 @@ impl Run<'_> {
         );
         let folder = c.run_folder();
         let mut problems = Vec::new();
-        match &folder {
-            Some(f) if c.reached(Anchor::QemuSpawned) && !f.join("console.log").is_file() => {
+        match (&folder, evidence) {
+            (_, Evidence::Refused) if saw_qemu || c.reached(Anchor::QemuSpawned) => {
+                problems.push("rig started QEMU for input it must refuse".into())
+            }
+            (Some(f), Evidence::Run) if c.reached(Anchor::QemuSpawned) && !has_console_log(f) => {
                 problems.push(format!("QEMU ran but {} has no console.log", f.display()))
             }
             // Only a signal in rig's first moments may leave no folder at all.
-            None if exit.is_some_and(|e| e < 128) => {
+            (None, Evidence::Run) if exit.is_some_and(|e| e < 128) => {
                 problems.push("rig ended without an artifacts folder".into())
             }
             _ => {}
@@ -85,7 +141,7 @@ impl Run<'_> {
         if exit.is_none() {
             problems.push(format!(
                 "rig did not end within {}s and was killed",
-                CHILD_DEADLINE.as_secs()
+                self.deadline().as_secs()
             ));
         }
         self.children.push(ChildRecord {
@@ -97,12 +153,30 @@ impl Run<'_> {
             problems,
             seconds: c.started.elapsed().as_secs_f64(),
         });
+        self.children.last_mut().expect("just pushed")
     }
 
     /// The child's run with the warm cache and its own artifacts folder.
-    fn spawn_warm(&self, env: Vec<(String, String)>) -> Result<Child, SoakError> {
+    pub(super) fn spawn_warm(&self, env: Vec<(String, String)>) -> Result<Child, SoakError> {
         self.spawn(0, &self.ctx.cache, &self.dir.join("artifacts"), env)
     }
+}
+
+/// A run folder's console log: its own, or its first repetition's (`run-1/`) with `--repeat`.
+fn has_console_log(folder: &Path) -> bool {
+    folder.join("console.log").is_file() || folder.join("run-1/console.log").is_file()
+}
+
+/// Waits for `c` to exit (or `deadline`), looking for a QEMU of its run all the while; true if
+/// one was seen. A refusal takes well under a second, a QEMU lives for seconds: a QEMU started
+/// at all is seen.
+fn watch_for_qemu(c: &mut Child, deadline: Instant) -> bool {
+    let mut seen = false;
+    while !c.exited() && Instant::now() < deadline {
+        seen |= procs::qemu_of(&c.run_id).is_some();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    seen || procs::qemu_of(&c.run_id).is_some()
 }
 
 /// Runs `plan` and checks it. A failure of the soak itself (cannot write, cannot mount) is an
@@ -118,14 +192,15 @@ pub fn execute(ctx: &Ctx, plan: &Plan) -> Result<RunRecord, SoakError> {
         children: Vec::new(),
         problems: Vec::new(),
         injected: true,
+        kernel: None,
     };
     match (plan.fault, &plan.moment) {
         (
-            Fault::QemuKill | Fault::QemuStop | Fault::QmpSocketGone,
+            Fault::QemuKill | Fault::QemuStop | Fault::QmpSocketGone | Fault::QemuStopInQmpWait,
             &Moment::After { anchor, delay_s },
         ) => {
             let mut c = run.spawn_warm(Vec::new())?;
-            let deadline = c.started + CHILD_DEADLINE;
+            let deadline = c.started + run.deadline();
             run.injected = c.wait_anchor(anchor, deadline)
                 && c.sleep_alive(Duration::from_secs_f64(delay_s))
                 && inject_host(plan.fault, &c);
@@ -145,7 +220,7 @@ pub fn execute(ctx: &Ctx, plan: &Plan) -> Result<RunRecord, SoakError> {
             },
         ) => {
             let mut c = run.spawn_warm(Vec::new())?;
-            let deadline = c.started + CHILD_DEADLINE;
+            let deadline = c.started + run.deadline();
             let reached =
                 c.wait_anchor(anchor, deadline) && c.sleep_alive(Duration::from_secs_f64(delay_s));
             let late = c.verdict_seen();
@@ -161,6 +236,13 @@ pub fn execute(ctx: &Ctx, plan: &Plan) -> Result<RunRecord, SoakError> {
             }
             run.finish(c, expected);
         }
+        (Fault::KillAtRepetition, &Moment::Signal { .. }) => {
+            evidence::kill_at_repetition(&mut run)?
+        }
+        (Fault::ReportDiskFull, &Moment::After { .. }) => evidence::report_disk_full(&mut run)?,
+        (Fault::HostileBundle, &Moment::Bundle { variant }) => hostile::bundle(&mut run, variant)?,
+        (Fault::HostileDevice, Moment::Device { variant }) => hostile::device(&mut run, variant)?,
+        (Fault::TreeUntrackedFile, Moment::Untracked { file }) => tree::untracked(&mut run, file)?,
         (Fault::SshPortTaken, &Moment::Port { before_rig }) => port_taken(&mut run, before_rig)?,
         (Fault::ArtifactsFull, &Moment::Headroom { kib }) => artifacts_full(&mut run, kib)?,
         (Fault::TwoRigsEmptyCache, &Moment::Offset { delay_s }) => two_rigs(&mut run, delay_s)?,
@@ -177,7 +259,7 @@ pub fn execute(ctx: &Ctx, plan: &Plan) -> Result<RunRecord, SoakError> {
             let c = run.spawn_warm(Vec::new())?;
             let expected = match fault {
                 Fault::GuestPanic | Fault::GuestHang | Fault::ConsoleSilent => vec![1],
-                Fault::DropbearKilled => vec![125],
+                Fault::DropbearKilled | Fault::DropbearKilledInParallel => vec![125],
                 _ => vec![0],
             };
             run.finish(c, expected);
@@ -265,7 +347,7 @@ fn port_taken(run: &mut Run<'_>, before_rig: bool) -> Result<(), SoakError> {
         })?
         .join(p.to_string());
     let mut c = run.spawn_warm(vec![("RIG_SSH_PORTS".into(), p.to_string())])?;
-    let deadline = c.started + CHILD_DEADLINE;
+    let deadline = c.started + run.deadline();
     let mut squatter = None;
     while Instant::now() < deadline && !c.exited() && !c.reached(Anchor::BootReady) {
         use std::os::unix::fs::MetadataExt;
@@ -285,12 +367,12 @@ fn port_taken(run: &mut Run<'_>, before_rig: bool) -> Result<(), SoakError> {
 }
 
 /// A tiny tmpfs, mounted for the run and unmounted (lazily) when dropped.
-struct Tmpfs {
+pub(super) struct Tmpfs {
     path: PathBuf,
 }
 
 impl Tmpfs {
-    fn mount(path: &Path, bytes: u64) -> Result<Tmpfs, SoakError> {
+    pub(super) fn mount(path: &Path, bytes: u64) -> Result<Tmpfs, SoakError> {
         use std::ffi::CString;
         std::fs::create_dir_all(path).map_err(|source| SoakError::Io {
             path: path.to_path_buf(),
@@ -331,7 +413,7 @@ impl Drop for Tmpfs {
 }
 
 /// Fills the filesystem at `dir` up, then frees `kib` KiB again.
-fn fill(dir: &Path, kib: u64) -> Result<(), SoakError> {
+pub(super) fn fill(dir: &Path, kib: u64) -> Result<(), SoakError> {
     use std::io::Write;
     let path = dir.join(".filler");
     let io = |source| SoakError::Io {
@@ -441,9 +523,9 @@ fn two_rigs(run: &mut Run<'_>, delay_s: f64) -> Result<(), SoakError> {
     let (built_a, built_b) = {
         let (mut a, mut b) = (a, b);
         // Wait for both before checking either, so their leak checks see a quiet machine.
-        let deadline = a.started + CHILD_DEADLINE;
+        let deadline = a.started + run.deadline();
         a.wait_exit(deadline);
-        b.wait_exit(b.started + CHILD_DEADLINE);
+        b.wait_exit(b.started + run.deadline());
         let built = (a.built_steps(), b.built_steps());
         run.finish(a, vec![0]);
         run.finish(b, vec![0]);
@@ -479,7 +561,7 @@ fn kill_during_build(
 ) -> Result<(), SoakError> {
     let cache = empty_cache(run);
     let mut a = run.spawn(0, &cache, &run.dir.join("artifacts-0"), Vec::new())?;
-    let deadline = a.started + CHILD_DEADLINE;
+    let deadline = a.started + run.deadline();
     run.injected = a.wait_anchor(Anchor::Building, deadline)
         && a.sleep_alive(Duration::from_secs_f64(delay_s))
         && a.signal(signal, group);

@@ -252,7 +252,9 @@ pub(crate) struct SoakArgs {
     /// Faults, comma-separated, or `all`: qemu-kill, qemu-stop, guest-panic, guest-hang,
     /// console-silent, garbage-flood, printk-flood, qmp-socket-gone, ssh-port-taken,
     /// dropbear-killed, artifacts-full, sigint, sigterm, two-rigs-empty-cache,
-    /// kill-during-cache-build.
+    /// kill-during-cache-build, hostile-bundle, hostile-device, report-disk-full,
+    /// kill-at-repetition, qemu-stop-in-qmp-wait, dropbear-killed-in-parallel,
+    /// tree-untracked-file (builds a `tree:` kernel; the first run a whole one).
     #[arg(long, default_value = "all")]
     pub(crate) faults: String,
     /// Runs at once.
@@ -267,6 +269,10 @@ pub(crate) struct SoakArgs {
     pub(crate) kernel: String,
     #[arg(long, default_value = "auto")]
     pub(crate) accel: String,
+    /// The rig binary the runs use (default: this one): the soak's faults and checks against
+    /// another build of rig, such as the last release.
+    #[arg(long)]
+    pub(crate) child_rig: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]

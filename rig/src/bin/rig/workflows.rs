@@ -27,7 +27,10 @@ pub(crate) fn soak(a: SoakArgs, cache: &Cache, verbose: bool) -> Result<i32> {
         board: a.board,
         kernel: a.kernel,
         accel: a.accel,
-        rig: std::env::current_exe().context("locating the rig binary")?,
+        rig: match a.child_rig {
+            Some(p) => p,
+            None => std::env::current_exe().context("locating the rig binary")?,
+        },
         dir: dir.path().to_path_buf(),
         cache: cache.root().to_path_buf(),
     };
