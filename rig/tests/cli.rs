@@ -193,3 +193,36 @@ fn check_accepts_the_shipped_scenarios_and_valid_fixtures() {
         files.len()
     );
 }
+
+/// Stdout that cannot take rig's output (a full disk behind a redirect) is an infra error with
+/// a message (125), never a panic; a reader that went away (`| head`) ends rig quietly.
+#[test]
+fn a_stdout_that_cannot_be_written_is_an_error_not_a_panic() {
+    let out = Command::new(env!("CARGO_BIN_EXE_rig"))
+        .args(["check", "scenarios/fake-warning.yaml"])
+        .current_dir(rig::repo_root())
+        .stdout(
+            std::fs::File::options()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(stderr.contains("cannot write to stdout"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_rig"))
+        .args(["check", "scenarios/fake-warning.yaml"])
+        .current_dir(rig::repo_root())
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}

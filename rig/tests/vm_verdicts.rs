@@ -380,3 +380,33 @@ fn a_full_disk_keeps_a_computed_fail_with_its_titles() {
     assert!(r.report_error.is_some(), "{}", r.render());
     assert_eq!(r.verdict.exit_code(), 1);
 }
+
+/// The verdict's stdout is a file on a full disk (`rig run … > out.txt` when the disk filled):
+/// rig says so on stderr and the verdict's exit code stands (1: the kernel's WARNING), never a
+/// panic (exit 101) that a bisect or the matrix would take for "rig broke".
+#[test]
+fn a_stdout_on_a_full_disk_keeps_the_verdicts_exit_code() {
+    let dir = run_dir("run-stdout-full");
+    let out = Command::new(env!("CARGO_BIN_EXE_rig"))
+        .args([
+            "run",
+            "scenarios/fake-warning.yaml",
+            "--board",
+            BOARD.name(),
+        ])
+        .args(["--kernel", KERNEL, "--no-setup"])
+        .current_dir(rig::repo_root())
+        .env("RIG_ARTIFACTS", dir.path())
+        .stdout(
+            std::fs::File::options()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot write to stdout"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

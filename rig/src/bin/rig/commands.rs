@@ -16,9 +16,45 @@ use std::path::PathBuf;
 
 /// Prints human text made from data rig does not control (guest output, kernel logs, scenario
 /// and bundle contents) with its control characters shown, never acted on by the terminal.
-pub(crate) fn print_text(text: &str) {
-    print!("{}", terminal_safe(text));
+pub(crate) fn print_text(text: &str) -> Result<(), StdoutError> {
+    write_stdout(&terminal_safe(text))
 }
+
+/// Prints a verdict that was already decided: a stdout that cannot take it (a full disk, a
+/// closed pipe) is said on stderr and the verdict's exit code stands.
+pub(crate) fn print_verdict(text: &str) {
+    if let Err(e) = print_text(text) {
+        eprintln!("rig: warning: {e}; the verdict is in the exit code and the run's artifacts");
+    }
+}
+
+/// Stdout refused what rig printed: a full disk behind a redirect, or a reader that went away.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write to stdout")]
+pub(crate) struct StdoutError(#[source] pub(crate) std::io::Error);
+
+impl StdoutError {
+    /// The reader went away (`rig report | head`): not an error worth a message.
+    pub(crate) fn is_broken_pipe(&self) -> bool {
+        self.0.kind() == std::io::ErrorKind::BrokenPipe
+    }
+}
+
+pub(crate) fn write_stdout(text: &str) -> Result<(), StdoutError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(StdoutError)
+}
+
+/// `println!` that returns an error instead of panicking when stdout cannot be written.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::commands::write_stdout(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use outln;
 
 pub(crate) fn run(cli: Cli) -> Result<i32> {
     rig::machine::timeouts::env_timeout_scale()?;
@@ -70,7 +106,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
             let out = guest.run(&command, timeout, transport);
             guest.shutdown();
             let out = out.with_context(|| format!("running `{command}` in the guest"))?;
-            print!("{}", out.stdout);
+            write_stdout(&out.stdout)?;
             if let Some(err) = &out.stderr {
                 eprint!("{err}");
             }
@@ -99,11 +135,11 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
             )?;
             let img =
                 rig::provision::boot_image(&opts.kernel, target.board.arch(), &cache, &events)?;
-            println!("kernel  {}", img.kernel.image.display());
-            println!("release {}", img.kernel.release);
-            println!("initrd  {}", img.initrd.display());
+            outln!("kernel  {}", img.kernel.image.display())?;
+            outln!("release {}", img.kernel.release)?;
+            outln!("initrd  {}", img.initrd.display())?;
             for (k, v) in &img.kernel.provenance {
-                println!("{k:<7} {v}");
+                outln!("{k:<7} {v}")?;
             }
             Ok(exit::PASS)
         }
@@ -124,9 +160,9 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
             opts.snapshot = snapshot;
             let result = rig::run::run_scenario(&sc, &opts, &cache, &run_dir, &events)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&result)?);
+                outln!("{}", serde_json::to_string_pretty(&result)?)?;
             } else {
-                print_text(&result.render());
+                print_verdict(&result.render());
             }
             Ok(result.verdict.exit_code())
         }
@@ -146,16 +182,16 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                 rig::dmesg::symbolize(&mut reports, &v, arch.cross_compile())?;
             }
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&rig::dmesg::render_json(&reports))?
-                );
+                )?;
             } else if explain {
-                print_text(&rig::dmesg::render_explain(&reports));
+                print_text(&rig::dmesg::render_explain(&reports))?;
             } else if reports.is_empty() {
-                println!("no kernel reports in {}", log.display());
+                outln!("no kernel reports in {}", log.display())?;
             } else {
-                print_text(&rig::dmesg::render_text(&reports));
+                print_text(&rig::dmesg::render_text(&reports))?;
             }
             Ok(exit::PASS)
         }
@@ -165,18 +201,18 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
             for f in &files {
                 if f.file_name().is_some_and(|n| n == rig::matrix::MATRIX_FILE) {
                     match rig::matrix::load(f, &overlays) {
-                        Ok((m, _)) => println!("ok    {} ({} sets)", f.display(), m.sets.len()),
+                        Ok((m, _)) => outln!("ok    {} ({} sets)", f.display(), m.sets.len())?,
                         Err(e) => {
-                            print_text(&format!("error {e}\n"));
+                            print_text(&format!("error {e}\n"))?;
                             bad += 1;
                         }
                     }
                     continue;
                 }
                 match rig::scenario::load(f, &overlays) {
-                    Ok(sc) => println!("ok    {} ({} steps)", f.display(), sc.all_steps().len()),
+                    Ok(sc) => outln!("ok    {} ({} steps)", f.display(), sc.all_steps().len())?,
                     Err(e) => {
-                        print_text(&format!("error {e}\n"));
+                        print_text(&format!("error {e}\n"))?;
                         bad += 1;
                     }
                 }
@@ -230,8 +266,11 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
             };
             match rig::bisect::run(&req, &cache, &run_dir, &events) {
                 Ok(r) => {
-                    print_text(&r.render());
-                    println!("artifacts: {}", run_dir.path().display());
+                    print_verdict(&format!(
+                        "{}artifacts: {}\n",
+                        r.render(),
+                        run_dir.path().display()
+                    ));
                     Ok(r.exit_code())
                 }
                 Err(e) => {
@@ -255,7 +294,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                     eprintln!("rig: warning: not in the bundle: {why}");
                 }
                 eprintln!("rig: bundle holds {}", b.held.join(" "));
-                println!("{}", out.display());
+                outln!("{}", out.display())?;
                 return Ok(exit::PASS);
             }
             let base = std::env::var_os("RIG_ARTIFACTS")
@@ -281,7 +320,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                 auto_setup: !no_setup,
             };
             let replay = rig::reproduce::replay(recorded, &opts, &cache, &run_dir, &events)?;
-            print_text(&replay.render());
+            print_verdict(&replay.render());
             Ok(replay.exit_code())
         }
         Cmd::Report {
@@ -306,11 +345,11 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&summary)?);
+                outln!("{}", serde_json::to_string_pretty(&summary)?)?;
             } else if markdown {
-                print_text(&rig::report::render_markdown(&summary));
+                print_text(&rig::report::render_markdown(&summary))?;
             } else {
-                print_text(&rig::report::render_text(&summary));
+                print_text(&rig::report::render_text(&summary))?;
             }
             Ok(exit::PASS)
         }
@@ -318,7 +357,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
             KernelCmd::Flavors => {
                 for f in rig::provision::kbuild::CATALOGUE {
                     let name = rig::provision::kbuild::kernel_name(f.name);
-                    println!("{name:<32} {}", f.about);
+                    outln!("{name:<32} {}", f.about)?;
                 }
                 Ok(exit::PASS)
             }
@@ -345,11 +384,11 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                     flavor,
                 };
                 let k = rig::provision::kbuild::build(&req, &cache, &events)?;
-                println!("kernel  {} ({})", k.name, k.release);
-                println!("image   {}", k.image.display());
-                println!("config  {}", k.config.display());
+                outln!("kernel  {} ({})", k.name, k.release)?;
+                outln!("image   {}", k.image.display())?;
+                outln!("config  {}", k.config.display())?;
                 if let Some(v) = &k.vmlinux {
-                    println!("vmlinux {}", v.display());
+                    outln!("vmlinux {}", v.display())?;
                 }
                 Ok(exit::PASS)
             }
@@ -367,9 +406,9 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                 let opts = target.guest_options();
                 let r = rig::bench::command(&opts, transport, runs, &cache, &run_dir, &events)?;
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&r)?);
+                    outln!("{}", serde_json::to_string_pretty(&r)?)?;
                 } else {
-                    println!("{r}");
+                    outln!("{r}")?;
                 }
                 Ok(exit::PASS)
             }
@@ -387,9 +426,9 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                 opts.snapshot = snapshot;
                 let r = rig::bench::scenario_runs(&sc, &opts, runs, &cache, &run_dir, &events)?;
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&r)?);
+                    outln!("{}", serde_json::to_string_pretty(&r)?)?;
                 } else {
-                    println!("{r}");
+                    outln!("{r}")?;
                 }
                 Ok(exit::PASS)
             }
@@ -397,7 +436,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                 let events = events_for(cli.verbose, None);
                 let (m, scenarios) = rig::matrix::load_default()?;
                 let b = rig::matrix::bench::bench(m.set(&set)?, &scenarios, &cache, &events)?;
-                println!("{b}");
+                outln!("{b}")?;
                 Ok(exit::PASS)
             }
             BenchCmd::Bisect { runs } => {
@@ -427,7 +466,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                 let t = std::time::Instant::now();
                 let r = rig::bisect::run(&req, &cache, &run_dir, &events)?;
                 let (builds, build_s, boots) = r.cost();
-                println!(
+                outln!(
                     "bisect of {} commits: {builds} kernels built in {build_s:.0}s, {boots} boots, \
                      {:.0}s wall (fixture {:.0}s); culprit {}",
                     history.commits.len() - 1,
@@ -437,7 +476,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                         .as_ref()
                         .map(|c| c.subject.as_str())
                         .unwrap_or("none")
-                );
+                )?;
                 Ok(exit::PASS)
             }
             BenchCmd::Kbuild { arch } => {
@@ -449,13 +488,13 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                 let events = events_for(cli.verbose, None);
                 for a in arches {
                     let b = rig::provision::kbuild::bench(a, &cache, &events)?;
-                    println!(
+                    outln!(
                         "{a:<7} clean {:>6.1}s  incremental {:>5.1}s  (-j{}, {})",
                         b.clean.as_secs_f64(),
                         b.incremental.as_secs_f64(),
                         b.jobs,
                         b.toolchain
-                    );
+                    )?;
                 }
                 Ok(exit::PASS)
             }
@@ -476,7 +515,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                     let mut opts = GuestOptions::new(b, &kernel);
                     opts.accel = accel;
                     let r = rig::bench::boot(&opts, runs, &cache, &run_dir, &events)?;
-                    println!("{r}");
+                    outln!("{r}")?;
                 }
                 Ok(exit::PASS)
             }
@@ -499,7 +538,7 @@ pub(crate) fn doctor(cache: &Cache, reprobe: bool) -> Result<i32> {
         rig::machine::accel::forget_decisions(cache).with_context(|| {
             format!("clearing cached KVM verdicts in {}", cache.root().display())
         })?;
-        println!("info     cached KVM verdicts cleared: the next `--accel auto` run probes again");
+        outln!("info     cached KVM verdicts cleared: the next `--accel auto` run probes again")?;
     }
     let statuses = rig::host::doctor::check_all();
     for s in &statuses {
@@ -508,28 +547,28 @@ pub(crate) fn doctor(cache: &Cache, reprobe: bool) -> Result<i32> {
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default();
         match &s.version {
-            Some(v) => println!("ok       {:<28} {:<9} {v}", s.name, need),
-            None => println!("MISSING  {:<28} {:<9} (apt: {})", s.name, need, s.package),
-        }
+            Some(v) => outln!("ok       {:<28} {:<9} {v}", s.name, need),
+            None => outln!("MISSING  {:<28} {:<9} (apt: {})", s.name, need, s.package),
+        }?;
     }
     let kvm = rig::machine::accel::kvm_precondition(Board::X86_64Q35, Arch::host());
     match kvm {
-        Ok(()) => println!(
-            "info     /dev/kvm usable; `auto` probes it with a short boot (verdict cached)"
-        ),
-        Err(e) => println!("info     KVM unavailable ({e}); guests run under TCG"),
-    }
+        Ok(()) => {
+            outln!("info     /dev/kvm usable; `auto` probes it with a short boot (verdict cached)")
+        }
+        Err(e) => outln!("info     KVM unavailable ({e}); guests run under TCG"),
+    }?;
     for board in Board::ALL {
         match rig::machine::accel::cached_decision(board, cache) {
-            Some(d) => println!(
+            Some(d) => outln!(
                 "info     {board}: cached verdict {} ({}); `rig doctor --reprobe` forgets it",
                 d.accel.name(),
                 d.reason
             ),
-            None => println!("info     {board}: no cached KVM verdict for this host and access"),
-        }
+            None => outln!("info     {board}: no cached KVM verdict for this host and access"),
+        }?;
     }
-    println!("info     cache: {}", cache.root().display());
+    outln!("info     cache: {}", cache.root().display())?;
     let missing = rig::host::doctor::missing_packages(
         &statuses,
         &[
@@ -540,10 +579,10 @@ pub(crate) fn doctor(cache: &Cache, reprobe: bool) -> Result<i32> {
     Ok(if missing.is_empty() {
         0
     } else {
-        println!(
+        outln!(
             "\nmissing packages: {} (`rig setup --kbuild` installs them)",
             missing.join(" ")
-        );
+        )?;
         1
     })
 }

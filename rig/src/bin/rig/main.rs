@@ -27,6 +27,15 @@ fn main() {
     }
     let code = match result {
         Ok(code) => code,
+        // The reader of rig's stdout went away (`rig report | head`): end as a tool killed by
+        // SIGPIPE would, without a message.
+        Err(e)
+            if e.chain()
+                .filter_map(|c| c.downcast_ref::<commands::StdoutError>())
+                .any(|s| s.is_broken_pipe()) =>
+        {
+            128 + 13
+        }
         Err(e) => {
             let mut err = std::io::stderr().lock();
             // Errors carry guest output and file contents: shown, never acted on by the terminal.

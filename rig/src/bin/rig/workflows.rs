@@ -40,8 +40,11 @@ pub(crate) fn soak(a: SoakArgs, cache: &Cache, verbose: bool) -> Result<i32> {
         dir.path().display()
     );
     let report = rig::soak::soak(&opts, &events_for(verbose, Some(&dir)))?;
-    print!("{}", report.table());
-    println!("seed {seed}; runs in {}", dir.path().display());
+    crate::commands::print_verdict(&format!(
+        "{}seed {seed}; runs in {}\n",
+        report.table(),
+        dir.path().display()
+    ));
     Ok(if report.ok() {
         exit::PASS
     } else {
@@ -67,9 +70,9 @@ pub(crate) fn matrix(what: MatrixCmd, cache: &Cache, verbose: bool) -> Result<i3
             let planned = rig::matrix::plan_here(s.cells(&scenarios), cache, &events, auto_setup);
             if json {
                 let v = rig::matrix::planned_json(&set_name, &planned);
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                crate::commands::outln!("{}", serde_json::to_string_pretty(&v)?)?;
             } else {
-                print!("{}", rig::matrix::render_list(&planned));
+                crate::commands::write_stdout(&rig::matrix::render_list(&planned))?;
             }
             Ok(exit::PASS)
         }
@@ -90,8 +93,11 @@ pub(crate) fn matrix(what: MatrixCmd, cache: &Cache, verbose: bool) -> Result<i3
                         eprint!("{}", rig::host::text::terminal_safe(&o.render()));
                     }
                 })?;
-            crate::commands::print_text(&rig::report::render_text(&run.summary));
-            println!("matrix folder: {}", run.dir.display());
+            crate::commands::print_verdict(&format!(
+                "{}matrix folder: {}\n",
+                rig::report::render_text(&run.summary),
+                run.dir.display()
+            ));
             Ok(run.exit_code())
         }
     }
