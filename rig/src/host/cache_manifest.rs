@@ -270,6 +270,8 @@ pub fn seal(dir: &Path) -> io::Result<()> {
             }
         }
         // Start the writeback now, so that it runs while the next files are hashed.
+        // rig's only unsafe blocks (each says why): host/process.rs `die_with_rig`,
+        // machine/channel.rs `ShellPair::pass_to`, host/cache_manifest.rs `seal`.
         // SAFETY: kept unsafe: neither std nor rustix wraps sync_file_range(2) (fdatasync would
         // wait for each file, POSIX_FADV_DONTNEED would also drop the page cache). A plain
         // system call on a descriptor `f` owns, with no pointer argument; it only starts

@@ -500,6 +500,8 @@ pub fn run_logged(mut cmd: Command, log: &Path) -> Result<(), CommandError> {
 /// Has the kernel SIGKILL the child `cmd` starts when rig dies (`PR_SET_PDEATHSIG`), even
 /// without running its destructors or signal handler.
 fn die_with_rig(cmd: &mut Command) {
+    // rig's only unsafe blocks (each says why): host/process.rs `die_with_rig`,
+    // machine/channel.rs `ShellPair::pass_to`, host/cache_manifest.rs `seal`.
     // SAFETY: kept unsafe: `pre_exec` is unsafe by definition, and std offers no safe way to
     // set the parent-death signal between fork and exec. The closure makes one prctl(2) system
     // call (async-signal-safe, no allocation, no lock), as pre_exec requires.

@@ -51,6 +51,8 @@ impl ShellPair {
     /// Makes `cmd`'s child inherit QEMU's end.
     pub fn pass_to(&self, cmd: &mut Command) {
         let fd = self.qemu_fd();
+        // rig's only unsafe blocks (each says why): host/process.rs `die_with_rig`,
+        // machine/channel.rs `ShellPair::pass_to`, host/cache_manifest.rs `seal`.
         // SAFETY: kept unsafe: `pre_exec` is unsafe by definition, and std has no safe way to
         // let a child inherit one descriptor under its own number. The closure makes one
         // fcntl(2) system call (async-signal-safe, no allocation). `fd` stays open in the
