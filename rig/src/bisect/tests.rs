@@ -446,8 +446,9 @@ impl Oracle for Interrupted {
         let mut cmd = Command::new("sleep");
         cmd.arg("30");
         let mut make = crate::host::process::Supervised::spawn(cmd, None).unwrap();
-        // SAFETY: raising a signal in this process; the handler thread picks it up.
-        unsafe { libc::raise(libc::SIGINT) };
+        // A signal to this process; the handler thread picks it up.
+        let me = rustix::process::getpid();
+        rustix::process::kill_process(me, rustix::process::Signal::INT).unwrap();
         let status = make
             .wait_timeout(std::time::Duration::from_secs(20))
             .unwrap();

@@ -164,7 +164,7 @@ pub fn install(packages: &[&'static str], log: &Path) -> Result<Vec<Replacement>
     if !Path::new("/etc/debian_version").exists() {
         return Err(SetupError::NotDebian(packages.to_vec()));
     }
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = rustix::process::geteuid().is_root();
     if !root && tool_version_with("sudo", "--version").is_none() {
         return Err(SetupError::NotRoot(packages.to_vec()));
     }

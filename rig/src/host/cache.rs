@@ -426,7 +426,8 @@ struct EntryLock {
 
 impl EntryLock {
     fn acquire(path: &Path, on_wait: &mut dyn FnMut()) -> Result<EntryLock, CacheError> {
-        use std::os::fd::AsRawFd;
+        use rustix::fs::{flock, FlockOperation};
+        use rustix::io::Errno;
         use std::os::unix::fs::OpenOptionsExt;
         let err = |source| CacheError::Lock {
             path: path.to_path_buf(),
@@ -443,23 +444,19 @@ impl EntryLock {
             .map_err(err)?;
         let mut waited = false;
         loop {
-            let flags = if waited {
-                libc::LOCK_EX
+            let op = if waited {
+                FlockOperation::LockExclusive
             } else {
-                libc::LOCK_EX | libc::LOCK_NB
+                FlockOperation::NonBlockingLockExclusive
             };
-            // SAFETY: flock on a descriptor we own.
-            if unsafe { libc::flock(file.as_raw_fd(), flags) } == 0 {
-                return Ok(EntryLock { _file: file });
-            }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EWOULDBLOCK) if !waited => {
+            match flock(&file, op) {
+                Ok(()) => return Ok(EntryLock { _file: file }),
+                Err(Errno::INTR) => continue,
+                Err(Errno::WOULDBLOCK) if !waited => {
                     on_wait();
                     waited = true;
                 }
-                _ => return Err(err(e)),
+                Err(e) => return Err(err(e.into())),
             }
         }
     }

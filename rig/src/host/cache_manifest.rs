@@ -270,7 +270,12 @@ pub fn seal(dir: &Path) -> io::Result<()> {
             }
         }
         // Start the writeback now, so that it runs while the next files are hashed.
-        // SAFETY: sync_file_range on a descriptor we own; it only starts writeback.
+        // rig's only unsafe blocks (each says why): host/process.rs `die_with_rig`,
+        // machine/channel.rs `ShellPair::pass_to`, host/cache_manifest.rs `seal`.
+        // SAFETY: kept unsafe: neither std nor rustix wraps sync_file_range(2) (fdatasync would
+        // wait for each file, POSIX_FADV_DONTNEED would also drop the page cache). A plain
+        // system call on a descriptor `f` owns, with no pointer argument; it only starts
+        // writeback, and its result is advisory (syncfs below makes everything durable).
         unsafe { libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
     }
     let items: Vec<Item> = listed
@@ -287,11 +292,7 @@ pub fn seal(dir: &Path) -> io::Result<()> {
     }
     // Every file, folder and the manifest on disk.
     let d = open_for_sync(dir).map_err(with_path(dir))?;
-    // SAFETY: syncfs on a descriptor we own.
-    if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
-        return Err(with_path(dir)(io::Error::last_os_error()));
-    }
-    Ok(())
+    rustix::fs::syncfs(&d).map_err(|e| with_path(dir)(e.into()))
 }
 
 /// Checks the entry at `dir` against its manifest: `Err(why)` when it is damaged. An entry

@@ -15,7 +15,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -26,7 +26,10 @@ pub enum Action {
     /// Remove a file.
     RemoveFile(PathBuf),
     /// Put the terminal on `fd` back in the mode saved before rig changed it.
-    RestoreTerminal { fd: RawFd, saved: libc::termios },
+    RestoreTerminal {
+        fd: BorrowedFd<'static>,
+        saved: rustix::termios::Termios,
+    },
 }
 
 impl fmt::Debug for Action {
@@ -34,7 +37,9 @@ impl fmt::Debug for Action {
         match self {
             Action::RemoveDir(p) => write!(f, "RemoveDir({})", p.display()),
             Action::RemoveFile(p) => write!(f, "RemoveFile({})", p.display()),
-            Action::RestoreTerminal { fd, .. } => write!(f, "RestoreTerminal({fd})"),
+            Action::RestoreTerminal { fd, .. } => {
+                write!(f, "RestoreTerminal({})", fd.as_raw_fd())
+            }
         }
     }
 }
@@ -49,8 +54,8 @@ impl Action {
                 let _ = std::fs::remove_file(p);
             }
             Action::RestoreTerminal { fd, saved } => {
-                // SAFETY: tcsetattr with a termios tcgetattr filled for this descriptor.
-                unsafe { libc::tcsetattr(*fd, libc::TCSANOW, saved) };
+                let now = rustix::termios::OptionalActions::Now;
+                let _ = rustix::termios::tcsetattr(fd, now, saved);
             }
         }
     }

@@ -3,8 +3,10 @@
 
 use super::*;
 use crate::host::cache::{Cache, CacheError, CacheKey};
+use rustix::process::{kill_process, Pid, Signal};
+use rustix::termios::{LocalModes, Termios};
 use std::io::{BufRead, BufReader};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -110,36 +112,38 @@ fn signal_child() {
     });
 }
 
-fn termios(fd: i32) -> libc::termios {
-    // SAFETY: tcgetattr fills the zeroed termios for a terminal descriptor.
-    let mut t: libc::termios = unsafe { std::mem::zeroed() };
-    assert_eq!(unsafe { libc::tcgetattr(fd, &mut t) }, 0);
-    t
+fn termios(fd: &OwnedFd) -> Termios {
+    rustix::termios::tcgetattr(fd).unwrap()
 }
 
-fn cooked(t: &libc::termios) -> bool {
-    t.c_lflag & libc::ICANON != 0 && t.c_lflag & libc::ECHO != 0
+fn cooked(t: &Termios) -> bool {
+    t.local_modes
+        .contains(LocalModes::ICANON | LocalModes::ECHO)
+}
+
+/// A new pseudo-terminal, as openpty(3) makes it: its master and its slave (no controlling tty).
+fn openpty() -> (OwnedFd, OwnedFd) {
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("openpt");
+    grantpt(&master).expect("grantpt");
+    unlockpt(&master).expect("unlockpt");
+    let name = ptsname(&master, Vec::new()).expect("ptsname");
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(rustix::fs::OFlags::NOCTTY.bits() as i32)
+        .open(std::ffi::OsStr::from_bytes(name.as_bytes()))
+        .expect("open the pty's slave");
+    (master, slave.into())
 }
 
 #[test]
 fn a_signal_leaves_no_temporary_folder_scratch_file_or_raw_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut master, mut slave) = (0, 0);
-    // SAFETY: openpty fills two descriptors; the null arguments are allowed.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0, "openpty: {}", io::Error::last_os_error());
-    // SAFETY: both descriptors are ours alone from here on.
-    let (_master, slave_fd) =
-        unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-    assert!(cooked(&termios(slave)), "a new pty starts cooked");
+    let (_master, slave_fd) = openpty();
+    assert!(cooked(&termios(&slave_fd)), "a new pty starts cooked");
     let stdin = slave_fd.try_clone().unwrap();
 
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -185,12 +189,12 @@ fn a_signal_leaves_no_temporary_folder_scratch_file_or_raw_terminal() {
     assert_eq!(std::fs::read_dir(dir.path().join("vm")).unwrap().count(), 1);
     assert!(dir.path().join("state.bin").exists());
     assert!(
-        !cooked(&termios(slave)),
+        !cooked(&termios(&slave_fd)),
         "the child did not make its terminal raw"
     );
 
-    // SAFETY: kill(2) on our own child, not yet reaped.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    // Our own child, not yet reaped.
+    kill_process(Pid::from_child(&child), Signal::TERM).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
@@ -202,7 +206,7 @@ fn a_signal_leaves_no_temporary_folder_scratch_file_or_raw_terminal() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+    assert_eq!(status.code(), Some(128 + Signal::TERM.as_raw()));
     assert_eq!(
         tmp_dirs(),
         Vec::<String>::new(),
@@ -214,7 +218,10 @@ fn a_signal_leaves_no_temporary_folder_scratch_file_or_raw_terminal() {
         "a VM socket folder stayed"
     );
     assert!(!dir.path().join("state.bin").exists(), "state.bin stayed");
-    assert!(cooked(&termios(slave)), "the terminal was left in raw mode");
+    assert!(
+        cooked(&termios(&slave_fd)),
+        "the terminal was left in raw mode"
+    );
     // And the supervised child is gone.
     let stat = std::fs::read_to_string(format!("/proc/{sleeper}/stat")).unwrap_or_default();
     assert!(stat.is_empty() || stat.contains(") Z "), "{stat}");

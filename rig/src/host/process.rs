@@ -18,6 +18,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use rustix::process::{kill_process, kill_process_group, Pid, Signal};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     #[error("cannot start {program}")]
@@ -143,14 +145,16 @@ pub fn kill_all_children() {
 /// SIGTERM to `groups` and to the processes `procs()` lists, a grace of 1.5 s for all of them
 /// to go, then SIGKILL to whatever is left. The caller keeps every group's leader unreaped.
 fn stop_processes(groups: &[i32], procs: impl Fn() -> Vec<i32>) {
-    // SAFETY: kill(2) on groups whose leaders are our unreaped children, and on our own live
-    // descendants.
-    for &g in groups {
-        unsafe { libc::kill(-g, libc::SIGTERM) };
-    }
-    for p in procs() {
-        unsafe { libc::kill(p, libc::SIGTERM) };
-    }
+    // Groups whose leaders are our unreaped children, and our own live descendants.
+    let signal_all = |sig: Signal| {
+        for g in groups.iter().filter_map(|&g| Pid::from_raw(g)) {
+            let _ = kill_process_group(g, sig);
+        }
+        for p in procs().into_iter().filter_map(Pid::from_raw) {
+            let _ = kill_process(p, sig);
+        }
+    };
+    signal_all(Signal::TERM);
     let deadline = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < deadline {
         if groups.iter().all(|&g| group_members(g).is_empty()) && procs().is_empty() {
@@ -158,12 +162,7 @@ fn stop_processes(groups: &[i32], procs: impl Fn() -> Vec<i32>) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    for &g in groups {
-        unsafe { libc::kill(-g, libc::SIGKILL) };
-    }
-    for p in procs() {
-        unsafe { libc::kill(p, libc::SIGKILL) };
-    }
+    signal_all(Signal::KILL);
 }
 
 static CAUGHT_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
@@ -203,7 +202,7 @@ pub fn install_signal_handlers() -> io::Result<()> {
 /// cleanup and exit rig (exiting here would cut it short). Exits with 128+signal itself if that
 /// takes longer than a minute.
 pub fn finish_signal_exit() -> ! {
-    let sig = caught_signal().unwrap_or(libc::SIGTERM);
+    let sig = caught_signal().unwrap_or(Signal::TERM.as_raw());
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
@@ -243,15 +242,8 @@ impl Supervised {
             cmd.stdout(f).stderr(f2);
         }
         cmd.process_group(0);
-        unsafe {
-            cmd.pre_exec(|| {
-                // If rig dies without running its destructors, the kernel kills the child.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        // If rig dies without running its destructors, the kernel kills the child.
+        die_with_rig(&mut cmd);
         let child = cmd.spawn().map_err(|source| ProcessError::Spawn {
             program: program.clone(),
             source,
@@ -324,12 +316,14 @@ impl Supervised {
     }
 
     /// Signals the leader's group; never once the leader is reaped.
-    fn signal_group(&self, sig: i32) {
+    fn signal_group(&self, sig: Signal) {
         if !self.reaped {
-            // SAFETY: kill(2); the unreaped leader pins the group id to the group rig started.
-            unsafe { libc::kill(-self.pgid, sig) };
+            // The unreaped leader pins the group id to the group rig started.
+            if let Some(g) = Pid::from_raw(self.pgid) {
+                let _ = kill_process_group(g, sig);
+            }
             #[cfg(test)]
-            tests::record(tests::Op::Signal(self.pgid, sig));
+            tests::record(tests::Op::Signal(self.pgid, sig.as_raw()));
         }
     }
 
@@ -340,12 +334,12 @@ impl Supervised {
             return self.status;
         }
         if !matches!(self.try_wait(), Ok(Some(_))) {
-            self.signal_group(libc::SIGTERM);
+            self.signal_group(Signal::TERM);
             let _ = self.wait_timeout(self.grace);
         }
         // The leader has exited or is being killed, and is not reaped: the group id is still
         // this group's. Kill what is left of it and wait (briefly) for it to go.
-        self.signal_group(libc::SIGKILL);
+        self.signal_group(Signal::KILL);
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline && !group_members(self.pgid).is_empty() {
             std::thread::sleep(Duration::from_millis(10));
@@ -366,39 +360,29 @@ impl Supervised {
 /// The exit status of child `pid` if it has exited, seen without reaping it
 /// (`waitid(P_PID, WEXITED | WNOHANG | WNOWAIT)`).
 fn exited_unreaped(pid: i32) -> io::Result<Option<ExitStatus>> {
-    loop {
-        // SAFETY: an all-zero siginfo_t is valid; waitid fills it or leaves si_pid 0.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let rc = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
-        };
-        if rc != 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(e);
+    use rustix::process::{waitid, WaitId, WaitIdOptions};
+    let pid = Pid::from_raw(pid).ok_or(io::Error::from(rustix::io::Errno::CHILD))?;
+    let opts = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    let info = loop {
+        match waitid(WaitId::Pid(pid), opts) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => break r?,
         }
-        // SAFETY: waitid succeeded; for a child's state change these fields are set.
-        let (who, status) = unsafe { (info.si_pid(), info.si_status()) };
-        if who == 0 {
-            return Ok(None);
-        }
-        // Back to the wait(2) status encoding ExitStatus is made of.
-        let raw = match info.si_code {
-            libc::CLD_EXITED => (status & 0xff) << 8,
-            libc::CLD_KILLED => status & 0x7f,
-            libc::CLD_DUMPED => (status & 0x7f) | 0x80,
-            // Stopped or continued (not asked for): not an exit.
-            _ => return Ok(None),
-        };
-        return Ok(Some(ExitStatus::from_raw(raw)));
-    }
+    };
+    // None: no state change yet (waitid left si_pid 0).
+    let Some(info) = info else {
+        return Ok(None);
+    };
+    // Back to the wait(2) status encoding ExitStatus is made of.
+    let raw = if let Some(code) = info.exit_status() {
+        (code & 0xff) << 8
+    } else if let Some(sig) = info.terminating_signal() {
+        (sig & 0x7f) | if info.dumped() { 0x80 } else { 0 }
+    } else {
+        // Stopped or continued (not asked for): not an exit.
+        return Ok(None);
+    };
+    Ok(Some(ExitStatus::from_raw(raw)))
 }
 
 impl Drop for Supervised {
@@ -488,15 +472,7 @@ pub fn run_logged(mut cmd: Command, log: &Path) -> Result<(), CommandError> {
     };
     let start = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
     cmd.stdin(Stdio::null()).stdout(open()?).stderr(open()?);
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    die_with_rig(&mut cmd);
     let st = cmd
         .spawn()
         .and_then(|mut child| child.wait())
@@ -519,6 +495,22 @@ pub fn run_logged(mut cmd: Command, log: &Path) -> Result<(), CommandError> {
         log: log.to_path_buf(),
         tail: tail_lines(&String::from_utf8_lossy(&written), 20),
     })
+}
+
+/// Has the kernel SIGKILL the child `cmd` starts when rig dies (`PR_SET_PDEATHSIG`), even
+/// without running its destructors or signal handler.
+fn die_with_rig(cmd: &mut Command) {
+    // rig's only unsafe blocks (each says why): host/process.rs `die_with_rig`,
+    // machine/channel.rs `ShellPair::pass_to`, host/cache_manifest.rs `seal`.
+    // SAFETY: kept unsafe: `pre_exec` is unsafe by definition, and std offers no safe way to
+    // set the parent-death signal between fork and exec. The closure makes one prctl(2) system
+    // call (async-signal-safe, no allocation, no lock), as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+            Ok(())
+        });
+    }
 }
 
 /// Describes an exit status for humans: "exit code 1" or "killed by signal 9".

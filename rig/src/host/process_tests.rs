@@ -15,7 +15,8 @@ fn shell_line_quotes_what_needs_it_and_sh_splits_it_back() {
 }
 
 fn alive(pid: i32) -> bool {
-    unsafe { libc::kill(pid, 0) == 0 }
+    rustix::process::Pid::from_raw(pid)
+        .is_some_and(|p| rustix::process::test_kill_process(p).is_ok())
 }
 
 #[test]

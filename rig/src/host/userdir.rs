@@ -27,8 +27,7 @@ pub enum UserDirError {
 
 /// The effective user id.
 pub fn uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
 /// rig's per-user directory: `$XDG_RUNTIME_DIR/rig` when `XDG_RUNTIME_DIR` names a private
@@ -172,10 +171,8 @@ mod tests {
         fs::create_dir(&other).unwrap();
         // Hand it to another user (needs root, which the test suite runs as; without root the
         // chown fails and this part cannot be shown, so fail loudly rather than pass).
-        let c = std::ffi::CString::new(other.to_str().unwrap()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        let rc = unsafe { libc::chown(c.as_ptr(), 65534, 65534) };
-        assert_eq!(rc, 0, "chown needs root: {}", io::Error::last_os_error());
+        let rc = std::os::unix::fs::chown(&other, Some(65534), Some(65534));
+        assert!(rc.is_ok(), "chown needs root: {}", rc.unwrap_err());
         let e = ensure_private(&other).unwrap_err();
         assert!(e.to_string().contains("belongs to uid 65534"), "{e}");
     }

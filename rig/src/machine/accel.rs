@@ -66,19 +66,9 @@ pub fn kvm_precondition(board: Board, host: Option<Arch>) -> Result<(), String> 
 }
 
 fn host_identity() -> String {
-    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
-    if unsafe { libc::uname(&mut uts) } != 0 {
-        return "unknown".into();
-    }
-    let field = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    format!("{} {}", field(&uts.nodename), field(&uts.release))
+    let uts = rustix::system::uname();
+    let field = |f: &std::ffi::CStr| String::from_utf8_lossy(f.to_bytes()).into_owned();
+    format!("{} {}", field(uts.nodename()), field(uts.release()))
 }
 
 /// Picks the accelerator for `board`. `Auto` probes KVM once per host (cached) with a real boot of
@@ -128,12 +118,13 @@ pub fn kvm_access_identity() -> String {
         ),
         Err(e) => format!("absent ({})", e.kind()),
     };
-    let euid = unsafe { libc::geteuid() };
-    let egid = unsafe { libc::getegid() };
-    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
-    let mut groups = vec![0 as libc::gid_t; n.max(0) as usize];
-    let n = unsafe { libc::getgroups(groups.len() as libc::c_int, groups.as_mut_ptr()) };
-    groups.truncate(n.max(0) as usize);
+    let euid = rustix::process::geteuid().as_raw();
+    let egid = rustix::process::getegid().as_raw();
+    let mut groups: Vec<u32> = rustix::process::getgroups()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|g| g.as_raw())
+        .collect();
     groups.sort_unstable();
     groups.dedup();
     let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();

@@ -29,13 +29,12 @@ pub struct ShellPair {
 
 impl ShellPair {
     pub fn new() -> io::Result<ShellPair> {
+        use rustix::net::sockopt;
         let (ours, qemu) = UnixStream::pair()?;
-        let fd = qemu.as_raw_fd();
-        let size = SEND_BUFFER as libc::c_int;
-        if setsockopt_int(fd, libc::SO_SNDBUFFORCE, size).is_err() {
-            setsockopt_int(fd, libc::SO_SNDBUF, size)?;
+        if sockopt::set_socket_send_buffer_size_force(&qemu, SEND_BUFFER).is_err() {
+            sockopt::set_socket_send_buffer_size(&qemu, SEND_BUFFER)?;
         }
-        let send_buffer = getsockopt_int(fd, libc::SO_SNDBUF)?.max(0) as usize;
+        let send_buffer = sockopt::socket_send_buffer_size(&qemu)?;
         Ok(ShellPair {
             ours,
             qemu,
@@ -52,53 +51,19 @@ impl ShellPair {
     /// Makes `cmd`'s child inherit QEMU's end.
     pub fn pass_to(&self, cmd: &mut Command) {
         let fd = self.qemu_fd();
-        // SAFETY: fcntl on an open descriptor is async-signal-safe, as pre_exec requires.
+        // rig's only unsafe blocks (each says why): host/process.rs `die_with_rig`,
+        // machine/channel.rs `ShellPair::pass_to`, host/cache_manifest.rs `seal`.
+        // SAFETY: kept unsafe: `pre_exec` is unsafe by definition, and std has no safe way to
+        // let a child inherit one descriptor under its own number. The closure makes one
+        // fcntl(2) system call (async-signal-safe, no allocation). `fd` stays open in the
+        // child until exec: the caller keeps `self.qemu` open until `spawn` returned.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
+                let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+                rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
                 Ok(())
             });
         }
-    }
-}
-
-fn setsockopt_int(fd: RawFd, opt: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    // SAFETY: a valid socket and a pointer to an int of the size given.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            opt,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-fn getsockopt_int(fd: RawFd, opt: libc::c_int) -> io::Result<libc::c_int> {
-    let mut value: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: a valid socket, an int and its length.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            opt,
-            (&mut value as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if r == 0 {
-        Ok(value)
-    } else {
-        Err(io::Error::last_os_error())
     }
 }
 
@@ -113,7 +78,7 @@ mod tests {
     fn the_pair_is_connected_and_queues_its_send_buffer() {
         let mut p = ShellPair::new().unwrap();
         assert!(p.send_buffer >= 64 * 1024, "{}", p.send_buffer);
-        if unsafe { libc::geteuid() } == 0 {
+        if rustix::process::geteuid().is_root() {
             assert!(p.send_buffer >= SEND_BUFFER, "{}", p.send_buffer);
         }
         p.qemu.set_nonblocking(true).unwrap();

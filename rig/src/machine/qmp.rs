@@ -10,7 +10,6 @@ use qapi::qmp;
 use serde_json::{json, Value};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::io::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -225,15 +224,13 @@ impl Qmp {
         if !reader.buffer().is_empty() {
             return;
         }
-        let mut fd = libc::pollfd {
-            fd: reader.get_ref().inner.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = limit.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: poll(2) on one valid pollfd that lives across the call. An error or a signal
-        // only ends the wait early; the caller reads (or times out) either way.
-        unsafe { libc::poll(&mut fd, 1, ms) };
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let mut fds = [PollFd::new(&reader.get_ref().inner, PollFlags::IN)];
+        let ms = limit.as_millis().min(i32::MAX as u128) as u64;
+        let timeout = Timespec::try_from(Duration::from_millis(ms)).ok();
+        // An error or a signal only ends the wait early; the caller reads (or times out) either
+        // way.
+        let _ = poll(&mut fds, timeout.as_ref());
     }
 
     fn collect_events(&mut self) {

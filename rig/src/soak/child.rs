@@ -236,9 +236,16 @@ impl Child {
         if self.exited() {
             return false;
         }
-        let target = if group { -self.pid } else { self.pid };
-        // SAFETY: kill(2) on our own, not yet reaped child (or its group).
-        unsafe { libc::kill(target, sig) == 0 }
+        use rustix::process::{kill_process, kill_process_group, Pid, Signal};
+        // Our own, not yet reaped child (or its group).
+        let (Some(pid), Some(sig)) = (Pid::from_raw(self.pid), Signal::from_named_raw(sig)) else {
+            return false;
+        };
+        if group {
+            kill_process_group(pid, sig).is_ok()
+        } else {
+            kill_process(pid, sig).is_ok()
+        }
     }
 
     /// Whether rig already announced its verdict (it is tearing down).
@@ -392,8 +399,9 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(!holds_flock(pid, ino + 1));
-        // SAFETY: our child's own process group (flock and its sleep).
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        // Our child's own process group (flock and its sleep).
+        let group = rustix::process::Pid::from_child(&holder);
+        rustix::process::kill_process_group(group, rustix::process::Signal::KILL).unwrap();
         holder.wait().unwrap();
     }
 }

@@ -120,9 +120,11 @@ pub fn reap_leaks(marks: &RunMarks, grace: Duration) -> Vec<Proc> {
         }
         if Instant::now() >= deadline {
             for p in &left {
-                // SAFETY: kill(2) with a pid we just read; at worst it names a process that has
-                // exited meanwhile (ESRCH).
-                unsafe { libc::kill(p.pid, libc::SIGKILL) };
+                // A pid we just read; at worst it names a process that has exited meanwhile
+                // (ESRCH).
+                if let Some(pid) = rustix::process::Pid::from_raw(p.pid) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
             }
             return left;
         }

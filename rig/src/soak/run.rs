@@ -289,15 +289,15 @@ fn inject_host(fault: Fault, c: &Child) -> bool {
             child::qmp_socket(&c.qemu_argv()).is_some_and(|p| std::fs::remove_file(p).is_ok())
         }
         _ => {
+            use rustix::process::{kill_process, Pid, Signal};
             let sig = if fault == Fault::QemuKill {
-                libc::SIGKILL
+                Signal::KILL
             } else {
-                libc::SIGSTOP
+                Signal::STOP
             };
             // Found by its marker, so never another run's QEMU.
-            match procs::qemu_of(&c.run_id) {
-                // SAFETY: kill(2) on a process we just identified by its argv.
-                Some(pid) => unsafe { libc::kill(pid, sig) == 0 },
+            match procs::qemu_of(&c.run_id).and_then(Pid::from_raw) {
+                Some(pid) => kill_process(pid, sig).is_ok(),
                 None => false,
             }
         }
@@ -373,30 +373,17 @@ pub(super) struct Tmpfs {
 
 impl Tmpfs {
     pub(super) fn mount(path: &Path, bytes: u64) -> Result<Tmpfs, SoakError> {
-        use std::ffi::CString;
+        use rustix::mount::{mount, MountFlags};
         std::fs::create_dir_all(path).map_err(|source| SoakError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        let c = |s: &str| CString::new(s).expect("no NUL");
-        let target = c(&path.to_string_lossy());
-        let opts = c(&format!("size={bytes},mode=0755"));
-        // SAFETY: valid NUL-terminated strings that outlive the call.
-        let rc = unsafe {
-            libc::mount(
-                c("tmpfs").as_ptr(),
-                target.as_ptr(),
-                c("tmpfs").as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV,
-                opts.as_ptr().cast(),
-            )
-        };
-        if rc != 0 {
-            return Err(SoakError::Mount {
-                path: path.to_path_buf(),
-                source: std::io::Error::last_os_error(),
-            });
-        }
+        let opts = std::ffi::CString::new(format!("size={bytes},mode=0755")).expect("no NUL");
+        let flags = MountFlags::NOSUID | MountFlags::NODEV;
+        mount("tmpfs", path, "tmpfs", flags, opts.as_c_str()).map_err(|e| SoakError::Mount {
+            path: path.to_path_buf(),
+            source: e.into(),
+        })?;
         Ok(Tmpfs {
             path: path.to_path_buf(),
         })
@@ -405,10 +392,8 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        if let Ok(p) = std::ffi::CString::new(self.path.to_string_lossy().as_bytes()) {
-            // SAFETY: a valid path; MNT_DETACH never blocks.
-            unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) };
-        }
+        // MNT_DETACH never blocks.
+        let _ = rustix::mount::unmount(&self.path, rustix::mount::UnmountFlags::DETACH);
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::keys::{ClientKey, HostKey};
 use super::*;
+use std::sync::Arc;
 
 /// Tunables; the defaults suit TCG guests on a busy host.
 #[derive(Debug, Clone)]
@@ -68,7 +69,8 @@ impl AttemptError {
 /// One live ssh session.
 pub(super) struct Conn {
     pub(super) session: Session,
-    pub(super) fd: RawFd,
+    /// The session's socket, shared with libssh2 (which owns it too).
+    pub(super) socket: Arc<TcpStream>,
 }
 
 impl Drop for Conn {
@@ -76,9 +78,7 @@ impl Drop for Conn {
         // Shut the socket down before libssh2 frees the session: freeing closes any channel
         // still open, and on a live socket to a stuck guest that would wait for its reply up to
         // the session timeout. On a shut-down socket it fails at once.
-        unsafe {
-            libc::shutdown(self.fd, libc::SHUT_RDWR);
-        }
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
     }
 }
 
@@ -104,9 +104,9 @@ impl Target {
             .max(Duration::from_millis(200));
         let tcp = TcpStream::connect_timeout(&self.addr, step).map_err(AttemptError::Tcp)?;
         let _ = tcp.set_nodelay(true);
-        let fd = tcp.as_raw_fd();
+        let socket = Arc::new(tcp);
         let mut session = Session::new().map_err(AttemptError::Session)?;
-        session.set_tcp_stream(tcp);
+        session.set_tcp_stream(Arc::clone(&socket));
         session.set_timeout(millis(step));
         let prefs = match self.pinned.algorithm() {
             "ssh-rsa" => "rsa-sha2-512,rsa-sha2-256,ssh-rsa",
@@ -143,7 +143,7 @@ impl Target {
             .max(1);
         session.set_keepalive(true, interval);
         session.set_timeout(millis(self.opts.io_timeout));
-        Ok(Conn { session, fd })
+        Ok(Conn { session, socket })
     }
 
     /// Attempts until one succeeds, a final failure, `abort` says so, or `deadline` passes.

@@ -9,7 +9,7 @@ use super::SshOptions;
 use crate::guest::transport::CommandOutput;
 use ssh2::{BlockDirections, Channel, Session};
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::RawFd;
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// One command to run.
@@ -60,7 +60,12 @@ struct Running<'a> {
 const MAX_WAIT: Duration = Duration::from_millis(250);
 const CHUNK: usize = 32 * 1024;
 
-pub(super) fn drive(session: &Session, fd: RawFd, opts: &SshOptions, jobs: &[Job<'_>]) -> Outcome {
+pub(super) fn drive(
+    session: &Session,
+    fd: &TcpStream,
+    opts: &SshOptions,
+    jobs: &[Job<'_>],
+) -> Outcome {
     let started = Instant::now();
     let deadlines: Vec<Instant> = jobs.iter().map(|j| started + j.timeout).collect();
     let mut results: Vec<Option<Result<CommandOutput, Failure>>> =
@@ -348,19 +353,20 @@ fn is_eagain(e: &ssh2::Error) -> bool {
 
 /// Waits until the socket is ready in the directions libssh2 needs (always also readable).
 /// `true` when data (or a hang-up) arrived.
-fn wait_socket(fd: RawFd, dirs: BlockDirections, timeout: Duration) -> bool {
-    let mut events = libc::POLLIN;
+fn wait_socket(fd: &TcpStream, dirs: BlockDirections, timeout: Duration) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut events = PollFlags::IN;
     if matches!(dirs, BlockDirections::Outbound | BlockDirections::Both) {
-        events |= libc::POLLOUT;
+        events |= PollFlags::OUT;
     }
-    let mut pfd = libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    };
-    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-    rc > 0 && pfd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
+    let mut fds = [PollFd::new(fd, events)];
+    let ms = timeout.as_millis().min(i32::MAX as u128) as u64;
+    let timeout = Timespec::try_from(Duration::from_millis(ms)).ok();
+    let ready = poll(&mut fds, timeout.as_ref()).unwrap_or(0);
+    ready > 0
+        && fds[0]
+            .revents()
+            .intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR)
 }
 
 #[cfg(test)]

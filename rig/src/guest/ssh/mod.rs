@@ -33,7 +33,6 @@ use exec::{Failure, Job};
 use sha2::{Digest, Sha256};
 use ssh2::{MethodType, Session};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -312,7 +311,7 @@ impl SshTransport {
         let Some(conn) = guard.as_ref() else {
             return Vec::new();
         };
-        let outcome = exec::drive(&conn.session, conn.fd, &self.target.opts, jobs);
+        let outcome = exec::drive(&conn.session, &conn.socket, &self.target.opts, jobs);
         if outcome.drop_session {
             *guard = None;
         }

@@ -15,7 +15,6 @@ use crate::host::process::run_logged;
 use crate::host::process::CommandError;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -204,22 +203,18 @@ impl AreaLock {
                 path: path.clone(),
                 source,
             })?;
-        let fd = file.as_raw_fd();
-        // SAFETY: flock on a file descriptor we own.
-        if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        if file.try_lock().is_err() {
             events.emit(Event::StepProgress {
                 step: step.to_string(),
                 message: format!("waiting for another kernel build ({})", area.display()),
                 fraction: None,
             });
-            // SAFETY: as above; blocks until the other holder closes its descriptor.
-            if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
-                return Err(KbuildError::Io {
-                    what: "cannot lock build area".into(),
-                    path,
-                    source: std::io::Error::last_os_error(),
-                });
-            }
+            // Blocks until the other holder closes its descriptor.
+            file.lock().map_err(|source| KbuildError::Io {
+                what: "cannot lock build area".into(),
+                path,
+                source,
+            })?;
         }
         Ok(AreaLock { _file: file })
     }

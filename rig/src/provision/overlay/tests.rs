@@ -1,6 +1,12 @@
 use super::*;
 use std::time::Instant;
 
+/// A named pipe at `path` (mode 0600).
+fn mkfifo(path: &Path) {
+    let mode = rustix::fs::Mode::from_raw_mode(0o600);
+    rustix::fs::mkfifoat(rustix::fs::CWD, path, mode).unwrap();
+}
+
 fn need_dtc() {
     crate::host::doctor::require("dtc").unwrap_or_else(|e| panic!("{e}"));
 }
@@ -84,11 +90,7 @@ fn a_fifo_is_never_waited_for() {
     need_dtc();
     let d = tempfile::tempdir().unwrap();
     let fifo = d.path().join("pipe.dtso");
-    let made = unsafe {
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        libc::mkfifo(c.as_ptr(), 0o600)
-    };
-    assert_eq!(made, 0);
+    mkfifo(&fifo);
     let started = Instant::now();
     let e = compile(&fifo, &d.path().join("o.dtbo")).unwrap_err();
     assert!(matches!(e, OverlayError::NotAFile { .. }), "{e}");
@@ -106,8 +108,7 @@ fn a_fifo_is_never_waited_for() {
 fn dtc_past_its_deadline_is_killed_and_reaped() {
     need_dtc();
     let d = tempfile::tempdir().unwrap();
-    let c = std::ffi::CString::new(d.path().join("pipe").to_str().unwrap()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    mkfifo(&d.path().join("pipe"));
     fs::write(d.path().join(SEALED), overlay_with("/incbin/(\"pipe\")")).unwrap();
     let started = Instant::now();
     let e = run_dtc(
