@@ -499,6 +499,7 @@ pub fn run_logged(mut cmd: Command, log: &Path) -> Result<(), CommandError> {
 
 /// Has the kernel SIGKILL the child `cmd` starts when rig dies (`PR_SET_PDEATHSIG`), even
 /// without running its destructors or signal handler.
+#[allow(unsafe_code)]
 fn die_with_rig(cmd: &mut Command) {
     // rig's only unsafe blocks (each says why): host/process.rs `die_with_rig`,
     // machine/channel.rs `ShellPair::pass_to`, host/cache_manifest.rs `seal`.

@@ -49,6 +49,7 @@ impl ShellPair {
     }
 
     /// Makes `cmd`'s child inherit QEMU's end.
+    #[allow(unsafe_code)]
     pub fn pass_to(&self, cmd: &mut Command) {
         let fd = self.qemu_fd();
         // rig's only unsafe blocks (each says why): host/process.rs `die_with_rig`,
