@@ -5,7 +5,7 @@
 //!
 //! `tree-untracked-file` is left out: its first run builds a whole kernel from the bisect
 //! fixture's tree (15–25 minutes on a 2-core host) and every later one an incremental kernel,
-//! too much for CI's time budget; `rig soak --faults tree-untracked-file` runs it (README, Soak).
+//! too much for CI's time budget; `rig soak --faults tree-untracked-file` runs it (docs/soak.md).
 
 mod common;
 

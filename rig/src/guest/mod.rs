@@ -2,9 +2,9 @@
 //! chosen, VM booted, transports connected. The CLI, the scenario engine, the benchmarks and the
 //! VM tests all start guests through [`Guest::start`].
 //!
-//! Ways in: the serial console's command protocol ([`serial`]) is always there, also when the
-//! network is gone; ssh ([`ssh`]) adds separate stderr, concurrency and uploads. Both implement
-//! [`transport::Transport`].
+//! Ways in: the command protocol over the virtio-console shell ([`serial`]) is always there,
+//! also when the network is gone; ssh ([`ssh`]) adds separate stderr, concurrency and uploads.
+//! Both implement [`transport::Transport`].
 
 pub mod serial;
 pub mod ssh;

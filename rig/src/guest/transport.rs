@@ -1,6 +1,9 @@
-//! Ways into the guest. The serial console ([`crate::machine::console::Console`]) is always there, also
-//! when the network is gone; ssh ([`crate::guest::ssh`]) adds separate stderr, concurrency and uploads.
-//! Both implement [`Transport`], so scenario steps do not care which one carries them.
+//! Ways into the guest. The command shell on a virtio console (`/dev/hvc0` in the guest, the
+//! shell stream of [`crate::machine::console::Console`], with [`crate::guest::serial`]'s
+//! protocol; not the board's UART, which carries the kernel log alone) is always there, also when
+//! the network is gone; ssh ([`crate::guest::ssh`]) adds separate stderr, concurrency and uploads.
+//! Both implement [`Transport`], so scenario steps do not care which one carries them. The first
+//! keeps the name `serial` (`Via::Serial`, `--transport serial`, a scenario's `via: serial`).
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;

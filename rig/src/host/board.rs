@@ -109,7 +109,7 @@ pub const HOTPLUG_ROOT_PORTS: usize = 4;
 pub const DIMM_SLOTS: u32 = 4;
 /// Guest memory at boot, MiB, unless a run asks for more (`--memory`). Hot-plugged memory
 /// (DIMMs, virtio-mem) comes on top. Every boot pays for its size: under TCG an arm64 rig-6.12
-/// guest with 1 GiB reached ready ~0.3 s (wall) later than with 512 MiB (README, speed).
+/// guest with 1 GiB reached ready ~0.3 s (wall) later than with 512 MiB (docs/benchmarks.md).
 pub const DEFAULT_MEMORY_MIB: u64 = 512;
 /// The boards' `maxmem`, MiB: booted plus hot-plugged memory (DIMMs, virtio-mem) stays below it.
 pub const MAX_MEMORY_MIB: u64 = 4096;

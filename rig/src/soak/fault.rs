@@ -110,7 +110,7 @@ impl Fault {
         }
     }
 
-    /// What the right verdict is, for the README and `rig soak --help`.
+    /// What the right verdict is, for docs/soak.md and `rig soak --help`.
     pub fn expectation(self) -> &'static str {
         match self {
             Fault::QemuKill | Fault::QemuStop => "125 (host-side)",

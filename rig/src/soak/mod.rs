@@ -226,7 +226,7 @@ impl SoakReport {
         !self.runs.is_empty() && self.runs.iter().all(RunRecord::ok)
     }
 
-    /// The table, as Markdown (it goes into the README as is).
+    /// The table, as Markdown (it goes into docs/soak.md as is).
     pub fn table(&self) -> String {
         let (rows, total) = self.rows();
         let mut s = String::from(
