@@ -410,3 +410,55 @@ fn a_stdout_on_a_full_disk_keeps_the_verdicts_exit_code() {
     assert!(stderr.contains("cannot write to stdout"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `rig boot ARGS -- true` through the built binary, artifacts under the test runs folder.
+fn rig_boot_output(label: &str, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    let dir = run_dir(label);
+    Command::new(env!("CARGO_BIN_EXE_rig"))
+        .env("RIG_ARTIFACTS", dir.path())
+        .envs(env.iter().copied())
+        .args([
+            "boot",
+            "--board",
+            "arm64-virt",
+            "--kernel",
+            KERNEL,
+            "--no-setup",
+        ])
+        .args(args)
+        .args(["--", "true"])
+        .output()
+        .unwrap()
+}
+
+/// `rig boot` of a kernel that prints and then hangs (as in the test above) exits 1 like
+/// `rig run`: the class is the boot error's own, seen through the guest error that wraps it.
+#[test]
+fn rig_boot_of_a_kernel_that_hangs_is_a_kernel_failure() {
+    let out = rig_boot_output(
+        "boot-hang-cli",
+        &[("RIG_TIMEOUT_SCALE", "0.15")],
+        &[
+            "--cmdline",
+            "rdinit=/bin/busybox",
+            "--cmdline=--",
+            "--cmdline=cat",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the kernel hung at boot"), "{stderr}");
+}
+
+/// A malformed `--cmdline` parameter is bad input (exit 2) for `rig boot`, refused before
+/// QEMU starts, though the error comes out of the VM's start wrapped in the guest's.
+#[test]
+fn rig_boot_with_a_malformed_cmdline_is_bad_input() {
+    let out = rig_boot_output("boot-bad-cmdline", &[], &["--cmdline", "a b"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("kernel parameter `a b` is malformed"),
+        "{stderr}"
+    );
+}

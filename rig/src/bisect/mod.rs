@@ -78,13 +78,7 @@ pub enum BisectError {
 impl BisectError {
     /// The documented exit code: 2 for input that does not make a bisect, 125 for rig's side.
     pub fn exit_code(&self) -> i32 {
-        match self {
-            BisectError::Git(GitError::NotARepo { .. } | GitError::UnknownRevision { .. })
-            | BisectError::BadDoesNotReproduce { .. }
-            | BisectError::GoodReproduces { .. }
-            | BisectError::EndpointUntestable { .. } => crate::host::exit::BAD_INPUT,
-            _ => crate::host::exit::INFRA,
-        }
+        crate::host::exit::Classify::exit_class(self).code()
     }
 }
 

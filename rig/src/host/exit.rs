@@ -14,3 +14,38 @@ pub const PASS: i32 = 0;
 pub const KERNEL_FAILURE: i32 = 1;
 pub const BAD_INPUT: i32 = 2;
 pub const INFRA: i32 = 125;
+
+/// What kind of failure an error is: which exit code it ends `rig` with. Every library error
+/// says its own class ([`Classify`]); the CLI turns the class into the code and never looks
+/// at error types itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitClass {
+    /// A broken scenario or matrix file, an unknown name, bad flags or environment (exit 2).
+    BadInput,
+    /// The kernel failed (exit 1): a boot that printed and then hung.
+    Kernel,
+    /// rig could not do it (exit 125).
+    Infra,
+}
+
+impl ExitClass {
+    pub fn code(self) -> i32 {
+        match self {
+            ExitClass::BadInput => BAD_INPUT,
+            ExitClass::Kernel => KERNEL_FAILURE,
+            ExitClass::Infra => INFRA,
+        }
+    }
+}
+
+/// An error that knows its [`ExitClass`]. An error wrapping another one takes the inner
+/// error's class rather than guessing; the impls are in [`crate::host::exit_classes`].
+pub trait Classify {
+    fn exit_class(&self) -> ExitClass;
+}
+
+impl<T: Classify + ?Sized> Classify for Box<T> {
+    fn exit_class(&self) -> ExitClass {
+        (**self).exit_class()
+    }
+}

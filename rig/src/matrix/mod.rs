@@ -45,13 +45,6 @@ pub enum MatrixError {
     UnknownSet { given: String, known: String },
 }
 
-impl MatrixError {
-    /// Bad input (exit 2), as opposed to rig failing.
-    pub fn is_bad_input(&self) -> bool {
-        !matches!(self, MatrixError::Read { .. })
-    }
-}
-
 /// `BOARD::KERNEL::SCENARIO`.
 pub fn cell_name(board: Board, kernel: &str, scenario: &str) -> String {
     crate::report::cell_name(board.name(), kernel, scenario)

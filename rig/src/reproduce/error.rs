@@ -89,17 +89,7 @@ impl ReproduceError {
     /// kernel that is gone or changed, a `--tree` that is missing or not the run's — as opposed
     /// to rig failing to run it (125).
     pub fn is_bad_input(&self) -> bool {
-        use crate::provision::kbuild::KbuildError;
-        match self {
-            ReproduceError::Provision { source, .. } => source.is_unknown_name(),
-            ReproduceError::Run(RunError::Unsupported(_)) => true,
-            ReproduceError::TreeUnusable { source, .. } => {
-                matches!(**source, KbuildError::MissingSource { .. })
-            }
-            ReproduceError::Run(_)
-            | ReproduceError::Read { .. }
-            | ReproduceError::BundleWrite { .. } => false,
-            _ => true,
-        }
+        use crate::host::exit::{Classify, ExitClass};
+        self.exit_class() == ExitClass::BadInput
     }
 }

@@ -79,14 +79,6 @@ pub enum RunError {
     SnapshotNeedsSerial,
 }
 
-impl RunError {
-    /// The scenario cannot run on this board or kernel (an unmet `requires`): the user's input,
-    /// exit 2. (`Unsupported` is transparent, so an error chain never shows it by itself.)
-    pub fn is_bad_input(&self) -> bool {
-        matches!(self, RunError::Unsupported(_))
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub board: Board,

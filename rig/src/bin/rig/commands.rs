@@ -1,9 +1,9 @@
 //! What each subcommand does, on top of the library.
 
 use crate::args::*;
+use crate::failure::{Context, Infra, Result};
 use crate::workflows::{matrix, soak};
 use crate::{events_for, InputFile};
-use anyhow::{Context, Result};
 use rig::guest::transport::Via;
 use rig::guest::{Guest, GuestOptions};
 use rig::host::artifacts::RunDir;
@@ -160,7 +160,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
             opts.snapshot = snapshot;
             let result = rig::run::run_scenario(&sc, &opts, &cache, &run_dir, &events)?;
             if json {
-                outln!("{}", serde_json::to_string_pretty(&result)?)?;
+                outln!("{}", serde_json::to_string_pretty(&result).infra()?)?;
             } else {
                 print_verdict(&result.render());
             }
@@ -184,7 +184,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
             if json {
                 outln!(
                     "{}",
-                    serde_json::to_string_pretty(&rig::dmesg::render_json(&reports))?
+                    serde_json::to_string_pretty(&rig::dmesg::render_json(&reports)).infra()?
                 )?;
             } else if explain {
                 print_text(&rig::dmesg::render_explain(&reports))?;
@@ -338,14 +338,14 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
             if let Some(path) = html {
                 let page = rig::report::render_html(&summary, "rig report");
                 std::fs::write(&path, page)
-                    .with_context(|| format!("writing {}", path.display()))?;
+                    .infra_context(|| format!("writing {}", path.display()))?;
             }
             if let Some(path) = junit {
                 std::fs::write(&path, rig::report::render_junit(&summary, "rig"))
-                    .with_context(|| format!("writing {}", path.display()))?;
+                    .infra_context(|| format!("writing {}", path.display()))?;
             }
             if json {
-                outln!("{}", serde_json::to_string_pretty(&summary)?)?;
+                outln!("{}", serde_json::to_string_pretty(&summary).infra()?)?;
             } else if markdown {
                 print_text(&rig::report::render_markdown(&summary))?;
             } else {
@@ -406,7 +406,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                 let opts = target.guest_options();
                 let r = rig::bench::command(&opts, transport, runs, &cache, &run_dir, &events)?;
                 if json {
-                    outln!("{}", serde_json::to_string_pretty(&r)?)?;
+                    outln!("{}", serde_json::to_string_pretty(&r).infra()?)?;
                 } else {
                     outln!("{r}")?;
                 }
@@ -426,7 +426,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                 opts.snapshot = snapshot;
                 let r = rig::bench::scenario_runs(&sc, &opts, runs, &cache, &run_dir, &events)?;
                 if json {
-                    outln!("{}", serde_json::to_string_pretty(&r)?)?;
+                    outln!("{}", serde_json::to_string_pretty(&r).infra()?)?;
                 } else {
                     outln!("{r}")?;
                 }
@@ -535,7 +535,7 @@ pub(crate) fn run_options(target: &Target) -> rig::run::RunOptions {
 
 pub(crate) fn doctor(cache: &Cache, reprobe: bool) -> Result<i32> {
     if reprobe {
-        rig::machine::accel::forget_decisions(cache).with_context(|| {
+        rig::machine::accel::forget_decisions(cache).infra_context(|| {
             format!("clearing cached KVM verdicts in {}", cache.root().display())
         })?;
         outln!("info     cached KVM verdicts cleared: the next `--accel auto` run probes again")?;
@@ -585,4 +585,10 @@ pub(crate) fn doctor(cache: &Cache, reprobe: bool) -> Result<i32> {
         )?;
         1
     })
+}
+
+impl rig::host::exit::Classify for StdoutError {
+    fn exit_class(&self) -> rig::host::exit::ExitClass {
+        rig::host::exit::ExitClass::Infra
+    }
 }

@@ -2,7 +2,7 @@
 
 use crate::args::*;
 use crate::events_for;
-use anyhow::{Context, Result};
+use crate::failure::{Infra, Result};
 use rig::host::artifacts::RunDir;
 use rig::host::cache::Cache;
 use rig::host::exit;
@@ -29,7 +29,7 @@ pub(crate) fn soak(a: SoakArgs, cache: &Cache, verbose: bool) -> Result<i32> {
         accel: a.accel,
         rig: match a.child_rig {
             Some(p) => p,
-            None => std::env::current_exe().context("locating the rig binary")?,
+            None => std::env::current_exe().infra_context(|| "locating the rig binary")?,
         },
         dir: dir.path().to_path_buf(),
         cache: cache.root().to_path_buf(),
@@ -70,7 +70,7 @@ pub(crate) fn matrix(what: MatrixCmd, cache: &Cache, verbose: bool) -> Result<i3
             let planned = rig::matrix::plan_here(s.cells(&scenarios), cache, &events, auto_setup);
             if json {
                 let v = rig::matrix::planned_json(&set_name, &planned);
-                crate::commands::outln!("{}", serde_json::to_string_pretty(&v)?)?;
+                crate::commands::outln!("{}", serde_json::to_string_pretty(&v).infra()?)?;
             } else {
                 crate::commands::write_stdout(&rig::matrix::render_list(&planned))?;
             }
