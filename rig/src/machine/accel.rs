@@ -250,7 +250,7 @@ fn probe_failure_summary(e: &crate::machine::vm::VmError) -> String {
             let (status, stderr) = (&q.status, &q.stderr);
             let said = stderr
                 .lines()
-                .filter(|l| !l.contains("waiting for connection"))
+                .filter(|l| !crate::machine::vm::is_socket_wait_notice(l))
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("")
                 .trim();

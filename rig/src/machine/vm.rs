@@ -99,14 +99,26 @@ pub struct Vm {
     sockets: crate::host::cleanup::TempDir,
 }
 
+/// The last lines QEMU wrote to stderr, without its notice that it waits for a socket client
+/// (`info: QEMU waiting for connection on …`: every boot prints it; it explains nothing).
+fn qemu_said(qemu: &Supervised, max_lines: usize) -> String {
+    let said = qemu.stderr_tail(max_lines + 2);
+    let lines: Vec<&str> = said.lines().filter(|l| !is_socket_wait_notice(l)).collect();
+    lines[lines.len().saturating_sub(max_lines)..].join("\n")
+}
+
+/// QEMU's `-chardev socket,server=on,wait=on` notice.
+pub(crate) fn is_socket_wait_notice(line: &str) -> bool {
+    line.contains("info: QEMU waiting for connection on")
+}
+
 /// `Some(reason)` once QEMU has exited: the abort check for every wait.
 fn qemu_gone(qemu: &mut Supervised) -> Option<String> {
     match qemu.try_wait() {
-        Ok(Some(st)) => Some(format!(
-            "QEMU exited ({}); QEMU said: {}",
-            describe_status(&st),
-            qemu.stderr_tail(10)
-        )),
+        Ok(Some(st)) => Some(match qemu_said(qemu, 10) {
+            said if said.trim().is_empty() => format!("QEMU exited ({})", describe_status(&st)),
+            said => format!("QEMU exited ({}); QEMU said: {said}", describe_status(&st)),
+        }),
         Ok(None) => None,
         Err(e) => Some(e.to_string()),
     }
@@ -211,7 +223,7 @@ impl Vm {
                 step: step.into(),
                 status,
                 cause,
-                stderr: qemu.stderr_tail(20),
+                stderr: qemu_said(qemu, 20),
                 console,
                 artifacts: artifacts.clone(),
             }))

@@ -86,7 +86,7 @@ pub(super) fn console_log_lost(
     at: &str,
 ) -> Option<StepFailure> {
     (logged.failed || ready_lost).then(|| StepFailure {
-        step: "artifacts".into(),
+        step: ARTIFACTS_STEP.into(),
         at: at.to_string(),
         message: format!(
             "{} holds {} of the {} bytes the console printed{}: the artifacts filesystem is \
@@ -181,6 +181,10 @@ pub(super) fn finish(
     if let (Some(ExitCause::Guest(reason)), true) = (&exit_cause, reports.is_empty()) {
         reports.push(unexpected_reboot(reason, &console));
     }
+    let mut failures = failures;
+    if let Some(ExitCause::Guest(reason)) = &exit_cause {
+        blame_the_guest(&mut failures, reason);
+    }
     // Kernels rig built keep their vmlinux: add file:line to each frame (titles do not change).
     if let (Some(vmlinux), false) = (&kernel.vmlinux, reports.is_empty()) {
         let _ = dmesg::symbolize(&mut reports, vmlinux, kernel.arch.cross_compile());
@@ -223,6 +227,24 @@ pub(super) fn finish(
     }
 }
 
+/// The guest ended itself (panicked, reset, powered off): a step cut short because QEMU was
+/// gone failed by the kernel's doing, not rig's. A console log the artifacts filesystem refused
+/// stays rig's.
+fn blame_the_guest(failures: &mut [StepFailure], reason: &str) {
+    for f in failures
+        .iter_mut()
+        .filter(|f| f.infra && f.step != ARTIFACTS_STEP)
+    {
+        f.infra = false;
+        f.message.push_str(&format!(
+            "\n(the guest ended itself first: QEMU's SHUTDOWN reason {reason})"
+        ));
+    }
+}
+
+/// The name of the failure that says the artifacts filesystem lost part of the console log.
+const ARTIFACTS_STEP: &str = "artifacts";
+
 /// The report for a guest that ended itself (reset, triple fault, panic without output, power
 /// off) with no kernel report on the console: titled `unexpected kernel reboot` as syzbot does;
 /// its text is the console's last lines.
@@ -242,5 +264,34 @@ fn unexpected_reboot(reason: &str, console: &[u8]) -> Report {
         corrupted: false,
         corrupted_reason: None,
         trail: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(step: &str, infra: bool) -> StepFailure {
+        StepFailure {
+            step: step.into(),
+            at: "s.yaml:3:5".into(),
+            message: "guest command failed: QEMU exited".into(),
+            infra,
+        }
+    }
+
+    #[test]
+    fn a_step_cut_short_by_a_guest_that_ended_itself_is_the_kernels() {
+        let mut f = vec![
+            failure("reload vs del", true),
+            failure(ARTIFACTS_STEP, true),
+            failure("unplug", false),
+        ];
+        blame_the_guest(&mut f, "guest-panic");
+        assert!(!f[0].infra);
+        assert!(f[0].message.ends_with("SHUTDOWN reason guest-panic)"));
+        assert!(f[1].infra, "a refused console log stays rig's");
+        assert!(!f[2].infra);
+        assert_eq!(f[2].message, "guest command failed: QEMU exited");
     }
 }
