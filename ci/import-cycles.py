@@ -96,8 +96,6 @@ class Tree:
         # The directory holding this module's children.
         base = os.path.dirname(path)
         child_dir = base if owns_dir else os.path.join(base, os.path.splitext(os.path.basename(path))[0])
-        decl = re.compile(r'(#\[path\s*=\s*"?([^"\]]*)"?\s*\]\s*)?((?:#\[[^\]]*\]\s*)*)'
-                          r"(?:pub(?:\([^)]*\))?\s+)?mod\s+(" + IDENT + r")\s*([;{])")
         # #[path] needs the literal, which strip() blanked: read it from the raw text.
         with open(path, encoding="utf-8") as f:
             raw = f.read()
@@ -123,7 +121,6 @@ class Tree:
                 self.walk(nested, mod + (name,), True)
             else:
                 raise SystemExit(f"import-cycles: {rel}: cannot find the file of `mod {name};`")
-        del decl
 
     def in_inline(self, rel, pos):
         return any(s <= pos < e for s, e, _ in self.inline[rel])
@@ -166,7 +163,7 @@ def match_brace(text, i):
 
 
 def expand_use(tree_text):
-    """Expand a use tree (`a::{b, c::{d as e}, self}`) into (segments, alias) pairs."""
+    """Expand a use tree (`a::{b, c::{d@e}, self}`, `@` for ` as `) into segment lists."""
     tree_text = re.sub(r"\s+", "", tree_text)
     out = []
 
@@ -193,12 +190,7 @@ def expand_use(tree_text):
                 head = [x for x in p[:brace].split("::") if x]
                 go(prefix + head, p[brace + 1:-1])
                 continue
-            alias = None
-            if "as" in p and re.search(r"[A-Za-z0-9_*]as[A-Za-z_]", p):
-                # whitespace was removed: `x as y` became `xasy`; recover from the segment.
-                pass
-            segs = p.split("::")
-            out.append((prefix + segs, alias))
+            out.append(prefix + p.split("::"))
 
     go([], tree_text)
     return out
@@ -240,7 +232,7 @@ def edges_of(tree, rel, text):
     for m in re.finditer(r"\buse\s+([^;]+);", text):
         mod = tree.module_at(rel, m.start())
         raw_tree = m.group(1)
-        for segs, _ in expand_use(re.sub(r"\s+as\s+", " as ", raw_tree).replace(" as ", "@")):
+        for segs in expand_use(re.sub(r"\s+as\s+", " as ", raw_tree).replace(" as ", "@")):
             name = segs[-1]
             if "@" in name:
                 real, name = name.split("@", 1)
