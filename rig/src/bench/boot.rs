@@ -95,7 +95,7 @@ fn bare_boot(
     cfg.qmp_socket = None;
     cfg.kernel = Some(image.kernel.image.clone());
     cfg.initrd = Some(image.initrd.clone());
-    let params = crate::machine::vm::boot_params(image, &opts.extra_cmdline);
+    let params = crate::machine::vm_config::boot_params(image, &opts.extra_cmdline);
     cfg.cmdline = qemu::kernel_cmdline(opts.board, &params).map_err(|e| fail(e.to_string()))?;
     cfg.dtb = crate::machine::dtb::for_boot(&cfg, &crate::host::events::Events::none());
     let argv = qemu::argv(&cfg);

@@ -4,7 +4,7 @@
 use super::classify::Header;
 use super::dump::continues_dump;
 use super::frames::{arm_frame, normalize_func};
-use super::line::{parse_frame, parse_symbol, Line};
+use super::line::{is_register_dump, parse_frame, parse_symbol, Line};
 use super::open::{is_terminator, starts_trace, Open, Phase, Trace};
 
 /// Lines after which a `cut here` without a WARNING/BUG header is dropped.
@@ -253,20 +253,4 @@ fn in_trace(o: &mut Open, msg: &str, line: &Line<'_>, n: usize) -> InTrace {
     flush_gap(o);
     o.trace = next;
     InTrace::Keep
-}
-
-/// `RIP: 0010:...`, `Code: ...`, `RSP: ...`, `R10: ...`, `CR2: ...`, arm64 `pc : `/`x29: `.
-pub(crate) fn is_register_dump(t: &str) -> bool {
-    let Some((reg, _)) = t.split_once(':') else {
-        return false;
-    };
-    let reg = reg.trim_end();
-    reg == "Code"
-        || (2..=6).contains(&reg.len())
-            && reg
-                .bytes()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-            && reg.bytes().next().is_some_and(|c| c.is_ascii_uppercase())
-        || matches!(reg, "pc" | "lr" | "sp" | "pstate")
-        || (reg.len() <= 3 && reg.starts_with('x') && reg[1..].bytes().all(|c| c.is_ascii_digit()))
 }

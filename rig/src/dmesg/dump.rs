@@ -16,8 +16,8 @@
 //! lines), and takes the stalled function from the first part that has the timer interrupt
 //! in it. Here the report goes on while its lines are of that vocabulary.
 
-use super::body::is_register_dump;
 use super::classify::Header;
+use super::line::is_register_dump;
 use super::open::Open;
 use regex::Regex;
 use std::sync::LazyLock;

@@ -264,6 +264,22 @@ pub(crate) fn parse_frame(msg: &str) -> Option<Frame<'_>> {
     })
 }
 
+/// `RIP: 0010:...`, `Code: ...`, `RSP: ...`, `R10: ...`, `CR2: ...`, arm64 `pc : `/`x29: `.
+pub(crate) fn is_register_dump(t: &str) -> bool {
+    let Some((reg, _)) = t.split_once(':') else {
+        return false;
+    };
+    let reg = reg.trim_end();
+    reg == "Code"
+        || (2..=6).contains(&reg.len())
+            && reg
+                .bytes()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            && reg.bytes().next().is_some_and(|c| c.is_ascii_uppercase())
+        || matches!(reg, "pc" | "lr" | "sp" | "pstate")
+        || (reg.len() <= 3 && reg.starts_with('x') && reg[1..].bytes().all(|c| c.is_ascii_digit()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! no configured apt source offers when it stands in the way. apt's transcript goes to a log
 //! file, never to stdout.
 
-use super::doctor::tool_version_with;
+use super::version::tool_version_with;
 use std::path::Path;
 use std::process::Command;
 

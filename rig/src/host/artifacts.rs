@@ -16,6 +16,13 @@ pub struct ArtifactsError {
 }
 
 /// The longest run id kept (longer ones are cut).
+/// A run folder's report, written by `run` and read by `report` (its format:
+/// `schemas/report.schema.json`). Here, below both, so neither imports the other for it.
+pub const REPORT_FILE: &str = "report.json";
+/// The file name of the record in a run folder (`run` writes it; `report` and `reproduce` look
+/// for it).
+pub const RECORD_FILE: &str = "run.json";
+
 const RUN_ID_MAX: usize = 64;
 
 /// This process's run id: `RIG_RUN_ID` when set (reduced to letters, digits, `.`, `_` and `-`,

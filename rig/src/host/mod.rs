@@ -16,3 +16,4 @@ pub mod process;
 pub mod terminal;
 pub mod text;
 pub mod userdir;
+mod version;

@@ -3,6 +3,7 @@
 //! connection, and the choice of accelerator.
 
 pub mod accel;
+mod boot;
 pub mod channel;
 pub mod console;
 pub mod dtb;

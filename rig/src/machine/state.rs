@@ -3,7 +3,6 @@
 //! QEMU that is stopped: has it exited, is its process stopped (SIGSTOP, a debugger, a frozen
 //! cgroup: it would never answer QMP), and only then QMP's `query-status`.
 
-use super::vm::{Vm, VmError};
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
@@ -62,24 +61,6 @@ pub fn process_stopped(pid: u32) -> bool {
         .is_some_and(|st| st == "T" || st == "t")
 }
 
-impl Vm {
-    /// What QEMU is doing with the guest now; never waits longer than a QMP command's timeout
-    /// (and not at all for a stopped process).
-    pub fn machine_state(&mut self) -> MachineState {
-        if let Some(why) = self.exited() {
-            return MachineState::Gone(why);
-        }
-        if process_stopped(self.qemu_pid()) {
-            return MachineState::ProcessStopped;
-        }
-        match self.qmp_raw("query-status", None) {
-            Ok(s) if s["status"] == "running" => MachineState::Running,
-            Ok(s) => MachineState::NotRunning(s["status"].to_string()),
-            Err(e) => MachineState::Unresponsive(crate::host::text::error_chain(&e)),
-        }
-    }
-}
-
 /// How a boot that never reached rig's ready marker (with QEMU still there) ended: what tells
 /// a kernel that hangs at boot (the kernel's failure) from a host too slow for the deadline or
 /// a QEMU the host held (rig's).
@@ -91,20 +72,6 @@ pub enum BootStall {
     Silent(Duration),
     /// The console was still printing near the deadline: the boot was progressing.
     Progressing,
-}
-
-impl VmError {
-    /// The kernel ran and then hung at boot while QEMU ran the guest: the kernel's failure.
-    pub fn is_boot_hang(&self) -> bool {
-        matches!(
-            self,
-            VmError::NeverReady {
-                stall: BootStall::Silent(_),
-                state: MachineState::Running,
-                ..
-            }
-        )
-    }
 }
 
 pub(super) fn never_ready_message(

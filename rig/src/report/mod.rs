@@ -22,8 +22,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// A run folder's report.
-pub const REPORT_FILE: &str = "report.json";
+pub use crate::host::artifacts::REPORT_FILE;
 /// A matrix run's plan (`rig matrix run`, `rig matrix list --json`).
 pub const MATRIX_FILE: &str = "matrix.json";
 /// Left in an attempt's folder that a matrix cell retried (after an infra error): its report

@@ -188,7 +188,7 @@ impl RunReport {
         }
         let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
         let reproduce = (outcome != Outcome::Pass
-            && dir.join(crate::run::record::RECORD_FILE).is_file())
+            && dir.join(crate::host::artifacts::RECORD_FILE).is_file())
         .then(|| {
             crate::host::process::shell_line(&["rig", "reproduce", &dir.display().to_string()])
         });

@@ -121,11 +121,11 @@ pub(super) struct Exec<'a> {
     /// DIMM id → its memory block numbers in the guest.
     pub(super) dimms: HashMap<String, Vec<u64>>,
     /// virtio-mem device id → the guest memory blocks its region spans.
-    pub(super) virtio: HashMap<String, super::virtio_mem::BlockRange>,
+    pub(super) virtio: HashMap<String, super::mem_blocks::BlockRange>,
     /// DIMMs whose `device_del` went out without waiting: their `DEVICE_DELETED` is pending.
     pub(super) unplugging: std::collections::HashSet<String>,
     /// Overlay file → compiled overlay, and whether this boot's guest has it.
-    pub(super) overlays: HashMap<PathBuf, super::overlays::CompiledOverlay>,
+    pub(super) overlays: HashMap<PathBuf, super::compiled_overlay::CompiledOverlay>,
     pub(super) dir: RunDir,
     pub(super) failures: Vec<StepFailure>,
     pub(super) par_seq: u32,

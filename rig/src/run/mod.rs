@@ -27,9 +27,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod board;
+mod compiled_overlay;
 mod devices;
 mod exec;
 mod log;
+mod mem_blocks;
 mod of_unittest;
 mod overlays;
 mod parallel;

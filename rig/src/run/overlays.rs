@@ -4,33 +4,13 @@
 //! (`/tmp/rig-overlay-<sha256>.dtbo`), so a scenario that applies and removes the same overlay
 //! twenty times sends it once; every `overlay_load` after the first costs one guest command.
 
-use super::exec::{error_chain, Exec, StepError};
+use super::compiled_overlay::CompiledOverlay;
+use super::exec::{Exec, StepError};
+use crate::host::text::error_chain;
 use crate::scenario;
 use base64::Engine as _;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// An overlay compiled on the host, and where this boot's guest has it.
-#[derive(Debug, Clone)]
-pub(super) struct CompiledOverlay {
-    dtbo: Vec<u8>,
-    /// The guest path, named by content.
-    guest_path: String,
-    /// Already in this boot's guest.
-    uploaded: bool,
-}
-
-impl CompiledOverlay {
-    fn new(dtbo: Vec<u8>) -> Self {
-        let hash = hex::encode(Sha256::digest(&dtbo));
-        CompiledOverlay {
-            guest_path: format!("/tmp/rig-overlay-{}.dtbo", &hash[..32]),
-            dtbo,
-            uploaded: false,
-        }
-    }
-}
 
 impl Exec<'_> {
     pub(super) fn overlay_load(&mut self, o: &scenario::OverlayLoadStep) -> Result<(), StepError> {

@@ -18,8 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The file name of the record in a run folder.
-pub const RECORD_FILE: &str = "run.json";
+pub use crate::host::artifacts::RECORD_FILE;
 /// Bumped when a field of [`RunRecord`] changes meaning.
 pub const RECORD_VERSION: u32 = 1;
 

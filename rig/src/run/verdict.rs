@@ -68,7 +68,7 @@ impl ResultHeader<'_> {
 /// Writes `report.json` atomically (a reader never sees half of it, a crash leaves the last
 /// whole version).
 pub(super) fn write_report(run_dir: &RunDir, result: &ScenarioResult) -> Result<(), RunError> {
-    let path = run_dir.file(crate::report::REPORT_FILE);
+    let path = run_dir.file(crate::host::artifacts::REPORT_FILE);
     let text = serde_json::to_string_pretty(result).map_err(|e| RunError::Report {
         path: path.clone(),
         source: std::io::Error::other(e),

@@ -20,6 +20,7 @@ use std::time::Duration;
 mod devices;
 mod raw;
 mod raw_devices;
+mod raw_scalars;
 mod step;
 pub use devices::*;
 use rig_yaml as yaml;

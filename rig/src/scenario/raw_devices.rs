@@ -2,7 +2,7 @@
 //! board (`devices:`), virtio-mem resizing (`memory_resize`) and the OF unit tests' verdict
 //! (`of_unittest`). Same rules as [`super::raw`]: strict, one type per mapping.
 
-use super::raw::{HumanDuration, Size};
+use super::raw_scalars::{HumanDuration, Size};
 use serde::Deserialize;
 
 type JsonMap = serde_json::Map<String, serde_json::Value>;

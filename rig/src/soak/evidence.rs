@@ -3,7 +3,8 @@
 //! whose disk fills before `report.json` is written still gives its computed verdict.
 
 use super::fault::{Anchor, Moment};
-use super::run::{fill, Run, Tmpfs};
+use super::session::Run;
+use super::tmpfs::{fill, Tmpfs};
 use super::SoakError;
 use crate::report::{RunReport, REPORT_FILE};
 use std::path::Path;

@@ -9,7 +9,7 @@
 
 use super::fault::BundleVariant;
 use super::plan::QUICK;
-use super::run::{Evidence, Run};
+use super::session::{Evidence, Run};
 use super::SoakError;
 use crate::run::record::{KernelIdentity, RunRecord, ScenarioCopy, RECORD_VERSION};
 use flate2::write::GzEncoder;

@@ -23,6 +23,8 @@ mod hostile;
 pub mod plan;
 pub mod procs;
 mod run;
+mod session;
+mod tmpfs;
 mod tree;
 
 use crate::host::board::{Arch, Board};

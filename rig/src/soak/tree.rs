@@ -7,7 +7,7 @@
 //! area — one per tree path — and its build directory are reused: only the first run builds a
 //! whole kernel. Runs of this fault take the folder's lock, one at a time, across soaks too.
 
-use super::run::Run;
+use super::session::Run;
 use super::SoakError;
 use crate::host::cache::Cache;
 use crate::host::events::Events;
