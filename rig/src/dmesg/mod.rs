@@ -125,7 +125,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// What kind of splat a report is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReportKind {
     Warning,
@@ -166,7 +166,7 @@ impl fmt::Display for ReportKind {
 }
 
 /// One splat found in a kernel log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Report {
     /// Stable title (see the module docs).
     pub title: String,

@@ -95,7 +95,7 @@ impl FromStr for Arch {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Board {
     #[serde(rename = "x86_64-q35")]
     X86_64Q35,

@@ -3,13 +3,15 @@
 //! `events.jsonl` ([`JsonLines`]); run results and reports are built from the engine's result
 //! types, not from events.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, Serialize)]
+/// Written as one JSON object per line of `events.jsonl` (`"event"` names the variant) and read
+/// back by the soak harness.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A long provisioning step began (download, rootfs build, kernel build, initramfs pack).
@@ -72,10 +74,14 @@ pub enum Event {
 }
 
 mod secs {
-    use serde::Serializer;
+    use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let f = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(f).map_err(serde::de::Error::custom)
     }
 }
 

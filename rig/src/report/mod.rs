@@ -12,11 +12,13 @@ mod html;
 mod junit;
 mod model;
 mod render;
+mod schema;
 
 pub use html::render_html;
 pub use junit::render_junit;
-pub use model::{RepetitionView, ReportView, RunReport, StepFailureView, TriageView};
+pub use model::RunReport;
 pub use render::{render_markdown, render_text};
+pub use schema::{report_schema, SCHEMA_FILE};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -1,95 +1,15 @@
-//! `report.json` as read back (the fields reports use; unknown ones are ignored, so newer
+//! `report.json` as read back (the type `rig run` writes; unknown fields are ignored, so newer
 //! runs stay readable), and `matrix.json`.
 
 use super::{Outcome, Row, Title};
+use crate::run::Verdict;
 use serde::Deserialize;
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct RunReport {
-    #[serde(default)]
-    pub schema_version: u32,
-    #[serde(default)]
-    pub seed: Option<u64>,
-    pub scenario: String,
-    #[serde(default)]
-    pub file: String,
-    pub board: String,
-    pub kernel: String,
-    #[serde(default)]
-    pub kernel_release: String,
-    #[serde(default)]
-    pub kernel_provenance: BTreeMap<String, String>,
-    #[serde(default)]
-    pub accel: String,
-    pub verdict: String,
-    /// `false` while the run is under way or when it was stopped before its last repetition;
-    /// reports written before the field existed were always whole.
-    #[serde(default = "whole")]
-    pub complete: bool,
-    /// The repetitions asked for (0 in reports written before the field existed).
-    #[serde(default)]
-    pub repeat: u32,
-    pub repetitions: Vec<RepetitionView>,
-    #[serde(default)]
-    pub reproduced: BTreeMap<String, u32>,
-    #[serde(default)]
-    pub artifacts: PathBuf,
-}
-
-fn whole() -> bool {
-    true
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct RepetitionView {
-    pub index: u32,
-    pub verdict: String,
-    #[serde(default)]
-    pub reports: Vec<ReportView>,
-    #[serde(default)]
-    pub triage: TriageView,
-    #[serde(default)]
-    pub step_failures: Vec<StepFailureView>,
-    #[serde(default)]
-    pub seconds: f64,
-    #[serde(default)]
-    pub boot_seconds: f64,
-    #[serde(default)]
-    pub steps_seconds: f64,
-    #[serde(default)]
-    pub analysis_seconds: f64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ReportView {
-    pub title: String,
-    #[serde(default)]
-    pub text: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct TriageView {
-    #[serde(default)]
-    pub expected: Vec<String>,
-    #[serde(default)]
-    pub allowed: Vec<String>,
-    #[serde(default)]
-    pub unexpected: Vec<String>,
-    #[serde(default)]
-    pub missing: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct StepFailureView {
-    pub step: String,
-    #[serde(default)]
-    pub at: String,
-    pub message: String,
-    #[serde(default)]
-    pub infra: bool,
-}
+/// A run's `report.json` as read back: the very type `rig run` writes
+/// ([`crate::run::ScenarioResult`]). Its fields that older rigs did not write have defaults;
+/// fields it does not know are ignored, so newer runs stay readable.
+pub type RunReport = crate::run::ScenarioResult;
 
 #[derive(Debug, Clone, Deserialize)]
 pub(super) struct MatrixPlan {
@@ -121,13 +41,13 @@ fn excerpt(text: &str) -> String {
     )
 }
 
-impl RunReport {
+impl crate::run::ScenarioResult {
     /// One row for this run; `dir` is the folder the report.json was found in.
     pub fn row(&self, dir: &Path) -> Row {
-        let outcome = match self.verdict.as_str() {
-            "pass" => Outcome::Pass,
-            "fail" => Outcome::Fail,
-            _ => Outcome::Infra,
+        let outcome = match self.verdict {
+            Verdict::Pass => Outcome::Pass,
+            Verdict::Fail => Outcome::Fail,
+            Verdict::Infra => Outcome::Infra,
         };
         let mut titles: Vec<Title> = Vec::new();
         for rep in &self.repetitions {
@@ -193,8 +113,8 @@ impl RunReport {
             crate::host::process::shell_line(&["rig", "reproduce", &dir.display().to_string()])
         });
         Row {
-            cell: super::cell_name(&self.board, &self.kernel, &self.scenario),
-            board: self.board.clone(),
+            cell: super::cell_name(self.board.name(), &self.kernel, &self.scenario),
+            board: self.board.name().to_string(),
             kernel: self.kernel.clone(),
             scenario: self.scenario.clone(),
             outcome,

@@ -243,3 +243,38 @@ fn an_incomplete_run_says_how_many_repetitions_finished() {
         s.rows[0].notes
     );
 }
+
+/// `rig report` reads report.json into the type `rig run` writes: a report of an older rig (no
+/// `complete`, `repeat`, `teardown_seconds`, report `phase`) reads with defaults, one rig wrote
+/// reads back the same, and a verdict rig never writes is a damaged file, named.
+#[test]
+fn reports_read_into_the_written_type_old_and_new_and_a_bad_verdict_is_damaged() {
+    let text = std::fs::read_to_string(fixtures().join("fake-warning").join(REPORT_FILE)).unwrap();
+    let old: RunReport = serde_json::from_str(&text).unwrap();
+    assert!(old.complete && old.repeat == 0);
+    assert_eq!(old.verdict, crate::run::Verdict::Fail);
+    assert_eq!(
+        old.repetitions[0].reports[0].phase,
+        crate::run::phase::Phase::Scenario
+    );
+    let again: RunReport = serde_json::from_str(&serde_json::to_string(&old).unwrap()).unwrap();
+    assert_eq!(
+        serde_json::to_value(&again).unwrap(),
+        serde_json::to_value(&old).unwrap()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["verdict"] = "maybe".into();
+    std::fs::write(dir.path().join(REPORT_FILE), v.to_string()).unwrap();
+    std::fs::create_dir(dir.path().join("ok")).unwrap();
+    std::fs::write(dir.path().join("ok").join(REPORT_FILE), &text).unwrap();
+    let s = collect(&[dir.path().into()]).unwrap();
+    assert_eq!(s.rows.len(), 1);
+    assert_eq!(s.damaged.len(), 1, "{:?}", s.damaged);
+    assert!(
+        s.damaged[0].message.contains("unknown variant `maybe`"),
+        "{:?}",
+        s.damaged
+    );
+}

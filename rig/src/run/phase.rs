@@ -3,22 +3,30 @@
 //! errors) is then told apart from what the scenario provoked.
 
 use crate::dmesg::Report;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Printed before init's RIG-READY line (boot) or while the steps ran (scenario). Absent in
+/// reports of older rigs (read as scenario).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// Printed before the guest was ready (or the guest never became ready).
     Boot,
     /// Printed while the scenario's steps ran.
+    #[default]
     Scenario,
 }
 
 /// A report with the phase it was printed in (serialized as the report's fields plus `phase`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = |s: &mut schemars::Schema| super::result::require(s, &[
+    "guilty_frame", "timestamp",
+]))]
 pub struct PhasedReport {
     #[serde(flatten)]
     pub report: Report,
+    #[serde(default)]
     pub phase: Phase,
 }
 

@@ -2,11 +2,14 @@
 
 use crate::host::board::Board;
 use crate::scenario::Triage;
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// pass (exit 0), fail: the kernel failed the scenario (exit 1), infra: rig could not run it
+/// (exit 125).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Pass,
@@ -22,47 +25,109 @@ impl Verdict {
             Verdict::Infra => crate::host::exit::INFRA,
         }
     }
+
+    /// As written in `report.json`: `pass`, `fail`, `infra`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Infra => "infra",
+        }
+    }
+}
+
+/// Adds `names` to an object schema's `required`: the fields every version-1 `report.json` has,
+/// which readers still default (`#[serde(default)]`) to read the reports of older rigs.
+pub(super) fn require(schema: &mut schemars::Schema, names: &[&str]) {
+    let required = schema
+        .ensure_object()
+        .entry("required")
+        .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+    if let Some(list) = required.as_array_mut() {
+        for n in names {
+            if !list.iter().any(|v| v == n) {
+                list.push((*n).into());
+            }
+        }
+    }
 }
 
 /// A step that did not do what the scenario asked.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = |s: &mut schemars::Schema| require(s, &["at", "infra"]))]
 pub struct StepFailure {
     pub step: String,
     /// `file:line:column` of the step in the scenario.
+    #[serde(default)]
     pub at: String,
     pub message: String,
     /// Rig could not run it (as opposed to the kernel not doing it).
+    #[serde(default)]
     pub infra: bool,
 }
 
 /// One repetition: one boot, all steps, one verdict.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = |s: &mut schemars::Schema| require(s, &[
+    "reports", "triage", "step_failures", "seconds", "boot_seconds", "steps_seconds",
+    "analysis_seconds", "artifacts",
+]))]
 pub struct Repetition {
+    /// 1-based.
+    #[schemars(range(min = 1))]
     pub index: u32,
     pub verdict: Verdict,
+    #[serde(default)]
     pub reports: Vec<super::phase::PhasedReport>,
+    #[serde(default)]
     pub triage: TriageSummary,
+    #[serde(default)]
     pub step_failures: Vec<StepFailure>,
+    /// Wall-clock seconds of the whole repetition.
+    #[serde(default)]
+    #[schemars(range(min = 0.0))]
     pub seconds: f64,
-    /// Where `seconds` went: QEMU start to the guest's shell, the steps (and the final dmesg
-    /// and shutdown), the analysis of the whole log and the verdict.
+    /// QEMU start to the guest's shell.
+    #[serde(default)]
+    #[schemars(range(min = 0.0))]
     pub boot_seconds: f64,
+    /// The steps, the final dmesg and the shutdown.
+    #[serde(default)]
+    #[schemars(range(min = 0.0))]
     pub steps_seconds: f64,
+    /// The analysis of the whole log and the verdict.
+    #[serde(default)]
+    #[schemars(range(min = 0.0))]
     pub analysis_seconds: f64,
     /// The part of `steps_seconds` spent after the last step: pulling `dmesg`, stopping QEMU.
+    /// Absent in reports of older rigs.
+    #[serde(default)]
+    #[schemars(range(min = 0.0))]
     pub teardown_seconds: f64,
-    /// `console.log` stopped at its size cap after this many bytes (the guest printed more);
-    /// the reports the live analyzer found in the rest are in [`Self::reports`].
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// console.log stopped at its size cap (64 MiB, RIG_CONSOLE_LOG_MAX) after this many bytes;
+    /// reports in the rest came from the live analyzer. Absent when the log is whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console_log_truncated_at: Option<u64>,
+    /// The repetition's folder (`run-N` when repeating).
+    #[serde(default)]
     pub artifacts: PathBuf,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+/// The repetition's reports sorted by the scenario's `expect`/`allow` rules.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = |s: &mut schemars::Schema| require(s, &[
+    "expected", "allowed", "unexpected", "missing",
+]))]
 pub struct TriageSummary {
+    #[serde(default)]
     pub expected: Vec<String>,
+    #[serde(default)]
     pub allowed: Vec<String>,
+    /// Titles that fail the run.
+    #[serde(default)]
     pub unexpected: Vec<String>,
+    /// `expect` patterns nothing matched.
+    #[serde(default)]
     pub missing: Vec<String>,
 }
 
@@ -81,38 +146,74 @@ impl From<Triage> for TriageSummary {
 /// changes meaning or goes away; new fields keep the version.
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
 
-/// The outcome of `rig run`: every repetition, and per report title how often it reproduced.
-/// Written as the run's `report.json`.
-#[derive(Debug, Clone, Serialize)]
+fn whole() -> bool {
+    true
+}
+
+/// The result of one `rig run` (one matrix cell): written as report.json in the run folder,
+/// and read back by `rig report`, `rig reproduce` and the matrix. Version 1. A change that
+/// removes a field or changes its meaning bumps schema_version; new fields keep it (readers
+/// ignore fields they do not know).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(
+    title = "rig report.json",
+    extend("$id" = "urn:rig:report.schema.json:1"),
+    transform = |s: &mut schemars::Schema| require(s, &[
+        "schema_version", "seed", "file", "kernel_release", "kernel_provenance", "accel",
+        "reproduced", "artifacts",
+    ]),
+)]
 pub struct ScenarioResult {
-    /// [`REPORT_SCHEMA_VERSION`].
+    /// The layout's version (0 in reports of rigs before versions).
+    #[serde(default)]
+    #[schemars(extend("const" = REPORT_SCHEMA_VERSION))]
     pub schema_version: u32,
-    /// The run's seed (`rig run --seed`).
+    /// The run's seed: `rig run --seed` replays it.
+    #[serde(default)]
     pub seed: u64,
+    #[schemars(length(min = 1))]
     pub scenario: String,
+    /// The scenario file as named to the run.
+    #[serde(default)]
     pub file: String,
     pub board: Board,
+    /// The kernel name asked for: debian-6.1, rig-6.12[-FLAVOR], tree:PATH[#FLAVOR].
+    #[schemars(length(min = 1))]
     pub kernel: String,
+    #[serde(default)]
     pub kernel_release: String,
-    /// Where the kernel came from: Debian package and version, or source identity, flavor,
-    /// patches and config hash, with the image's sha256 where known.
+    /// Where the kernel came from: Debian package and version and image sha256, or source
+    /// identity, flavor, fragments, patches, config hash.
+    #[serde(default)]
     pub kernel_provenance: BTreeMap<String, String>,
+    #[serde(default)]
+    #[schemars(extend("enum" = ["kvm", "tcg"]))]
     pub accel: String,
     pub verdict: Verdict,
-    /// Whether every asked-for repetition is in [`Self::repetitions`]. `report.json` is
-    /// rewritten after each repetition; a run that was killed keeps the ones it finished, with
-    /// `complete: false`.
+    /// Whether every asked-for repetition is in `repetitions`: report.json is rewritten
+    /// (atomically) after each repetition, so a run that was stopped keeps the ones it
+    /// finished with `complete: false`. Absent in reports of older rigs, which were always
+    /// whole.
+    #[serde(default = "whole")]
     pub complete: bool,
-    /// The repetitions asked for (`rig run --repeat`).
+    /// The repetitions asked for (`rig run --repeat`; 0 in reports of older rigs, which do not
+    /// have the field).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
     pub repeat: u32,
+    #[schemars(length(min = 1))]
     pub repetitions: Vec<Repetition>,
-    /// Title → number of repetitions in which it appeared.
+    /// Report title → number of repetitions in which it appeared.
+    #[serde(default)]
+    #[schemars(extend("additionalProperties" = {"type": "integer", "minimum": 1}))]
     pub reproduced: BTreeMap<String, u32>,
-    /// The run's artifacts folder (one `run-N` folder per repetition inside when repeating).
+    /// The run folder (one `run-N` folder per repetition inside when repeating).
+    #[serde(default)]
     pub artifacts: PathBuf,
     /// Why `report.json` could not be written (a full or failing artifacts filesystem). Never
     /// in `report.json` itself; a run that passed is then an infra error.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
     pub report_error: Option<String>,
 }
 

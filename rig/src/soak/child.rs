@@ -4,8 +4,8 @@
 
 use super::fault::Anchor;
 use super::SoakError;
+use crate::host::events::Event;
 use crate::host::process::Supervised;
-use serde_json::Value;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -60,7 +60,8 @@ pub struct Child {
     artifacts: PathBuf,
     events_path: Option<PathBuf>,
     offset: u64,
-    events: Vec<Value>,
+    /// The events of its `events.jsonl` so far (lines that are not an [`Event`] left out).
+    events: Vec<Event>,
     pub started: Instant,
     exit: Option<i32>,
     stdout: PathBuf,
@@ -157,14 +158,14 @@ impl Child {
                 break;
             }
             self.offset += line.len() as u64;
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                self.events.push(v);
+            if let Ok(e) = serde_json::from_str::<Event>(&line) {
+                self.events.push(e);
             }
             line.clear();
         }
     }
 
-    fn find(&self, anchor: Anchor) -> Option<&Value> {
+    fn find(&self, anchor: Anchor) -> Option<&Event> {
         self.events.iter().find(|e| at_anchor(anchor, e))
     }
 
@@ -251,7 +252,9 @@ impl Child {
     /// Whether rig already announced its verdict (it is tearing down).
     pub fn verdict_seen(&mut self) -> bool {
         self.poll();
-        self.events.iter().any(|e| e["event"] == "verdict")
+        self.events
+            .iter()
+            .any(|e| matches!(e, Event::Verdict { .. }))
     }
 
     /// How many verdicts rig announced (one per finished repetition).
@@ -259,54 +262,49 @@ impl Child {
         self.poll();
         self.events
             .iter()
-            .filter(|e| e["event"] == "verdict")
+            .filter(|e| matches!(e, Event::Verdict { .. }))
             .count()
     }
 
     /// QEMU's argv, from the `qemu_spawned` event.
     pub fn qemu_argv(&self) -> Vec<String> {
-        self.find(Anchor::QemuSpawned)
-            .and_then(|e| e["argv"].as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
+        match self.find(Anchor::QemuSpawned) {
+            Some(Event::QemuSpawned { argv, .. }) => argv.clone(),
+            _ => Vec::new(),
+        }
     }
 
     /// The provisioning steps this child built (rather than found cached).
     pub fn built_steps(&self) -> Vec<String> {
         self.events
             .iter()
-            .filter(|e| e["event"] == "step_finished" && e["cached"] == false)
-            .filter_map(|e| e["step"].as_str().map(String::from))
+            .filter_map(|e| match e {
+                Event::StepFinished {
+                    step,
+                    cached: false,
+                    ..
+                } => Some(step.clone()),
+                _ => None,
+            })
             .collect()
     }
 }
 
 /// Whether event `e` of a child's `events.jsonl` is the point `anchor` names.
-fn at_anchor(anchor: Anchor, e: &Value) -> bool {
-    let kind = e["event"].as_str().unwrap_or_default();
-    match anchor {
-        Anchor::Spawned => true,
-        Anchor::Building => kind == "step_started",
-        Anchor::QemuSpawned => kind == "qemu_spawned",
-        Anchor::BootReady => kind == "boot_ready",
-        Anchor::Step(n) => kind == "scenario_step" && e["index"].as_u64() == Some(n as u64),
-        Anchor::Repetition(n) => {
-            kind == "step_progress"
-                && e["step"] == "run"
-                && e["message"]
-                    .as_str()
-                    .is_some_and(|m| m.starts_with(&format!("repetition {n} of ")))
+fn at_anchor(anchor: Anchor, e: &Event) -> bool {
+    match (anchor, e) {
+        (Anchor::Spawned, _) => true,
+        (Anchor::Building, Event::StepStarted { .. }) => true,
+        (Anchor::QemuSpawned, Event::QemuSpawned { .. }) => true,
+        (Anchor::BootReady, Event::BootReady { .. }) => true,
+        (Anchor::Step(n), Event::ScenarioStep { index, .. }) => *index == n,
+        (Anchor::Repetition(n), Event::StepProgress { step, message, .. }) => {
+            step == "run" && message.starts_with(&format!("repetition {n} of "))
         }
-        Anchor::Qmp(c) => {
-            kind == "qmp_command"
-                && e["command"]
-                    .as_str()
-                    .is_some_and(|m| m == c || m.starts_with(&format!("{c} ")))
+        (Anchor::Qmp(c), Event::QmpCommand { command }) => {
+            command == c || command.starts_with(&format!("{c} "))
         }
+        _ => false,
     }
 }
 
@@ -340,27 +338,83 @@ mod tests {
 
     #[test]
     fn repetition_and_qmp_anchors_match_rigs_events() {
-        let ev = |s: &str| -> Value { serde_json::from_str(s).unwrap() };
-        // As rig writes them (host::events::Event, serialized).
-        let rep = serde_json::to_value(crate::host::events::Event::StepProgress {
+        // As rig writes them in events.jsonl, read back.
+        let ev = |s: &str| -> Event { serde_json::from_str(s).unwrap() };
+        let line = |e: Event| -> Event { ev(&serde_json::to_string(&e).unwrap()) };
+        let rep = line(Event::StepProgress {
             step: "run".into(),
             message: "repetition 2 of 4".into(),
             fraction: Some(0.25),
-        })
-        .unwrap();
+        });
         assert!(at_anchor(Anchor::Repetition(2), &rep));
         assert!(!at_anchor(Anchor::Repetition(1), &rep));
         assert!(!at_anchor(Anchor::Repetition(4), &rep));
-        let rep12 = ev(r#"{"event":"step_progress","step":"run","message":"repetition 12 of 20"}"#);
+        let rep12 = ev(
+            r#"{"event":"step_progress","step":"run","message":"repetition 12 of 20","fraction":null}"#,
+        );
         assert!(!at_anchor(Anchor::Repetition(1), &rep12));
-        let del = serde_json::to_value(crate::host::events::Event::QmpCommand {
+        let del = line(Event::QmpCommand {
             command: "device_del nic1".into(),
-        })
-        .unwrap();
+        });
         assert!(at_anchor(Anchor::Qmp("device_del"), &del));
         assert!(!at_anchor(Anchor::Qmp("device_add"), &del));
         let other = ev(r#"{"event":"qmp_command","command":"device_delete_all"}"#);
         assert!(!at_anchor(Anchor::Qmp("device_del"), &other));
+    }
+
+    /// The events the soak matches on read back from events.jsonl as the variants rig wrote;
+    /// a line that is not an event is left out.
+    #[test]
+    fn events_read_back_typed_and_anchor_on_their_variants() {
+        let written = [
+            Event::StepStarted {
+                step: "kernel".into(),
+                detail: "rig-6.12".into(),
+            },
+            Event::StepFinished {
+                step: "kernel".into(),
+                elapsed: Duration::from_millis(1500),
+                cached: false,
+            },
+            Event::QemuSpawned {
+                pid: 42,
+                argv: vec!["qemu-system-x86_64".into(), "-S".into()],
+            },
+            Event::Verdict {
+                verdict: "pass".into(),
+                detail: String::new(),
+            },
+        ];
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("events.jsonl");
+        let mut text: String = written
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap() + "\n")
+            .collect();
+        text.push_str("{\"event\":\"from_a_newer_rig\"}\nnot json\n");
+        std::fs::write(&path, text).unwrap();
+        let mut c = Child {
+            sup: Supervised::spawn(Command::new("true"), None).unwrap(),
+            run_id: String::new(),
+            pid: 0,
+            artifacts: d.path().into(),
+            events_path: Some(path),
+            offset: 0,
+            events: Vec::new(),
+            started: Instant::now(),
+            exit: None,
+            stdout: d.path().join("out"),
+            log: d.path().join("log"),
+        };
+        c.poll();
+        assert_eq!(c.events, written);
+        assert!(c.reached(Anchor::Building) && c.reached(Anchor::QemuSpawned));
+        assert!(!c.reached(Anchor::BootReady));
+        assert_eq!(c.qemu_argv(), ["qemu-system-x86_64", "-S"]);
+        assert_eq!(c.built_steps(), ["kernel"]);
+        assert!(c.verdict_seen());
+        assert_eq!(c.verdicts(), 1);
+        c.sup.wait_timeout(Duration::from_secs(10)).unwrap();
     }
 
     #[test]

@@ -146,9 +146,9 @@ pub(super) fn report_disk_full(run: &mut Run<'_>) -> Result<(), SoakError> {
     if let Some(folder) = rec.artifacts.clone() {
         match read_report(&folder) {
             Err(e) => rec.problems.push(e),
-            Ok(Some(r)) if r.verdict != "fail" => rec
+            Ok(Some(r)) if r.verdict != crate::run::Verdict::Fail => rec
                 .problems
-                .push(format!("report.json says `{}`", r.verdict)),
+                .push(format!("report.json says `{}`", r.verdict.word())),
             Ok(Some(_)) => {}
             Ok(None) if !stdout.contains("report.json not written") => rec
                 .problems
