@@ -21,6 +21,7 @@
 pub mod bench;
 pub mod bisect;
 pub mod dmesg;
+mod exit_classes;
 pub mod guest;
 pub mod host;
 pub mod machine;

@@ -10,7 +10,6 @@ pub mod cleanup;
 pub mod doctor;
 pub mod events;
 pub mod exit;
-pub mod exit_classes;
 pub mod path;
 pub mod process;
 pub mod terminal;

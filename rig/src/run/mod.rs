@@ -39,6 +39,7 @@ pub mod phase;
 pub mod record;
 pub mod requirements;
 mod result;
+mod schema_rules;
 pub mod seed;
 mod shell;
 mod verdict;

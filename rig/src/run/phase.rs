@@ -20,7 +20,7 @@ pub enum Phase {
 
 /// A report with the phase it was printed in (serialized as the report's fields plus `phase`).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[schemars(transform = |s: &mut schemars::Schema| super::result::require(s, &[
+#[schemars(transform = |s: &mut schemars::Schema| super::schema_rules::require(s, &[
     "guilty_frame", "timestamp",
 ]))]
 pub struct PhasedReport {

@@ -1,5 +1,6 @@
 //! What a run found: per repetition and overall, with the human rendering.
 
+use super::schema_rules::require;
 use crate::host::board::Board;
 use crate::scenario::Triage;
 use schemars::JsonSchema;
@@ -32,22 +33,6 @@ impl Verdict {
             Verdict::Pass => "pass",
             Verdict::Fail => "fail",
             Verdict::Infra => "infra",
-        }
-    }
-}
-
-/// Adds `names` to an object schema's `required`: the fields every version-1 `report.json` has,
-/// which readers still default (`#[serde(default)]`) to read the reports of older rigs.
-pub(super) fn require(schema: &mut schemars::Schema, names: &[&str]) {
-    let required = schema
-        .ensure_object()
-        .entry("required")
-        .or_insert_with(|| serde_json::Value::Array(Vec::new()));
-    if let Some(list) = required.as_array_mut() {
-        for n in names {
-            if !list.iter().any(|v| v == n) {
-                list.push((*n).into());
-            }
         }
     }
 }

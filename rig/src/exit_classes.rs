@@ -6,7 +6,7 @@
 //!
 //! The impls live here, not beside each type, so one table shows every class.
 
-use super::exit::{Classify, ExitClass};
+use crate::host::exit::{Classify, ExitClass};
 use ExitClass::{BadInput, Infra, Kernel};
 
 /// Errors that are rig's own failure whatever their variant (I/O, child processes, QEMU, the
