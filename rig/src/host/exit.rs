@@ -39,7 +39,7 @@ impl ExitClass {
 }
 
 /// An error that knows its [`ExitClass`]. An error wrapping another one takes the inner
-/// error's class rather than guessing; the impls are in [`crate::host::exit_classes`].
+/// error's class rather than guessing; the impls are in `crate::exit_classes`.
 pub trait Classify {
     fn exit_class(&self) -> ExitClass;
 }
