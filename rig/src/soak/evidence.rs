@@ -3,8 +3,8 @@
 //! whose disk fills before `report.json` is written still gives its computed verdict.
 
 use super::fault::{Anchor, Moment};
-use super::session::Run;
-use super::tmpfs::{fill, Tmpfs};
+use super::session::{exits_after_signal, Run};
+use super::tmpfs::{fill, keep_copy, Tmpfs};
 use super::SoakError;
 use crate::report::{RunReport, REPORT_FILE};
 use std::path::Path;
@@ -97,14 +97,7 @@ pub(super) fn kill_at_repetition(run: &mut Run<'_>) -> Result<(), SoakError> {
     // Every repetition announced: rig may be writing its last report and exiting.
     let late = c.verdicts() >= n as usize;
     run.injected = reached && c.signal(signal, group);
-    let mut expected = if run.injected {
-        vec![128 + signal]
-    } else {
-        vec![0]
-    };
-    if run.injected && late {
-        expected.push(0);
-    }
+    let expected = exits_after_signal(run.injected, signal, late);
     let rec = run.finish(c, expected);
     if rec.exit == Some(128 + signal) {
         let problems = match &rec.artifacts {
@@ -156,12 +149,7 @@ pub(super) fn report_disk_full(run: &mut Run<'_>) -> Result<(), SoakError> {
             Ok(None) => {}
         }
         // Keep what rig managed to write, for the record (the filler stays behind).
-        let _ = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(&folder)
-            .arg(&keep)
-            .status();
-        rec.artifacts = Some(keep);
+        rec.artifacts = Some(keep_copy(&folder, keep));
     }
     drop(fs);
     Ok(())

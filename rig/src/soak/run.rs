@@ -3,8 +3,8 @@
 use super::child::{self, Child};
 use super::fault::{Anchor, Fault, Moment, Plan};
 use super::procs;
-use super::session::Run;
-use super::tmpfs::{fill, Tmpfs};
+use super::session::{exits_after_signal, Run};
+use super::tmpfs::{fill, keep_copy, Tmpfs};
 use super::{evidence, hostile, tree};
 use super::{Ctx, RunRecord, SoakError};
 use std::net::{Ipv4Addr, TcpListener};
@@ -76,16 +76,8 @@ pub fn execute(ctx: &Ctx, plan: &Plan) -> Result<RunRecord, SoakError> {
                 c.wait_anchor(anchor, deadline) && c.sleep_alive(Duration::from_secs_f64(delay_s));
             let late = c.verdict_seen();
             run.injected = reached && c.signal(signal, group);
-            let mut expected = if run.injected {
-                vec![128 + signal]
-            } else {
-                vec![0]
-            };
-            if run.injected && late {
-                // rig had printed its verdict and was exiting: either code is right.
-                expected.push(0);
-            }
-            run.finish(c, expected);
+            // rig had printed its verdict and was exiting (`late`): either code is right.
+            run.finish(c, exits_after_signal(run.injected, signal, late));
         }
         (Fault::KillAtRepetition, &Moment::Signal { .. }) => {
             evidence::kill_at_repetition(&mut run)?
@@ -228,13 +220,7 @@ fn artifacts_full(run: &mut Run<'_>, kib: u64) -> Result<(), SoakError> {
     // Keep what rig managed to write, for the record.
     if let Some(rec) = run.children.last_mut() {
         if let Some(folder) = rec.artifacts.take() {
-            let keep = run.dir.join("artifacts-kept");
-            let _ = std::process::Command::new("cp")
-                .arg("-a")
-                .arg(&folder)
-                .arg(&keep)
-                .status();
-            rec.artifacts = Some(keep);
+            rec.artifacts = Some(keep_copy(&folder, run.dir.join("artifacts-kept")));
         }
     }
     drop(fs);

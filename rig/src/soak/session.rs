@@ -159,3 +159,14 @@ fn watch_for_qemu(c: &mut Child, deadline: Instant) -> bool {
     }
     seen || procs::qemu_of(&c.run_id).is_some()
 }
+
+/// The exit codes that are right after the soak sent `signal` (`injected`): 128+signal, and 0
+/// too when rig had already announced its last verdict (`late`: it was writing it and exiting);
+/// 0 alone when the moment never came.
+pub(super) fn exits_after_signal(injected: bool, signal: i32, late: bool) -> Vec<i32> {
+    match (injected, late) {
+        (false, _) => vec![0],
+        (true, false) => vec![128 + signal],
+        (true, true) => vec![128 + signal, 0],
+    }
+}

@@ -56,3 +56,14 @@ pub(super) fn fill(dir: &Path, kib: u64) -> Result<(), SoakError> {
     f.set_len(written.saturating_sub(kib * 1024)).map_err(io)?;
     Ok(())
 }
+
+/// Copies what rig wrote on a filled tmpfs to `keep` (outside it, for the record); the copy is
+/// best effort: a soak run's verdict never depends on it.
+pub(super) fn keep_copy(folder: &Path, keep: PathBuf) -> PathBuf {
+    let _ = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(folder)
+        .arg(&keep)
+        .status();
+    keep
+}

@@ -11,7 +11,7 @@ use super::{
 use crate::host::board::Arch;
 use crate::host::cache::{sha256_file, Cache, CacheKey};
 use crate::host::events::{Event, Events};
-use crate::host::process::{run_logged, CommandError};
+use crate::host::process::run_logged;
 use crate::provision::kernel::{parse_kconfig, Kernel};
 use std::collections::BTreeMap;
 use std::fs;
@@ -232,25 +232,13 @@ pub(super) fn configure(
 fn kernel_release(plan: &Plan, src: &Path, build_dir: &Path) -> Result<String, KbuildError> {
     let mut cmd = plan.make(src, build_dir);
     cmd.args(["-s", "kernelrelease"]);
-    let command = format!("{cmd:?}");
-    let out = cmd
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|source| CommandError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    let release = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if !out.status.success() || release.is_empty() || release.contains(char::is_whitespace) {
-        return Err(CommandError::Failed {
-            command,
-            status: crate::host::process::describe_status(&out.status),
-            log: PathBuf::new(),
-            tail: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-        .into());
-    }
-    Ok(release)
+    let release =
+        |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let out = super::run::captured(&mut cmd, |out| {
+        let r = release(out);
+        !r.is_empty() && !r.contains(char::is_whitespace)
+    })?;
+    Ok(release(&out))
 }
 
 /// Copies the image, vmlinux, System.map and .config into `out`, installs the modules

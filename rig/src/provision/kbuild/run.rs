@@ -263,6 +263,32 @@ pub fn error_excerpt(text: &str, max: usize) -> String {
     picked[..picked.len().min(max)].join("\n")
 }
 
+/// Runs a short command with its output captured: the output when `ok` accepts it, else the
+/// error naming the command with its stderr.
+pub(super) fn captured(
+    cmd: &mut Command,
+    ok: impl FnOnce(&std::process::Output) -> bool,
+) -> Result<std::process::Output, KbuildError> {
+    let command = format!("{cmd:?}");
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|source| crate::host::process::CommandError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+    if !out.status.success() || !ok(&out) {
+        return Err(crate::host::process::CommandError::Failed {
+            command,
+            status: describe_status(&out.status),
+            log: std::path::PathBuf::new(),
+            tail: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+        .into());
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,6 @@ use super::{KbuildError, Source};
 use crate::host::cache::{sha256_file_memo, Cache, CacheKey};
 use crate::host::events::{Event, Events};
 use crate::host::process::run_logged;
-use crate::host::process::CommandError;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -63,26 +62,7 @@ pub fn identity(source: &Source, tarball: &Path) -> Result<String, KbuildError> 
 
 /// Runs `git -C path ARGS`: its output, or the error naming the command.
 fn git_output(path: &Path, args: &[&str]) -> Result<Vec<u8>, KbuildError> {
-    let command = format!("git -C {} {}", path.display(), args.join(" "));
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(path)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|source| CommandError::Spawn {
-            command: command.clone(),
-            source,
-        })?;
-    if !out.status.success() {
-        return Err(CommandError::Failed {
-            command,
-            status: crate::host::process::describe_status(&out.status),
-            log: PathBuf::new(),
-            tail: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-        .into());
-    }
+    let out = super::run::captured(Command::new("git").arg("-C").arg(path).args(args), |_| true)?;
     Ok(out.stdout)
 }
 
