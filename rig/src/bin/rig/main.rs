@@ -1,20 +1,15 @@
-//! The `rig` command: parses arguments, sets up progress output, turns errors into exit codes.
-//! Everything else lives in the library.
+//! The `rig` command: parses arguments, hands them to [`commands`] (one function per
+//! subcommand), turns errors into exit codes. Everything else lives in the library.
 
 mod args;
 mod commands;
 mod failure;
-mod workflows;
+mod stdout;
 
 use args::Cli;
 use clap::Parser;
 use commands::run;
-use rig::host::artifacts::RunDir;
-use rig::host::events::{Events, JsonLines, StderrProgress};
-use rig::host::exit::{Classify, ExitClass};
 use std::io::Write;
-use std::path::PathBuf;
-use std::sync::Arc;
 
 fn main() {
     let cli = Cli::parse();
@@ -33,7 +28,7 @@ fn main() {
         Err(e)
             if e.error
                 .chain()
-                .filter_map(|c| c.downcast_ref::<commands::StdoutError>())
+                .filter_map(|c| c.downcast_ref::<stdout::StdoutError>())
                 .any(|s| s.is_broken_pipe()) =>
         {
             128 + 13
@@ -50,29 +45,4 @@ fn main() {
         }
     };
     std::process::exit(code);
-}
-
-/// A file named on the command line that cannot be read (bad input).
-#[derive(Debug, thiserror::Error)]
-#[error("cannot read {path}")]
-struct InputFile {
-    path: PathBuf,
-    #[source]
-    source: std::io::Error,
-}
-
-impl Classify for InputFile {
-    fn exit_class(&self) -> ExitClass {
-        ExitClass::BadInput
-    }
-}
-
-fn events_for(verbose: bool, run_dir: Option<&RunDir>) -> Events {
-    let mut ev = Events::none().with(Arc::new(StderrProgress::new(verbose)));
-    if let Some(r) = run_dir {
-        if let Ok(j) = JsonLines::create(&r.file("events.jsonl")) {
-            ev = ev.with(Arc::new(j));
-        }
-    }
-    ev
 }

@@ -1,0 +1,49 @@
+//! `rig boot` and `rig console`: one guest, a command or a person at its console.
+
+use super::Ctx;
+use crate::args::{BootArgs, Target};
+use crate::failure::{Context, Result};
+use crate::stdout::write_stdout;
+use rig::guest::transport::Via;
+use rig::guest::Guest;
+use rig::host::artifacts::RunDir;
+use rig::host::exit;
+
+/// `rig boot`: boots, runs the command, prints its output; the exit code is the command's.
+pub(crate) fn boot(cx: &Ctx, a: BootArgs) -> Result<i32> {
+    let BootArgs {
+        target,
+        transport,
+        timeout,
+        cmd,
+    } = a;
+    let run_dir = RunDir::create(&format!("boot-{}", target.board))?;
+    let events = cx.events(Some(&run_dir));
+    let mut opts = target.guest_options();
+    opts.ssh = transport == Via::Ssh;
+    let mut guest = Guest::start(&opts, &cx.cache, &run_dir, &events)
+        .with_context(|| format!("booting {} on {}", target.kernel, target.board))?;
+    let command = rig::host::process::shell_line(&cmd);
+    let out = guest.run(&command, timeout, transport);
+    guest.shutdown();
+    let out = out.with_context(|| format!("running `{command}` in the guest"))?;
+    write_stdout(&out.stdout)?;
+    if let Some(err) = &out.stderr {
+        eprint!("{err}");
+    }
+    eprintln!("rig: artifacts: {}", run_dir.path().display());
+    Ok(out.status)
+}
+
+/// `rig console`: boots and hands the console to the terminal until Ctrl-].
+pub(crate) fn console(cx: &Ctx, target: &Target) -> Result<i32> {
+    let run_dir = RunDir::create(&format!("console-{}", target.board))?;
+    let events = cx.events(Some(&run_dir));
+    let mut guest = Guest::start(&target.guest_options(), &cx.cache, &run_dir, &events)?;
+    eprintln!("rig: console attached; Ctrl-] quits");
+    let r = guest.vm.interact();
+    guest.shutdown();
+    r?;
+    eprintln!("rig: artifacts: {}", run_dir.path().display());
+    Ok(exit::PASS)
+}
