@@ -30,6 +30,24 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Rig's own refusal of bad input: exit 2, `rig: error: …` on stderr, nothing on stdout. clap's
+/// usage errors (a missing argument, an unknown flag) also exit 2, but say `error: …` and the
+/// usage, so a test that checks only the code passes for those too. Returns stderr.
+fn refused_by_rig(out: &Output, what: &str) -> String {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+    assert!(
+        err.starts_with("rig: error: "),
+        "{what}: not rig's own error: {err}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{what}: stdout: {}",
+        text(&out.stdout)
+    );
+    err
+}
+
 #[test]
 fn unknown_kernel_is_bad_input() {
     for kernel in ["nope", "rig-6.12-nope", "rig-6.1"] {
@@ -43,17 +61,17 @@ fn unknown_kernel_is_bad_input() {
             "--",
             "true",
         ]);
-        let err = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "--kernel {kernel}: {err}");
-        assert!(err.contains(kernel), "{err}");
-        assert!(out.stdout.is_empty(), "stdout: {}", text(&out.stdout));
+        let err = refused_by_rig(&out, &format!("--kernel {kernel}"));
+        assert!(err.contains(&format!("unknown kernel `{kernel}`")), "{err}");
     }
 }
 
 #[test]
 fn unknown_board_and_flavor_are_bad_input() {
-    // clap exits 2 on any bad flag: the message must be rig's own board check's. (The unknown
-    // kernel keeps a run without that check from fetching one; its message is not this.)
+    // clap exits 2 on any usage error (a missing argument too): this must be clap refusing the
+    // value of --board with rig's own board check's message, which names the board and lists
+    // the known ones. (The unknown kernel keeps a run without that check from fetching one; its
+    // message is not this.)
     let out = rig(&[
         "boot",
         "--no-setup",
@@ -67,9 +85,13 @@ fn unknown_board_and_flavor_are_bad_input() {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("unknown board `riscv` (known: x86_64-q35, arm64-virt)"),
-        "{err}"
+        err.starts_with(
+            "error: invalid value 'riscv' for '--board <BOARD>': unknown board `riscv` (known: \
+             x86_64-q35, arm64-virt)\n"
+        ),
+        "not a value error on --board: {err}"
     );
+    assert!(out.stdout.is_empty(), "stdout: {}", text(&out.stdout));
     let out = rig(&[
         "kernel",
         "build",
@@ -79,17 +101,22 @@ fn unknown_board_and_flavor_are_bad_input() {
         "--flavor",
         "nope",
     ]);
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = refused_by_rig(&out, "--flavor nope");
+    assert!(
+        err.starts_with("rig: error: unknown kernel flavor `nope` (known: "),
+        "{err}"
+    );
     assert!(err.contains("known-bad-devlink-wait"), "{err}");
 }
 
 #[test]
 fn missing_log_for_analyze_is_bad_input() {
     let out = rig(&["analyze", "/nonexistent/rig/missing.log"]);
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("/nonexistent/rig/missing.log"), "{err}");
+    let err = refused_by_rig(&out, "analyze");
+    assert!(
+        err.starts_with("rig: error: cannot read /nonexistent/rig/missing.log\n"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -101,16 +128,20 @@ fn missing_or_broken_scenario_is_bad_input() {
         "--board",
         "arm64-virt",
     ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = refused_by_rig(&out, "run");
+    assert!(
+        err.starts_with("rig: error: cannot read scenario file /nonexistent/s.yaml\n"),
+        "{err}"
+    );
     let d = tempfile::tempdir().unwrap();
     let f = d.path().join("bad.yaml");
     std::fs::write(&f, "steps:\n  - guest: {run: true, bogus: 1}\n").unwrap();
     let out = rig(&["check", f.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).contains("bad.yaml:2:"),
-        "{}",
-        text(&out.stdout)
+        stdout.contains("bad.yaml:2:24: steps[0].guest.bogus: unknown field `bogus`"),
+        "{stdout}"
     );
 }
 
