@@ -97,6 +97,7 @@ pub(super) fn kill_jobs(dir: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::process::tests::{ends_by, pidfd};
 
     #[test]
     fn shell_like_steps_become_one_command_each() {
@@ -153,27 +154,6 @@ mod tests {
                 path.display()
             );
             std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// A handle on process `pid` (not a child of ours) that turns readable when it ends.
-    fn pidfd(pid: i32) -> std::os::fd::OwnedFd {
-        let p = rustix::process::Pid::from_raw(pid).unwrap();
-        rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
-            .unwrap_or_else(|e| panic!("pidfd_open({pid}): {e}"))
-    }
-
-    /// Whether the process of `pidfd` ended before `deadline`.
-    fn ends_by(pidfd: &std::os::fd::OwnedFd, deadline: std::time::Instant) -> bool {
-        use rustix::event::{poll, PollFd, PollFlags, Timespec};
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let left = Timespec::try_from(left).unwrap();
-            match poll(&mut [PollFd::new(pidfd, PollFlags::IN)], Some(&left)) {
-                Ok(n) => return n > 0,
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => panic!("poll: {e}"),
-            }
         }
     }
 
