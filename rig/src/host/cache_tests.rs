@@ -62,30 +62,46 @@ fn get_or_build_builds_once_and_cleans_up_failures() {
 #[test]
 fn concurrent_builders_of_one_entry_build_it_once_and_never_overlap() {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+    use std::sync::{Arc, Condvar, Mutex};
     let d = tempfile::tempdir().unwrap();
     let cache = Cache::at(d.path());
     let key = CacheKey::new("shared");
     let builds = Arc::new(AtomicUsize::new(0));
     let inside = Arc::new(AtomicUsize::new(0));
     let overlapped = Arc::new(AtomicUsize::new(0));
+    // Builders that found the entry's lock taken.
+    let waiting = Arc::new((Mutex::new(0usize), Condvar::new()));
     let threads: Vec<_> = (0..4)
         .map(|_| {
             let (cache, key) = (cache.clone(), key.clone());
             let (builds, inside, overlapped) = (builds.clone(), inside.clone(), overlapped.clone());
+            let waiting = waiting.clone();
             std::thread::spawn(move || {
+                let (count, changed) = &*waiting;
                 // flock is per open file description: threads contend like processes do.
                 cache
-                    .get_or_build::<CacheError>("thing", &key, |dir| {
-                        if inside.fetch_add(1, Ordering::SeqCst) > 0 {
-                            overlapped.fetch_add(1, Ordering::SeqCst);
-                        }
-                        builds.fetch_add(1, Ordering::SeqCst);
-                        std::thread::sleep(std::time::Duration::from_millis(300));
-                        fs::write(dir.join("out"), "whole").unwrap();
-                        inside.fetch_sub(1, Ordering::SeqCst);
-                        Ok(())
-                    })
+                    .get_or_build_with::<CacheError>(
+                        "thing",
+                        &key,
+                        &mut || {
+                            *count.lock().unwrap() += 1;
+                            changed.notify_all();
+                        },
+                        &mut |_, _| {},
+                        |dir| {
+                            if inside.fetch_add(1, Ordering::SeqCst) > 0 {
+                                overlapped.fetch_add(1, Ordering::SeqCst);
+                            }
+                            builds.fetch_add(1, Ordering::SeqCst);
+                            // Still building when every other builder has come to the lock.
+                            let n = count.lock().unwrap();
+                            let ten_s = std::time::Duration::from_secs(10);
+                            drop(changed.wait_timeout_while(n, ten_s, |n| *n < 3).unwrap());
+                            fs::write(dir.join("out"), "whole").unwrap();
+                            inside.fetch_sub(1, Ordering::SeqCst);
+                            Ok(())
+                        },
+                    )
                     .unwrap()
             })
         })
@@ -96,6 +112,11 @@ fn concurrent_builders_of_one_entry_build_it_once_and_never_overlap() {
     }
     assert_eq!(builds.load(Ordering::SeqCst), 1);
     assert_eq!(overlapped.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        *waiting.0.lock().unwrap(),
+        3,
+        "not every other builder waited"
+    );
 }
 
 #[test]
@@ -106,32 +127,39 @@ fn a_build_waits_for_another_process_holding_the_entry_lock() {
     let kind_dir = d.path().join("thing");
     fs::create_dir_all(&kind_dir).unwrap();
     let lock = kind_dir.join(format!(".lock-{}", key.hex()));
-    // Another process holds the lock for a while, "building" the entry meanwhile.
+    // Another process holds the lock, says so, and publishes the entry once told that we wait
+    // for it (or, should we never say so, after 30 s).
     let entry = cache.entry("thing", &key);
     let script = format!(
-        "sleep 1; mkdir {t}; echo theirs > {t}/out; mv {t} {e}",
+        "echo held; timeout 30 head -n 1 >/dev/null; mkdir {t}; echo theirs > {t}/out; mv {t} {e}",
         t = kind_dir.join(".tmp-theirs").display(),
         e = entry.display()
     );
     let mut holder = std::process::Command::new("flock")
         .arg(&lock)
         .args(["sh", "-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("flock(1) from util-linux");
-    // Let it take the lock first.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !lock.exists() {
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    let mut said = String::new();
+    let mut from_holder = io::BufReader::new(holder.stdout.take().unwrap());
+    io::BufRead::read_line(&mut from_holder, &mut said).unwrap();
+    assert_eq!(said, "held\n", "the other process never took the lock");
+    let mut go = holder.stdin.take();
     let mut waited = false;
     let mut built = false;
     let p = cache
         .get_or_build_with::<CacheError>(
             "thing",
             &key,
-            &mut || waited = true,
+            &mut || {
+                waited = true;
+                // It may publish now: we are about to block on its lock.
+                if let Some(mut go) = go.take() {
+                    go.write_all(b"go\n").unwrap();
+                }
+            },
             &mut |_, _| {},
             |_| {
                 built = true;
@@ -139,6 +167,7 @@ fn a_build_waits_for_another_process_holding_the_entry_lock() {
             },
         )
         .unwrap();
+    drop(go);
     assert!(holder.wait().unwrap().success());
     assert!(waited, "did not wait for the other process");
     assert!(

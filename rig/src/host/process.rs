@@ -525,4 +525,4 @@ pub fn describe_status(st: &ExitStatus) -> String {
 
 #[cfg(test)]
 #[path = "process_tests.rs"]
-mod tests;
+pub(crate) mod tests;

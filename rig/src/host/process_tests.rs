@@ -40,80 +40,129 @@ fn drop_kills_the_whole_group() {
         .parse()
         .unwrap();
     assert!(alive(grandchild));
+    let grandchild_fd = pidfd(grandchild);
     drop(sup);
     assert!(!alive(leader));
     // The grandchild was reparented; it must be gone or a zombie about to be reaped by init.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while alive(grandchild) {
-        let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
-        if stat.contains(") Z ") {
-            break;
+    assert!(
+        ends_by(&grandchild_fd, Instant::now() + Duration::from_secs(2)),
+        "grandchild {grandchild} survived"
+    );
+}
+
+/// A handle on process `pid` (a child of ours or not) that turns readable when it ends.
+pub(crate) fn pidfd(pid: i32) -> std::os::fd::OwnedFd {
+    let p = Pid::from_raw(pid).unwrap();
+    rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+        .unwrap_or_else(|e| panic!("pidfd_open({pid}): {e}"))
+}
+
+/// Whether the process of `pidfd` ended (exited, reaped or not) before `deadline`.
+pub(crate) fn ends_by(pidfd: &std::os::fd::OwnedFd, deadline: Instant) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let left = Timespec::try_from(left).unwrap();
+        match poll(&mut [PollFd::new(pidfd, PollFlags::IN)], Some(&left)) {
+            Ok(n) => return n > 0,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => panic!("poll: {e}"),
         }
-        assert!(
-            Instant::now() < deadline,
-            "grandchild {grandchild} survived"
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
+/// Set to a folder in the copy of this test binary that runs the signal path alone.
+const SIGNAL_PATH_CHILD: &str = "RIG_TEST_SIGNAL_PATH_DIR";
+
+/// What rig's handler does on SIGTERM ([`kill_all_children`]) while QEMU (a supervised group
+/// with a process of its own) and a helper with a job of its own (mmdebstrap with its apt-get)
+/// run: all of them go. The handler kills every descendant of the process, so in the test
+/// process (`cargo test` runs tests as threads of one) it would take other tests' children with
+/// it: the test runs it in a child process, this test binary again running this test alone.
 #[test]
 fn the_signal_path_kills_helpers_and_what_they_started() {
-    // What rig's handler does on SIGTERM, while a helper (here: a shell with a job of its
-    // own, like mmdebstrap with its apt-get) runs. Scoped to this test's helper: the
-    // handler's own list (every descendant of the process) would take other tests'
-    // children with it when tests run as threads of one process.
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("log");
-    let pidfile = dir.path().join("pid");
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(format!("sleep 60 & echo $! > {}; wait", pidfile.display()));
-    let helper = std::thread::spawn(move || run_logged(cmd, &log));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let grandchild: i32 = loop {
-        if let Some(p) = std::fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            break p;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the helper never started its job"
-        );
-        std::thread::sleep(Duration::from_millis(10));
+    if let Some(dir) = std::env::var_os(SIGNAL_PATH_CHILD) {
+        kill_all_children_in_this_process(Path::new(&dir));
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    // `rig::host::process::tests` without the crate's name.
+    let module = module_path!().split_once("::").unwrap().1;
+    let name = format!("{module}::the_signal_path_kills_helpers_and_what_they_started");
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", &name, "--nocapture", "--test-threads=1"])
+        .env(SIGNAL_PATH_CHILD, d.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "the signal path failed:\n{text}");
+    // It ran, alone, to its end.
+    assert!(text.contains("test result: ok. 1 passed"), "{text}");
+    assert!(d.path().join("done").exists(), "{text}");
+}
+
+/// [`the_signal_path_kills_helpers_and_what_they_started`] in the child process: every
+/// descendant of this process is the test's own.
+fn kill_all_children_in_this_process(dir: &Path) {
+    let job = |name: &str| {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(format!(
+            "sleep 60 & echo $! > {}; wait",
+            dir.join(name).display()
+        ));
+        cmd
     };
-    assert!(descendants().contains(&grandchild));
-    let sh = all_procs()
+    let mut qemu = Supervised::spawn(job("qemu-job"), None).unwrap();
+    let log = dir.join("log");
+    let helper_cmd = job("helper-job");
+    let helper = std::thread::spawn(move || run_logged(helper_cmd, &log));
+    let qemu_job = wait_pidfile(&dir.join("qemu-job"));
+    let helper_job = wait_pidfile(&dir.join("helper-job"));
+    let helper_sh = all_procs()
         .iter()
-        .find(|p| p.pid == grandchild)
+        .find(|p| p.pid == helper_job)
         .map(|p| p.ppid)
         .unwrap();
-    assert!(descendants().contains(&sh));
-    // Parents first, as the handler's list has them: a shell that saw its job die first
-    // could exit 0 before its own signal arrives.
-    let subtree = || {
-        let mut v: Vec<i32> = descendants().into_iter().filter(|&p| p == sh).collect();
-        v.extend(descendants_of(sh));
-        v
-    };
-    stop_processes(&[], subtree);
+    let leader = qemu.pid() as i32;
+    let ours = descendants();
+    for p in [leader, qemu_job, helper_sh, helper_job] {
+        assert!(ours.contains(&p), "{p} is not ours: {ours:?}");
+    }
+    // Opened while each runs: a pidfd stays this process's even once the pid is free again.
+    let fds: Vec<_> = [leader, qemu_job, helper_sh, helper_job]
+        .map(|p| (p, pidfd(p)))
+        .into();
+
+    kill_all_children();
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let left: Vec<i32> = fds
+        .iter()
+        .filter(|(_, fd)| !ends_by(fd, deadline))
+        .map(|(p, _)| *p)
+        .collect();
+    if !left.is_empty() {
+        // Not left behind by a failed test.
+        for (_, fd) in &fds {
+            let _ = rustix::process::pidfd_send_signal(fd, Signal::KILL);
+        }
+        panic!("{left:?} of {fds:?} live on");
+    }
+    assert!(descendants().is_empty(), "{:?}", descendants());
+    // The helper ended by the signal, and says so.
     let r = helper.join().unwrap();
     assert!(r.unwrap_err().to_string().contains("signal"));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while alive(grandchild)
-        && !std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
-            .unwrap_or_default()
-            .contains(") Z ")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the helper's job {grandchild} lives on"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(subtree().is_empty(), "{:?}", subtree());
+    // QEMU's place ended by the SIGTERM first; its leader is left for the Supervised to reap.
+    let st = qemu.try_wait().unwrap();
+    assert_eq!(st.and_then(|s| s.signal()), Some(libc::SIGTERM), "{st:?}");
+    assert!(group_members(leader).is_empty());
+    drop(qemu);
+    std::fs::write(dir.join("done"), "").unwrap();
 }
 
 /// The state letter of `pid` (`Z` for a zombie), `None` once it is reaped.
@@ -185,12 +234,16 @@ fn an_exited_leader_pins_its_group_until_what_is_left_of_the_group_is_killed() {
 #[test]
 fn a_running_leader_is_terminated_killed_and_reaped_last() {
     let mut cmd = Command::new("sh");
-    // Ignores SIGTERM: only the SIGKILL after the grace ends it.
-    cmd.args(["-c", "trap '' TERM; while :; do sleep 0.05; done"]);
+    // Ignores SIGTERM (says so once it does): only the SIGKILL after the grace ends it.
+    cmd.args(["-c", "trap '' TERM; echo ignoring; exec sleep 60"])
+        .stdout(Stdio::piped());
     let mut sup = Supervised::spawn(cmd, None).unwrap();
     sup.grace = Duration::from_millis(300);
     let leader = sup.pid() as i32;
-    std::thread::sleep(Duration::from_millis(100));
+    let mut said = String::new();
+    let mut out = std::io::BufReader::new(sup.take_stdout().unwrap());
+    std::io::BufRead::read_line(&mut out, &mut said).unwrap();
+    assert_eq!(said, "ignoring\n");
     assert!(sup.try_wait().unwrap().is_none());
     let st = sup.terminate().unwrap();
     assert_eq!(st.signal(), Some(libc::SIGKILL));

@@ -40,12 +40,17 @@ fn kernel_text_is_logged_tapped_and_waited_for() {
     let s = seen.clone();
     f.console
         .add_tap(Box::new(move |d| s.lock().unwrap().extend_from_slice(d)));
-    f.kernel
-        .write_all(b"[    1.0] boot\r\nRIG-READY 6.12")
-        .unwrap();
+    let first = b"[    1.0] boot\r\nRIG-READY 6.12";
+    f.kernel.write_all(first).unwrap();
     let k = f.kernel.try_clone().unwrap();
+    let watch = f.console.kernel.taken_watch();
     let late = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
+        // Only once the wait below took the first part: the marker is split for certain.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        assert!(
+            watch.wait_taken(first.len() as u64, deadline),
+            "the wait never took the first part"
+        );
         (&k).write_all(b".1-rig\r\n").unwrap();
     });
     // A marker split across reads is matched whole, up to its line end.

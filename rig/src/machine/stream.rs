@@ -55,6 +55,9 @@ struct State {
     dropped: u64,
     /// Set by [`Waker::wake`], cleared by the `take` it ends.
     woken: bool,
+    /// Bytes handed to waiters since the start ([`TakenWatch`]).
+    #[cfg(test)]
+    taken: u64,
 }
 
 struct Shared {
@@ -138,6 +141,10 @@ impl Stream {
         loop {
             if !st.unread.is_empty() {
                 let data: Vec<u8> = st.unread.drain(..).collect();
+                #[cfg(test)]
+                {
+                    st.taken += data.len() as u64;
+                }
                 drop(st);
                 self.shared.changed.notify_all();
                 return Taken::Data(data);
@@ -220,6 +227,33 @@ impl Waker {
     pub fn wake(&self) {
         self.0.lock().woken = true;
         self.0.changed.notify_all();
+    }
+}
+
+/// Sees from another thread how many bytes waiters of one [`Stream`] took: a test sends the
+/// rest of a message only once the first part was taken, so the message is split for certain.
+#[cfg(test)]
+pub(crate) struct TakenWatch(Arc<Shared>);
+
+#[cfg(test)]
+impl Stream {
+    pub(crate) fn taken_watch(&self) -> TakenWatch {
+        TakenWatch(self.shared.clone())
+    }
+}
+
+#[cfg(test)]
+impl TakenWatch {
+    /// Waits until waiters took `n` bytes in all; `false` if `deadline` passed first.
+    pub(crate) fn wait_taken(&self, n: u64, deadline: Instant) -> bool {
+        let st = self.0.lock();
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (st, _) = self
+            .0
+            .changed
+            .wait_timeout_while(st, left, |st| st.taken < n)
+            .unwrap_or_else(|p| p.into_inner());
+        st.taken >= n
     }
 }
 
@@ -364,12 +398,43 @@ mod tests {
 
     #[test]
     fn dropping_a_stream_with_a_blocked_reader_does_not_hang() {
-        let (s, mut peer, _) = pair(4, Overflow::Wait);
-        peer.write_all(b"more than four bytes").unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        let t = Instant::now();
-        drop(s);
-        assert!(t.elapsed() < Duration::from_secs(5));
+        use std::sync::mpsc;
+        let (ours, mut peer) = UnixStream::pair().unwrap();
+        let (read_tx, read_rx) = mpsc::channel();
+        let sink: Sink = Box::new(move |d| {
+            let _ = read_tx.send(d.len());
+        });
+        let s = Stream::spawn("test", ours, 4, Overflow::Wait, sink).unwrap();
+        let data = b"more than four bytes";
+        peer.write_all(data).unwrap();
+        // The reader has read it all (the sink saw it) and filled the buffer: with nobody
+        // taking, it waits for room that never comes.
+        let deadline = soon();
+        let mut read = 0;
+        while read < data.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            read += read_rx
+                .recv_timeout(left)
+                .expect("the reader never read it all");
+        }
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let st = s.shared.lock();
+            let (st, _) = s
+                .shared
+                .changed
+                .wait_timeout_while(st, left, |st| st.unread.len() < 4)
+                .unwrap();
+            assert_eq!(st.unread.len(), 4, "the buffer never filled");
+        }
+        let (done_tx, done_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            drop(s);
+            let _ = done_tx.send(());
+        });
+        done_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("dropping the stream hangs on its blocked reader");
     }
 
     #[test]

@@ -97,6 +97,7 @@ pub(super) fn kill_jobs(dir: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::process::tests::{ends_by, pidfd};
 
     #[test]
     fn shell_like_steps_become_one_command_each() {
@@ -139,12 +140,36 @@ mod tests {
         assert_eq!(shell_command(&StepKind::Sleep(t)), None);
     }
 
+    /// Reads the number `path` holds once it is written whole, at most until `deadline`.
+    fn wait_number(path: &std::path::Path, deadline: std::time::Instant) -> i32 {
+        loop {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            // Written by `echo`: whole once its line ends.
+            if let Some(n) = text.strip_suffix('\n').and_then(|t| t.trim().parse().ok()) {
+                return n;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} never held a number",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     #[test]
     fn a_killed_job_takes_its_children_with_it() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().display().to_string();
         let late = d.path().join("late");
-        let script = format!("(sleep 1; echo late > {}) & wait", late.display());
+        let child = d.path().join("child");
+        // A child of the job that says it runs, then outlives any wait of this test unless the
+        // kill reaches it.
+        let script = format!(
+            "sh -c 'echo $$ > {}; sleep 60; echo late > {}' & wait",
+            child.display(),
+            late.display()
+        );
         let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, script);
         // The host's util-linux setsid stands in for the guest's busybox one.
         let sh = |cmd: &str| {
@@ -155,20 +180,25 @@ mod tests {
                 .unwrap()
         };
         sh(&job_launch_with("setsid", &dir, 0, &b64));
-        let pgid = d.path().join("0.pgid");
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !pgid.exists() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert!(sh(&kill_jobs(&dir)).success());
-        std::thread::sleep(Duration::from_millis(1500));
-        assert!(!late.exists(), "a child of the killed job ran on");
-        assert_eq!(
-            std::fs::read_to_string(d.path().join("0.st"))
-                .unwrap()
-                .trim(),
-            "137"
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        // The job wrote its group id before it started its child.
+        let pid = wait_number(&child, deadline);
+        let child_fd = pidfd(pid);
+        assert!(
+            !ends_by(&child_fd, std::time::Instant::now()),
+            "the child never ran"
         );
+        assert!(sh(&kill_jobs(&dir)).success());
+        if !ends_by(&child_fd, deadline) {
+            // Nothing of the job left running after the test.
+            let pgid = wait_number(&d.path().join("0.pgid"), deadline);
+            let kill = rustix::process::Pid::from_raw(pgid)
+                .map(|g| rustix::process::kill_process_group(g, rustix::process::Signal::KILL));
+            panic!("{pid}, a child of the killed job, runs on (killing group {pgid}: {kill:?})");
+        }
+        assert!(!late.exists(), "a child of the killed job ran on");
+        // Written once the job's shell is gone.
+        assert_eq!(wait_number(&d.path().join("0.st"), deadline), 137);
     }
 
     #[test]

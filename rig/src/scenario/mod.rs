@@ -35,6 +35,10 @@ mod tests;
 mod tests_devices;
 #[cfg(test)]
 mod tests_host;
+#[cfg(test)]
+mod tests_robust;
+#[cfg(test)]
+mod tests_validated;
 
 pub type JsonMap = serde_json::Map<String, serde_json::Value>;
 
