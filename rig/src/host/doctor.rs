@@ -64,12 +64,6 @@ pub const TOOLS: &[Tool] = &[
         need: Need::Core,
     },
     Tool {
-        name: "gzip",
-        probe: Probe::Command("gzip", "--version"),
-        package: "gzip",
-        need: Need::Core,
-    },
-    Tool {
         name: "depmod",
         probe: Probe::Command("depmod", "--version"),
         package: "kmod",
@@ -80,6 +74,14 @@ pub const TOOLS: &[Tool] = &[
         probe: Probe::Command("dtc", "--version"),
         package: "device-tree-compiler",
         need: Need::Core,
+    },
+    Tool {
+        // `make all` compresses arm64's `Image.gz` and x86_64's bzImage (CONFIG_KERNEL_GZIP)
+        // with it; rig's own archives are gzip'd in-process.
+        name: "gzip",
+        probe: Probe::Command("gzip", "--version"),
+        package: "gzip",
+        need: Need::Kbuild,
     },
     Tool {
         name: "xz",

@@ -1,20 +1,24 @@
 //! Writing initramfs archives: the kernel's `newc` cpio format (see the kernel's
-//! `Documentation/driver-api/early-userspace/buffer-format.rst`), gzip'd by the host's `gzip -n`.
+//! `Documentation/driver-api/early-userspace/buffer-format.rst`), gzip'd in-process with flate2.
 
 use super::ImageError;
-use crate::host::process::CommandError;
+use flate2::write::GzEncoder;
+use flate2::{Compression, GzBuilder};
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-/// Writes a gzip'd newc archive to `out` (appending to it when `append`), filled by `fill`,
-/// through the host's `gzip -n` (deterministic: no name, no timestamp).
+/// The gzip stream of an archive: deterministic (no name, mtime 0, as `gzip -n` writes), so the
+/// same `fill` gives the same bytes every run.
+type GzOut = GzEncoder<io::BufWriter<fs::File>>;
+
+/// Writes a gzip'd newc archive to `out` (appending it as one more gzip member when `append`),
+/// filled by `fill`.
 pub(crate) fn write_gz_archive(
     out: &Path,
     append: bool,
-    fill: impl FnOnce(&mut NewcWriter<io::BufWriter<std::process::ChildStdin>>) -> io::Result<()>,
+    fill: impl FnOnce(&mut NewcWriter<GzOut>) -> io::Result<()>,
 ) -> Result<(), ImageError> {
     let io_err = |source| ImageError::Io {
         what: "cannot write archive".into(),
@@ -28,38 +32,16 @@ pub(crate) fn write_gz_archive(
         .truncate(!append)
         .open(out)
         .map_err(io_err)?;
-    let mut child = Command::new("gzip")
-        .args(["-n", "-c"])
-        .stdin(Stdio::piped())
-        .stdout(file)
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| CommandError::Spawn {
-            command: "gzip -n -c".into(),
-            source,
-        })?;
-    let written = match child.stdin.take() {
-        Some(stdin) => {
-            let mut w = NewcWriter::new(io::BufWriter::with_capacity(1 << 20, stdin));
-            fill(&mut w)
-                .and_then(|()| w.finish())
-                .and_then(|mut b| b.flush())
-        }
-        None => Err(io::Error::other("gzip has no stdin")),
-    };
-    let mut stderr = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
-    let status = child.wait().map_err(io_err)?;
-    if !status.success() {
-        return Err(io_err(io::Error::other(format!(
-            "gzip {}: {}",
-            crate::host::process::describe_status(&status),
-            stderr.trim()
-        ))));
-    }
-    written.map_err(io_err)
+    let gz = GzBuilder::new().mtime(0).write(
+        io::BufWriter::with_capacity(1 << 20, file),
+        Compression::default(),
+    );
+    let mut w = NewcWriter::new(gz);
+    fill(&mut w)
+        .and_then(|()| w.finish())
+        .and_then(GzEncoder::finish)
+        .and_then(|mut b| b.flush())
+        .map_err(io_err)
 }
 
 const S_IFDIR: u32 = 0o040000;
@@ -236,6 +218,7 @@ impl<W: Write> NewcWriter<W> {
 pub(crate) mod tests {
     use super::*;
     use std::path::PathBuf;
+    use std::process::{Command, Stdio};
 
     /// Lists an archive with the host's cpio: `mode owner name [-> target]` lines.
     pub(crate) fn cpio_list(archive: &[u8]) -> String {
