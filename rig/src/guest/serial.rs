@@ -30,6 +30,7 @@
 //! and a status that is not 1–3 digits is refused.
 
 use super::transport::{CommandOutput, Transport, TransportError};
+use crate::host::shell;
 use crate::machine::console::{AbortCheck, Console, ConsoleError};
 use crate::machine::vm::Vm;
 use memchr::memmem;
@@ -70,11 +71,7 @@ const NOT_EXECUTABLE: &[&str] = &[
 /// Whether `command` is one simple command of plain words (no quoting, expansion, operators or
 /// assignments) naming a program, so `exec command` means the same as `command`.
 pub fn is_plain_simple_command(command: &str) -> bool {
-    let plain = |w: &str| {
-        !w.is_empty()
-            && w.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_./:,+%@=-".contains(&b))
-    };
+    let plain = shell::is_plain_word;
     let mut words = command.split([' ', '\t']).filter(|w| !w.is_empty());
     let Some(first) = words.next() else {
         return false;
@@ -82,27 +79,25 @@ pub fn is_plain_simple_command(command: &str) -> bool {
     plain(first) && !first.contains('=') && !NOT_EXECUTABLE.contains(&first) && words.all(plain)
 }
 
-/// `text` as one shell word for the tty: single-quoted, control bytes as `$'\NNN'`, physical
-/// lines under [`MAX_LINE`] given that the current line already holds `col` bytes. Returns the
-/// word and the column after it.
+/// `text` as one shell word for the tty: single-quoted ([`shell::single_quoted`]'s quoting),
+/// control bytes as `$'\NNN'`, physical lines under [`MAX_LINE`] given that the current line
+/// already holds `col` bytes. Returns the word and the column after it.
 fn tty_word(text: &str, mut col: usize) -> (String, usize) {
     let mut w = String::with_capacity(text.len() + 8);
     w.push('\'');
     col += 1;
     for c in text.chars() {
-        let piece = match c {
-            '\'' => "'\\''".to_string(),
-            '\n' => "\n".to_string(),
-            c if (c as u32) < 0x20 && c != '\t' || c as u32 == 0x7f => {
-                format!("'$'\\{:03o}''", c as u32)
+        let piece: std::borrow::Cow<str> = match c {
+            '\n' => {
+                w.push('\n');
+                col = 0;
+                continue;
             }
-            c => c.to_string(),
+            c if (c as u32) < 0x20 && c != '\t' || c as u32 == 0x7f => {
+                format!("'$'\\{:03o}''", c as u32).into()
+            }
+            c => shell::in_single_quotes(c),
         };
-        if piece == "\n" {
-            w.push('\n');
-            col = 0;
-            continue;
-        }
         if col + piece.len() + 2 >= MAX_LINE {
             // End the quoted piece, continue the word on the next line.
             w.push_str("'\\\n'");

@@ -12,6 +12,7 @@ pub mod events;
 pub mod exit;
 pub mod path;
 pub mod process;
+pub mod shell;
 pub mod terminal;
 pub mod text;
 pub mod userdir;

@@ -425,25 +425,6 @@ pub fn describe_command(cmd: &Command) -> String {
     s
 }
 
-/// One shell word per argument, quoted only where needed: the command line `sh` splits back into
-/// exactly `argv` (for `qemu.argv`, logs, and running an argv in the guest's shell).
-pub fn shell_line<S: AsRef<str>>(argv: &[S]) -> String {
-    argv.iter()
-        .map(|s| {
-            let s = s.as_ref();
-            if !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_=,./:+@".contains(c))
-            {
-                s.to_string()
-            } else {
-                format!("'{}'", s.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// The last `n` lines of `text`.
 pub fn tail_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();

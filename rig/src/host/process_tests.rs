@@ -1,19 +1,6 @@
 //! Tests of [`super`]: ownership, the order of signal and reap, the signal path.
 use super::*;
 
-#[test]
-fn shell_line_quotes_what_needs_it_and_sh_splits_it_back() {
-    let l = shell_line(&["qemu", "-append", "a b", "romfile="]);
-    assert_eq!(l, "qemu -append 'a b' romfile=");
-    let argv = ["printf", "%s|", "it's", "", "$HOME", "a\nb", "*"];
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(shell_line(&argv))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "it's||$HOME|a\nb|*|");
-}
-
 fn alive(pid: i32) -> bool {
     rustix::process::Pid::from_raw(pid)
         .is_some_and(|p| rustix::process::test_kill_process(p).is_ok())

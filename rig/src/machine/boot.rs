@@ -72,7 +72,7 @@ impl Vm {
                 source,
             })?;
         let argv_path = run_dir.file("qemu.argv");
-        std::fs::write(&argv_path, crate::host::process::shell_line(&argv) + "\n").map_err(
+        std::fs::write(&argv_path, crate::host::shell::shell_line(&argv) + "\n").map_err(
             |source| VmError::Artifact {
                 path: argv_path,
                 source,

@@ -254,7 +254,7 @@ pub fn board_dtb(cfg: &QemuConfig) -> Result<Option<PathBuf>, DtbError> {
     let raw = tmp.path().join("qemu.dtb");
     let argv = with_dump_target(machine, &raw);
     let fail = |why: String| DtbError::Dump {
-        argv: crate::host::process::shell_line(&argv),
+        argv: crate::host::shell::shell_line(&argv),
         why,
     };
     let mut cmd = Command::new(&argv[0]);

@@ -40,7 +40,7 @@ pub struct CellOutcome {
 
 /// Without a run folder to reproduce from, the `rig run` line that runs the cell.
 fn run_command(cell: &Cell) -> String {
-    crate::host::process::shell_line(&[
+    crate::host::shell::shell_line(&[
         "rig",
         "run",
         &cell.scenario.file,

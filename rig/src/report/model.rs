@@ -109,9 +109,7 @@ impl crate::run::ScenarioResult {
         let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
         let reproduce = (outcome != Outcome::Pass
             && dir.join(crate::host::artifacts::RECORD_FILE).is_file())
-        .then(|| {
-            crate::host::process::shell_line(&["rig", "reproduce", &dir.display().to_string()])
-        });
+        .then(|| crate::host::shell::shell_line(&["rig", "reproduce", &dir.display().to_string()]));
         Row {
             cell: super::cell_name(self.board.name(), &self.kernel, &self.scenario),
             board: self.board.name().to_string(),

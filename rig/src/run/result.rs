@@ -288,7 +288,7 @@ impl ScenarioResult {
     /// it works from anywhere).
     pub fn reproduce_command(&self) -> String {
         let dir = std::fs::canonicalize(&self.artifacts).unwrap_or_else(|_| self.artifacts.clone());
-        crate::host::process::shell_line(&[
+        crate::host::shell::shell_line(&[
             "rig".to_string(),
             "reproduce".to_string(),
             dir.display().to_string(),

@@ -4,6 +4,7 @@
 use super::fault::{Anchor, BundleVariant, Fault, Moment, Plan};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rig_yaml::single_quoted;
 
 /// The run's own random source: the soak seed and the run index decide everything.
 pub fn run_rng(seed: u64, index: usize) -> ChaCha8Rng {
@@ -19,11 +20,6 @@ fn secs(rng: &mut ChaCha8Rng, lo: f64, hi: f64) -> f64 {
     ((lo + rng.gen::<f64>() * (hi - lo)) * 10.0).round() / 10.0
 }
 
-/// A YAML single-quoted scalar.
-fn yq(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 /// The scenario of a run: a work step (where the fault strikes), then a QMP and a guest step
 /// that only pass if the machine is still fine.
 fn scenario(fault: Fault, work: &str, timeout: &str, via_ssh: bool) -> String {
@@ -32,7 +28,7 @@ fn scenario(fault: Fault, work: &str, timeout: &str, via_ssh: bool) -> String {
         "name: soak-{fault}\ntimeout: 4m\nsteps:\n  - guest: {{name: work, run: {}, timeout: \
          {timeout}{via}}}\n  - qmp: {{name: status, execute: query-status}}\n  - guest: \
          {{name: after, run: 'true', timeout: 20s{via}}}\n",
-        yq(work)
+        single_quoted(work)
     )
 }
 
@@ -121,7 +117,7 @@ fn report_disk_full() -> String {
         "name: soak-report-disk-full\ntimeout: 4m\ncmdline: [printk.devkmsg=on]\nsteps:\n  - \
          guest: {{name: warn, run: {}, timeout: 60s}}\n  - guest: {{name: sleep, run: 'sleep \
          6', timeout: 60s}}\n",
-        yq(&warn)
+        single_quoted(&warn)
     )
 }
 
@@ -304,7 +300,7 @@ pub fn plan(fault: Fault, seed: u64, index: usize, nth: usize) -> Plan {
                      90s\n      steps:\n        - guest: {{name: over-ssh, run: 'sleep 8', \
                      timeout: 60s, via: ssh}}\n        - guest: {{name: kill-dropbear, run: {}, \
                      timeout: 60s}}\n  - guest: {{name: after, run: 'true', timeout: 20s}}\n",
-                    yq(&kill)
+                    single_quoted(&kill)
                 ),
             )
         }

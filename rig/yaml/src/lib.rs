@@ -407,6 +407,13 @@ fn resolve(s: &str) -> Resolved {
     Resolved::Str
 }
 
+/// `text` as a YAML single-quoted scalar (`'` doubled), for writing YAML: a quoted scalar is
+/// always a string. Line breaks inside it fold to spaces when read back, so it round-trips text
+/// of one line.
+pub fn single_quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 mod de;
 pub use de::{from_node, DeError};
 

@@ -117,3 +117,30 @@ fn errors_carry_line_column_and_field_path() {
     let e = de("steps:\n  - {run: a, times: \"3\"}\n").unwrap_err();
     assert!(e.message.contains("invalid type"), "{e}");
 }
+
+#[test]
+fn single_quoted_scalars_read_back_as_the_same_string() {
+    for text in [
+        "",
+        "it's",
+        "''",
+        "a: b, [c] {d} #e",
+        "true",
+        "3",
+        "~",
+        " lead",
+        "\"x\"",
+    ] {
+        let q = single_quoted(text);
+        match parse(&format!("{{run: {q}}}"))
+            .unwrap()
+            .get(&Path::root().key("run"))
+        {
+            Some(Node::Scalar { value, plain, .. }) => {
+                assert_eq!((value.as_str(), *plain), (text, false), "{q}");
+            }
+            other => panic!("{q}: {other:?}"),
+        }
+    }
+    assert_eq!(single_quoted("it's"), "'it''s'");
+}

@@ -27,7 +27,7 @@ pub use port::{reserve_port, reserve_port_in, PortReservation};
 
 use crate::guest::transport::{CommandOutput, Transport, TransportError};
 use crate::host::events::{Event, Events};
-use crate::host::process::shell_line;
+use crate::host::shell::shell_line;
 use connect::{Conn, Target};
 use exec::{Failure, Job};
 use sha2::{Digest, Sha256};

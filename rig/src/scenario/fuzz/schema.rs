@@ -240,7 +240,7 @@ impl Gen {
             {
                 s
             }
-            _ => format!("'{}'", s.replace('\'', "''")),
+            _ => rig_yaml::single_quoted(&s),
         }
     }
 

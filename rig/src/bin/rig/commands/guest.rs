@@ -23,7 +23,7 @@ pub(crate) fn boot(cx: &Ctx, a: BootArgs) -> Result<i32> {
     opts.ssh = transport == Via::Ssh;
     let mut guest = Guest::start(&opts, &cx.cache, &run_dir, &events)
         .with_context(|| format!("booting {} on {}", target.kernel, target.board))?;
-    let command = rig::host::process::shell_line(&cmd);
+    let command = rig::host::shell::shell_line(&cmd);
     let out = guest.run(&command, timeout, transport);
     guest.shutdown();
     let out = out.with_context(|| format!("running `{command}` in the guest"))?;
