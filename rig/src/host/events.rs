@@ -3,6 +3,7 @@
 //! `events.jsonl` ([`JsonLines`]); run results and reports are built from the engine's result
 //! types, not from events.
 
+use super::build_bar::BuildBars;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -24,6 +25,16 @@ pub enum Event {
         step: String,
         message: String,
         fraction: Option<f64>,
+    },
+    /// A build's progress: files compiled so far, of `total` when it is known (the count of the
+    /// last full build of the same kind), and the folder it is compiling in.
+    BuildProgress {
+        step: String,
+        compiled: usize,
+        total: Option<usize>,
+        #[serde(with = "secs")]
+        elapsed: Duration,
+        dir: String,
     },
     StepFinished {
         step: String,
@@ -121,13 +132,16 @@ impl Events {
 
 /// Human progress on stderr: one condensed line per step, never a build log. When stderr is
 /// not a terminal (CI logs), progress inside a step is printed at most once per
-/// [`QUIET_PROGRESS_EVERY`]; step starts, ends and everything else always print.
+/// [`QUIET_PROGRESS_EVERY`]; step starts, ends and everything else always print. On a terminal a
+/// build's progress is a bar ([`BuildBars`]) that the step's next line replaces.
 pub struct StderrProgress {
     pub verbose: bool,
     /// Every progress line is printed (a terminal is watching).
     interactive: bool,
     out: Mutex<Box<dyn Write + Send>>,
     last_progress: Mutex<HashMap<String, Instant>>,
+    /// Builds' bars, on a terminal only.
+    bars: Option<BuildBars>,
 }
 
 /// The least time between two progress lines of one step when stderr is not a terminal.
@@ -136,16 +150,19 @@ pub const QUIET_PROGRESS_EVERY: Duration = Duration::from_secs(30);
 impl StderrProgress {
     pub fn new(verbose: bool) -> Self {
         let interactive = std::io::stderr().is_terminal();
-        Self::to(Box::new(std::io::stderr()), verbose, interactive)
+        let mut p = Self::to(Box::new(std::io::stderr()), verbose, interactive);
+        p.bars = interactive.then(BuildBars::stderr);
+        p
     }
 
-    /// Progress written to `out` (tests).
+    /// Progress written to `out` (tests); on a "terminal", bars are kept but not drawn.
     pub fn to(out: Box<dyn Write + Send>, verbose: bool, interactive: bool) -> Self {
         StderrProgress {
             verbose,
             interactive,
             out: Mutex::new(out),
             last_progress: Mutex::default(),
+            bars: interactive.then(BuildBars::hidden),
         }
     }
 
@@ -170,6 +187,21 @@ impl StderrProgress {
 
 impl EventSink for StderrProgress {
     fn emit(&self, event: &Event) {
+        if let Some(bars) = &self.bars {
+            match event {
+                Event::BuildProgress {
+                    step,
+                    compiled,
+                    total,
+                    elapsed,
+                    dir,
+                } => return bars.update(step, *compiled, *total, *elapsed, dir),
+                Event::StepProgress { step, .. } | Event::StepFinished { step, .. } => {
+                    bars.finish(step)
+                }
+                _ => {}
+            }
+        }
         let line = match event {
             Event::StepStarted { step, detail } => format!("rig: {step}: {detail}"),
             Event::StepProgress {
@@ -184,6 +216,21 @@ impl EventSink for StderrProgress {
                     Some(f) => format!("rig: {step}: [{:>3.0}%] {message}", f * 100.0),
                     None => format!("rig: {step}: {message}"),
                 }
+            }
+            Event::BuildProgress {
+                step,
+                compiled,
+                total,
+                elapsed,
+                dir,
+            } => {
+                if !self.progress_due(step) {
+                    return;
+                }
+                format!(
+                    "rig: {step}: {}",
+                    build_line(*compiled, *total, *elapsed, dir)
+                )
             }
             Event::StepFinished {
                 step,
@@ -217,10 +264,30 @@ impl EventSink for StderrProgress {
             Event::Warning { message } => format!("rig: warning: {message}"),
             _ => return,
         };
-        if let Ok(mut out) = self.out.lock() {
-            let _ = writeln!(out, "{}", super::text::terminal_safe(&line));
+        let print = || {
+            if let Ok(mut out) = self.out.lock() {
+                let _ = writeln!(out, "{}", super::text::terminal_safe(&line));
+            }
+        };
+        match &self.bars {
+            Some(bars) => bars.suspend(print),
+            None => print(),
         }
     }
+}
+
+/// A build's progress as one line: `1:15 elapsed, 120 of 2500 files compiled, in drivers/of`.
+pub fn build_line(compiled: usize, total: Option<usize>, elapsed: Duration, dir: &str) -> String {
+    let secs = elapsed.as_secs();
+    let mut s = format!("{}:{:02} elapsed, ", secs / 60, secs % 60);
+    match total {
+        Some(t) if t >= compiled => s.push_str(&format!("{compiled} of {t} files compiled")),
+        _ => s.push_str(&format!("{compiled} files compiled")),
+    }
+    if !dir.is_empty() {
+        s.push_str(&format!(", in {dir}"));
+    }
+    s
 }
 
 /// Appends every event as one JSON object per line (the run's `events.jsonl`).
@@ -292,5 +359,65 @@ mod tests {
         assert!(quiet[1].contains("0 files compiled"));
         assert!(quiet[2].contains("done in 3.0s"));
         assert_eq!(lines_for(true).len(), 202);
+    }
+
+    fn build(compiled: usize, total: Option<usize>) -> Event {
+        Event::BuildProgress {
+            step: "kernel build".into(),
+            compiled,
+            total,
+            elapsed: Duration::from_secs(75),
+            dir: "drivers/of".into(),
+        }
+    }
+
+    #[test]
+    fn a_build_line_says_files_of_the_total_when_known() {
+        let d = Duration::from_secs(75);
+        assert_eq!(
+            build_line(120, Some(2500), d, "drivers/of"),
+            "1:15 elapsed, 120 of 2500 files compiled, in drivers/of"
+        );
+        assert_eq!(build_line(2, None, d, ""), "1:15 elapsed, 2 files compiled");
+        // An estimate the build outgrew is not shown.
+        assert_eq!(
+            build_line(30, Some(20), d, ""),
+            "1:15 elapsed, 30 files compiled"
+        );
+    }
+
+    #[test]
+    fn build_progress_is_a_bar_on_a_terminal_and_rare_lines_without() {
+        let buf = Shared::default();
+        let quiet = StderrProgress::to(Box::new(buf.clone()), false, false);
+        for n in 0..50 {
+            quiet.emit(&build(n, Some(2500)));
+        }
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            "rig: kernel build: 1:15 elapsed, 0 of 2500 files compiled, in drivers/of\n"
+        );
+
+        let buf = Shared::default();
+        let tty = StderrProgress::to(Box::new(buf.clone()), false, true);
+        let bars = tty.bars.as_ref().unwrap();
+        tty.emit(&build(120, Some(2500)));
+        assert_eq!(bars.state("kernel build"), Some((120, Some(2500))));
+        tty.emit(&build(3000, Some(2500)));
+        assert_eq!(bars.state("kernel build"), Some((3000, None)));
+        tty.emit(&build(10, None));
+        assert_eq!(bars.state("kernel build"), Some((10, None)));
+        // The bar is drawn, not printed as lines.
+        assert!(buf.0.lock().unwrap().is_empty());
+        // The step's next line replaces its bar.
+        tty.emit(&Event::StepFinished {
+            step: "kernel build".into(),
+            elapsed: Duration::from_secs(3),
+            cached: false,
+        });
+        assert_eq!(bars.state("kernel build"), None);
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text, "rig: kernel build: done in 3.0s\n");
     }
 }

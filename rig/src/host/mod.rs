@@ -5,6 +5,7 @@
 pub mod apt;
 pub mod artifacts;
 pub mod board;
+mod build_bar;
 pub mod cache;
 pub mod cleanup;
 pub mod doctor;

@@ -84,7 +84,18 @@ fn build_into(
     let mut make = plan.make(&src, &build_dir);
     make.arg("all");
     let t = Instant::now();
-    run::run_make(make, &log, step, events)?;
+    // A build from an empty directory compiles what the last one of its kind did; an
+    // incremental one has no known total.
+    let full = !build_dir.join("vmlinux").exists();
+    let count_file = area.join(format!("{}.files", plan.build_dir_name()));
+    let total = full
+        .then(|| fs::read_to_string(&count_file).ok()?.trim().parse().ok())
+        .flatten();
+    let compiled = run::run_make_counted(make, &log, step, events, total)?;
+    if full {
+        // Only an estimate for the next full build: losing it costs the bar its total.
+        let _ = fs::write(&count_file, format!("{compiled}\n"));
+    }
     progress(
         events,
         step,

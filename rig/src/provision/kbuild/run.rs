@@ -39,13 +39,20 @@ fn read_from(log: &Path, offset: u64) -> String {
 
 /// Runs `make` (already holding its arguments) under [`Supervised`] — its own process group,
 /// killed if rig errors out or is interrupted — with all output in `log`. Every
-/// [`PROGRESS_EVERY`] the new log lines are condensed into one `StepProgress` event.
-pub fn run_make(
+/// [`PROGRESS_EVERY`] the new log lines are condensed into one `BuildProgress` event.
+pub fn run_make(cmd: Command, log: &Path, step: &str, events: &Events) -> Result<(), KbuildError> {
+    run_make_counted(cmd, log, step, events, None).map(|_| ())
+}
+
+/// [`run_make`], with `total` the number of files the build is expected to compile (when
+/// known); returns the number it compiled.
+pub fn run_make_counted(
     mut cmd: Command,
     log: &Path,
     step: &str,
     events: &Events,
-) -> Result<(), KbuildError> {
+    total: Option<usize>,
+) -> Result<usize, KbuildError> {
     let command = describe(&cmd);
     // Appended, not truncated: one build runs several makes into the same log.
     let (out, err) = (append(log)?, append(log)?);
@@ -60,14 +67,17 @@ pub fn run_make(
             break st;
         }
         offset = progress.feed_from(log, offset);
-        events.emit(Event::StepProgress {
+        events.emit(Event::BuildProgress {
             step: step.to_string(),
-            message: progress.summary(started.elapsed()),
-            fraction: None,
+            compiled: progress.compiled,
+            total,
+            elapsed: started.elapsed(),
+            dir: progress.last_dir.clone(),
         });
     };
     if status.success() {
-        return Ok(());
+        progress.feed_from(log, offset);
+        return Ok(progress.compiled);
     }
     let text = read_from(log, errors_from);
     Err(KbuildError::Make {
@@ -208,20 +218,6 @@ impl Progress {
         }
         self.partial = rest;
     }
-
-    pub fn summary(&self, elapsed: Duration) -> String {
-        let secs = elapsed.as_secs();
-        let mut s = format!(
-            "{}:{:02} elapsed, {} files compiled",
-            secs / 60,
-            secs % 60,
-            self.compiled
-        );
-        if !self.last_dir.is_empty() {
-            s.push_str(&format!(", in {}", self.last_dir));
-        }
-        s
-    }
 }
 
 /// The last `n` lines of `text`.
@@ -302,11 +298,24 @@ mod tests {
         assert_eq!(p.compiled, 2);
         assert_eq!(p.linked, 2);
         assert_eq!(p.last_dir, "drivers/of");
-        let s = p.summary(Duration::from_secs(75));
+        let s =
+            crate::host::events::build_line(p.compiled, None, Duration::from_secs(75), &p.last_dir);
         assert!(
             s.starts_with("1:15 elapsed, 2 files compiled, in drivers/of"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn a_finished_make_returns_the_files_it_compiled() {
+        let d = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            "printf '  CC      init/main.o\\n  AS      arch/x/head.o\\n  LD      vmlinux\\n'",
+        ]);
+        let n = run_make_counted(cmd, &d.path().join("build.log"), "t", &Events::none(), None);
+        assert_eq!(n.unwrap(), 2);
     }
 
     #[test]
