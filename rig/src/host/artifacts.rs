@@ -108,12 +108,16 @@ pub struct RunDir {
 }
 
 impl RunDir {
-    /// `<base>/<UTC timestamp>-<label>-<pid>`; `base` is `RIG_ARTIFACTS` or `./rig-runs`.
-    pub fn create(label: &str) -> Result<Self, ArtifactsError> {
-        let base = std::env::var_os("RIG_ARTIFACTS")
+    /// Where run folders go: `RIG_ARTIFACTS`, else `./rig-runs`.
+    pub fn base() -> PathBuf {
+        std::env::var_os("RIG_ARTIFACTS")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("rig-runs"));
-        Self::create_in(&base, label)
+            .unwrap_or_else(|| PathBuf::from("rig-runs"))
+    }
+
+    /// `<base>/<UTC timestamp>-<label>-<pid>` in [`RunDir::base`].
+    pub fn create(label: &str) -> Result<Self, ArtifactsError> {
+        Self::create_in(&Self::base(), label)
     }
 
     pub fn create_in(base: &Path, label: &str) -> Result<Self, ArtifactsError> {

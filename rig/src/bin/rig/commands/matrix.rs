@@ -4,9 +4,9 @@ use super::Ctx;
 use crate::args::SetArg;
 use crate::failure::{Infra, Result};
 use crate::stdout::{outln, print_verdict, write_stdout};
+use rig::host::artifacts::RunDir;
 use rig::host::exit;
 use rig::machine::accel::AccelChoice;
-use std::path::PathBuf;
 
 /// The set `--set` names, else $RIG_MATRIX's, else the default.
 fn set_name(set: &SetArg) -> String {
@@ -52,9 +52,7 @@ pub(crate) fn run(cx: &Ctx, set: &SetArg, accel: AccelChoice) -> Result<i32> {
     let opts = rig::matrix::CellOptions {
         accel,
         auto_setup: false,
-        artifacts: std::env::var_os("RIG_ARTIFACTS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("rig-runs")),
+        artifacts: RunDir::base(),
     };
     let run = rig::matrix::run_planned(&set_name, &planned, &opts, &cx.cache, &events, &mut |o| {
         eprintln!("rig: {} {:?} ({:.0}s)", o.name, o.verdict, o.seconds);

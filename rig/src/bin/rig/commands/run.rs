@@ -8,7 +8,7 @@ use rig::host::artifacts::RunDir;
 use rig::host::doctor::Need;
 use rig::host::exit;
 use rig::host::text::terminal_safe;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// `rig run`: the scenario run, its verdict printed; the exit code is the verdict's.
 pub(crate) fn run(cx: &Ctx, a: RunArgs) -> Result<i32> {
@@ -34,10 +34,7 @@ pub(crate) fn reproduce(cx: &Ctx, a: ReproduceArgs) -> Result<i32> {
     if let Some(out) = &a.bundle {
         return bundle(cx, &a.path, out);
     }
-    let base = std::env::var_os("RIG_ARTIFACTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("rig-runs"));
-    let recorded = rig::reproduce::open(&a.path, &base)?;
+    let recorded = rig::reproduce::open(&a.path, &RunDir::base())?;
     let r = &recorded.record;
     let run_dir = RunDir::create(&format!("reproduce-{}-{}", r.scenario.name, r.board))?;
     let events = cx.events(Some(&run_dir));
