@@ -88,7 +88,8 @@ impl Sockets {
     }
 }
 
-/// Phase 2: QEMU's argv for `cfg` (checked kernel command line, the board's device tree).
+/// Phase 2: QEMU's argv for `cfg` (checked kernel command line, the board's device tree), run
+/// as [`VmConfig::qemu_program`] when that is set.
 fn qemu_argv(
     cfg: &VmConfig,
     sockets: &Sockets,
@@ -117,7 +118,11 @@ fn qemu_argv(
     qc.hotplug_root_ports = cfg.hotplug_root_ports;
     qc.outbound_network = cfg.outbound_network;
     qc.dtb = super::dtb::for_boot(&qc, events);
-    Ok(qemu::argv(&qc))
+    let mut argv = qemu::argv(&qc);
+    if let Some(program) = &cfg.qemu_program {
+        argv[0] = program.display().to_string();
+    }
+    Ok(argv)
 }
 
 /// Phase 3: the run folder's files from before QEMU starts: `console.log` (whatever ends the
