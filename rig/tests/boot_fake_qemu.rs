@@ -26,12 +26,16 @@ use std::time::{Duration, Instant};
 fn main() {
     fake_qemu::main_if_invoked();
     let args = Arguments::from_args();
-    let tests: [(&str, fn() -> Result<(), Failed>); 7] = [
+    let tests: [(&str, fn() -> Result<(), Failed>); 8] = [
         ("qemu_that_exits_at_once", qemu_that_exits_at_once),
         ("qmp_that_never_greets", qmp_that_never_greets),
         ("guest_that_prints_nothing", guest_that_prints_nothing),
         ("kernel_that_hangs_at_boot", kernel_that_hangs_at_boot),
         ("init_that_fails", init_that_fails),
+        (
+            "guest_that_ends_qemu_during_boot",
+            guest_that_ends_qemu_during_boot,
+        ),
         ("good_boot_and_shutdown", good_boot_and_shutdown),
         (
             "qemu_deaf_to_sigterm_is_killed",
@@ -249,6 +253,21 @@ fn init_that_fails() -> Result<(), Failed> {
     };
     assert_eq!(reason, "cannot mount /proc");
     assert_eq!(e.exit_class(), ExitClass::Infra);
+    Ok(())
+}
+
+/// A guest that ends QEMU before it is ready (a panic under `-no-reboot`): QEMU's exit, with
+/// the guest's reason from QMP and the console's last lines.
+fn guest_that_ends_qemu_during_boot() -> Result<(), Failed> {
+    let (e, b) = boot_err(Mode::Panic, timeouts(LONG, LONG));
+    let VmError::QemuExited(q) = &e else {
+        return Err(format!("not QemuExited: {}", chain(&e)).into());
+    };
+    assert_eq!(q.step, "boot");
+    assert_eq!(q.status, "exit code 0");
+    assert_eq!(q.cause, ExitCause::Guest("guest-reset".into()));
+    assert!(q.console.contains("Kernel panic"), "{}", q.console);
+    assert!(b.took < LONG / 2, "{:?}", b.took);
     Ok(())
 }
 

@@ -280,6 +280,12 @@ impl Vm {
             }
             Err(ReadyFail::Console(source)) => source,
         };
+        // QEMU's sockets close a moment before its exit can be seen: a console that hung up
+        // gives it that moment (as [`Vm::exited_settled`] does), or a guest that ended QEMU
+        // would be reported as a closed console, without its exit and why.
+        if self.console.hung_up() {
+            let _ = self.qemu.wait_timeout(EXIT_SETTLE);
+        }
         if self.qemu.try_wait().ok().flatten().is_some() {
             let tail = self.console.tail().last_lines(40);
             let cause = self.exit_cause();
@@ -344,6 +350,9 @@ fn qemu_exited(
         artifacts: run_dir.path().to_path_buf(),
     }))
 }
+
+/// How long a boot whose console hung up waits for QEMU's exit to be seen.
+const EXIT_SETTLE: Duration = Duration::from_secs(5);
 
 enum ConnectFail {
     Exited,
