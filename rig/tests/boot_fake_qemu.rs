@@ -26,9 +26,13 @@ use std::time::{Duration, Instant};
 fn main() {
     fake_qemu::main_if_invoked();
     let args = Arguments::from_args();
-    let tests: [(&str, fn() -> Result<(), Failed>); 8] = [
+    let tests: [(&str, fn() -> Result<(), Failed>); 9] = [
         ("qemu_that_exits_at_once", qemu_that_exits_at_once),
         ("qmp_that_never_greets", qmp_that_never_greets),
+        (
+            "qmp_closed_before_its_greeting",
+            qmp_closed_before_its_greeting,
+        ),
         ("guest_that_prints_nothing", guest_that_prints_nothing),
         ("kernel_that_hangs_at_boot", kernel_that_hangs_at_boot),
         ("init_that_fails", init_that_fails),
@@ -201,6 +205,22 @@ fn qmp_that_never_greets() -> Result<(), Failed> {
     assert_eq!(e.exit_class(), ExitClass::Infra);
     assert!(b.took >= qmp && b.took < LONG / 2, "{:?}", b.took);
     assert!(!alive(b.pid()), "QEMU outlived the failed boot");
+    Ok(())
+}
+
+/// A QMP socket closed before the greeting (QEMU going down) is a QMP error, not a panic.
+fn qmp_closed_before_its_greeting() -> Result<(), Failed> {
+    let (e, b) = boot_err(Mode::CloseQmp, timeouts(LONG, LONG));
+    match &e {
+        VmError::Qmp {
+            step,
+            source: QmpError::Handshake(_),
+            ..
+        } if step == "QMP handshake" => {}
+        _ => return Err(format!("not a QMP handshake error: {}", chain(&e)).into()),
+    }
+    assert!(b.took < LONG / 2, "{:?}", b.took);
+    assert!(!alive(b.pid()));
     Ok(())
 }
 
