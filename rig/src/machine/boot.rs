@@ -1,8 +1,9 @@
 //! [`Vm::boot`]: from a [`VmConfig`] to a VM whose guest reached rig's ready marker (see
-//! [`super::vm`]).
+//! [`super::vm`]). `boot` is the list of its phases; each phase is a function below, in order.
 
 use super::vm::{qemu_gone, qemu_said, Timings, Vm, VmError};
 use crate::host::artifacts::RunDir;
+use crate::host::cleanup::TempDir;
 use crate::host::events::{Event, Events};
 use crate::host::process::{describe_status, Supervised};
 use crate::machine::channel::ShellPair;
@@ -14,171 +15,23 @@ use crate::machine::snapshot;
 use crate::machine::state::boot_stall;
 use crate::machine::vm_config::{boot_params, VmConfig};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 impl Vm {
     pub fn boot(cfg: &VmConfig, run_dir: &RunDir, events: &Events) -> Result<Vm, VmError> {
-        // The sockets live in a fresh 0700 directory inside the user's private one, so no other
-        // local user can connect to the console or QMP, or plant anything at their paths.
-        let vm_dirs =
-            crate::host::userdir::private_subdir("vm").map_err(|e| VmError::Artifact {
-                path: std::env::temp_dir(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
-        let sockets = crate::host::cleanup::TempDir::new(|| {
-            tempfile::Builder::new()
-                .prefix("vm-")
-                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-                .tempdir_in(&vm_dirs)
-        })
-        .map_err(|source| VmError::Artifact {
-            path: vm_dirs.clone(),
-            source,
-        })?;
-        let console_sock = sockets.path().join("con");
-        let qmp_sock = sockets.path().join("qmp");
-
-        let mut qc = QemuConfig::new(cfg.board, cfg.accel, console_sock.clone(), qmp_sock.clone());
+        let sockets = Sockets::create()?;
         let shell_pair = ShellPair::new().map_err(|source| VmError::Artifact {
             path: "shell channel (socketpair)".into(),
             source,
         })?;
-        qc.shell_fd = Some(shell_pair.qemu_fd());
-        qc.incoming_defer = cfg.restore.is_some();
-        qc.kernel = Some(cfg.image.kernel.image.clone());
-        qc.initrd = Some(
-            cfg.initrd_override
-                .clone()
-                .unwrap_or(cfg.image.initrd.clone()),
-        );
-        qc.cmdline = qemu::kernel_cmdline(cfg.board, &boot_params(&cfg.image, &cfg.extra_cmdline))?;
-        qc.memory_mib = cfg.memory_mib;
-        qc.smp = cfg.smp;
-        qc.ssh_forward_port = cfg.ssh_forward_port;
-        qc.devices = cfg.devices.clone();
-        qc.hotplug_root_ports = cfg.hotplug_root_ports;
-        qc.outbound_network = cfg.outbound_network;
-        qc.dtb = super::dtb::for_boot(&qc, events);
-        let argv = qemu::argv(&qc);
-        // console.log exists from before QEMU starts: whatever ends the run, its folder has one.
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(run_dir.console_log())
-            .map_err(|source| VmError::Artifact {
-                path: run_dir.console_log(),
-                source,
-            })?;
-        let argv_path = run_dir.file("qemu.argv");
-        std::fs::write(&argv_path, crate::host::shell::shell_line(&argv) + "\n").map_err(
-            |source| VmError::Artifact {
-                path: argv_path,
-                source,
-            },
-        )?;
-
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..]);
-        shell_pair.pass_to(&mut cmd);
+        let argv = qemu_argv(cfg, &sockets, &shell_pair, events)?;
+        write_run_files(run_dir, &argv)?;
         let start = Instant::now();
-        let mut qemu = Supervised::spawn(cmd, Some(&run_dir.file("qemu.stderr")))?;
-        let ShellPair {
-            ours: shell_stream,
-            qemu: qemu_end,
-            send_buffer,
-        } = shell_pair;
-        drop(qemu_end);
-        if send_buffer < 1 << 20 {
-            // Without CAP_NET_ADMIN: QEMU's virtconsole drops what a full buffer cannot take.
-            events.emit(Event::Warning {
-                message: format!(
-                    "the command shell's channel got a {} KiB send buffer (a larger one needs \
-                     CAP_NET_ADMIN): command output written while rig cannot read can be lost",
-                    send_buffer / 1024
-                ),
-            });
-        }
-        events.emit(Event::QemuSpawned {
-            pid: qemu.pid(),
-            argv: argv.clone(),
-        });
-
-        let artifacts = run_dir.path().to_path_buf();
-        let exited = |qemu: &mut Supervised, step: &str, console: String, cause: ExitCause| {
-            let status = qemu
-                .try_wait()
-                .ok()
-                .flatten()
-                .map(|s| describe_status(&s))
-                .unwrap_or_else(|| "still running".into());
-            VmError::QemuExited(Box::new(QemuExit {
-                step: step.into(),
-                status,
-                cause,
-                stderr: qemu_said(qemu, 20),
-                console,
-                artifacts: artifacts.clone(),
-            }))
-        };
-
-        let con_stream = connect_socket(&mut qemu, &console_sock, "console", cfg.timeouts.qmp)
-            .map_err(|e| match e {
-                ConnectFail::Exited => exited(
-                    &mut qemu,
-                    "connecting the console",
-                    String::new(),
-                    ExitCause::Unknown,
-                ),
-                ConnectFail::Timeout(err) => *err,
-            })?;
-        if let Some(snap) = &cfg.restore {
-            let log = run_dir.console_log();
-            snapshot::seed_console_log(snap, &log)
-                .map_err(|source| VmError::Artifact { path: log, source })?;
-        }
-        let console = Console::new(
-            con_stream,
-            shell_stream,
-            &run_dir.console_log(),
-            &run_dir.file("shell.log"),
-        )
-        .map_err(|source| VmError::Console {
-            step: "opening the console".into(),
-            artifacts: artifacts.clone(),
-            source,
-        })?;
-        let qmp_stream =
-            connect_socket(&mut qemu, &qmp_sock, "QMP", cfg.timeouts.qmp).map_err(|e| match e {
-                ConnectFail::Exited => exited(
-                    &mut qemu,
-                    "connecting QMP",
-                    console.tail().last_lines(30),
-                    ExitCause::Unknown,
-                ),
-                ConnectFail::Timeout(err) => *err,
-            })?;
-        let qmp = match Qmp::from_stream(qmp_stream, &run_dir.qmp_transcript(), cfg.timeouts.qmp) {
-            Ok(q) => q,
-            Err(source) => {
-                // A handshake that breaks off usually means QEMU died: say that, with its stderr.
-                if qemu.wait_timeout(Duration::from_millis(500))?.is_some() {
-                    return Err(exited(
-                        &mut qemu,
-                        "QMP handshake",
-                        console.tail().last_lines(30),
-                        ExitCause::Unknown,
-                    ));
-                }
-                return Err(VmError::Qmp {
-                    step: "QMP handshake".into(),
-                    artifacts: artifacts.clone(),
-                    source,
-                });
-            }
-        };
-
+        let (mut qemu, shell) = spawn_qemu(&argv, shell_pair, run_dir, events)?;
+        let console = open_console(&mut qemu, &sockets.console, shell, cfg, run_dir)?;
+        let qmp = qmp_handshake(&mut qemu, &sockets.qmp, &console, cfg, run_dir)?;
         let mut vm = Vm {
             board: cfg.board,
             accel: cfg.accel,
@@ -189,65 +42,317 @@ impl Vm {
             run_dir: run_dir.clone(),
             timings: Timings::default(),
             events: events.clone(),
-            sockets,
+            sockets: sockets.dir,
         };
-        if let Some(snap) = &cfg.restore {
-            vm.load_snapshot(snap)?;
-            let elapsed = start.elapsed();
-            vm.timings.boot_to_ready_s = elapsed.as_secs_f64();
-            vm.timings.kernel_release = snap.kernel_release.clone();
-            vm.write_timings();
-            events.emit(Event::BootReady { elapsed });
-            return Ok(vm);
+        let kernel_release = match &cfg.restore {
+            Some(snap) => {
+                vm.load_snapshot(snap)?;
+                snap.kernel_release.clone()
+            }
+            None => vm.wait_guest_ready()?,
+        };
+        vm.record_ready(start, kernel_release);
+        Ok(vm)
+    }
+}
+
+/// The VM's private sockets folder and the two sockets QEMU serves in it.
+struct Sockets {
+    dir: TempDir,
+    console: PathBuf,
+    qmp: PathBuf,
+}
+
+impl Sockets {
+    /// Phase 1: a fresh 0700 folder inside the user's private one, so no other local user can
+    /// connect to the console or QMP, or plant anything at their paths.
+    fn create() -> Result<Sockets, VmError> {
+        let vm_dirs =
+            crate::host::userdir::private_subdir("vm").map_err(|e| VmError::Artifact {
+                path: std::env::temp_dir(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        let dir = TempDir::new(|| {
+            tempfile::Builder::new()
+                .prefix("vm-")
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .tempdir_in(&vm_dirs)
+        })
+        .map_err(|source| VmError::Artifact {
+            path: vm_dirs.clone(),
+            source,
+        })?;
+        let console = dir.path().join("con");
+        let qmp = dir.path().join("qmp");
+        Ok(Sockets { dir, console, qmp })
+    }
+}
+
+/// Phase 2: QEMU's argv for `cfg` (checked kernel command line, the board's device tree), run
+/// as [`VmConfig::qemu_program`] when that is set.
+fn qemu_argv(
+    cfg: &VmConfig,
+    sockets: &Sockets,
+    shell_pair: &ShellPair,
+    events: &Events,
+) -> Result<Vec<String>, VmError> {
+    let mut qc = QemuConfig::new(
+        cfg.board,
+        cfg.accel,
+        sockets.console.clone(),
+        sockets.qmp.clone(),
+    );
+    qc.shell_fd = Some(shell_pair.qemu_fd());
+    qc.incoming_defer = cfg.restore.is_some();
+    qc.kernel = Some(cfg.image.kernel.image.clone());
+    qc.initrd = Some(
+        cfg.initrd_override
+            .clone()
+            .unwrap_or(cfg.image.initrd.clone()),
+    );
+    qc.cmdline = qemu::kernel_cmdline(cfg.board, &boot_params(&cfg.image, &cfg.extra_cmdline))?;
+    qc.memory_mib = cfg.memory_mib;
+    qc.smp = cfg.smp;
+    qc.ssh_forward_port = cfg.ssh_forward_port;
+    qc.devices = cfg.devices.clone();
+    qc.hotplug_root_ports = cfg.hotplug_root_ports;
+    qc.outbound_network = cfg.outbound_network;
+    qc.dtb = super::dtb::for_boot(&qc, events);
+    let mut argv = qemu::argv(&qc);
+    if let Some(program) = &cfg.qemu_program {
+        argv[0] = program.display().to_string();
+    }
+    Ok(argv)
+}
+
+/// Phase 3: the run folder's files from before QEMU starts: `console.log` (whatever ends the
+/// run, its folder has one) and `qemu.argv`.
+fn write_run_files(run_dir: &RunDir, argv: &[String]) -> Result<(), VmError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run_dir.console_log())
+        .map_err(|source| VmError::Artifact {
+            path: run_dir.console_log(),
+            source,
+        })?;
+    let argv_path = run_dir.file("qemu.argv");
+    std::fs::write(&argv_path, crate::host::shell::shell_line(argv) + "\n").map_err(|source| {
+        VmError::Artifact {
+            path: argv_path,
+            source,
         }
-        let ready = {
-            let Vm { console, qemu, .. } = &mut vm;
-            console.wait_ready(cfg.timeouts.boot, &mut || qemu_gone(qemu))
-        };
-        match ready {
-            Ok(release) => {
-                let elapsed = start.elapsed();
-                vm.timings.boot_to_ready_s = elapsed.as_secs_f64();
-                vm.timings.kernel_release = release;
-                vm.write_timings();
-                events.emit(Event::BootReady { elapsed });
-                Ok(vm)
+    })
+}
+
+/// Phase 4: QEMU, supervised in its own process group (stdout and stderr to `qemu.stderr`),
+/// holding its end of the shell channel; returns it and rig's end.
+fn spawn_qemu(
+    argv: &[String],
+    shell_pair: ShellPair,
+    run_dir: &RunDir,
+    events: &Events,
+) -> Result<(Supervised, UnixStream), VmError> {
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    shell_pair.pass_to(&mut cmd);
+    let qemu = Supervised::spawn(cmd, Some(&run_dir.file("qemu.stderr")))?;
+    let ShellPair {
+        ours: shell_stream,
+        qemu: qemu_end,
+        send_buffer,
+    } = shell_pair;
+    drop(qemu_end);
+    if send_buffer < 1 << 20 {
+        // Without CAP_NET_ADMIN: QEMU's virtconsole drops what a full buffer cannot take.
+        events.emit(Event::Warning {
+            message: format!(
+                "the command shell's channel got a {} KiB send buffer (a larger one needs \
+                 CAP_NET_ADMIN): command output written while rig cannot read can be lost",
+                send_buffer / 1024
+            ),
+        });
+    }
+    events.emit(Event::QemuSpawned {
+        pid: qemu.pid(),
+        argv: argv.to_vec(),
+    });
+    Ok((qemu, shell_stream))
+}
+
+/// Phase 5: connects the kernel console (QEMU waits for it before it starts the guest),
+/// seeds `console.log` with a restored snapshot's boot, and starts reading both streams.
+fn open_console(
+    qemu: &mut Supervised,
+    console_sock: &Path,
+    shell: UnixStream,
+    cfg: &VmConfig,
+    run_dir: &RunDir,
+) -> Result<Console, VmError> {
+    let con_stream =
+        connect_socket(qemu, console_sock, "console", cfg.timeouts.qmp).map_err(|e| match e {
+            ConnectFail::Exited => qemu_exited(
+                qemu,
+                "connecting the console",
+                String::new(),
+                ExitCause::Unknown,
+                run_dir,
+            ),
+            ConnectFail::Timeout(err) => *err,
+        })?;
+    if let Some(snap) = &cfg.restore {
+        let log = run_dir.console_log();
+        snapshot::seed_console_log(snap, &log)
+            .map_err(|source| VmError::Artifact { path: log, source })?;
+    }
+    Console::new(
+        con_stream,
+        shell,
+        &run_dir.console_log(),
+        &run_dir.file("shell.log"),
+    )
+    .map_err(|source| VmError::Console {
+        step: "opening the console".into(),
+        artifacts: run_dir.path().to_path_buf(),
+        source,
+    })
+}
+
+/// Phase 6: connects QMP and negotiates capabilities. A handshake that breaks off usually
+/// means QEMU died: then the error says that, with its stderr.
+fn qmp_handshake(
+    qemu: &mut Supervised,
+    qmp_sock: &Path,
+    console: &Console,
+    cfg: &VmConfig,
+    run_dir: &RunDir,
+) -> Result<Qmp, VmError> {
+    let qmp_stream =
+        connect_socket(qemu, qmp_sock, "QMP", cfg.timeouts.qmp).map_err(|e| match e {
+            ConnectFail::Exited => qemu_exited(
+                qemu,
+                "connecting QMP",
+                console.tail().last_lines(30),
+                ExitCause::Unknown,
+                run_dir,
+            ),
+            ConnectFail::Timeout(err) => *err,
+        })?;
+    match Qmp::from_stream(qmp_stream, &run_dir.qmp_transcript(), cfg.timeouts.qmp) {
+        Ok(q) => Ok(q),
+        Err(source) => {
+            if qemu.wait_timeout(Duration::from_millis(500))?.is_some() {
+                return Err(qemu_exited(
+                    qemu,
+                    "QMP handshake",
+                    console.tail().last_lines(30),
+                    ExitCause::Unknown,
+                    run_dir,
+                ));
             }
-            Err(ReadyFail::InitFailed(reason)) => {
-                let tail = vm.console.tail().last_lines(40);
-                Err(VmError::InitFailed {
-                    reason,
-                    console: tail,
-                    artifacts: vm.run_dir.path().to_path_buf(),
-                })
-            }
-            Err(ReadyFail::Console(source)) => {
-                if vm.qemu.try_wait().ok().flatten().is_some() {
-                    let tail = vm.console.tail().last_lines(40);
-                    let cause = vm.exit_cause();
-                    return Err(exited(&mut vm.qemu, "boot", tail, cause));
-                }
-                if matches!(source, ConsoleError::Timeout { .. }) {
-                    let logged = vm.console.log_state();
-                    let quiet = logged.last_at.map(|t| t.elapsed());
-                    let stall = boot_stall(quiet, cfg.timeouts.boot);
-                    return Err(VmError::NeverReady {
-                        stall,
-                        waited: cfg.timeouts.boot,
-                        state: vm.machine_state(),
-                        console: vm.console.tail().last_lines(40),
-                        artifacts: vm.run_dir.path().to_path_buf(),
-                    });
-                }
-                Err(VmError::Console {
-                    step: "waiting for the guest's init (RIG-READY)".into(),
-                    artifacts: vm.run_dir.path().to_path_buf(),
-                    source,
-                })
-            }
+            Err(VmError::Qmp {
+                step: "QMP handshake".into(),
+                artifacts: run_dir.path().to_path_buf(),
+                source,
+            })
         }
     }
 }
+
+impl Vm {
+    /// Phase 7 (a boot, not a restore): waits for init's ready marker on both streams; returns
+    /// the kernel release. When it does not come, the error tells a QEMU that exited, a failed
+    /// init, a kernel that hung ([`boot_stall`]) and a boot too slow for the deadline apart.
+    fn wait_guest_ready(&mut self) -> Result<String, VmError> {
+        let boot_timeout = self.timeouts.boot;
+        let ready = {
+            let Vm { console, qemu, .. } = self;
+            console.wait_ready(boot_timeout, &mut || qemu_gone(qemu))
+        };
+        let source = match ready {
+            Ok(release) => return Ok(release),
+            Err(ReadyFail::InitFailed(reason)) => {
+                return Err(VmError::InitFailed {
+                    reason,
+                    console: self.console.tail().last_lines(40),
+                    artifacts: self.run_dir.path().to_path_buf(),
+                })
+            }
+            Err(ReadyFail::Console(source)) => source,
+        };
+        // QEMU's sockets close a moment before its exit can be seen: a console that hung up
+        // gives it that moment (as [`Vm::exited_settled`] does), or a guest that ended QEMU
+        // would be reported as a closed console, without its exit and why.
+        if self.console.hung_up() {
+            let _ = self.qemu.wait_timeout(EXIT_SETTLE);
+        }
+        if self.qemu.try_wait().ok().flatten().is_some() {
+            let tail = self.console.tail().last_lines(40);
+            let cause = self.exit_cause();
+            return Err(qemu_exited(
+                &mut self.qemu,
+                "boot",
+                tail,
+                cause,
+                &self.run_dir,
+            ));
+        }
+        if matches!(source, ConsoleError::Timeout { .. }) {
+            let quiet = self.console.log_state().last_at.map(|t| t.elapsed());
+            let stall = boot_stall(quiet, boot_timeout);
+            return Err(VmError::NeverReady {
+                stall,
+                waited: boot_timeout,
+                state: self.machine_state(),
+                console: self.console.tail().last_lines(40),
+                artifacts: self.run_dir.path().to_path_buf(),
+            });
+        }
+        Err(VmError::Console {
+            step: "waiting for the guest's init (RIG-READY)".into(),
+            artifacts: self.run_dir.path().to_path_buf(),
+            source,
+        })
+    }
+
+    /// Phase 8: the guest is ready (booted or restored) `start` after QEMU was spawned:
+    /// `timings.json` and the [`Event::BootReady`] event.
+    fn record_ready(&mut self, start: Instant, kernel_release: String) {
+        let elapsed = start.elapsed();
+        self.timings.boot_to_ready_s = elapsed.as_secs_f64();
+        self.timings.kernel_release = kernel_release;
+        self.write_timings();
+        self.events.emit(Event::BootReady { elapsed });
+    }
+}
+
+/// The error for a QEMU that exited during `step`: its status and stderr, why it stopped, the
+/// console's last lines and the artifacts folder.
+fn qemu_exited(
+    qemu: &mut Supervised,
+    step: &str,
+    console: String,
+    cause: ExitCause,
+    run_dir: &RunDir,
+) -> VmError {
+    let status = qemu
+        .try_wait()
+        .ok()
+        .flatten()
+        .map(|s| describe_status(&s))
+        .unwrap_or_else(|| "still running".into());
+    VmError::QemuExited(Box::new(QemuExit {
+        step: step.into(),
+        status,
+        cause,
+        stderr: qemu_said(qemu, 20),
+        console,
+        artifacts: run_dir.path().to_path_buf(),
+    }))
+}
+
+/// How long a boot whose console hung up waits for QEMU's exit to be seen.
+const EXIT_SETTLE: Duration = Duration::from_secs(5);
 
 enum ConnectFail {
     Exited,

@@ -208,6 +208,18 @@ impl Qmp {
             pending: Vec::new(),
         };
         let mut inner = qapi::Qmp::new(qapi::Stream::new(BufReader::new(reader), writer));
+        // qapi panics on a socket that ends before the greeting (`expect("unexpected eof")`):
+        // QEMU going down just then is an error, so see the greeting's first bytes here.
+        let greeting = inner.inner_mut().get_mut_read().fill_buf();
+        match greeting {
+            Err(e) => return Err(QmpError::Handshake(e.to_string())),
+            Ok([]) => {
+                return Err(QmpError::Handshake(
+                    "QMP closed before QEMU's greeting".into(),
+                ))
+            }
+            Ok(_) => {}
+        }
         inner
             .handshake()
             .map_err(|e| QmpError::Handshake(e.to_string()))?;

@@ -28,6 +28,9 @@ pub struct VmConfig {
     pub hotplug_root_ports: usize,
     /// [`qemu::QemuConfig::outbound_network`].
     pub outbound_network: bool,
+    /// Run this program with QEMU's argv instead of the board's `qemu-system-*`: the seam for
+    /// the tests' fake QEMU (`rig/tests/fake_qemu/`). Neither the CLI nor a scenario sets it.
+    pub qemu_program: Option<PathBuf>,
 }
 
 impl VmConfig {
@@ -46,6 +49,7 @@ impl VmConfig {
             restore: None,
             hotplug_root_ports: crate::host::board::HOTPLUG_ROOT_PORTS,
             outbound_network: false,
+            qemu_program: None,
         }
     }
 }
