@@ -37,6 +37,7 @@ infra!(
     crate::host::process::CommandError,
     crate::host::artifacts::ArtifactsError,
     crate::host::cache::CacheError,
+    crate::assets::AssetsError,
     crate::host::apt::SetupError,
     crate::host::userdir::UserDirError,
     crate::machine::console::ConsoleError,
@@ -56,6 +57,7 @@ bad_input!(
     crate::machine::timeouts::BadTimeoutScale,
     crate::machine::qemu::CmdlineError,
     crate::scenario::ScenarioError,
+    crate::project::ProjectError,
     crate::run::requirements::Unsupported,
     crate::soak::fault::UnknownFault,
     // `rig report DIRS`: the folders and baseline the user named.

@@ -18,6 +18,7 @@
 // `unsafe` only where nothing safe exists (three sites, each `#[allow]`ed and saying why).
 #![deny(unsafe_code)]
 
+pub mod assets;
 pub mod bench;
 pub mod bisect;
 pub mod dmesg;
@@ -26,6 +27,7 @@ pub mod guest;
 pub mod host;
 pub mod machine;
 pub mod matrix;
+pub mod project;
 pub mod provision;
 pub mod report;
 pub mod reproduce;
@@ -33,16 +35,28 @@ pub mod run;
 pub mod scenario;
 pub mod soak;
 
-/// The repository root holding `images/`, `overlays/`, `scenarios/`.
+/// A folder holding rig's own `images/`, `overlays/` and `scenarios/`.
 ///
-/// `RIG_REPO` overrides; otherwise the directory two levels above this crate's manifest
-/// (set at build time), which is right for `cargo run` and the test suite.
+/// `RIG_REPO` names one (a checkout whose assets are being edited, or an older one to compare
+/// against); otherwise it is the copy embedded in this binary, unpacked once into rig's cache
+/// ([`assets`]), so an installed rig needs no checkout and reads none. Should that copy not be
+/// writable anywhere, rig says so once on stderr and the path names where it would be: reading
+/// from it then fails with that path.
 pub fn repo_root() -> std::path::PathBuf {
     if let Some(p) = std::env::var_os("RIG_REPO") {
         return p.into();
     }
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(|p| p.to_path_buf())
-        .unwrap_or_else(|| ".".into())
+    assets::root().unwrap_or_else(|e| {
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            let mut msg = format!("rig: warning: {e}");
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg.push_str(&format!(": {s}"));
+                src = s.source();
+            }
+            eprintln!("{msg}");
+        });
+        host::cache::Cache::from_env().entry(assets::CACHE_KIND, &assets::key())
+    })
 }

@@ -15,7 +15,11 @@ use std::sync::Arc;
 fn artifacts() -> std::path::PathBuf {
     std::env::var_os("RIG_ARTIFACTS")
         .map(Into::into)
-        .unwrap_or_else(|| rig::repo_root().join("target/rig-matrix"))
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("target/rig-matrix")
+        })
 }
 
 fn trials(args: &Arguments) -> Result<Vec<Trial>, String> {

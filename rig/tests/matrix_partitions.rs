@@ -8,7 +8,7 @@ use std::process::Command;
 fn partition(k: u32, n: u32) -> Vec<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .current_dir(rig::repo_root())
+        .current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
         .env("RIG_MATRIX", "smoke")
         .env("RIG_NO_SETUP", "1")
         .args([

@@ -63,7 +63,11 @@ fn check_schema(report: &Path) {
     );
     let out = Command::new(venv)
         .arg("--schemafile")
-        .arg(rig::repo_root().join("schemas/report.schema.json"))
+        .arg(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("schemas/report.schema.json"),
+        )
         .arg(report)
         .output()
         .unwrap();

@@ -96,12 +96,17 @@ pub fn load(path: &Path, overlays_dir: &Path) -> Result<(Matrix, Vec<Arc<Scenari
     Ok((m, scenarios.into_iter().map(Arc::new).collect()))
 }
 
-/// The shipped matrix (`RIG_MATRIX_FILE` overrides the file).
+/// The matrix in use: `RIG_MATRIX_FILE`, else the project file's `matrix` ([`crate::project`]),
+/// else rig's built-in one.
 pub fn load_default() -> Result<(Matrix, Vec<Arc<Scenario>>), MatrixError> {
     let root = crate::repo_root();
-    let path = std::env::var_os("RIG_MATRIX_FILE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("scenarios").join(MATRIX_FILE));
+    let path = match std::env::var_os("RIG_MATRIX_FILE") {
+        Some(p) => PathBuf::from(p),
+        None => crate::project::discover()
+            .map_err(crate::scenario::ScenarioError::from)?
+            .and_then(|p| p.matrix)
+            .unwrap_or_else(|| root.join("scenarios").join(MATRIX_FILE)),
+    };
     load(&path, &root.join("overlays"))
 }
 

@@ -144,6 +144,9 @@ pub fn boot_image(
 }
 
 #[cfg(test)]
+mod keys_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -18,6 +18,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 mod devices;
+mod find;
 mod raw;
 mod raw_devices;
 mod raw_scalars;
@@ -355,15 +356,19 @@ impl Scenario {
     }
 }
 
-/// Reads and validates a scenario file. Overlay names resolve against `overlays_dir`.
+/// Reads and validates a scenario file. Overlay names resolve against the scenario's own folder,
+/// then `overlays_dir` (rig's built-in overlays, for the CLI). A `path` that names no file and is
+/// a bare name (`fake-warning`, `fake-warning.yaml`) is looked up in the scenario folders of the
+/// project file ([`crate::project`]), then in rig's built-in scenarios.
 pub fn load(path: &Path, overlays_dir: &Path) -> Result<Scenario, ScenarioError> {
-    let bytes = std::fs::read(path).map_err(|source| ScenarioError::Read {
-        path: path.to_path_buf(),
+    let path = find::resolve(path)?;
+    let bytes = std::fs::read(&path).map_err(|source| ScenarioError::Read {
+        path: path.clone(),
         source,
     })?;
     let label = path.display().to_string();
     let text = utf8(&bytes, &label)?;
-    parse_str(text, &label, overlays_dir)
+    parse_str_in(text, &label, &find::overlay_dirs(&path, overlays_dir))
 }
 
 /// A file's bytes as text, or an error at the line and column of its first byte that is not
@@ -391,6 +396,15 @@ pub fn parse_str(
     file_label: &str,
     overlays_dir: &Path,
 ) -> Result<Scenario, ScenarioError> {
+    parse_str_in(text, file_label, &[overlays_dir.to_path_buf()])
+}
+
+/// [`parse_str`] with overlay names looked up in each of `overlay_dirs` in turn.
+pub fn parse_str_in(
+    text: &str,
+    file_label: &str,
+    overlay_dirs: &[PathBuf],
+) -> Result<Scenario, ScenarioError> {
     let invalid = |mark: yaml::Mark, path: &yaml::Path, message: String| ScenarioError::Invalid {
         file: file_label.to_string(),
         line: mark.line,
@@ -403,14 +417,14 @@ pub fn parse_str(
         let (mark, path) = e.at.clone().unwrap_or((tree.mark(), yaml::Path::root()));
         invalid(mark, &path, e.message)
     })?;
-    validate::validate(raw, &tree, file_label, overlays_dir)
+    validate::validate(raw, &tree, file_label, overlay_dirs)
 }
 
 /// The test matrix's file in `scenarios/` (`rig::matrix`): not a scenario, so [`load_dir`]
 /// leaves it out.
 pub const MATRIX_FILE: &str = "matrix.yaml";
 
-/// Loads every `*.yaml` in `dir` (but [`MATRIX_FILE`]), sorted by file name; the first error
+/// Loads every `*.yaml` in `dir` (but [`MATRIX_FILE`] and the project file), sorted by file name; the first error
 /// stops it.
 pub fn load_dir(dir: &Path, overlays_dir: &Path) -> Result<Vec<Scenario>, ScenarioError> {
     let entries = std::fs::read_dir(dir).map_err(|source| ScenarioError::Read {
@@ -420,7 +434,10 @@ pub fn load_dir(dir: &Path, overlays_dir: &Path) -> Result<Vec<Scenario>, Scenar
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .filter(|p| p.file_name().is_some_and(|n| n != MATRIX_FILE))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n != MATRIX_FILE && n != crate::project::FILE)
+        })
         .collect();
     files.sort();
     files.iter().map(|f| load(f, overlays_dir)).collect()

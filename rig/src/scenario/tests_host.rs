@@ -367,3 +367,67 @@ fn values_are_checked_by_kind() {
     assert!(!size.accepts(&json!("1G")) && !size.accepts(&json!(1.5)));
     assert_eq!(validate::HOTPLUG_ROOM, 3 << 30);
 }
+
+/// A scenario's overlays are looked up beside it first, then in the folder the caller names;
+/// a link out of the scenario's folder is refused there as in the built-in one.
+#[test]
+fn overlays_beside_the_scenario_come_first() {
+    let d = tempfile::tempdir().unwrap();
+    let src = "/dts-v1/;\n/plugin/;\n&{/} { mine { }; };\n";
+    std::fs::write(d.path().join("simple-node.dtso"), src).unwrap();
+    std::fs::write(d.path().join("only-mine.dtso"), src).unwrap();
+    let text = "requires: [of_overlay]\nsteps:\n  \
+                - overlay_load: {file: simple-node.dtso, id: a}\n  \
+                - overlay_load: {file: only-mine.dtso, id: b}\n  \
+                - overlay_load: {file: clock-provider-consumer.dtso, id: c}\n";
+    let file = d.path().join("s.yaml");
+    std::fs::write(&file, text).unwrap();
+    let sc = load(&file, &overlays()).unwrap_or_else(|e| panic!("{e}"));
+    let files: Vec<PathBuf> = sc
+        .all_steps()
+        .iter()
+        .filter_map(|s| match &s.kind {
+            StepKind::OverlayLoad(o) => Some(o.file.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        files,
+        [
+            d.path().join("simple-node.dtso"),
+            d.path().join("only-mine.dtso"),
+            overlays().join("clock-provider-consumer.dtso"),
+        ]
+    );
+    // Given as text (no file), only the caller's folder counts.
+    let e = parse(text).unwrap_err();
+    assert!(e.contains("unknown overlay `only-mine.dtso`"), "{e}");
+
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("x.dtso"), src).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("x.dtso"), d.path().join("link.dtso")).unwrap();
+    std::fs::write(
+        &file,
+        "requires: [of_overlay]\nsteps:\n  - overlay_load: {file: link.dtso, id: a}\n",
+    )
+    .unwrap();
+    let e = load(&file, &overlays()).unwrap_err().to_string();
+    assert!(e.contains("is not a file of"), "{e}");
+}
+
+/// A bare name that is no file is one of rig's built-in scenarios (or the project's).
+#[test]
+fn a_bare_name_finds_a_built_in_scenario() {
+    let overlays = crate::repo_root().join("overlays");
+    let sc = load(Path::new("fake-warning"), &overlays).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sc.name, "fake-warning");
+    let e = load(Path::new("no-such-scenario"), &overlays)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no-such-scenario"), "{e}");
+    let e = format!(
+        "{:?}",
+        load(Path::new("no-such-scenario"), &overlays).unwrap_err()
+    );
+    assert!(e.contains("nor a scenario of that name"), "{e}");
+}

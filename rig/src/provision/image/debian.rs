@@ -77,7 +77,7 @@ pub fn pin(arch: Arch) -> Result<Pin, ImageError> {
 const CACHE_KIND: &str = "debian-kernel";
 const META: &str = "kernel.json";
 
-fn key(arch: Arch, pin: &Pin) -> CacheKey {
+pub(crate) fn key(arch: Arch, pin: &Pin) -> CacheKey {
     let mut k = CacheKey::new(CACHE_KIND);
     k.str("recipe", RECIPE_VERSION)
         .str("arch", arch.debian())

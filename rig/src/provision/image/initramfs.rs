@@ -132,7 +132,7 @@ fn guest_name(path: &str) -> Result<String, ImageError> {
     Ok(comps.join("/"))
 }
 
-fn init_key(init_dir: &Path) -> Result<CacheKey, ImageError> {
+pub(crate) fn init_key(init_dir: &Path) -> Result<CacheKey, ImageError> {
     let mut k = CacheKey::new("initramfs-init");
     k.str("recipe", RECIPE_VERSION).tree("init", init_dir)?;
     Ok(k)

@@ -172,6 +172,35 @@ pub fn build(req: &BuildRequest, cache: &Cache, events: &Events) -> Result<Kerne
     )
 }
 
+/// Every kernel build key the assets below `repo` give: each flavor on each arch, built from the
+/// stand-in `tarball` with a fixed compiler (the parts of a key that are not assets). Two asset
+/// trees that give the same list give the same keys for any source and compiler.
+#[cfg(test)]
+pub(crate) fn keys_for_assets(repo: &Path, tarball: &Path) -> Vec<(String, String)> {
+    let toolchain = || {
+        Ok(toolchain::Toolchain {
+            gcc: "gcc".into(),
+            ccache: false,
+            version: "gcc (stand-in) 1".into(),
+        })
+    };
+    let mut out = Vec::new();
+    for f in flavor_names() {
+        for arch in [Arch::X86_64, Arch::Arm64] {
+            let req = BuildRequest {
+                arch,
+                source: Source::Debian612,
+                flavor: f.to_string(),
+            };
+            let key = plan::Plan::with_toolchain(&req, repo, tarball, toolchain)
+                .and_then(|p| p.key())
+                .map_or_else(|e| format!("error: {e}"), |k| k.hex());
+            out.push((format!("kernel {} {arch}", kernel_name(f)), key));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::plan::{file_name, Plan};

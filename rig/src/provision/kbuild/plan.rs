@@ -30,6 +30,16 @@ impl Plan {
         tarball: &Path,
         ccache: bool,
     ) -> Result<Self, KbuildError> {
+        Self::with_toolchain(req, repo, tarball, || Toolchain::detect(req.arch, ccache))
+    }
+
+    /// [`Plan::new`] with the compiler found by `toolchain` (asked last, as `new` does).
+    pub(super) fn with_toolchain(
+        req: &BuildRequest,
+        repo: &Path,
+        tarball: &Path,
+        toolchain: impl FnOnce() -> Result<Toolchain, KbuildError>,
+    ) -> Result<Self, KbuildError> {
         let flavor = flavor(&req.flavor)?;
         let identity = source::identity(&req.source, tarball)?;
         let fragments = fragment_files(&repo.join("images/kconfig"), &flavor, req.arch)?;
@@ -60,7 +70,7 @@ impl Plan {
             fragments,
             patches,
             module_src: repo.join("images/modules").join(OF_CONFIGFS_DIR),
-            toolchain: Toolchain::detect(req.arch, ccache)?,
+            toolchain: toolchain()?,
         })
     }
 

@@ -302,11 +302,12 @@ impl V<'_> {
     }
 
     /// An overlay file given by name must be a plain, safe file name whose real location is in
-    /// the overlays directory.
+    /// the overlay folder `dir` it was found in.
     pub(super) fn overlay_contained(
         &self,
         name: &str,
         file: &std::path::Path,
+        dir: &std::path::Path,
         path: &Path,
     ) -> R<()> {
         if !safe(name, "-_.") {
@@ -316,14 +317,14 @@ impl V<'_> {
             ));
         }
         let real = file.canonicalize().ok();
-        let dir = self.overlays_dir.canonicalize().ok();
-        match (real, dir) {
+        let real_dir = dir.canonicalize().ok();
+        match (real, real_dir) {
             (Some(r), Some(d)) if r.parent() == Some(d.as_path()) => Ok(()),
             _ => Err(self.err(
                 path,
                 format!(
                     "overlay `{name}` is not a file of {} (a link out of it?)",
-                    self.overlays_dir.display()
+                    dir.display()
                 ),
             )),
         }

@@ -88,7 +88,8 @@ fn list<T: fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
 struct V<'a> {
     tree: &'a Node,
     file: &'a str,
-    overlays_dir: &'a std::path::Path,
+    /// Where overlay names are looked up, in order (the first folder holding the name wins).
+    overlay_dirs: &'a [PathBuf],
     transport: Via,
     requires: Vec<Feature>,
     boards: Vec<Board>,
@@ -198,18 +199,22 @@ impl V<'_> {
         v.unwrap_or(self.transport)
     }
 
-    /// Resolves an overlay name to an existing `.dtso` directly in the overlays directory.
+    /// Resolves an overlay name to an existing `.dtso` directly in one of the overlay folders
+    /// (the first that has it).
     fn overlay_file(&self, name: &str, path: &Path) -> R<PathBuf> {
         let known = || -> String {
-            let mut v: Vec<String> = std::fs::read_dir(self.overlays_dir)
-                .map(|rd| {
+            let mut v: Vec<String> = self
+                .overlay_dirs
+                .iter()
+                .filter_map(|d| std::fs::read_dir(d).ok())
+                .flat_map(|rd| {
                     rd.filter_map(|e| e.ok())
                         .map(|e| e.file_name().to_string_lossy().into_owned())
                         .filter(|n| n.ends_with(".dtso"))
-                        .collect()
                 })
-                .unwrap_or_default();
+                .collect();
             v.sort();
+            v.dedup();
             list(v)
         };
         let plain = !name.is_empty()
@@ -218,23 +223,32 @@ impl V<'_> {
             && name != "."
             && name != "..";
         if !plain || !name.ends_with(".dtso") {
+            let dirs: Vec<String> = self
+                .overlay_dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect();
             return Err(self.err(
                 path,
                 format!(
                     "overlay `{name}` must be a `.dtso` file name in {} (known: {})",
-                    self.overlays_dir.display(),
+                    dirs.join(" or "),
                     known()
                 ),
             ));
         }
-        let file = self.overlays_dir.join(name);
-        if !file.is_file() {
+        let Some((dir, file)) = self
+            .overlay_dirs
+            .iter()
+            .map(|d| (d, d.join(name)))
+            .find(|(_, f)| f.is_file())
+        else {
             return Err(self.err(
                 path,
                 format!("unknown overlay `{name}` (known: {})", known()),
             ));
-        }
-        self.overlay_contained(name, &file, path)?;
+        };
+        self.overlay_contained(name, &file, dir, path)?;
         self.overlay_source(name, &file, path)?;
         Ok(file)
     }
@@ -244,13 +258,13 @@ pub(super) fn validate(
     raw: raw::RawScenario,
     tree: &Node,
     file: &str,
-    overlays_dir: &std::path::Path,
+    overlay_dirs: &[PathBuf],
 ) -> R<Scenario> {
     let root = Path::root();
     let mut v = V {
         tree,
         file,
-        overlays_dir,
+        overlay_dirs,
         transport: raw.transport.unwrap_or_default(),
         requires: Vec::new(),
         boards: Vec::new(),
