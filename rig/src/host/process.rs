@@ -71,6 +71,9 @@ struct ProcStat {
     pgrp: i32,
     /// Zombie or dead: it runs nothing any more.
     gone: bool,
+    /// When it started (clock ticks after boot): with the pid, names one process even after
+    /// the kernel hands the pid to another.
+    start: u64,
 }
 
 /// Every process in `/proc` (a snapshot: processes come and go while it is read).
@@ -87,16 +90,19 @@ fn all_procs() -> Vec<ProcStat> {
         let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
             continue;
         };
-        let mut f = rest.split_whitespace();
-        let state = f.next();
-        let mut num = || f.next().and_then(|p| p.parse::<i32>().ok());
-        if let (Some(st), Some(ppid), Some(pgrp)) = (state, num(), num()) {
-            let gone = st == "Z" || st == "X";
+        // Fields from the state on: state(3) ppid(4) pgrp(5) … starttime(22).
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|p| p.parse::<i32>().ok());
+        let start = f.get(19).and_then(|p| p.parse::<u64>().ok());
+        if let (Some(st), Some(ppid), Some(pgrp), Some(start)) = (f.first(), num(1), num(2), start)
+        {
+            let gone = *st == "Z" || *st == "X";
             out.push(ProcStat {
                 pid,
                 ppid,
                 pgrp,
                 gone,
+                start,
             });
         }
     }
@@ -144,25 +150,62 @@ pub fn kill_all_children() {
 
 /// SIGTERM to `groups` and to the processes `procs()` lists, a grace of 1.5 s for all of them
 /// to go, then SIGKILL to whatever is left. The caller keeps every group's leader unreaped.
+///
+/// Every process signalled is remembered by pid and start time: one whose parent dies in the
+/// grace (a helper that obeys SIGTERM, its job that ignores it) is re-parented to init and no
+/// longer listed by `procs()`, but it is still ours and still gets the SIGKILL.
 fn stop_processes(groups: &[i32], procs: impl Fn() -> Vec<i32>) {
-    // Groups whose leaders are our unreaped children, and our own live descendants.
-    let signal_all = |sig: Signal| {
-        for g in groups.iter().filter_map(|&g| Pid::from_raw(g)) {
-            let _ = kill_process_group(g, sig);
-        }
-        for p in procs().into_iter().filter_map(Pid::from_raw) {
-            let _ = kill_process(p, sig);
-        }
-    };
-    signal_all(Signal::TERM);
+    let mut ours: Vec<(i32, u64)> = Vec::new();
+    signal_all(groups, &procs, &mut ours, Signal::TERM);
     let deadline = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < deadline {
-        if groups.iter().all(|&g| group_members(g).is_empty()) && procs().is_empty() {
+        if groups.iter().all(|&g| group_members(g).is_empty())
+            && procs().is_empty()
+            && still_running(&ours, &all_procs()).is_empty()
+        {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    signal_all(Signal::KILL);
+    signal_all(groups, &procs, &mut ours, Signal::KILL);
+}
+
+/// `sig` to `groups` (whose leaders are our unreaped children), to what `procs()` lists now
+/// (remembered in `ours`), and to whatever of `ours` still runs.
+fn signal_all(
+    groups: &[i32],
+    procs: &impl Fn() -> Vec<i32>,
+    ours: &mut Vec<(i32, u64)>,
+    sig: Signal,
+) {
+    for g in groups.iter().filter_map(|&g| Pid::from_raw(g)) {
+        let _ = kill_process_group(g, sig);
+    }
+    let now = all_procs();
+    for pid in procs() {
+        if let Some(p) = now.iter().find(|p| p.pid == pid && !p.gone) {
+            if !ours.contains(&(p.pid, p.start)) {
+                ours.push((p.pid, p.start));
+            }
+        }
+    }
+    for p in still_running(ours, &now)
+        .into_iter()
+        .filter_map(Pid::from_raw)
+    {
+        let _ = kill_process(p, sig);
+    }
+}
+
+/// The processes of `ours` (pid, start time) that `now` shows running.
+fn still_running(ours: &[(i32, u64)], now: &[ProcStat]) -> Vec<i32> {
+    ours.iter()
+        .filter(|&&(pid, start)| {
+            now.iter()
+                .any(|p| p.pid == pid && p.start == start && !p.gone)
+        })
+        .map(|&(pid, _)| pid)
+        .collect()
 }
 
 static CAUGHT_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);

@@ -218,6 +218,41 @@ fn an_exited_leader_pins_its_group_until_what_is_left_of_the_group_is_killed() {
     assert_eq!(recorded(leader), ops, "drop signalled a reaped group");
 }
 
+/// A helper that obeys SIGTERM dies in the grace; its job, which ignores SIGTERM, is then
+/// re-parented to init and no longer a descendant: it must still get the SIGKILL.
+#[test]
+fn a_job_orphaned_in_the_grace_is_still_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("job");
+    let mut helper = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "sh -c \"trap '' TERM; echo \\$\\$ > {}; exec sleep 60\" & wait",
+            pidfile.display()
+        ))
+        .spawn()
+        .unwrap();
+    let helper_pid = helper.id() as i32;
+    let job = wait_pidfile(&pidfile);
+    let job_fd = pidfd(job);
+    // Only this test's processes: the helper while it runs, and what it started.
+    let procs = || {
+        let mut v = descendants_of(helper_pid);
+        if all_procs().iter().any(|p| p.pid == helper_pid && !p.gone) {
+            v.push(helper_pid);
+        }
+        v
+    };
+    assert_eq!(procs().len(), 2, "{:?}", procs());
+    stop_processes(&[], procs);
+    let ended = ends_by(&job_fd, Instant::now() + Duration::from_secs(5));
+    if !ended {
+        let _ = kill_process(Pid::from_raw(job).unwrap(), Signal::KILL);
+    }
+    let _ = helper.wait();
+    assert!(ended, "the orphaned job {job} survived the SIGKILL round");
+}
+
 #[test]
 fn a_running_leader_is_terminated_killed_and_reaped_last() {
     let mut cmd = Command::new("sh");
