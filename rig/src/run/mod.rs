@@ -13,7 +13,6 @@
 //! guest shell (or concurrent ssh channels for `via: ssh`), while host-side children (QMP, PCI
 //! and DIMM plug/unplug) run on the host meanwhile; then everything is joined with the deadline.
 
-use crate::dmesg::{Analyzer, Report};
 use crate::guest::transport::Via;
 use crate::guest::{self, Guest, GuestError, GuestOptions};
 use crate::host::artifacts::RunDir;
@@ -22,9 +21,6 @@ use crate::host::cache::Cache;
 use crate::host::events::{Event, Events};
 use crate::machine::accel::AccelChoice;
 use crate::scenario::{Scenario, StepKind};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 mod board;
 mod compiled_overlay;
@@ -37,6 +33,7 @@ mod overlays;
 mod parallel;
 pub mod phase;
 pub mod record;
+mod repetition;
 pub mod requirements;
 mod result;
 mod schema_rules;
@@ -46,13 +43,11 @@ mod verdict;
 mod virtio_mem;
 
 pub use exec::error_chain;
-use exec::Exec;
+use repetition::run_once;
 pub use result::{
     Repetition, ScenarioResult, StepFailure, TriageSummary, Verdict, REPORT_SCHEMA_VERSION,
 };
-use verdict::{
-    console_log_lost, finish, keep_reports, write_report, Finish, Incomplete, ResultHeader,
-};
+use verdict::{write_report, ResultHeader};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -126,7 +121,8 @@ fn uses_ssh(scenario: &Scenario) -> bool {
     })
 }
 
-/// Runs `scenario` `opts.repeat` times, each on a fresh boot; writes `report.json`.
+/// Runs `scenario` `opts.repeat` times, each on a fresh boot; writes `report.json`. The list of
+/// its phases; each phase is a function below, in order.
 pub fn run_scenario(
     scenario: &Scenario,
     opts: &RunOptions,
@@ -137,6 +133,35 @@ pub fn run_scenario(
     if opts.repeat == 0 {
         return Err(RunError::NoRuns);
     }
+    let gopts = guest_options(scenario, opts);
+    let mut prepared = prepare(scenario, opts, gopts, cache, events)?;
+    // Timeouts the file left to their defaults are for native speed: scale them to this machine.
+    let scaled = scenario.with_default_timeouts_scaled(prepared.timeout_scale);
+    let scenario = &scaled;
+    let seed = opts.seed.unwrap_or_else(seed::fresh_seed);
+    record_inputs(run_dir, scenario, opts, seed, &prepared);
+    let saved = snapshot_if_asked(opts, &mut prepared, run_dir, events)?;
+    let header = result_header(scenario, opts, seed, &prepared, run_dir);
+    let (reps, written) = run_repetitions(&header, &prepared, run_dir, events)?;
+    if let Some(s) = &saved {
+        // Tens of MiB that no one needs once the runs are done.
+        let _ = std::fs::remove_file(&s.state);
+    }
+    Ok(final_result(header, reps, written))
+}
+
+/// What every repetition boots: the guest's options, its boot image (with the scenario's
+/// modules), the accelerator chosen, and the scale of the default timeouts on this machine.
+struct Prepared {
+    gopts: GuestOptions,
+    image: crate::provision::BootImage,
+    /// Which accelerator runs the guest, and why ([`guest::prepare`]'s decision).
+    verdict: crate::machine::accel::AccelDecision,
+    timeout_scale: f64,
+}
+
+/// Phase 1: the guest's options, from the run's and the scenario's.
+fn guest_options(scenario: &Scenario, opts: &RunOptions) -> GuestOptions {
     let mut gopts = GuestOptions::new(opts.board, &opts.kernel);
     gopts.accel = opts.accel;
     gopts.auto_setup = opts.auto_setup;
@@ -154,6 +179,19 @@ pub fn run_scenario(
     if !board::hot_plugs_pci(scenario) {
         gopts.hotplug_root_ports = 0;
     }
+    gopts
+}
+
+/// Phase 2: the kernel and initramfs ready (fetched or built), the kernel checked against what
+/// the scenario requires, the modules its devices need packed into the initramfs, and the
+/// timeout scale of the accelerator chosen.
+fn prepare(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    mut gopts: GuestOptions,
+    cache: &Cache,
+    events: &Events,
+) -> Result<Prepared, RunError> {
     let (mut image, verdict) = guest::prepare(&gopts, cache, events).map_err(RunError::Prepare)?;
     requirements::check_kernel(scenario, opts.board, &image.kernel)?;
     let config = image.kernel.config_options().unwrap_or_default();
@@ -168,103 +206,58 @@ pub fn run_scenario(
     {
         gopts.extra_cmdline.push(param);
     }
-    // Timeouts the file left to their defaults are for native speed: scale them to this machine.
     let timeout_scale = crate::machine::timeouts::timeout_scale(verdict.accel, opts.board);
-    let scaled = scenario.with_default_timeouts_scaled(timeout_scale);
-    let scenario = &scaled;
-    let seed = opts.seed.unwrap_or_else(seed::fresh_seed);
+    Ok(Prepared {
+        gopts,
+        image,
+        verdict,
+        timeout_scale,
+    })
+}
+
+/// Phase 3: what `rig reproduce` needs to run it again, in the run folder.
+fn record_inputs(
+    run_dir: &RunDir,
+    scenario: &Scenario,
+    opts: &RunOptions,
+    seed: u64,
+    prepared: &Prepared,
+) {
     record::write(
         run_dir,
         &record::Inputs {
             scenario,
             opts,
             seed,
-            kernel: &image.kernel,
-            accel_used: verdict.accel.name(),
+            kernel: &prepared.image.kernel,
+            accel_used: prepared.verdict.accel.name(),
         },
     );
+}
 
-    let saved = if opts.snapshot {
-        if gopts.ssh {
-            return Err(RunError::SnapshotNeedsSerial);
-        }
-        let s = save_boot(&gopts, &image, &verdict, run_dir, events)?;
-        gopts.restore = Some(s.clone());
-        Some(s)
-    } else {
-        None
-    };
-
-    let header = ResultHeader {
-        seed,
-        scenario,
-        opts,
-        kernel_release: image.kernel.release.clone(),
-        kernel_provenance: image.kernel.provenance.clone(),
-        accel: verdict.accel.name().into(),
-        artifacts: run_dir.path().to_path_buf(),
-    };
-    let mut reps = Vec::new();
-    let mut written = Ok(());
-    for index in 1..=opts.repeat {
-        let dir = if opts.repeat == 1 {
-            run_dir.clone()
-        } else {
-            run_dir.child(&format!("run-{index}"))?
-        };
-        if opts.repeat > 1 {
-            events.emit(Event::StepProgress {
-                step: "run".into(),
-                message: format!("repetition {index} of {}", opts.repeat),
-                fraction: Some((index - 1) as f64 / opts.repeat as f64),
-            });
-        }
-        let rep = run_once(
-            scenario,
-            &gopts,
-            &image,
-            &verdict,
-            timeout_scale,
-            (seed, index),
-            &dir,
-            events,
-        );
-        let line = format!(
-            "run {index}: {:?} ({} reports)",
-            rep.verdict,
-            rep.reports.len()
-        );
-        events.emit(Event::Verdict {
-            verdict: format!("{:?}", rep.verdict).to_lowercase(),
-            detail: line,
-        });
-        reps.push(rep);
-        // Evidence first: every finished repetition is on disk before the next one starts, so
-        // a kill, a crash or a full disk later loses at most the repetition under way.
-        let so_far = header.result(reps.clone(), index == opts.repeat);
-        written = write_report(run_dir, &so_far);
-        if let Err(e) = &written {
-            events.emit(Event::Warning {
-                message: error_chain(e),
-            });
-        }
+/// Phase 4, with `--snapshot`: boots once and saves the guest's state, which every repetition
+/// then starts from.
+fn snapshot_if_asked(
+    opts: &RunOptions,
+    prepared: &mut Prepared,
+    run_dir: &RunDir,
+    events: &Events,
+) -> Result<Option<crate::machine::snapshot::Snapshot>, RunError> {
+    if !opts.snapshot {
+        return Ok(None);
     }
-
-    if let Some(s) = &saved {
-        // Tens of MiB that no one needs once the runs are done.
-        let _ = std::fs::remove_file(&s.state);
+    if prepared.gopts.ssh {
+        return Err(RunError::SnapshotNeedsSerial);
     }
-
-    let mut result = header.result(reps, true);
-    if let Err(e) = written {
-        // The verdict stands on what the runs saw; only a pass cannot stand without its
-        // evidence on disk (rig could not keep what it would be judged by).
-        if result.verdict == Verdict::Pass {
-            result.verdict = Verdict::Infra;
-        }
-        result.report_error = Some(error_chain(&e));
-    }
-    Ok(result)
+    let s = save_boot(
+        &prepared.gopts,
+        &prepared.image,
+        &prepared.verdict,
+        run_dir,
+        events,
+    )?;
+    prepared.gopts.restore = Some(s.clone());
+    Ok(Some(s))
 }
 
 /// Boots the guest once (in `saved-boot/`) and saves its state at the ready shell.
@@ -288,173 +281,95 @@ fn save_boot(
     saved.map_err(|e| RunError::Snapshot(Box::new(e.into())))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_once(
-    scenario: &Scenario,
-    gopts: &GuestOptions,
-    image: &crate::provision::BootImage,
-    verdict: &crate::machine::accel::AccelDecision,
-    timeout_scale: f64,
-    (seed, index): (u64, u32),
-    dir: &RunDir,
-    events: &Events,
-) -> Repetition {
-    let start = Instant::now();
-    let done = Finish {
+/// Phase 5: what every version of `report.json` says about the run as a whole.
+fn result_header<'a>(
+    scenario: &'a Scenario,
+    opts: &'a RunOptions,
+    seed: u64,
+    prepared: &Prepared,
+    run_dir: &RunDir,
+) -> ResultHeader<'a> {
+    ResultHeader {
+        seed,
         scenario,
-        kernel: &image.kernel,
-        index,
-        dir,
-        start,
-        incomplete: None,
-    };
-    let mut failures = Vec::new();
-    let guest = Guest::boot(gopts, image.clone(), verdict.clone(), dir, events);
-    let booted = Instant::now();
-    let mut guest = match guest {
-        Ok(g) => g,
-        Err(e) => {
-            let vm_error = match &e {
-                GuestError::Vm(v) => Some(&**v),
-                _ => None,
-            };
-            let cause = match vm_error {
-                Some(crate::machine::vm::VmError::QemuExited(q)) => Some(q.cause.clone()),
-                _ => None,
-            };
-            // The boot rule: a kernel that printed and then hung while QEMU ran it failed; no
-            // output at all, a slow but progressing boot or a QEMU the host held is rig's.
-            let hang = vm_error.is_some_and(|v| v.is_boot_hang());
-            failures.push(StepFailure {
-                step: "boot".into(),
-                at: scenario.file.clone(),
-                message: error_chain(&e),
-                infra: !hang,
+        opts,
+        kernel_release: prepared.image.kernel.release.clone(),
+        kernel_provenance: prepared.image.kernel.provenance.clone(),
+        accel: prepared.verdict.accel.name().into(),
+        artifacts: run_dir.path().to_path_buf(),
+    }
+}
+
+/// Phase 6: the repetitions (the header's scenario, repeat count and seed), one after the other,
+/// each in its own folder when there are several; `report.json` rewritten after each. Returns the
+/// repetitions and how the last write of `report.json` went; an error only for a repetition's
+/// folder that cannot be made.
+fn run_repetitions(
+    header: &ResultHeader<'_>,
+    prepared: &Prepared,
+    run_dir: &RunDir,
+    events: &Events,
+) -> Result<(Vec<Repetition>, Result<(), RunError>), RunError> {
+    let repeat = header.opts.repeat;
+    let mut reps = Vec::new();
+    let mut written = Ok(());
+    for index in 1..=repeat {
+        let dir = if repeat == 1 {
+            run_dir.clone()
+        } else {
+            run_dir.child(&format!("run-{index}"))?
+        };
+        if repeat > 1 {
+            events.emit(Event::StepProgress {
+                step: "run".into(),
+                message: format!("repetition {index} of {repeat}"),
+                fraction: Some((index - 1) as f64 / repeat as f64),
             });
-            return finish(done, failures, None, cause, (booted, booted));
         }
-    };
-
-    // The console feeds the live analyzer and a text buffer for `wait_log`, which starts with
-    // everything printed since QEMU started (`since: boot`).
-    let boot_log = std::fs::read(dir.console_log()).unwrap_or_default();
-    let log = Arc::new(log::KernelLog::default());
-    if !boot_log.is_empty() {
-        // (An empty chunk would say the console closed.)
-        log.push(&boot_log);
-    }
-    let analyzer = Arc::new(Mutex::new(Analyzer::new()));
-    // Whether console.log kept everything: it must hold the RIG-READY the console showed, and
-    // every byte the console prints from here on.
-    let ready_lost = guest
-        .vm
-        .console()
-        .tail()
-        .last_lines(400)
-        .contains("RIG-READY")
-        && !boot_log.windows(9).any(|w| w == b"RIG-READY");
-    let log_state = guest.vm.console().log_state_handle();
-    // What the live analyzer found: the verdict's source for what a capped console.log lacks.
-    let live: Arc<Mutex<Vec<Report>>> = Arc::default();
-    {
-        let log = log.clone();
-        let analyzer = analyzer.clone();
-        let ev = events.clone();
-        let live = live.clone();
-        guest.vm.console().add_tap(Box::new(move |data| {
-            log.push(data);
-            if let Ok(mut a) = analyzer.lock() {
-                let found = a.feed_bytes(data);
-                keep_reports(&ev, &live, found);
-            }
-        }));
-    }
-
-    // The scenario's time is its steps': a slow boot (which has its own timeout) cannot eat it and
-    // make a command look hung.
-    let deadline = Instant::now() + scenario.timeout;
-    let mut exec = Exec {
-        guest: &mut guest,
-        log,
-        events: events.clone(),
-        deadline,
-        ports: HashMap::new(),
-        dimms: HashMap::new(),
-        virtio: HashMap::new(),
-        unplugging: Default::default(),
-        overlays: HashMap::new(),
-        dir: dir.clone(),
-        failures: Vec::new(),
-        par_seq: 0,
-        timeout_scale,
-        console_dead: false,
-        machine_stuck: false,
-        rng: seed::repetition_rng(seed, index),
-    };
-    if let Err(e) = exec.init_virtio_mem(&scenario.devices) {
-        exec.fail_setup("virtio-mem devices", e);
-    }
-    for (i, step) in scenario.steps.iter().enumerate() {
-        events.emit(Event::ScenarioStep {
-            index: i + 1,
-            name: step.label(),
+        let rep = run_once(
+            header.scenario,
+            prepared,
+            (header.seed, index),
+            &dir,
+            events,
+        );
+        let line = format!(
+            "run {index}: {:?} ({} reports)",
+            rep.verdict,
+            rep.reports.len()
+        );
+        events.emit(Event::Verdict {
+            verdict: format!("{:?}", rep.verdict).to_lowercase(),
+            detail: line,
         });
-        let stop = exec.step(step);
-        // Reports without an end marker (lockdep, OF errors, hung tasks) come out on a flush.
-        if let Ok(mut a) = analyzer.lock() {
-            let found = a.flush();
-            keep_reports(events, &live, found);
-        }
-        if stop {
-            break;
+        reps.push(rep);
+        // Evidence first: every finished repetition is on disk before the next one starts, so
+        // a kill, a crash or a full disk later loses at most the repetition under way.
+        let so_far = header.result(reps.clone(), index == repeat);
+        written = write_report(run_dir, &so_far);
+        if let Err(e) = &written {
+            events.emit(Event::Warning {
+                message: error_chain(e),
+            });
         }
     }
-    failures.append(&mut exec.failures);
-    let console_dead = exec.console_dead;
-    let machine_stuck = exec.machine_stuck;
-    let last_step = Instant::now();
+    Ok((reps, written))
+}
 
-    // Pull the kernel's own log as well (messages below the console loglevel).
-    let gone = guest.vm.exited_settled(Duration::from_secs(5)).is_some();
-    let dmesg_text = if !gone && !console_dead && !machine_stuck {
-        guest
-            .run("dmesg", Duration::from_secs(60), Via::Serial)
-            .ok()
-            .map(|o| o.stdout)
-    } else {
-        None
-    };
-    if let Some(t) = &dmesg_text {
-        let _ = std::fs::write(dir.file("dmesg.txt"), t);
+/// Phase 7: the run's result over all its repetitions.
+fn final_result(
+    header: ResultHeader<'_>,
+    reps: Vec<Repetition>,
+    written: Result<(), RunError>,
+) -> ScenarioResult {
+    let mut result = header.result(reps, true);
+    if let Err(e) = written {
+        // The verdict stands on what the runs saw; only a pass cannot stand without its
+        // evidence on disk (rig could not keep what it would be judged by).
+        if result.verdict == Verdict::Pass {
+            result.verdict = Verdict::Infra;
+        }
+        result.report_error = Some(error_chain(&e));
     }
-    // QEMU ended before rig stopped it: the guest reset, panicked or powered off, or the host
-    // ended it. Only the QMP SHUTDOWN event tells which.
-    let cause = (gone || guest.vm.exited().is_some()).then(|| guest.vm.exit_cause());
-    if machine_stuck {
-        // No polite QMP `quit` to a QEMU that does not answer: stop it (SIGTERM, then SIGKILL).
-        drop(guest);
-    } else {
-        guest.shutdown();
-    }
-    let logged = log_state.lock().map(|s| *s).unwrap_or_default();
-    if let Some(f) = console_log_lost(dir, ready_lost, logged, &scenario.file) {
-        failures.push(f);
-    }
-    if let Ok(mut a) = analyzer.lock() {
-        let found = a.flush();
-        keep_reports(events, &live, found);
-    }
-    let done = Finish {
-        // console.log lacks part of the stream (capped, or the filesystem refused it): what
-        // the live analyzer found there counts too.
-        incomplete: (logged.truncated || logged.failed).then(|| Incomplete {
-            truncated_at: logged.truncated.then_some(logged.written),
-            live: live.lock().map(|l| l.clone()).unwrap_or_default(),
-        }),
-        ..done
-    };
-    let stepped = Instant::now();
-    let mut rep = finish(done, failures, dmesg_text, cause, (booted, stepped));
-    rep.teardown_seconds = stepped.duration_since(last_step).as_secs_f64();
-    rep
+    result
 }

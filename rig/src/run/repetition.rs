@@ -1,0 +1,288 @@
+//! One repetition of a scenario ([`run_once`]): a fresh boot, the console watched, the steps
+//! run, the guest stopped, and what it all showed turned into the repetition's verdict.
+
+use super::exec::{error_chain, Exec};
+use super::result::{Repetition, StepFailure};
+use super::verdict::{console_log_lost, finish, keep_reports, Finish, Incomplete};
+use super::{log, seed, Prepared};
+use crate::dmesg::{Analyzer, Report};
+use crate::guest::transport::Via;
+use crate::guest::{Guest, GuestError};
+use crate::host::artifacts::RunDir;
+use crate::host::events::{Event, Events};
+use crate::machine::console::LogState;
+use crate::machine::vm::ExitCause;
+use crate::scenario::Scenario;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One repetition, on a fresh boot, to its verdict. The list of its phases; each phase is a
+/// function below, in order. Evidence (console.log, dmesg.txt) is written as it comes.
+pub(super) fn run_once(
+    scenario: &Scenario,
+    prepared: &Prepared,
+    (seed, index): (u64, u32),
+    dir: &RunDir,
+    events: &Events,
+) -> Repetition {
+    let start = Instant::now();
+    let done = Finish {
+        scenario,
+        kernel: &prepared.image.kernel,
+        index,
+        dir,
+        start,
+        incomplete: None,
+    };
+    let (guest, booted) = boot(scenario, prepared, dir, events);
+    let mut guest = match guest {
+        Ok(g) => g,
+        Err((failure, cause)) => {
+            return finish(done, vec![failure], None, cause, (booted, booted));
+        }
+    };
+    let watch = watch_console(&mut guest, dir, events);
+    let steps = run_steps(
+        scenario,
+        &mut guest,
+        &watch,
+        prepared,
+        (seed, index),
+        dir,
+        events,
+    );
+    let mut failures = steps.failures;
+    let last_step = Instant::now();
+    let (dmesg_text, gone) = pull_dmesg(&mut guest, steps.console_dead, steps.machine_stuck, dir);
+    let cause = stop_guest(guest, gone, steps.machine_stuck);
+    let done = Finish {
+        incomplete: close_watch(&watch, dir, &scenario.file, &mut failures, events),
+        ..done
+    };
+    let stepped = Instant::now();
+    let mut rep = finish(done, failures, dmesg_text, cause, (booted, stepped));
+    rep.teardown_seconds = stepped.duration_since(last_step).as_secs_f64();
+    rep
+}
+
+/// Phase 1: boots the guest, and says when the boot ended. A boot that failed is the failed
+/// step `boot`, with how QEMU ended if it did.
+fn boot(
+    scenario: &Scenario,
+    prepared: &Prepared,
+    dir: &RunDir,
+    events: &Events,
+) -> (Result<Guest, (StepFailure, Option<ExitCause>)>, Instant) {
+    let guest = Guest::boot(
+        &prepared.gopts,
+        prepared.image.clone(),
+        prepared.verdict.clone(),
+        dir,
+        events,
+    );
+    let booted = Instant::now();
+    let guest = guest.map_err(|e| {
+        let vm_error = match &e {
+            GuestError::Vm(v) => Some(&**v),
+            _ => None,
+        };
+        let cause = match vm_error {
+            Some(crate::machine::vm::VmError::QemuExited(q)) => Some(q.cause.clone()),
+            _ => None,
+        };
+        // The boot rule: a kernel that printed and then hung while QEMU ran it failed; no
+        // output at all, a slow but progressing boot or a QEMU the host held is rig's.
+        let hang = vm_error.is_some_and(|v| v.is_boot_hang());
+        let failure = StepFailure {
+            step: "boot".into(),
+            at: scenario.file.clone(),
+            message: error_chain(&e),
+            infra: !hang,
+        };
+        (failure, cause)
+    });
+    (guest, booted)
+}
+
+/// What watches the booted guest's console: the kernel log `wait_log` reads, the live analyzer
+/// and what it found, and whether console.log keeps everything.
+struct Watch {
+    log: Arc<log::KernelLog>,
+    analyzer: Arc<Mutex<Analyzer>>,
+    /// What the live analyzer found: the verdict's source for what a capped console.log lacks.
+    live: Arc<Mutex<Vec<Report>>>,
+    /// console.log lacks the RIG-READY the console showed.
+    ready_lost: bool,
+    log_state: Arc<Mutex<LogState>>,
+}
+
+/// Phase 2: taps the console. It feeds the live analyzer and a text buffer for `wait_log`, which
+/// starts with everything printed since QEMU started (`since: boot`).
+fn watch_console(guest: &mut Guest, dir: &RunDir, events: &Events) -> Watch {
+    let boot_log = std::fs::read(dir.console_log()).unwrap_or_default();
+    let log = Arc::new(log::KernelLog::default());
+    if !boot_log.is_empty() {
+        // (An empty chunk would say the console closed.)
+        log.push(&boot_log);
+    }
+    let analyzer = Arc::new(Mutex::new(Analyzer::new()));
+    // Whether console.log kept everything: it must hold the RIG-READY the console showed, and
+    // every byte the console prints from here on.
+    let ready_lost = guest
+        .vm
+        .console()
+        .tail()
+        .last_lines(400)
+        .contains("RIG-READY")
+        && !boot_log.windows(9).any(|w| w == b"RIG-READY");
+    let log_state = guest.vm.console().log_state_handle();
+    let live: Arc<Mutex<Vec<Report>>> = Arc::default();
+    {
+        let log = log.clone();
+        let analyzer = analyzer.clone();
+        let ev = events.clone();
+        let live = live.clone();
+        guest.vm.console().add_tap(Box::new(move |data| {
+            log.push(data);
+            if let Ok(mut a) = analyzer.lock() {
+                let found = a.feed_bytes(data);
+                keep_reports(&ev, &live, found);
+            }
+        }));
+    }
+    Watch {
+        log,
+        analyzer,
+        live,
+        ready_lost,
+        log_state,
+    }
+}
+
+/// What the steps left: their failures, and whether the guest can still be asked anything.
+struct Stepped {
+    failures: Vec<StepFailure>,
+    console_dead: bool,
+    machine_stuck: bool,
+}
+
+/// Phase 3: the scenario's devices set up and its steps run in order, until the end or a step
+/// that stops the run; the analyzer flushed after each step.
+fn run_steps(
+    scenario: &Scenario,
+    guest: &mut Guest,
+    watch: &Watch,
+    prepared: &Prepared,
+    (seed, index): (u64, u32),
+    dir: &RunDir,
+    events: &Events,
+) -> Stepped {
+    // The scenario's time is its steps': a slow boot (which has its own timeout) cannot eat it and
+    // make a command look hung.
+    let deadline = Instant::now() + scenario.timeout;
+    let mut exec = Exec {
+        guest,
+        log: watch.log.clone(),
+        events: events.clone(),
+        deadline,
+        ports: HashMap::new(),
+        dimms: HashMap::new(),
+        virtio: HashMap::new(),
+        unplugging: Default::default(),
+        overlays: HashMap::new(),
+        dir: dir.clone(),
+        failures: Vec::new(),
+        par_seq: 0,
+        timeout_scale: prepared.timeout_scale,
+        console_dead: false,
+        machine_stuck: false,
+        rng: seed::repetition_rng(seed, index),
+    };
+    if let Err(e) = exec.init_virtio_mem(&scenario.devices) {
+        exec.fail_setup("virtio-mem devices", e);
+    }
+    for (i, step) in scenario.steps.iter().enumerate() {
+        events.emit(Event::ScenarioStep {
+            index: i + 1,
+            name: step.label(),
+        });
+        let stop = exec.step(step);
+        // Reports without an end marker (lockdep, OF errors, hung tasks) come out on a flush.
+        if let Ok(mut a) = watch.analyzer.lock() {
+            let found = a.flush();
+            keep_reports(events, &watch.live, found);
+        }
+        if stop {
+            break;
+        }
+    }
+    Stepped {
+        failures: exec.failures,
+        console_dead: exec.console_dead,
+        machine_stuck: exec.machine_stuck,
+    }
+}
+
+/// Phase 4: pulls the kernel's own log as well (messages below the console loglevel) from a
+/// guest that still answers, into dmesg.txt at once. Also says whether QEMU is gone.
+fn pull_dmesg(
+    guest: &mut Guest,
+    console_dead: bool,
+    machine_stuck: bool,
+    dir: &RunDir,
+) -> (Option<String>, bool) {
+    let gone = guest.vm.exited_settled(Duration::from_secs(5)).is_some();
+    let dmesg_text = if !gone && !console_dead && !machine_stuck {
+        guest
+            .run("dmesg", Duration::from_secs(60), Via::Serial)
+            .ok()
+            .map(|o| o.stdout)
+    } else {
+        None
+    };
+    if let Some(t) = &dmesg_text {
+        let _ = std::fs::write(dir.file("dmesg.txt"), t);
+    }
+    (dmesg_text, gone)
+}
+
+/// Phase 5: stops the guest, and says how QEMU ended if it ended before rig stopped it.
+fn stop_guest(mut guest: Guest, gone: bool, machine_stuck: bool) -> Option<ExitCause> {
+    // QEMU ended before rig stopped it: the guest reset, panicked or powered off, or the host
+    // ended it. Only the QMP SHUTDOWN event tells which.
+    let cause = (gone || guest.vm.exited().is_some()).then(|| guest.vm.exit_cause());
+    if machine_stuck {
+        // No polite QMP `quit` to a QEMU that does not answer: stop it (SIGTERM, then SIGKILL).
+        drop(guest);
+    } else {
+        guest.shutdown();
+    }
+    cause
+}
+
+/// Phase 6: once the console has closed, whether console.log kept the whole stream (a failure
+/// if the filesystem refused part of it), the analyzer's last flush, and, where console.log is
+/// incomplete, what the live analyzer found.
+fn close_watch(
+    watch: &Watch,
+    dir: &RunDir,
+    at: &str,
+    failures: &mut Vec<StepFailure>,
+    events: &Events,
+) -> Option<Incomplete> {
+    let logged = watch.log_state.lock().map(|s| *s).unwrap_or_default();
+    if let Some(f) = console_log_lost(dir, watch.ready_lost, logged, at) {
+        failures.push(f);
+    }
+    if let Ok(mut a) = watch.analyzer.lock() {
+        let found = a.flush();
+        keep_reports(events, &watch.live, found);
+    }
+    // console.log lacks part of the stream (capped, or the filesystem refused it): what the live
+    // analyzer found there counts too.
+    (logged.truncated || logged.failed).then(|| Incomplete {
+        truncated_at: logged.truncated.then_some(logged.written),
+        live: watch.live.lock().map(|l| l.clone()).unwrap_or_default(),
+    })
+}
