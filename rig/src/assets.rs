@@ -111,14 +111,24 @@ fn set_dir_modes(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// The materialised tree in rig's cache (`RIG_CACHE_DIR`, else the user's cache folder), else,
-/// when that cannot be written, in rig's private runtime folder; once per process.
+static CACHE: OnceLock<Cache> = OnceLock::new();
+
+/// The cache [`root`] unpacks into (the CLI's `--cache-dir`); to take effect, call it before
+/// anything asks for the assets. Without it: `RIG_CACHE_DIR`, else the user's cache folder.
+pub fn use_cache(cache: &Cache) {
+    let _ = CACHE.set(cache.clone());
+}
+
+/// The materialised tree in rig's cache (the one [`use_cache`] named, else `RIG_CACHE_DIR`,
+/// else the user's cache folder), else, when that cannot be written, in rig's private runtime
+/// folder; once per process.
 pub fn root() -> Result<PathBuf, AssetsError> {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     if let Some(p) = ROOT.get() {
         return Ok(p.clone());
     }
-    let dir = match materialise(&Cache::from_env()) {
+    let cache = CACHE.get().cloned().unwrap_or_else(Cache::from_env);
+    let dir = match materialise(&cache) {
         Ok(d) => d,
         Err(first) => match crate::host::userdir::private_subdir("assets") {
             Ok(private) => materialise(&Cache::at(private)).map_err(|_| first)?,

@@ -120,4 +120,16 @@ fn an_installed_rig_checks_a_users_scenarios_without_the_checkout() {
     assert_eq!(unpacked.len(), 1, "{unpacked:?}");
     assert!(unpacked[0].join("overlays/simple-node.dtso").is_file());
     assert!(unpacked[0].join("images/init/init").is_file());
+
+    // `--cache-dir` holds the assets too, not RIG_CACHE_DIR's cache.
+    let other = top.join("other-cache");
+    let flag = other.to_str().unwrap();
+    let out = hidden_rig(
+        &bin,
+        &proj,
+        &cache,
+        &["--cache-dir", flag, "check", "fake-warning"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(other.join("assets").is_dir(), "--cache-dir got no assets");
 }

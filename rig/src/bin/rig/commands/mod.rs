@@ -41,6 +41,8 @@ impl Ctx {
 pub(crate) fn run(cli: Cli) -> Result<i32> {
     rig::machine::timeouts::env_timeout_scale()?;
     let cache = cli.cache_dir.map(Cache::at).unwrap_or_else(Cache::from_env);
+    // rig's own assets (init, fragments, built-in scenarios) unpack into the same cache.
+    rig::assets::use_cache(&cache);
     let cx = Ctx {
         cache,
         verbose: cli.verbose,
