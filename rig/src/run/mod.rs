@@ -26,10 +26,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-mod board;
+mod boot_extras;
 mod compiled_overlay;
-mod devices;
 mod exec;
+mod hotplug;
 mod log;
 mod mem_blocks;
 mod of_unittest;
@@ -146,20 +146,20 @@ pub fn run_scenario(
         .extra_cmdline
         .extend(opts.extra_cmdline.iter().cloned());
     gopts.ssh = uses_ssh(scenario);
-    gopts.devices = board::extra_devices(&scenario.devices);
+    gopts.devices = boot_extras::extra_devices(&scenario.devices);
     gopts.outbound_network = scenario
         .requires
         .iter()
         .any(|r| r.feature == crate::scenario::Feature::OutboundNetwork);
-    if !board::hot_plugs_pci(scenario) {
+    if !boot_extras::hot_plugs_pci(scenario) {
         gopts.hotplug_root_ports = 0;
     }
     let (mut image, verdict) = guest::prepare(&gopts, cache, events).map_err(RunError::Prepare)?;
     requirements::check_kernel(scenario, opts.board, &image.kernel)?;
     let config = image.kernel.config_options().unwrap_or_default();
-    let modules = board::needed_modules(&scenario.devices, &config);
+    let modules = boot_extras::needed_modules(&scenario.devices, &config);
     if let Some(param) =
-        board::add_modules(&mut image, &modules, cache, events).map_err(|source| {
+        boot_extras::add_modules(&mut image, &modules, cache, events).map_err(|source| {
             RunError::Modules {
                 modules: modules.join(","),
                 source: Box::new(source),

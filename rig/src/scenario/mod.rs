@@ -17,13 +17,13 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-mod devices;
+mod board_devices;
 mod find;
 mod raw;
-mod raw_devices;
+mod raw_board_devices;
 mod raw_scalars;
 mod step;
-pub use devices::*;
+pub use board_devices::*;
 use rig_yaml as yaml;
 pub use step::*;
 mod validate;

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 type R<T> = Result<T, ScenarioError>;
 
 mod allow;
-mod devices;
+mod board_devices;
 /// The longest duration a file may give (a deadline further out is a typo).
 const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The longest scenario or step name.
