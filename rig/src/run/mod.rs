@@ -78,8 +78,8 @@ pub enum RunError {
     },
     #[error("cannot save the booted guest's state for --snapshot")]
     Snapshot(#[source] Box<GuestError>),
-    #[error("--snapshot restores guests over serial only; this scenario uses ssh")]
-    SnapshotNeedsSerial,
+    #[error("--snapshot restores guests over hvc only; this scenario uses ssh")]
+    SnapshotNeedsHvc,
 }
 
 #[derive(Debug, Clone)]
@@ -95,7 +95,7 @@ pub struct RunOptions {
     /// Drives everything random in the run (`stagger` delays); `None`: a fresh one, recorded.
     pub seed: Option<u64>,
     /// Boot once, save the guest's state at its ready shell, and start every repetition from
-    /// that state instead of booting ([`crate::machine::snapshot`]; serial-only scenarios).
+    /// that state instead of booting ([`crate::machine::snapshot`]; scenarios that use hvc only).
     pub snapshot: bool,
 }
 
@@ -186,7 +186,7 @@ pub fn run_scenario(
 
     let saved = if opts.snapshot {
         if gopts.ssh {
-            return Err(RunError::SnapshotNeedsSerial);
+            return Err(RunError::SnapshotNeedsHvc);
         }
         let s = save_boot(&gopts, &image, &verdict, run_dir, events)?;
         gopts.restore = Some(s.clone());
@@ -418,7 +418,7 @@ fn run_once(
     let gone = guest.vm.exited_settled(Duration::from_secs(5)).is_some();
     let dmesg_text = if !gone && !console_dead && !machine_stuck {
         guest
-            .run("dmesg", Duration::from_secs(60), Via::Serial)
+            .run("dmesg", Duration::from_secs(60), Via::Hvc)
             .ok()
             .map(|o| o.stdout)
     } else {

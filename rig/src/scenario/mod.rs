@@ -258,6 +258,9 @@ pub struct Scenario {
     /// Devices the board gets for this scenario.
     pub devices: Vec<BoardDevice>,
     pub steps: Vec<Step>,
+    /// Deprecation notices, one per old spelling the file uses (`via: serial`), each starting
+    /// with `file:line:column: path:`; whoever loads the scenario for a user shows them.
+    pub notices: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
