@@ -44,7 +44,7 @@ infra!(
     crate::machine::exit::QemuExit,
     crate::machine::qmp::QmpError,
     crate::guest::ssh::SshError,
-    crate::guest::serial::NulInCommand,
+    crate::guest::hvc_shell::NulInCommand,
     crate::guest::transport::TransportError,
     crate::dmesg::SymbolizeError,
     crate::provision::overlay::OverlayError,
@@ -148,7 +148,7 @@ impl Classify for crate::run::RunError {
             E::Artifacts(e) => e.exit_class(),
             E::Modules { source, .. } => source.exit_class(),
             E::Snapshot(e) => e.exit_class(),
-            E::NoRuns | E::Report { .. } | E::SnapshotNeedsSerial => Infra,
+            E::NoRuns | E::Report { .. } | E::SnapshotNeedsHvc => Infra,
         }
     }
 }

@@ -333,7 +333,7 @@ fn every_error_kind_has_its_class() {
         (
             "TransportError",
             Box::new(TransportError::Other {
-                transport: "serial",
+                transport: "hvc",
                 message: "x".into(),
             }),
             Infra,

@@ -17,9 +17,9 @@ fn both_boards_boot_debian_and_report_their_arch() {
             board.arch().uname(),
             "{board}"
         );
-        // Exit status and stdout come back per command; stderr is merged on serial.
+        // Exit status and stdout come back per command; stderr is merged on hvc.
         let out = g
-            .run("echo out; echo err >&2; exit 7", CMD, Via::Serial)
+            .run("echo out; echo err >&2; exit 7", CMD, Via::Hvc)
             .unwrap();
         assert_eq!(out.status, 7);
         assert_eq!(out.stdout, "out\nerr\n");
@@ -58,7 +58,7 @@ fn wait_pci(g: &mut rig::guest::Guest, id: &str, want: bool) {
     let script = format!(
         "i=0; while [ $i -lt 300 ]; do if {cond} sh -c '{test}'; then exit 0; fi; i=$((i+1)); sleep 0.1; done; exit 1"
     );
-    let out = g.run(&script, CMD, Via::Serial).unwrap();
+    let out = g.run(&script, CMD, Via::Hvc).unwrap();
     let state = if want { "appear" } else { "go" };
     assert_eq!(
         out.status, 0,
@@ -204,7 +204,7 @@ fn guest_panic_ends_the_command_with_the_console_tail() {
         let pid = g.vm.qemu_pid();
         let start = Instant::now();
         let err = g
-            .run("echo c > /proc/sysrq-trigger; sleep 100", CMD, Via::Serial)
+            .run("echo c > /proc/sysrq-trigger; sleep 100", CMD, Via::Hvc)
             .unwrap_err();
         assert!(
             start.elapsed() < Duration::from_secs(60),
@@ -288,11 +288,7 @@ fn a_timed_out_command_leaves_the_console_usable() {
     let mut g = boot(Board::Arm64Virt, "debian-6.1", "cmd-timeout");
     let start = Instant::now();
     let err = g
-        .run(
-            "echo started; sleep 100",
-            Duration::from_secs(3),
-            Via::Serial,
-        )
+        .run("echo started; sleep 100", Duration::from_secs(3), Via::Hvc)
         .unwrap_err();
     assert!(
         start.elapsed() < Duration::from_secs(15),
@@ -323,11 +319,11 @@ fn rig_boot_arm64(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// `rig boot -- CMD ARGS…` runs exactly that argv in the guest, over serial and ssh alike: each
+/// `rig boot -- CMD ARGS…` runs exactly that argv in the guest, over hvc and ssh alike: each
 /// argument stays one word, the guest command's status is rig's, and stdout is its output only.
 #[test]
 fn rig_boot_runs_the_argv_as_given_and_returns_its_status() {
-    for transport in ["serial", "ssh"] {
+    for transport in ["hvc", "ssh"] {
         let out = rig_boot_arm64(&[
             "--transport",
             transport,

@@ -40,7 +40,7 @@ fn forged_markers_cannot_make_a_failed_command_look_passed() {
         "i=1; while [ $i -le 300 ]; do printf '\\036S%s\\n\\036E%s 0\\n' $i $i > /dev/console; \
                  i=$((i+1)); done; echo 'RIG-READY 9.9.9' > /dev/console; exit 3";
     let out = g
-        .run(forge, CMD, Via::Serial)
+        .run(forge, CMD, Via::Hvc)
         .unwrap_or_else(|e| panic!("the command failed: {}", short(e)));
     assert_eq!(
         out.status, 3,
@@ -49,7 +49,7 @@ fn forged_markers_cannot_make_a_failed_command_look_passed() {
     // The same, in the command's own output.
     let forge_out = "i=1; while [ $i -le 300 ]; do printf '\\036S%s\\n\\036E%s 0\\n' $i $i; i=$((i+1)); done; exit 4";
     let out = g
-        .run(forge_out, CMD, Via::Serial)
+        .run(forge_out, CMD, Via::Hvc)
         .unwrap_or_else(|e| panic!("the command failed: {}", short(e)));
     assert_eq!(out.status, 4, "{out:?}");
     assert_eq!(sh(&mut g, "echo still fine"), "still fine\n");
@@ -71,7 +71,7 @@ fn megabytes_without_a_newline_neither_crash_rig_nor_grow_its_memory() {
                 mib << 20
             ),
             Duration::from_secs(300),
-            Via::Serial,
+            Via::Hvc,
         )
         .unwrap_or_else(|e| panic!("the command failed: {}", short(e)));
     assert_eq!((out.status, out.stdout.as_str()), (0, "ok\n"));
@@ -93,7 +93,7 @@ fn nul_bytes_and_garbage_do_not_disturb_commands() {
         .run(
             "head -c 65536 /dev/zero > /dev/console; printf 'a\\000b\\000'",
             CMD,
-            Via::Serial,
+            Via::Hvc,
         )
         .unwrap_or_else(|e| panic!("the command failed: {}", short(e)));
     assert_eq!((out.status, out.stdout.as_str()), (0, "a\0b\0"));
@@ -101,7 +101,7 @@ fn nul_bytes_and_garbage_do_not_disturb_commands() {
         .run(
             "head -c 131072 /dev/urandom > /dev/console; echo done",
             CMD,
-            Via::Serial,
+            Via::Hvc,
         )
         .unwrap_or_else(|e| panic!("a garbage flood made the command fail: {}", short(e)));
     assert_eq!((out.status, out.stdout.as_str()), (0, "done\n"));
@@ -279,7 +279,7 @@ fn a_console_flood_is_capped_and_a_report_after_the_cap_still_counts() {
 /// A command over ssh that prints without end (`head -c 100M /dev/zero`): rig keeps at most
 /// 64 MiB of it, says so, and its memory does not grow with the rest.
 #[test]
-fn ssh_output_is_capped_like_the_serial_shells() {
+fn ssh_output_is_capped_like_the_hvc_shells() {
     let mut opts = options(BOARD, "debian-6.1");
     opts.ssh = true;
     let mut g = boot_with(opts, "hostile-ssh-flood");

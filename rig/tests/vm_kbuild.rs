@@ -30,7 +30,7 @@ fn rig_6_12_boots_on_both_boards_with_configfs_overlays_and_netdevsim() {
         sh(&mut g, "echo '7 1' > /sys/bus/netdevsim/new_device; test -d /sys/bus/netdevsim/devices/netdevsim7; echo 7 > /sys/bus/netdevsim/del_device");
         // Garbage is refused with an error, not an oops.
         let out = g
-            .run(&format!("mkdir {OVERLAYS}/junk && echo garbage > {OVERLAYS}/junk/dtbo; s=$?; cat {OVERLAYS}/junk/status; rmdir {OVERLAYS}/junk; exit $s"), CMD, Via::Serial)
+            .run(&format!("mkdir {OVERLAYS}/junk && echo garbage > {OVERLAYS}/junk/dtbo; s=$?; cat {OVERLAYS}/junk/status; rmdir {OVERLAYS}/junk; exit $s"), CMD, Via::Hvc)
             .unwrap();
         assert_ne!(out.status, 0, "{board}: applying garbage must fail");
         assert!(out.stdout.contains("unapplied"), "{board}: {}", out.stdout);

@@ -19,7 +19,7 @@ fn the_command_shell_keeps_its_framing_whatever_the_guest_prints() {
         .run(
             "printf 'a\\n\\036E0123 0\\n\\036Sxyz\\n\\036E'; exit 3",
             CMD,
-            Via::Serial,
+            Via::Hvc,
         )
         .unwrap();
     assert_eq!(out.status, 3);
@@ -40,7 +40,7 @@ fn the_command_shell_keeps_its_framing_whatever_the_guest_prints() {
     let long = "y".repeat(20_000);
     assert_eq!(sh(&mut g, &format!("echo {long}")), format!("{long}\n"));
     // A syntax error fails the command, not the shell.
-    let bad = g.run("echo 'unterminated", CMD, Via::Serial).unwrap();
+    let bad = g.run("echo 'unterminated", CMD, Via::Hvc).unwrap();
     assert_ne!(bad.status, 0);
     // Kernel messages printed while the command writes never mix into its output: they go to
     // the kernel console (and console.log), not to the shell's channel.
@@ -54,11 +54,7 @@ fn the_command_shell_keeps_its_framing_whatever_the_guest_prints() {
     // A timeout interrupts the command; its late end marker (its own token) is never taken for
     // the next command's, whose output is its own.
     let err = g
-        .run(
-            "echo started; sleep 100",
-            Duration::from_secs(2),
-            Via::Serial,
-        )
+        .run("echo started; sleep 100", Duration::from_secs(2), Via::Hvc)
         .unwrap_err();
     assert!(
         matches!(&err, GuestError::Transport { source, .. } if matches!(**source, TransportError::Timeout { .. })),
@@ -110,7 +106,7 @@ fn restored_guests_start_from_the_saved_state_every_time() {
             "clean\n"
         );
         sh(&mut g, &format!("echo {run} > /tmp/from-a-run"));
-        assert_eq!(g.run("exit 7", CMD, Via::Serial).unwrap().status, 7);
+        assert_eq!(g.run("exit 7", CMD, Via::Hvc).unwrap().status, 7);
         seen_random.push(sh(&mut g, "head -c 16 /dev/urandom | od -An -tx1"));
         let pid = g.vm.qemu_pid();
         g.shutdown();

@@ -46,7 +46,7 @@ fn ssh_commands_uploads_and_concurrency_on_both_boards() {
             "{board}: 4 concurrent sleeps took {took:?}"
         );
 
-        // An upload arrives intact: checked independently over the serial console.
+        // An upload arrives intact: checked independently over the command shell (hvc).
         let dir = tempfile::tempdir().unwrap();
         let local = dir.path().join("blob");
         let data: Vec<u8> = (0..512 * 1024u32)
@@ -90,7 +90,7 @@ fn killing_dropbear_mid_command_is_a_clear_error_not_a_hang() {
             ),
             other => panic!("{board}: expected a lost connection, got {other:?}"),
         }
-        // The serial console still works: the guest is fine, only its ssh server is gone.
+        // The command shell (hvc) still works: the guest is fine, only its ssh server is gone.
         assert_eq!(sh(&mut g, "echo still here"), "still here\n");
         g.shutdown();
     }

@@ -254,7 +254,7 @@ fn a_broken_ssh_channel_inside_parallel_is_an_infra_error() {
     let r = run_text(
         "name: ssh-killed\nsteps:\n  - parallel:\n      deadline: 60s\n      steps:\n\
          \x20       - guest: {run: sleep 8, via: ssh, timeout: 40s}\n\
-         \x20       - guest: {run: \"sleep 2; killall dropbear\", via: serial}\n",
+         \x20       - guest: {run: \"sleep 2; killall dropbear\", via: hvc}\n",
         "ssh-killed",
         None,
     );

@@ -1,7 +1,7 @@
 //! `rig bench command`: the round trip of one guest command through rig's transport against a
 //! bare baseline measured in the same run on the same guest.
 //!
-//! - serial: the baseline writes the command line raw to the shell's socket and waits for its
+//! - hvc: the baseline writes the command line raw to the shell's socket and waits for its
 //!   output line, which is what a person typing it would wait for; rig's round trip adds the
 //!   framing (markers, token, subshell) and the parsing.
 //! - ssh: the baseline runs the command on a plain blocking channel of rig's own session; rig's
@@ -150,7 +150,7 @@ fn bare_round(g: &mut Guest, via: Via, want: &str, round: usize) -> Result<f64, 
         why,
     };
     match via {
-        Via::Serial => {
+        Via::Hvc => {
             let (console, mut abort) = g.vm.console_watched();
             console.discard_shell_output();
             let pattern = format!("(?m)^{}", regex::escape(want));

@@ -4,7 +4,7 @@
 //! - `rig bench boot` ([`boot`]): boot to ready through rig vs bare QEMU to the same console
 //!   marker;
 //! - `rig bench command` ([`command`]): one guest command's round trip through rig's transport
-//!   vs the same command written raw to the shell's socket (serial) or run on a bare ssh
+//!   vs the same command written raw to the shell's socket (hvc) or run on a bare ssh
 //!   channel (ssh);
 //! - `rig bench run SCENARIO` ([`scenario_runs`]): runs per hour of a scenario and where each
 //!   repetition's time goes (boot, steps, teardown, analysis).

@@ -2,11 +2,11 @@
 //! chosen, VM booted, transports connected. The CLI, the scenario engine, the benchmarks and the
 //! VM tests all start guests through [`Guest::start`].
 //!
-//! Ways in: the command protocol over the virtio-console shell ([`serial`]) is always there,
+//! Ways in: the command protocol over the command shell on the virtio console hvc0 ([`hvc_shell`]) is always there,
 //! also when the network is gone; ssh ([`ssh`]) adds separate stderr, concurrency and uploads.
 //! Both implement [`transport::Transport`].
 
-pub mod serial;
+pub mod hvc_shell;
 pub mod ssh;
 pub mod transport;
 
@@ -20,7 +20,7 @@ use crate::machine::vm::{Vm, VmError};
 use crate::machine::vm_config::VmConfig;
 use crate::provision::image::ImageError;
 use crate::provision::{self, BootImage, ProvisionError};
-use serial::SerialTransport;
+use hvc_shell::HvcTransport;
 use std::time::Duration;
 use transport::{CommandOutput, Transport, TransportError, Via};
 
@@ -37,7 +37,7 @@ pub struct GuestOptions {
     pub auto_setup: bool,
     /// Devices added to the board (a scenario's `devices:`).
     pub devices: Vec<crate::machine::qemu::ExtraDevice>,
-    /// Start from this saved post-boot state instead of booting (serial only: `ssh` must be
+    /// Start from this saved post-boot state instead of booting (hvc only: `ssh` must be
     /// off). See [`crate::machine::snapshot`].
     pub restore: Option<crate::machine::snapshot::Snapshot>,
     /// Free PCIe root ports on the board for hot-plug (`rp0`..): all of them by default; a
@@ -250,7 +250,7 @@ impl Guest {
         }
         if opts.restore.is_some() && opts.ssh {
             return Err(GuestError::Vm(Box::new(VmError::Snapshot(
-                "a guest restored from a saved state is reached over serial only (its ssh host \
+                "a guest restored from a saved state is reached over hvc only (its ssh host \
                  key would be shared by every run)"
                     .into(),
             ))));
@@ -293,7 +293,7 @@ impl Guest {
         });
         let start = std::time::Instant::now();
         let out = match via {
-            Via::Serial => SerialTransport::of(&mut self.vm).run(command, timeout),
+            Via::Hvc => HvcTransport::of(&mut self.vm).run(command, timeout),
             Via::Ssh => {
                 let ssh = self.ssh.as_mut().ok_or(GuestError::NoSsh)?;
                 ssh.run(command, timeout)
@@ -321,17 +321,17 @@ impl Guest {
 /// saved CRNG state) and waits until the CRNG has reseeded from it
 /// ([`crate::machine::snapshot::reseed_wait`]), proving on the way that the shell answers.
 fn reseed_restored(vm: &mut Vm) -> Result<(), TransportError> {
-    let noise = (0..4).map(|_| serial::new_token()).collect::<String>();
+    let noise = (0..4).map(|_| hvc_shell::new_token()).collect::<String>();
     let timeout = vm.timeouts.command;
     let fail = |what: &str, out: &transport::CommandOutput| TransportError::Other {
-        transport: "serial",
+        transport: "hvc",
         message: format!(
             "{what} after the restore: status {}, output `{}`",
             out.status,
             out.stdout.trim()
         ),
     };
-    let out = SerialTransport::of(vm).run(
+    let out = HvcTransport::of(vm).run(
         &format!("printf {noise} >/dev/urandom && cat /proc/uptime"),
         timeout,
     )?;
@@ -345,7 +345,7 @@ fn reseed_restored(vm: &mut Vm) -> Result<(), TransportError> {
     };
     // The kernel's schedule, not a poll: nothing in the guest tells when the CRNG reseeded.
     let wait = crate::machine::snapshot::reseed_wait(uptime);
-    let out = SerialTransport::of(vm).run(
+    let out = HvcTransport::of(vm).run(
         &format!(
             "sleep {:.1} && head -c 1 /dev/urandom >/dev/null",
             wait.as_secs_f64()

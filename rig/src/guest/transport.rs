@@ -1,18 +1,19 @@
 //! Ways into the guest. The command shell on a virtio console (`/dev/hvc0` in the guest, the
-//! shell stream of [`crate::machine::console::Console`], with [`crate::guest::serial`]'s
+//! shell stream of [`crate::machine::console::Console`], with [`crate::guest::hvc_shell`]'s
 //! protocol; not the board's UART, which carries the kernel log alone) is always there, also when
 //! the network is gone; ssh ([`crate::guest::ssh`]) adds separate stderr, concurrency and uploads.
 //! Both implement [`Transport`], so scenario steps do not care which one carries them. The first
-//! keeps the name `serial` (`Via::Serial`, `--transport serial`, a scenario's `via: serial`).
+//! is named `hvc` after its guest device (`Via::Hvc`, `--transport hvc`, a scenario's `via: hvc`);
+//! its old name `serial` ([`OLD_HVC_NAME`]) is still read, with a deprecation notice.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::time::Duration;
 
 /// The result of one guest command.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CommandOutput {
     pub stdout: String,
-    /// `None` where the transport cannot separate stderr (serial merges it into stdout).
+    /// `None` where the transport cannot separate stderr (hvc merges it into stdout).
     pub stderr: Option<String>,
     pub status: i32,
 }
@@ -49,7 +50,7 @@ pub enum TransportError {
 
 /// Runs shell commands in the guest.
 pub trait Transport {
-    /// `serial` or `ssh`.
+    /// `hvc` or `ssh`.
     fn name(&self) -> &'static str;
 
     /// Runs `command` with `sh -c` semantics; waits at most `timeout`.
@@ -57,20 +58,42 @@ pub trait Transport {
 }
 
 /// Which way into the guest a command takes (the scenario format's `via`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Via {
+    /// The command shell on the guest's `/dev/hvc0`; `serial` ([`OLD_HVC_NAME`]) is its old
+    /// spelling, still read.
     #[default]
-    Serial,
+    Hvc,
     Ssh,
 }
 
 impl Via {
     pub fn name(self) -> &'static str {
         match self {
-            Via::Serial => "serial",
+            Via::Hvc => "hvc",
             Via::Ssh => "ssh",
         }
+    }
+}
+
+/// The old name of [`Via::Hvc`] (the command shell was once on the UART). Scenario files
+/// (`transport:`, `via:`) and `--transport` still accept it; whoever reads it tells the user
+/// [`old_hvc_notice`].
+pub const OLD_HVC_NAME: &str = "serial";
+
+/// The deprecation notice for the old spelling `what` (`via: serial`, `--transport serial`),
+/// with `new` the same thing spelled today.
+pub fn old_hvc_notice(what: &str, new: &str) -> String {
+    format!("{what} is deprecated: the command shell is on the guest's virtio console hvc0, not a serial port; write {new}")
+}
+
+/// Read as [`FromStr`](std::str::FromStr) reads it: the old name too, and an unknown name's
+/// error lists the current names only.
+impl<'de> Deserialize<'de> for Via {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -78,12 +101,12 @@ impl std::str::FromStr for Via {
     type Err = crate::host::board::UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "serial" => Ok(Via::Serial),
+            "hvc" | OLD_HVC_NAME => Ok(Via::Hvc),
             "ssh" => Ok(Via::Ssh),
             _ => Err(crate::host::board::UnknownName {
                 what: "transport",
                 given: s.into(),
-                known: "serial, ssh".into(),
+                known: "hvc, ssh".into(),
             }),
         }
     }

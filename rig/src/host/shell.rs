@@ -1,6 +1,6 @@
 //! Quoting for POSIX sh, in one place: which words need no quoting, and how a word is
 //! single-quoted. Used for the command lines rig logs and runs (`qemu.argv`, `rig reproduce …`,
-//! ssh's remote commands) and, under the tty encoding of [`crate::guest::serial`], for the
+//! ssh's remote commands) and, under the tty encoding of [`crate::guest::hvc_shell`], for the
 //! commands rig types into the guest's console shell.
 
 use std::borrow::Cow;

@@ -15,7 +15,7 @@
 //! message is printed to (the kernel's console is the UART alone, `console=` names it), so
 //! output arrives as the command wrote it, and the kernel log stays complete and in order on
 //! its own stream for the analyzer. The command protocol over the shell is
-//! [`crate::guest::serial`].
+//! [`crate::guest::hvc_shell`].
 //!
 //! This module used `rexpect` until the shell moved: it reads by polling (the session woke every
 //! 200 ms to look for a match), which set a 200 ms floor under every command. Its remaining jobs
@@ -184,7 +184,7 @@ const KERNEL_WINDOW: usize = 256 * 1024;
 /// Unread shell bytes before the reader waits for rig to take some. QEMU's `virtconsole` does
 /// not hold the guest back when its socket is full: it drops the bytes (hw/char/virtio-console.c
 /// throttles only non-console ports). So the reader must keep the socket drained: room for a
-/// whole command's output at the serial transport's 64 MiB limit.
+/// whole command's output at the hvc transport's 64 MiB limit.
 const SHELL_BUFFER: usize = 64 * 1024 * 1024;
 /// `shell.log` stops growing here; what the commands printed is in their results anyway.
 const SHELL_LOG_MAX: u64 = 64 * 1024 * 1024;

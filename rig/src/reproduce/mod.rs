@@ -147,6 +147,10 @@ pub fn replay(
     }
     let overlays = files::folder_inside(&recorded.dir, Path::new("scenario/overlays"))?;
     let scenario = crate::scenario::load(&file, &overlays).map_err(ReproduceError::Scenario)?;
+    // An older rig's copy may spell things the old way (`via: serial`): it still replays.
+    for n in &scenario.notices {
+        events.warn(n.clone());
+    }
     crate::guest::ensure_host_tools(
         &crate::guest::needs_for_kernel(&kernel),
         o.auto_setup,

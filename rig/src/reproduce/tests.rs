@@ -235,6 +235,34 @@ fn a_changed_scenario_copy_is_refused() {
     assert!(e.to_string().contains("is not the one the run used"), "{e}");
 }
 
+/// A run of an older rig whose scenario copy names the command shell by its old name (`serial`)
+/// still opens, and its copy loads as the replay loads it: the old name reads as hvc, with a
+/// notice for the user.
+#[test]
+fn an_older_runs_copy_that_says_serial_still_reads() {
+    let dir = run_folder();
+    let copy = dir.path().join("scenario/fake-warning.yaml");
+    let text = std::fs::read_to_string(&copy).unwrap();
+    let old = text.replace("timeout: 5m\n", "timeout: 5m\ntransport: serial\n");
+    assert_ne!(old, text);
+    std::fs::write(&copy, &old).unwrap();
+    let mut rec = folder_record(dir.path());
+    rec["scenario"]["sha256"] = crate::host::cache::sha256_file(&copy).unwrap().into();
+    write_record(dir.path(), &rec);
+    let r = open(dir.path(), dir.path()).unwrap();
+    assert_eq!(r.record.scenario.name, "fake-warning");
+    let overlays = dir.path().join("scenario/overlays");
+    let sc = crate::scenario::load(&copy, &overlays).unwrap();
+    assert_eq!(sc.transport, crate::guest::transport::Via::Hvc);
+    assert_eq!(sc.notices.len(), 1, "{:?}", sc.notices);
+    assert!(
+        sc.notices[0].contains("`transport: serial` is deprecated")
+            && sc.notices[0].contains("write `transport: hvc`"),
+        "{:?}",
+        sc.notices
+    );
+}
+
 /// A kernel tree whose Makefile and merge_config.sh leave `marker` when anything runs them.
 pub(super) fn booby_trapped_tree(dir: &Path, marker: &Path) {
     let touch = format!("touch {}", marker.display());

@@ -211,7 +211,7 @@ impl Exec<'_> {
             return Probe::Silent(state);
         }
         let probe = Duration::from_secs(5).mul_f64(self.timeout_scale);
-        if self.guest.run("true", probe, Via::Serial).is_ok() {
+        if self.guest.run("true", probe, Via::Hvc).is_ok() {
             self.console_dead = false;
             return Probe::Answers;
         }
@@ -305,7 +305,7 @@ impl Exec<'_> {
         timeout: Duration,
         what: &str,
     ) -> Result<String, StepError> {
-        let out = self.sh(cmd, timeout, Via::Serial)?;
+        let out = self.sh(cmd, timeout, Via::Hvc)?;
         if out.status != 0 {
             return Err(StepError::Kernel(format!(
                 "{what}: exit status {}: {}",

@@ -22,10 +22,10 @@ use crate::host::events::{Event, Events};
 use crate::machine::accel::AccelChoice;
 use crate::scenario::{Scenario, StepKind};
 
-mod board;
+mod boot_extras;
 mod compiled_overlay;
-mod devices;
 mod exec;
+mod hotplug;
 mod log;
 mod mem_blocks;
 mod of_unittest;
@@ -73,8 +73,8 @@ pub enum RunError {
     },
     #[error("cannot save the booted guest's state for --snapshot")]
     Snapshot(#[source] Box<GuestError>),
-    #[error("--snapshot restores guests over serial only; this scenario uses ssh")]
-    SnapshotNeedsSerial,
+    #[error("--snapshot restores guests over hvc only; this scenario uses ssh")]
+    SnapshotNeedsHvc,
 }
 
 #[derive(Debug, Clone)]
@@ -90,7 +90,7 @@ pub struct RunOptions {
     /// Drives everything random in the run (`stagger` delays); `None`: a fresh one, recorded.
     pub seed: Option<u64>,
     /// Boot once, save the guest's state at its ready shell, and start every repetition from
-    /// that state instead of booting ([`crate::machine::snapshot`]; serial-only scenarios).
+    /// that state instead of booting ([`crate::machine::snapshot`]; scenarios that use hvc only).
     pub snapshot: bool,
 }
 
@@ -171,12 +171,12 @@ fn guest_options(scenario: &Scenario, opts: &RunOptions) -> GuestOptions {
         .extra_cmdline
         .extend(opts.extra_cmdline.iter().cloned());
     gopts.ssh = uses_ssh(scenario);
-    gopts.devices = board::extra_devices(&scenario.devices);
+    gopts.devices = boot_extras::extra_devices(&scenario.devices);
     gopts.outbound_network = scenario
         .requires
         .iter()
         .any(|r| r.feature == crate::scenario::Feature::OutboundNetwork);
-    if !board::hot_plugs_pci(scenario) {
+    if !boot_extras::hot_plugs_pci(scenario) {
         gopts.hotplug_root_ports = 0;
     }
     gopts
@@ -195,9 +195,9 @@ fn prepare(
     let (mut image, verdict) = guest::prepare(&gopts, cache, events).map_err(RunError::Prepare)?;
     requirements::check_kernel(scenario, opts.board, &image.kernel)?;
     let config = image.kernel.config_options().unwrap_or_default();
-    let modules = board::needed_modules(&scenario.devices, &config);
+    let modules = boot_extras::needed_modules(&scenario.devices, &config);
     if let Some(param) =
-        board::add_modules(&mut image, &modules, cache, events).map_err(|source| {
+        boot_extras::add_modules(&mut image, &modules, cache, events).map_err(|source| {
             RunError::Modules {
                 modules: modules.join(","),
                 source: Box::new(source),
@@ -247,7 +247,7 @@ fn snapshot_if_asked(
         return Ok(None);
     }
     if prepared.gopts.ssh {
-        return Err(RunError::SnapshotNeedsSerial);
+        return Err(RunError::SnapshotNeedsHvc);
     }
     let s = save_boot(
         &prepared.gopts,

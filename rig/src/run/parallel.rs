@@ -236,7 +236,7 @@ impl Exec<'_> {
                 .join(" && ");
             let left = deadline.saturating_duration_since(Instant::now());
             let wait = poll_script(&all_done, left);
-            let joined = self.sh(&wait, left + Duration::from_secs(30), Via::Serial)?;
+            let joined = self.sh(&wait, left + Duration::from_secs(30), Via::Hvc)?;
             // `i status end start` (guest uptimes) per job, with builtins only: no fork per job.
             let report = format!(
                 "for i in {}; do s=running; e=; b=; [ -f {dir}/$i.st ] && read s < {dir}/$i.st; \
@@ -250,7 +250,7 @@ impl Exec<'_> {
                 "collecting parallel job statuses",
             )?;
             if joined.status != 0 {
-                let _ = self.sh(&kill_jobs(&dir), Duration::from_secs(30), Via::Serial);
+                let _ = self.sh(&kill_jobs(&dir), Duration::from_secs(30), Via::Hvc);
             }
             let allowed = deadline.saturating_duration_since(start).as_secs_f64();
             for line in statuses.lines() {
@@ -288,7 +288,7 @@ impl Exec<'_> {
                         .sh(
                             &format!("tail -c 2000 {dir}/{i}.out"),
                             Duration::from_secs(30),
-                            Via::Serial,
+                            Via::Hvc,
                         )
                         .map(|o| o.stdout)
                         .unwrap_or_default();

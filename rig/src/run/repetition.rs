@@ -235,7 +235,7 @@ fn pull_dmesg(
     let gone = guest.vm.exited_settled(Duration::from_secs(5)).is_some();
     let dmesg_text = if !gone && !console_dead && !machine_stuck {
         guest
-            .run("dmesg", Duration::from_secs(60), Via::Serial)
+            .run("dmesg", Duration::from_secs(60), Via::Hvc)
             .ok()
             .map(|o| o.stdout)
     } else {

@@ -121,7 +121,7 @@ mod tests {
         let reload = StepKind::DevlinkReload(DevlinkReloadStep {
             dev: "netdevsim/netdevsim10".into(),
             action: ReloadAction::FwActivate,
-            via: Via::Serial,
+            via: Via::Hvc,
             timeout: t,
         });
         assert_eq!(
@@ -130,7 +130,7 @@ mod tests {
         );
         let del = StepKind::NetdevsimDel(NetdevsimDelStep {
             id: 10,
-            via: Via::Serial,
+            via: Via::Hvc,
             timeout: t,
         });
         assert_eq!(

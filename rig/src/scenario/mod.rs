@@ -17,13 +17,13 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-mod devices;
+mod board_devices;
 mod find;
 mod raw;
-mod raw_devices;
+mod raw_board_devices;
 mod raw_scalars;
 mod step;
-pub use devices::*;
+pub use board_devices::*;
 use rig_yaml as yaml;
 pub use step::*;
 mod validate;
@@ -258,6 +258,9 @@ pub struct Scenario {
     /// Devices the board gets for this scenario.
     pub devices: Vec<BoardDevice>,
     pub steps: Vec<Step>,
+    /// Deprecation notices, one per old spelling the file uses (`via: serial`), each starting
+    /// with `file:line:column: path:`; whoever loads the scenario for a user shows them.
+    pub notices: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -116,7 +116,7 @@ pub struct RawScenario {
     #[serde(default)]
     pub allow: Vec<TitlePattern>,
     #[serde(default)]
-    pub devices: Vec<super::raw_devices::RawDevice>,
+    pub devices: Vec<super::raw_board_devices::RawDevice>,
     pub steps: Vec<RawStep>,
 }
 
@@ -140,8 +140,8 @@ pub enum RawStep {
     Repeat(RawRepeat),
     WaitLog(RawWaitLog),
     Sleep(HumanDuration),
-    MemoryResize(super::raw_devices::RawMemoryResize),
-    OfUnittest(super::raw_devices::RawOfUnittest),
+    MemoryResize(super::raw_board_devices::RawMemoryResize),
+    OfUnittest(super::raw_board_devices::RawOfUnittest),
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,5 +1,5 @@
 //! The scenario file's scalars that parse on their own (durations, stagger ranges, sizes), in
-//! a module of their own: [`super::raw`] and [`super::raw_devices`] both use them.
+//! a module of their own: [`super::raw`] and [`super::raw_board_devices`] both use them.
 
 use serde::de::{self, Deserializer};
 use serde::Deserialize;

@@ -1,6 +1,6 @@
 //! The engine types a validated scenario's steps are made of.
 
-use super::devices::{MemoryResizeStep, OfUnittestStep};
+use super::board_devices::{MemoryResizeStep, OfUnittestStep};
 use super::{JsonMap, Location};
 use crate::guest::transport::Via;
 use serde::{Deserialize, Serialize};

@@ -242,7 +242,7 @@ fn other_semantic_errors() {
         ),
         (
             "bad-transport.yaml",
-            "2:12: transport: unknown transport `telnet` (known: serial, ssh)",
+            "2:12: transport: unknown transport `telnet` (known: hvc, ssh)",
         ),
     ];
     for (file, want) in cases {

@@ -42,7 +42,7 @@ transport: ssh
 expect: ["WARNING in device_del", "/^possible deadlock in /"]
 allow: ["/^INFO: task .* blocked/"]
 steps:
-  - guest: {name: hello, run: echo hi, timeout: 5s, expect_status: [0, 1], via: serial}
+  - guest: {name: hello, run: echo hi, timeout: 5s, expect_status: [0, 1], via: hvc}
   - guest: {run: "true", expect_status: any}
   - qmp:
       execute: device_del
@@ -57,7 +57,7 @@ steps:
   - memory_remove: {id: dimm0, wait: false}
   - netdevsim_new: {id: 10}
   - devlink_reload: {dev: netdevsim/netdevsim10, action: fw_activate}
-  - netdevsim_del: {id: 10, via: serial}
+  - netdevsim_del: {id: 10, via: hvc}
   - repeat:
       for: 1m30s
       steps:
@@ -96,7 +96,7 @@ fn a_full_file_validates_into_engine_types() {
     };
     assert_eq!(s.steps[0].name.as_deref(), Some("hello"));
     assert_eq!(g.timeout, Duration::from_secs(5));
-    assert_eq!(g.via, Via::Serial);
+    assert_eq!(g.via, Via::Hvc);
     assert!(g.expect_status.accepts(1) && !g.expect_status.accepts(2));
     assert_eq!(s.steps[0].at.to_string(), "t.yaml:12:5");
     assert_eq!(s.steps[0].at.path, "steps[0]");
@@ -156,7 +156,7 @@ fn a_full_file_validates_into_engine_types() {
     let StepKind::NetdevsimDel(del) = &s.steps[11].kind else {
         panic!()
     };
-    assert_eq!((del.id, del.via), (10, Via::Serial));
+    assert_eq!((del.id, del.via), (10, Via::Hvc));
 
     let StepKind::Repeat(r) = &s.steps[12].kind else {
         panic!()
@@ -233,13 +233,53 @@ fn title_patterns() {
     assert!(TitlePattern::parse("  ").is_err());
 }
 
+/// `serial`, the old name of `hvc`, still reads in `transport` and every step's `via` (older
+/// files, and the scenario copies of older runs), each use with a notice naming its place and
+/// the new spelling; the new spelling gets none.
+#[test]
+fn the_old_name_serial_reads_as_hvc_with_a_notice() {
+    let s = good(
+        "requires: [netdevsim, devlink]\ntransport: serial\nsteps:\n  - guest: {run: 'true', via: serial}\n  - netdevsim_new: \
+         {id: 1, via: ssh}\n  - devlink_reload: {dev: netdevsim/netdevsim1, via: serial}\n  - \
+         netdevsim_del: {id: 1, via: serial}\n  - guest: {run: 'true'}\n",
+    );
+    assert_eq!(s.transport, Via::Hvc);
+    let vias: Vec<Via> = s
+        .steps
+        .iter()
+        .map(|st| match &st.kind {
+            StepKind::Guest(g) => g.via,
+            StepKind::NetdevsimNew(n) => n.via,
+            StepKind::DevlinkReload(d) => d.via,
+            StepKind::NetdevsimDel(n) => n.via,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(vias, [Via::Hvc, Via::Ssh, Via::Hvc, Via::Hvc, Via::Hvc]);
+    let why = "is deprecated: the command shell is on the guest's virtio console hvc0, not a \
+               serial port; write";
+    assert_eq!(
+        s.notices,
+        [
+            format!("t.yaml:2:12: transport: `transport: serial` {why} `transport: hvc`"),
+            format!("t.yaml:4:31: steps[0].guest.via: `via: serial` {why} `via: hvc`"),
+            format!("t.yaml:6:54: steps[2].devlink_reload.via: `via: serial` {why} `via: hvc`"),
+            format!("t.yaml:7:33: steps[3].netdevsim_del.via: `via: serial` {why} `via: hvc`"),
+        ]
+    );
+    let s = good("transport: hvc\nsteps:\n  - guest: {run: 'true', via: hvc}\n");
+    assert_eq!(s.transport, Via::Hvc);
+    assert!(s.notices.is_empty(), "{:?}", s.notices);
+}
+
 #[test]
 fn defaults_apply() {
     let s = good("steps:\n  - guest: {run: uname -a}\n");
     assert_eq!(s.name, "t");
     assert_eq!(s.boards, Board::ALL.to_vec());
     assert_eq!(s.timeout, defaults::SCENARIO_TIMEOUT);
-    assert_eq!(s.transport, Via::Serial);
+    assert_eq!(s.transport, Via::Hvc);
+    assert!(s.notices.is_empty());
     let StepKind::Guest(g) = &s.steps[0].kind else {
         panic!()
     };

@@ -58,10 +58,10 @@ pub fn boot_with(opts: GuestOptions, label: &str) -> Guest {
 
 pub const CMD: Duration = Duration::from_secs(120);
 
-/// Runs a command over serial and asserts it succeeded; returns stdout.
+/// Runs a command over hvc (the command shell) and asserts it succeeded; returns stdout.
 pub fn sh(g: &mut Guest, cmd: &str) -> String {
     let out = g
-        .run(cmd, CMD, Via::Serial)
+        .run(cmd, CMD, Via::Hvc)
         .unwrap_or_else(|e| panic!("`{cmd}` failed: {e:?}"));
     assert_eq!(
         out.status, 0,

@@ -26,7 +26,7 @@ pub(super) enum Failure {
     Timeout,
     /// The session broke; the reason says how.
     Disconnected(String),
-    /// The command printed more than [`crate::guest::serial::MAX_OUTPUT`] on stdout or
+    /// The command printed more than [`crate::guest::hvc_shell::MAX_OUTPUT`] on stdout or
     /// stderr (its channel was closed there, the rest never read).
     TooLarge { limit: usize },
 }
@@ -238,9 +238,9 @@ enum Finished {
     TooLarge,
 }
 
-/// The most a command may print on each of stdout and stderr over ssh: the serial
+/// The most a command may print on each of stdout and stderr over ssh: the hvc
 /// transport's limit, so a guest cannot grow rig's memory by gigabytes either way.
-const MAX_OUTPUT: usize = crate::guest::serial::MAX_OUTPUT;
+const MAX_OUTPUT: usize = crate::guest::hvc_shell::MAX_OUTPUT;
 
 /// Advances one command without blocking: `Some` once the guest closed the channel (or the
 /// output passed the limit), `Err(reason)` when the session failed.

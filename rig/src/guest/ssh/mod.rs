@@ -1,4 +1,4 @@
-//! The ssh transport: guest commands over ssh (libssh2 via `ssh2`) beside the serial console.
+//! The ssh transport: guest commands over ssh (libssh2 via `ssh2`) beside the command shell on hvc.
 //!
 //! How a run uses it:
 //! 1. [`reserve_port`] picks a 127.0.0.1 port no other rig uses; QEMU's user-mode network

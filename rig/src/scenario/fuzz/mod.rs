@@ -24,7 +24,7 @@ fn valid_top(key: &str) -> &'static str {
         "cmdline" => "[quiet]",
         "timeout" => "10m",
         "devices" => "[{qemu: {driver: pci-testdev}}]",
-        "transport" => "serial",
+        "transport" => "hvc",
         "expect" | "allow" => "['/^WARNING/']",
         _ => "x",
     }

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 type R<T> = Result<T, ScenarioError>;
 
 mod allow;
-mod devices;
+mod board_devices;
 /// The longest duration a file may give (a deadline further out is a typo).
 const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The longest scenario or step name.
@@ -99,6 +99,8 @@ struct V<'a> {
     /// Bytes of RAM each DIMM and `object-add` backend the steps create takes (the largest
     /// size given to an id), for the hot-plug room.
     memory: std::cell::RefCell<std::collections::BTreeMap<String, u64>>,
+    /// Deprecation notices for old spellings the file uses ([`Scenario::notices`]).
+    notices: std::cell::RefCell<Vec<String>>,
 }
 
 impl V<'_> {
@@ -195,8 +197,33 @@ impl V<'_> {
         }
     }
 
-    fn via(&self, v: Option<Via>) -> Via {
+    /// The step's `via` (at `path`), else the scenario's transport.
+    fn via(&self, v: Option<Via>, path: &Path) -> Via {
+        self.old_hvc_name(path);
         v.unwrap_or(self.transport)
+    }
+
+    /// Notes a deprecation notice when the transport at `path` is spelled the old way
+    /// ([`crate::guest::transport::OLD_HVC_NAME`]).
+    fn old_hvc_name(&self, path: &Path) {
+        use crate::guest::transport::{old_hvc_notice, OLD_HVC_NAME};
+        let Some(Node::Scalar { value, .. }) = self.tree.get(path) else {
+            return;
+        };
+        if value != OLD_HVC_NAME {
+            return;
+        }
+        let key = path.to_string();
+        let key = key.rsplit('.').next().unwrap_or(&key);
+        let at = self.location(path, false);
+        let notice = old_hvc_notice(
+            &format!("`{key}: {OLD_HVC_NAME}`"),
+            &format!("`{key}: {}`", Via::Hvc.name()),
+        );
+        self.notices.borrow_mut().push(format!(
+            "{}:{}:{}: {}: {notice}",
+            at.file, at.line, at.column, at.path
+        ));
     }
 
     /// Resolves an overlay name to an existing `.dtso` directly in one of the overlay folders
@@ -271,7 +298,9 @@ pub(super) fn validate(
         ids: Ids::default(),
         virtio_total: 0,
         memory: Default::default(),
+        notices: Default::default(),
     };
+    v.old_hvc_name(&root.key("transport"));
 
     let name = match raw.name {
         Some(n) if n.trim().is_empty() => return Err(v.err(&root.key("name"), "empty name")),
@@ -384,5 +413,6 @@ pub(super) fn validate(
         allow: raw.allow,
         devices,
         steps,
+        notices: v.notices.into_inner(),
     })
 }

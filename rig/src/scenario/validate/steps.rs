@@ -69,7 +69,7 @@ impl V<'_> {
                         run: g.run,
                         timeout: self.timeout(g.timeout, defaults::GUEST_TIMEOUT, &kp)?,
                         expect_status,
-                        via: self.via(g.via),
+                        via: self.via(g.via, &kp.key("via")),
                     }),
                 )
             }
@@ -295,7 +295,7 @@ impl V<'_> {
                     StepKind::DevlinkReload(DevlinkReloadStep {
                         dev: d.dev,
                         action: d.action.unwrap_or_default(),
-                        via: self.via(d.via),
+                        via: self.via(d.via, &kp.key("via")),
                         timeout: self.timeout(d.timeout, defaults::DEVLINK_TIMEOUT, &kp)?,
                     }),
                 )
@@ -313,7 +313,7 @@ impl V<'_> {
                     StepKind::NetdevsimNew(NetdevsimNewStep {
                         id: n.id,
                         ports,
-                        via: self.via(n.via),
+                        via: self.via(n.via, &kp.key("via")),
                         timeout: self.timeout(n.timeout, defaults::NETDEVSIM_TIMEOUT, &kp)?,
                     }),
                 )
@@ -334,7 +334,7 @@ impl V<'_> {
                     self.name(n.name, &kp)?,
                     StepKind::NetdevsimDel(NetdevsimDelStep {
                         id: n.id,
-                        via: self.via(n.via),
+                        via: self.via(n.via, &kp.key("via")),
                         timeout: self.timeout(n.timeout, defaults::NETDEVSIM_TIMEOUT, &kp)?,
                     }),
                 )

@@ -8,8 +8,8 @@
 # host key, start dropbear on port 22 (public key logins only), and once it listens print exactly
 # one line on the console for rig to pin:
 #   RIG-SSH-HOSTKEY <type> <base64>
-# On failure print `RIG-SSH-ERROR <reason>` instead (rig quotes it) and exit 0: the serial
-# console stays usable. dropbear's own log goes to /run/rig-ssh/dropbear.log.
+# On failure print `RIG-SSH-ERROR <reason>` instead (rig quotes it) and exit 0: the command
+# shell on hvc0 stays usable. dropbear's own log goes to /run/rig-ssh/dropbear.log.
 # RIG_SSH_PORT (default 22) exists for rig's host-side test of this hook (rig/tests/ssh_host.rs).
 
 err() {

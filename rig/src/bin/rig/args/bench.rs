@@ -2,7 +2,6 @@
 
 use super::Target;
 use clap::Subcommand;
-use rig::guest::transport::Via;
 use rig::host::board::{Arch, Board};
 use rig::machine::accel::AccelChoice;
 use std::path::PathBuf;
@@ -54,9 +53,9 @@ pub(crate) struct BenchBootArgs {
 pub(crate) struct BenchCommandArgs {
     #[command(flatten)]
     pub(crate) target: Target,
-    /// serial (the guest's command shell) or ssh.
-    #[arg(long, default_value = "serial")]
-    pub(crate) transport: Via,
+    /// hvc (the guest's command shell on its virtio console) or ssh.
+    #[arg(long, default_value = "hvc")]
+    pub(crate) transport: super::TransportArg,
     /// Timed rounds (each: one bare, one through rig).
     #[arg(short = 'n', long, default_value_t = 30)]
     pub(crate) runs: usize,
@@ -75,7 +74,7 @@ pub(crate) struct BenchRunArgs {
     #[arg(long)]
     pub(crate) json: bool,
     /// Boot once, save the guest's state at its ready shell (QEMU migration to a file) and
-    /// start every repetition from it instead of booting. Serial-only scenarios.
+    /// start every repetition from it instead of booting. Scenarios that use hvc only.
     #[arg(long)]
     pub(crate) snapshot: bool,
 }

@@ -3,9 +3,10 @@
 pub(crate) mod bench;
 
 use clap::{Parser, Subcommand};
-use rig::guest::transport::Via;
+use rig::guest::transport::{old_hvc_notice, Via, OLD_HVC_NAME};
 use rig::guest::GuestOptions;
 use rig::host::board::{Arch, Board};
+use rig::host::events::Events;
 use rig::machine::accel::AccelChoice;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -136,9 +137,9 @@ pub(crate) enum Cmd {
 pub(crate) struct BootArgs {
     #[command(flatten)]
     pub(crate) target: Target,
-    /// How to reach the guest: serial or ssh.
-    #[arg(long, default_value = "serial")]
-    pub(crate) transport: Via,
+    /// How to reach the guest: hvc (the command shell on the guest's virtio console) or ssh.
+    #[arg(long, default_value = "hvc")]
+    pub(crate) transport: TransportArg,
     /// Timeout for CMD.
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
     pub(crate) timeout: Duration,
@@ -146,6 +147,37 @@ pub(crate) struct BootArgs {
     /// use `-- sh -c '…'` for shell syntax).
     #[arg(last = true, required = true)]
     pub(crate) cmd: Vec<String>,
+}
+
+/// `--transport`: which way into the guest, and whether it was given by its old name
+/// (`serial`, still accepted with a deprecation notice).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TransportArg {
+    via: Via,
+    old_name: bool,
+}
+
+impl std::str::FromStr for TransportArg {
+    type Err = rig::host::board::UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(TransportArg {
+            via: s.parse()?,
+            old_name: s == OLD_HVC_NAME,
+        })
+    }
+}
+
+impl TransportArg {
+    /// The transport; given by its old name, a deprecation warning first.
+    pub(crate) fn via(self, events: &Events) -> Via {
+        if self.old_name {
+            events.warn(old_hvc_notice(
+                &format!("`--transport {OLD_HVC_NAME}`"),
+                &format!("`--transport {}`", Via::Hvc.name()),
+            ));
+        }
+        self.via
+    }
 }
 
 #[derive(clap::Args)]
@@ -165,7 +197,7 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) seed: Option<u64>,
     /// Boot once, save the guest's state at its ready shell (QEMU migration to a file) and
-    /// start every repetition from it instead of booting. Serial-only scenarios.
+    /// start every repetition from it instead of booting. Scenarios that use hvc only.
     #[arg(long)]
     pub(crate) snapshot: bool,
 }

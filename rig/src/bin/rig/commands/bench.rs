@@ -15,7 +15,8 @@ pub(crate) fn command(cx: &Ctx, a: BenchCommandArgs) -> Result<i32> {
     let events = cx.events(None);
     let run_dir = RunDir::create(&format!("bench-command-{}", a.target.board))?;
     let opts = a.target.guest_options();
-    let r = rig::bench::command(&opts, a.transport, a.runs, &cx.cache, &run_dir, &events)?;
+    let via = a.transport.via(&events);
+    let r = rig::bench::command(&opts, via, a.runs, &cx.cache, &run_dir, &events)?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&r).infra()?)?;
     } else {
@@ -29,6 +30,7 @@ pub(crate) fn run(cx: &Ctx, a: BenchRunArgs) -> Result<i32> {
     let sc = rig::scenario::load(&a.scenario, &rig::repo_root().join("overlays"))?;
     let run_dir = RunDir::create(&format!("bench-run-{}-{}", sc.name, a.target.board))?;
     let events = cx.events(Some(&run_dir));
+    super::scenario_notices(&sc, &events);
     let mut opts = run_options(&a.target);
     opts.snapshot = a.snapshot;
     let r = rig::bench::scenario_runs(&sc, &opts, a.runs, &cx.cache, &run_dir, &events)?;

@@ -19,6 +19,7 @@ pub(crate) fn boot(cx: &Ctx, a: BootArgs) -> Result<i32> {
     } = a;
     let run_dir = RunDir::create(&format!("boot-{}", target.board))?;
     let events = cx.events(Some(&run_dir));
+    let transport = transport.via(&events);
     let mut opts = target.guest_options();
     opts.ssh = transport == Via::Ssh;
     let mut guest = Guest::start(&opts, &cx.cache, &run_dir, &events)

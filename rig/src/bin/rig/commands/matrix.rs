@@ -47,6 +47,9 @@ pub(crate) fn run(cx: &Ctx, set: &SetArg, accel: AccelChoice) -> Result<i32> {
     let set_name = set_name(set);
     let s = m.set(&set_name)?;
     let events = cx.events(None);
+    for sc in &scenarios {
+        super::scenario_notices(sc, &events);
+    }
     rig::matrix::provision(s, &cx.cache, &events, !set.no_setup)?;
     let planned = rig::matrix::plan_here(s.cells(&scenarios), &cx.cache, &events, false);
     let opts = rig::matrix::CellOptions {

@@ -37,6 +37,13 @@ impl Ctx {
     }
 }
 
+/// Shows a loaded scenario's deprecation notices (old spellings it uses) as warnings.
+fn scenario_notices(sc: &rig::scenario::Scenario, events: &Events) {
+    for n in &sc.notices {
+        events.warn(n.clone());
+    }
+}
+
 /// Runs the command `cli` names; `Ok` is its exit code.
 pub(crate) fn run(cli: Cli) -> Result<i32> {
     rig::machine::timeouts::env_timeout_scale()?;

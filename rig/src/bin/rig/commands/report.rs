@@ -63,7 +63,15 @@ pub(crate) fn check(files: &[PathBuf]) -> Result<i32> {
             continue;
         }
         match rig::scenario::load(f, &overlays) {
-            Ok(sc) => outln!("ok    {} ({} steps)", f.display(), sc.all_steps().len())?,
+            Ok(sc) => {
+                for n in &sc.notices {
+                    eprint!(
+                        "{}",
+                        rig::host::text::terminal_safe(&format!("rig: warning: {n}\n"))
+                    );
+                }
+                outln!("ok    {} ({} steps)", f.display(), sc.all_steps().len())?
+            }
             Err(e) => {
                 print_text(&format!("error {e}\n"))?;
                 bad += 1;

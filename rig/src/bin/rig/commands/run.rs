@@ -15,6 +15,7 @@ pub(crate) fn run(cx: &Ctx, a: RunArgs) -> Result<i32> {
     let sc = rig::scenario::load(&a.scenario, &rig::repo_root().join("overlays"))?;
     let run_dir = RunDir::create(&format!("run-{}-{}", sc.name, a.target.board))?;
     let events = cx.events(Some(&run_dir));
+    super::scenario_notices(&sc, &events);
     let mut opts = run_options(&a.target);
     opts.repeat = a.repeat;
     opts.seed = a.seed;
@@ -75,6 +76,7 @@ pub(crate) fn bisect(cx: &Ctx, a: BisectArgs) -> Result<i32> {
     let sc = rig::scenario::load(&a.scenario, &rig::repo_root().join("overlays"))?;
     rig::provision::kbuild::flavor(&a.flavor)?;
     let events = cx.events(None);
+    super::scenario_notices(&sc, &events);
     rig::guest::ensure_host_tools(&[Need::Core, Need::Kbuild], true, &cx.cache, &events)?;
     let run_dir = RunDir::create(&format!("bisect-{}-{}", sc.name, a.board))?;
     let req = rig::bisect::Request {

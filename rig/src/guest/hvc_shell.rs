@@ -29,7 +29,7 @@
 //! command that prints more fails with [`ConsoleError::Garbled`] once its end marker arrives),
 //! and a status that is not 1–3 digits is refused.
 
-use super::transport::{CommandOutput, Transport, TransportError};
+use super::transport::{CommandOutput, Transport, TransportError, Via};
 use crate::host::shell;
 use crate::machine::console::{AbortCheck, Console, ConsoleError};
 use crate::machine::vm::Vm;
@@ -311,25 +311,25 @@ pub fn run(
 }
 
 /// [`Console`] as a [`Transport`], with an abort check that watches QEMU.
-pub struct SerialTransport<'a> {
+pub struct HvcTransport<'a> {
     pub console: &'a mut Console,
     pub abort: Box<dyn FnMut() -> Option<String> + 'a>,
 }
 
-impl<'a> SerialTransport<'a> {
+impl<'a> HvcTransport<'a> {
     /// The command shell of `vm`, watching QEMU while it waits.
     pub fn of(vm: &'a mut Vm) -> Self {
         let (console, abort) = vm.console_watched();
-        SerialTransport {
+        HvcTransport {
             console,
             abort: Box::new(abort),
         }
     }
 }
 
-impl Transport for SerialTransport<'_> {
+impl Transport for HvcTransport<'_> {
     fn name(&self) -> &'static str {
-        "serial"
+        Via::Hvc.name()
     }
 
     fn run(&mut self, command: &str, timeout: Duration) -> Result<CommandOutput, TransportError> {
@@ -343,30 +343,30 @@ impl Transport for SerialTransport<'_> {
 pub fn console_to_transport(e: ConsoleError, command: &str) -> TransportError {
     match e {
         ConsoleError::Timeout { timeout, last, .. } => TransportError::Timeout {
-            transport: "serial",
+            transport: Via::Hvc.name(),
             command: command.into(),
             timeout,
             last_console: last,
         },
         ConsoleError::Closed { last, .. } => TransportError::GuestDied {
-            transport: "serial",
+            transport: Via::Hvc.name(),
             command: command.into(),
             status: "console closed".into(),
             last_console: last,
         },
         ConsoleError::Aborted { reason, last, .. } => TransportError::GuestDied {
-            transport: "serial",
+            transport: Via::Hvc.name(),
             command: command.into(),
             status: reason,
             last_console: last,
         },
         other => TransportError::Other {
-            transport: "serial",
+            transport: Via::Hvc.name(),
             message: other.to_string(),
         },
     }
 }
 
 #[cfg(test)]
-#[path = "serial_tests.rs"]
+#[path = "hvc_shell_tests.rs"]
 mod tests;

@@ -5,7 +5,7 @@ use super::allow::HOTPLUG_ROOM;
 use super::host::Place;
 use super::{list, R, V};
 use crate::scenario::raw::RawStep;
-use crate::scenario::raw_devices::{RawDevice, RawMemoryResize, RawOfUnittest};
+use crate::scenario::raw_board_devices::{RawDevice, RawMemoryResize, RawOfUnittest};
 use crate::scenario::*;
 use rig_yaml::Path;
 
