@@ -49,13 +49,7 @@ pub fn repo_root() -> std::path::PathBuf {
     assets::root().unwrap_or_else(|e| {
         static WARNED: std::sync::Once = std::sync::Once::new();
         WARNED.call_once(|| {
-            let mut msg = format!("rig: warning: {e}");
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(&format!(": {s}"));
-                src = s.source();
-            }
-            eprintln!("{msg}");
+            eprintln!("rig: warning: {}", host::text::error_chain(&e));
         });
         host::cache::Cache::from_env().entry(assets::CACHE_KIND, &assets::key())
     })
