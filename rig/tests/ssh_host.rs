@@ -15,6 +15,7 @@ use rig::guest::ssh::{
 };
 use rig::guest::transport::{Transport, TransportError};
 use rig::host::process::Supervised;
+use rustix::process::{Pid, Signal};
 use sha2::{Digest, Sha256};
 use ssh_support::{require_tools, set_mode, LOCALHOST};
 use std::os::unix::fs::PermissionsExt;
@@ -171,11 +172,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        for pid in self.processes() {
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
-        }
+        signal_all(&self.processes(), Signal::KILL);
     }
 }
 
@@ -214,11 +211,9 @@ fn tree(root: i32) -> Vec<i32> {
     out
 }
 
-fn signal_all(pids: &[i32], sig: i32) {
-    for &pid in pids {
-        unsafe {
-            libc::kill(pid, sig);
-        }
+fn signal_all(pids: &[i32], sig: Signal) {
+    for pid in pids.iter().filter_map(|&p| Pid::from_raw(p)) {
+        let _ = rustix::process::kill_process(pid, sig);
     }
 }
 
@@ -328,7 +323,7 @@ fn killing_the_server_mid_command_is_a_prompt_disconnect() {
     let killer = std::thread::spawn(move || {
         wait_for(&flag, Duration::from_secs(20));
         // The listener and the connection's process, like QEMU dying under the guest's sshd.
-        signal_all(&tree(dropbear.pid() as i32), libc::SIGKILL);
+        signal_all(&tree(dropbear.pid() as i32), Signal::KILL);
         dropbear.terminate();
     });
     let started = Instant::now();
@@ -400,7 +395,7 @@ fn a_hung_server_is_detected_by_silence() {
         wait_for(&f, Duration::from_secs(20));
         // Freeze the server like a hung guest: the TCP connection stays open, nothing answers.
         let pids = tree(root);
-        signal_all(&pids, libc::SIGSTOP);
+        signal_all(&pids, Signal::STOP);
         pids
     });
     let started = Instant::now();
@@ -412,7 +407,7 @@ fn a_hung_server_is_detected_by_silence() {
         .unwrap_err();
     let stopped = stopper.join().unwrap();
     let took = started.elapsed();
-    signal_all(&stopped, libc::SIGCONT);
+    signal_all(&stopped, Signal::CONT);
     assert!(took < Duration::from_secs(10), "took {took:?}");
     match &err {
         TransportError::Disconnected { reason, .. } => {

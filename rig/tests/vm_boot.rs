@@ -261,7 +261,10 @@ fn ctrl_c_on_rig_leaves_no_qemu_behind() {
     }
     let qemu_pid = qemu_pid.expect("rig -v prints the QEMU pid");
     assert!(alive(qemu_pid));
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).expect("a pid"),
+        rustix::process::Signal::INT,
+    );
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(130), "rig should exit 128+SIGINT");
     assert!(!alive(qemu_pid), "QEMU {qemu_pid} survived Ctrl-C");

@@ -99,7 +99,10 @@ fn sigterm_mid_run_leaves_no_socket_folder_and_no_saved_state() {
         1,
         "the repetition's VM has no socket folder"
     );
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).expect("a pid"),
+        rustix::process::Signal::TERM,
+    );
     let st = wait_exit(&mut child, Duration::from_secs(30));
     assert_eq!(st.code(), Some(128 + libc::SIGTERM));
     assert!(!state.exists(), "the saved guest state stayed behind");

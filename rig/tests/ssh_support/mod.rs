@@ -9,7 +9,7 @@ pub const LOCALHOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 pub fn require_tools() {
     assert_eq!(
-        unsafe { libc::geteuid() },
+        rustix::process::geteuid().as_raw(),
         0,
         "the ssh tests run dropbear as root in a private mount namespace: run as root"
     );
