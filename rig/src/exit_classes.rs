@@ -148,7 +148,9 @@ impl Classify for crate::run::RunError {
             E::Artifacts(e) => e.exit_class(),
             E::Modules { source, .. } => source.exit_class(),
             E::Snapshot(e) => e.exit_class(),
-            E::NoRuns | E::Report { .. } | E::SnapshotNeedsHvc => Infra,
+            // A run's options that cannot go with its scenario: refused before anything runs.
+            E::SnapshotNeedsHvc => BadInput,
+            E::NoRuns | E::Report { .. } => Infra,
         }
     }
 }

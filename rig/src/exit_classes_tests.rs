@@ -352,6 +352,11 @@ fn every_error_kind_has_its_class() {
         ("GuestError::NoSsh", Box::new(GuestError::NoSsh), Infra),
         ("RunError::NoRuns", Box::new(RunError::NoRuns), Infra),
         (
+            "RunError::SnapshotNeedsHvc",
+            Box::new(RunError::SnapshotNeedsHvc),
+            BadInput,
+        ),
+        (
             "MatrixError::Read",
             Box::new(MatrixError::Read {
                 path: "/m.yaml".into(),

@@ -134,6 +134,10 @@ pub fn run_scenario(
         return Err(RunError::NoRuns);
     }
     let gopts = guest_options(scenario, opts);
+    // Cheap refusals first: before any kernel is fetched or built.
+    if opts.snapshot && gopts.ssh {
+        return Err(RunError::SnapshotNeedsHvc);
+    }
     let mut prepared = prepare(scenario, opts, gopts, cache, events)?;
     // Timeouts the file left to their defaults are for native speed: scale them to this machine.
     let scaled = scenario.with_default_timeouts_scaled(prepared.timeout_scale);
@@ -245,9 +249,6 @@ fn snapshot_if_asked(
 ) -> Result<Option<crate::machine::snapshot::Snapshot>, RunError> {
     if !opts.snapshot {
         return Ok(None);
-    }
-    if prepared.gopts.ssh {
-        return Err(RunError::SnapshotNeedsHvc);
     }
     let s = save_boot(
         &prepared.gopts,
@@ -372,4 +373,40 @@ fn final_result(
         result.report_error = Some(error_chain(&e));
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// `--snapshot` with a scenario that talks over ssh is refused as bad input before anything
+    /// is fetched or built: the cache stays empty and no run folder gets a record (an unknown
+    /// kernel name: a check made after provisioning would fail on that instead).
+    #[test]
+    fn snapshot_with_ssh_is_refused_before_provisioning() {
+        let text = "steps:\n  - guest: {run: 'true', via: ssh}\n";
+        let scenario =
+            crate::scenario::parse_str(text, "snap-ssh.yaml", Path::new("/nonexistent")).unwrap();
+        let mut opts = RunOptions::new(Board::Arm64Virt, "no-such-kernel");
+        opts.snapshot = true;
+        let cache_dir = tempfile::tempdir().unwrap();
+        let runs = tempfile::tempdir().unwrap();
+        let run_dir = RunDir::create_in(runs.path(), "snap-ssh").unwrap();
+        let err = run_scenario(
+            &scenario,
+            &opts,
+            &Cache::at(cache_dir.path().to_path_buf()),
+            &run_dir,
+            &Events::none(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, RunError::SnapshotNeedsHvc), "{err:?}");
+        use crate::host::exit::Classify;
+        assert_eq!(err.exit_class(), crate::host::exit::ExitClass::BadInput);
+        let left: Vec<_> = std::fs::read_dir(cache_dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "the cache was touched: {left:?}");
+        let in_run: Vec<_> = std::fs::read_dir(run_dir.path()).unwrap().collect();
+        assert!(in_run.is_empty(), "the run folder got files: {in_run:?}");
+    }
 }
