@@ -172,6 +172,17 @@ fn unknown_board_and_flavor_are_bad_input() {
         "not a value error on --board: {err}"
     );
     assert!(out.stdout.is_empty(), "stdout: {}", text(&out.stdout));
+    // `rig soak --accel` is checked by clap like every other --accel, before a soak folder exists.
+    let out = rig(&["soak", "--accel", "hvf"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with(
+            "error: invalid value 'hvf' for '--accel <ACCEL>': unknown accelerator `hvf` (known: \
+             auto, kvm, tcg)\n"
+        ),
+        "not a value error on --accel: {err}"
+    );
     let out = rig(&[
         "kernel",
         "build",

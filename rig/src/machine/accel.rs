@@ -39,6 +39,17 @@ impl FromStr for AccelChoice {
     }
 }
 
+impl AccelChoice {
+    /// The spelling `--accel` takes (what [`FromStr`] reads back).
+    pub fn name(self) -> &'static str {
+        match self {
+            AccelChoice::Auto => "auto",
+            AccelChoice::Kvm => "kvm",
+            AccelChoice::Tcg => "tcg",
+        }
+    }
+}
+
 /// The deadline for the KVM probe boot: a working KVM reaches init in about a second.
 pub const PROBE_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -306,5 +317,8 @@ mod tests {
         assert_eq!("auto".parse::<AccelChoice>().unwrap(), AccelChoice::Auto);
         assert_eq!("tcg".parse::<AccelChoice>().unwrap(), AccelChoice::Tcg);
         assert!("hvf".parse::<AccelChoice>().is_err());
+        for c in [AccelChoice::Auto, AccelChoice::Kvm, AccelChoice::Tcg] {
+            assert_eq!(c.name().parse::<AccelChoice>().unwrap(), c);
+        }
     }
 }

@@ -320,7 +320,7 @@ pub(crate) struct SoakArgs {
     #[arg(long, default_value = "debian-6.1")]
     pub(crate) kernel: String,
     #[arg(long, default_value = "auto")]
-    pub(crate) accel: String,
+    pub(crate) accel: AccelChoice,
     /// The rig binary the runs use (default: this one): the soak's faults and checks against
     /// another build of rig, such as the last release.
     #[arg(long)]

@@ -7,11 +7,9 @@ use crate::failure::{Infra, Result};
 use crate::stdout::print_verdict;
 use rig::host::artifacts::RunDir;
 use rig::host::exit;
-use rig::machine::accel::AccelChoice;
 
 /// `rig soak`: prints the table; exit 1 on any misfiled verdict, leak or missing evidence.
 pub(crate) fn soak(cx: &Ctx, a: SoakArgs) -> Result<i32> {
-    a.accel.parse::<AccelChoice>()?;
     let faults = rig::soak::fault::Fault::parse_list(&a.faults)?;
     let seed = a.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -27,7 +25,7 @@ pub(crate) fn soak(cx: &Ctx, a: SoakArgs) -> Result<i32> {
         seed,
         board: a.board,
         kernel: a.kernel,
-        accel: a.accel,
+        accel: a.accel.name().into(),
         rig: match a.child_rig {
             Some(p) => p,
             None => std::env::current_exe().infra_context(|| "locating the rig binary")?,
