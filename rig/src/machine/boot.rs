@@ -189,17 +189,14 @@ fn open_console(
     cfg: &VmConfig,
     run_dir: &RunDir,
 ) -> Result<Console, VmError> {
-    let con_stream =
-        connect_socket(qemu, console_sock, "console", cfg.timeouts.qmp).map_err(|e| match e {
-            ConnectFail::Exited => qemu_exited(
-                qemu,
-                "connecting the console",
-                String::new(),
-                ExitCause::Unknown,
-                run_dir,
-            ),
-            ConnectFail::Timeout(err) => *err,
-        })?;
+    let con_stream = connect_socket(
+        qemu,
+        console_sock,
+        "console",
+        cfg.timeouts.qmp,
+        ("connecting the console", String::new),
+        run_dir,
+    )?;
     if let Some(snap) = &cfg.restore {
         let log = run_dir.console_log();
         snapshot::seed_console_log(snap, &log)
@@ -227,17 +224,14 @@ fn qmp_handshake(
     cfg: &VmConfig,
     run_dir: &RunDir,
 ) -> Result<Qmp, VmError> {
-    let qmp_stream =
-        connect_socket(qemu, qmp_sock, "QMP", cfg.timeouts.qmp).map_err(|e| match e {
-            ConnectFail::Exited => qemu_exited(
-                qemu,
-                "connecting QMP",
-                console.tail().last_lines(30),
-                ExitCause::Unknown,
-                run_dir,
-            ),
-            ConnectFail::Timeout(err) => *err,
-        })?;
+    let qmp_stream = connect_socket(
+        qemu,
+        qmp_sock,
+        "QMP",
+        cfg.timeouts.qmp,
+        ("connecting QMP", || console.tail().last_lines(30)),
+        run_dir,
+    )?;
     match Qmp::from_stream(qmp_stream, &run_dir.qmp_transcript(), cfg.timeouts.qmp) {
         Ok(q) => Ok(q),
         Err(source) => {
@@ -354,33 +348,37 @@ fn qemu_exited(
 /// How long a boot whose console hung up waits for QEMU's exit to be seen.
 const EXIT_SETTLE: Duration = Duration::from_secs(5);
 
-enum ConnectFail {
-    Exited,
-    Timeout(Box<VmError>),
-}
-
-/// Connects to a socket QEMU creates, retrying until it exists, QEMU exits, or the deadline.
+/// Connects to a socket QEMU creates, retrying until it exists, QEMU exits (the error of
+/// [`qemu_exited`] for `step`, with the console lines `console` gives then), or the deadline.
 fn connect_socket(
     qemu: &mut Supervised,
     path: &Path,
     what: &'static str,
     timeout: Duration,
-) -> Result<UnixStream, ConnectFail> {
+    (step, console): (&str, impl FnOnce() -> String),
+    run_dir: &RunDir,
+) -> Result<UnixStream, VmError> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(s) = UnixStream::connect(path) {
             return Ok(s);
         }
         if qemu.try_wait().ok().flatten().is_some() {
-            return Err(ConnectFail::Exited);
+            return Err(qemu_exited(
+                qemu,
+                step,
+                console(),
+                ExitCause::Unknown,
+                run_dir,
+            ));
         }
         if Instant::now() >= deadline {
-            return Err(ConnectFail::Timeout(Box::new(VmError::SocketTimeout {
+            return Err(VmError::SocketTimeout {
                 what,
                 path: path.to_path_buf(),
                 timeout,
                 stderr: qemu.stderr_tail(20),
-            })));
+            });
         }
         std::thread::sleep(Duration::from_millis(10));
     }
