@@ -27,7 +27,7 @@ pub(crate) fn command(cx: &Ctx, a: BenchCommandArgs) -> Result<i32> {
 
 /// `rig bench run`: runs per hour of a scenario, and where a run's time goes.
 pub(crate) fn run(cx: &Ctx, a: BenchRunArgs) -> Result<i32> {
-    let sc = rig::scenario::load(&a.scenario, &rig::repo_root().join("overlays"))?;
+    let sc = super::load_scenario(&a.scenario)?;
     let run_dir = RunDir::create(&format!("bench-run-{}-{}", sc.name, a.target.board))?;
     let events = cx.events(Some(&run_dir));
     super::scenario_notices(&sc, &events);
@@ -58,10 +58,8 @@ pub(crate) fn bisect(cx: &Ctx, runs: u32) -> Result<i32> {
     let started = std::time::Instant::now();
     let history = rig::bisect::fixture::linux_history(&cx.cache, &events)?;
     let prepared = started.elapsed();
-    let sc = rig::scenario::load(
-        &rig::repo_root().join("scenarios/overlay-devlink-teardown.yaml"),
-        &rig::repo_root().join("overlays"),
-    )?;
+    let sc =
+        super::load_scenario(&rig::repo_root().join("scenarios/overlay-devlink-teardown.yaml"))?;
     let run_dir = RunDir::create("bench-bisect")?;
     let req = rig::bisect::Request {
         tree: history.repo.clone(),

@@ -37,6 +37,18 @@ impl Ctx {
     }
 }
 
+/// rig's built-in overlays: where a scenario's overlays are looked up after its own folder.
+fn builtin_overlays() -> std::path::PathBuf {
+    rig::repo_root().join("overlays")
+}
+
+/// The scenario file at `path` (or of that name: [`rig::scenario::load`]), validated.
+fn load_scenario(
+    path: &std::path::Path,
+) -> Result<rig::scenario::Scenario, rig::scenario::ScenarioError> {
+    rig::scenario::load(path, &builtin_overlays())
+}
+
 /// Shows a loaded scenario's deprecation notices (old spellings it uses) as warnings.
 fn scenario_notices(sc: &rig::scenario::Scenario, events: &Events) {
     for n in &sc.notices {

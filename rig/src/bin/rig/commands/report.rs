@@ -49,7 +49,7 @@ pub(crate) fn analyze(a: AnalyzeArgs) -> Result<i32> {
 /// `rig check`: every scenario (or matrix) file validated; `ok` or the error per file, exit 2
 /// when any is bad.
 pub(crate) fn check(files: &[PathBuf]) -> Result<i32> {
-    let overlays = rig::repo_root().join("overlays");
+    let overlays = super::builtin_overlays();
     let mut bad = 0;
     for f in files {
         if f.file_name().is_some_and(|n| n == rig::matrix::MATRIX_FILE) {

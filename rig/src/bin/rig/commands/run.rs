@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// `rig run`: the scenario run, its verdict printed; the exit code is the verdict's.
 pub(crate) fn run(cx: &Ctx, a: RunArgs) -> Result<i32> {
-    let sc = rig::scenario::load(&a.scenario, &rig::repo_root().join("overlays"))?;
+    let sc = super::load_scenario(&a.scenario)?;
     let run_dir = RunDir::create(&format!("run-{}-{}", sc.name, a.target.board))?;
     let events = cx.events(Some(&run_dir));
     super::scenario_notices(&sc, &events);
@@ -73,7 +73,7 @@ fn bundle(cx: &Ctx, path: &Path, out: &Path) -> Result<i32> {
 /// `rig bisect`: the first bad commit between two kernels. A bisect that started and then
 /// failed still names its artifacts folder, and ends with its error's exit code.
 pub(crate) fn bisect(cx: &Ctx, a: BisectArgs) -> Result<i32> {
-    let sc = rig::scenario::load(&a.scenario, &rig::repo_root().join("overlays"))?;
+    let sc = super::load_scenario(&a.scenario)?;
     rig::provision::kbuild::flavor(&a.flavor)?;
     let events = cx.events(None);
     super::scenario_notices(&sc, &events);
