@@ -191,19 +191,24 @@ fn qemu_that_exits_at_once() -> Result<(), Failed> {
     Ok(())
 }
 
+/// `e` is the QMP handshake's error (not QEMU's exit, not a panic).
+fn handshake_error(e: &VmError) -> Result<(), Failed> {
+    match e {
+        VmError::Qmp {
+            step,
+            source: QmpError::Handshake(_),
+            ..
+        } if step == "QMP handshake" => Ok(()),
+        _ => Err(format!("not a QMP handshake error: {}", chain(e)).into()),
+    }
+}
+
 /// A QMP socket that accepts and never greets: the handshake's deadline, QEMU still running,
 /// so the QMP error (not an exit); QEMU is gone once `boot` returns.
 fn qmp_that_never_greets() -> Result<(), Failed> {
     let qmp = Duration::from_millis(300);
     let (e, b) = boot_err(Mode::NoGreeting, timeouts(LONG, qmp));
-    match &e {
-        VmError::Qmp {
-            step,
-            source: QmpError::Handshake(_),
-            ..
-        } if step == "QMP handshake" => {}
-        _ => return Err(format!("not a QMP handshake error: {}", chain(&e)).into()),
-    }
+    handshake_error(&e)?;
     assert_eq!(e.exit_class(), ExitClass::Infra);
     assert!(b.took >= qmp && b.took < LONG / 2, "{:?}", b.took);
     assert!(!alive(b.pid()), "QEMU outlived the failed boot");
@@ -213,14 +218,7 @@ fn qmp_that_never_greets() -> Result<(), Failed> {
 /// A QMP socket closed before the greeting (QEMU going down) is a QMP error, not a panic.
 fn qmp_closed_before_its_greeting() -> Result<(), Failed> {
     let (e, b) = boot_err(Mode::CloseQmp, timeouts(LONG, LONG));
-    match &e {
-        VmError::Qmp {
-            step,
-            source: QmpError::Handshake(_),
-            ..
-        } if step == "QMP handshake" => {}
-        _ => return Err(format!("not a QMP handshake error: {}", chain(&e)).into()),
-    }
+    handshake_error(&e)?;
     assert!(b.took < LONG / 2, "{:?}", b.took);
     assert!(!alive(b.pid()));
     Ok(())
