@@ -119,6 +119,16 @@ pub fn use_cache(cache: &Cache) {
     let _ = CACHE.set(cache.clone());
 }
 
+/// The cache [`use_cache`] named, else `RIG_CACHE_DIR`'s, else the user's.
+fn chosen_cache() -> Cache {
+    CACHE.get().cloned().unwrap_or_else(Cache::from_env)
+}
+
+/// Where the tree is in the chosen cache, unpacked or not (what an error names).
+pub fn entry_path() -> PathBuf {
+    chosen_cache().entry(CACHE_KIND, &key())
+}
+
 /// The materialised tree in rig's cache (the one [`use_cache`] named, else `RIG_CACHE_DIR`,
 /// else the user's cache folder), else, when that cannot be written, in rig's private runtime
 /// folder; once per process.
@@ -127,8 +137,7 @@ pub fn root() -> Result<PathBuf, AssetsError> {
     if let Some(p) = ROOT.get() {
         return Ok(p.clone());
     }
-    let cache = CACHE.get().cloned().unwrap_or_else(Cache::from_env);
-    let dir = match materialise(&cache) {
+    let dir = match materialise(&chosen_cache()) {
         Ok(d) => d,
         Err(first) => match crate::host::userdir::private_subdir("assets") {
             Ok(private) => materialise(&Cache::at(private)).map_err(|_| first)?,

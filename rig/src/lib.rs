@@ -51,6 +51,6 @@ pub fn repo_root() -> std::path::PathBuf {
         WARNED.call_once(|| {
             eprintln!("rig: warning: {}", host::text::error_chain(&e));
         });
-        host::cache::Cache::from_env().entry(assets::CACHE_KIND, &assets::key())
+        assets::entry_path()
     })
 }
