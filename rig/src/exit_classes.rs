@@ -123,7 +123,9 @@ impl Classify for crate::provision::kbuild::KbuildError {
             | E::DroppedOptions { .. }
             | E::Make { .. }
             | E::Io { .. }
-            | E::Corrupt { .. } => Infra,
+            | E::Corrupt { .. }
+            | E::BadPin { .. }
+            | E::PinMismatch { .. } => Infra,
         }
     }
 }

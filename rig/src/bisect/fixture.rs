@@ -8,7 +8,8 @@
 use super::BisectError;
 use crate::host::cache::{Cache, CacheKey};
 use crate::host::events::Events;
-use crate::provision::kbuild::{source, Source};
+use crate::provision::kbuild::series::{Series, HOST_612_TARBALL};
+use crate::provision::kbuild::{patch_set_dir, source, Source};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -78,10 +79,16 @@ fn edit(path: &Path, f: impl FnOnce(String) -> String) -> Result<(), String> {
 /// Makes (or finds in the cache) the fixture history.
 pub fn linux_history(cache: &Cache, events: &Events) -> Result<History, BisectError> {
     let infra = |e: String| BisectError::Infra(format!("bisect fixture: {e}"));
-    let tarball = Path::new(source::DEBIAN_612_TARBALL);
+    let tarball = Path::new(HOST_612_TARBALL);
+    let repo_root = crate::repo_root();
+    let source = Source::Debian(Series::V6_12);
     let identity =
-        source::identity(&Source::Debian612, tarball).map_err(|e| infra(e.to_string()))?;
-    let patch_dir = crate::repo_root().join("images/patches/known-bad-devlink-wait");
+        source::identity(&source, tarball, &repo_root).map_err(|e| infra(e.to_string()))?;
+    let patch_dir = patch_set_dir(
+        &repo_root.join("images/patches"),
+        Series::V6_12,
+        "known-bad-devlink-wait",
+    );
     let patch = std::fs::read_dir(&patch_dir)
         .map_err(|e| infra(format!("{}: {e}", patch_dir.display())))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -100,7 +107,7 @@ pub fn linux_history(cache: &Cache, events: &Events) -> Result<History, BisectEr
         "bisect fixture",
         || Some("a git history on linux-source-6.12 (copy, git add, 7 commits)".into()),
         |dir| -> Result<(), BisectError> {
-            let pristine = source::pristine(&Source::Debian612, tarball, &identity, cache, events)
+            let pristine = source::pristine(&source, tarball, &repo_root, &identity, cache, events)
                 .map_err(|e| infra(e.to_string()))?;
             let repo = dir.join("repo");
             let st = Command::new("cp")

@@ -49,8 +49,11 @@ impl ProvisionError {
 pub enum KernelSpec {
     /// `debian-6.1`: Debian bookworm's package, pinned by `images/debian-6.1.json`.
     Debian61,
-    /// `rig-6.12[-FLAVOR]`: built by rig from Debian's linux-source-6.12.
-    Rig { flavor: String },
+    /// `rig-<SERIES>[-FLAVOR]`: built by rig from Debian's linux-source-<SERIES>.
+    Rig {
+        series: kbuild::Series,
+        flavor: String,
+    },
     /// `tree:PATH[#FLAVOR]`: built by rig from a kernel source tree (bisect, your own tree).
     Tree { path: PathBuf, flavor: String },
 }
@@ -63,8 +66,8 @@ impl KernelSpec {
             return Ok(KernelSpec::Debian61);
         }
         if name.starts_with("rig-") {
-            let flavor = kbuild::parse_kernel_name(name)?;
-            return Ok(KernelSpec::Rig { flavor });
+            let (series, flavor) = kbuild::parse_kernel_name(name)?;
+            return Ok(KernelSpec::Rig { series, flavor });
         }
         if let Some(rest) = name.strip_prefix("tree:") {
             let (path, flavor) = rest.split_once('#').unwrap_or((rest, ""));
@@ -119,7 +122,7 @@ pub fn resolve_kernel(
     };
     Ok(match KernelSpec::parse(name)? {
         KernelSpec::Debian61 => image::debian::kernel(arch, cache, events)?,
-        KernelSpec::Rig { flavor } => build(kbuild::Source::Debian612, flavor)?,
+        KernelSpec::Rig { series, flavor } => build(kbuild::Source::Debian(series), flavor)?,
         KernelSpec::Tree { path, flavor } => build(kbuild::Source::Tree(path), flavor)?,
     })
 }

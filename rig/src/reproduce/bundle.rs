@@ -17,6 +17,7 @@
 
 use super::{files, ReproduceError, RECORD_FILE};
 use crate::host::cache::Cache;
+use crate::provision::kbuild;
 use crate::provision::KernelSpec;
 use crate::run::record::RunRecord;
 use flate2::write::GzEncoder;
@@ -97,13 +98,14 @@ fn contents(
     }
     let repo = crate::repo_root();
     let flavor = match kernel {
-        KernelSpec::Rig { flavor } | KernelSpec::Tree { flavor, .. } => Some(flavor),
+        KernelSpec::Rig { series, flavor } => Some((*series, flavor)),
+        KernelSpec::Tree { path, flavor } => Some((kbuild::series::of_tree(path), flavor)),
         KernelSpec::Debian61 => None,
     };
-    if let Some(Ok(f)) = flavor.map(|f| crate::provision::kbuild::flavor(f)) {
+    if let Some((series, Ok(f))) = flavor.map(|(s, f)| (s, kbuild::flavor(f))) {
         for set in &f.patch_sets {
-            let set_dir = repo.join("images/patches").join(set);
-            for p in crate::provision::kbuild::patches::patch_files(&set_dir).unwrap_or_default() {
+            let set_dir = kbuild::patch_set_dir(&repo.join("images/patches"), series, set);
+            for p in kbuild::patches::patch_files(&set_dir).unwrap_or_default() {
                 if let Some(name) = p.file_name() {
                     let name = format!("kernel/patches/{}", name.to_string_lossy());
                     add.push((p, name));
@@ -111,9 +113,7 @@ fn contents(
             }
         }
         let kconfig = repo.join("images/kconfig");
-        for p in crate::provision::kbuild::fragment_files(&kconfig, &f, r.board.arch())
-            .unwrap_or_default()
-        {
+        for p in kbuild::fragment_files(&kconfig, &f, r.board.arch(), series).unwrap_or_default() {
             if let Some(name) = p.file_name() {
                 let name = format!("kernel/fragments/{}", name.to_string_lossy());
                 add.push((p, name));

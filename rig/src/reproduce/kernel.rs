@@ -12,7 +12,7 @@ use super::checked::CheckedRecord;
 use super::ReproduceError;
 use crate::host::cache::Cache;
 use crate::host::events::Events;
-use crate::provision::kbuild::{source, Source};
+use crate::provision::kbuild::source;
 use crate::provision::KernelSpec;
 use std::path::Path;
 
@@ -37,11 +37,7 @@ pub fn replay_kernel(r: &CheckedRecord, tree: Option<&Path>) -> Result<String, R
                     ),
                 });
             };
-            let now = source::identity(
-                &Source::Tree(tree.to_path_buf()),
-                Path::new(source::DEBIAN_612_TARBALL),
-            )
-            .map_err(|e| ReproduceError::TreeUnusable {
+            let now = source::tree_identity(tree).map_err(|e| ReproduceError::TreeUnusable {
                 tree: tree.to_path_buf(),
                 source: Box::new(e),
             })?;

@@ -323,11 +323,7 @@ fn a_tree_given_with_tree_must_have_the_recorded_identity() {
     let d = tempfile::tempdir().unwrap();
     let (tree, marker) = (d.path().join("linux"), d.path().join("ran"));
     booby_trapped_tree(&tree, &marker);
-    let now = crate::provision::kbuild::source::identity(
-        &crate::provision::kbuild::Source::Tree(tree.clone()),
-        Path::new("/nonexistent"),
-    )
-    .unwrap();
+    let now = crate::provision::kbuild::source::tree_identity(&tree).unwrap();
     let dir = tree_run(Path::new("/elsewhere/linux"), "tree:0123");
     let r = open(dir.path(), dir.path()).unwrap();
     let e = kernel::replay_kernel(&r.record, Some(&tree)).unwrap_err();

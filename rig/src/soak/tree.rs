@@ -11,7 +11,7 @@ use super::session::Run;
 use super::SoakError;
 use crate::host::cache::Cache;
 use crate::host::events::Events;
-use crate::provision::kbuild::{source, Source};
+use crate::provision::kbuild::source;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -74,11 +74,7 @@ fn worktree(cache: &Path, root: &Path) -> Result<PathBuf, SoakError> {
 
 /// The tree's source identity, as rig computes it for a `tree:` kernel.
 fn identity(tree: &Path) -> Result<String, SoakError> {
-    source::identity(
-        &Source::Tree(tree.to_path_buf()),
-        Path::new(source::DEBIAN_612_TARBALL),
-    )
-    .map_err(prepare_err)
+    source::tree_identity(tree).map_err(prepare_err)
 }
 
 /// A run folder's recorded kernel identity: `run.json`'s and `report.json`'s.

@@ -2,6 +2,7 @@
 
 use super::build::configure;
 use super::plan::{io_err, Plan};
+use super::series::{Series, HOST_612_TARBALL};
 use super::toolchain::jobs;
 use super::{run, source, BuildRequest, KbuildError, Source};
 use crate::host::board::Arch;
@@ -26,18 +27,18 @@ pub struct KbuildBench {
 /// The file `bench` touches for its incremental rebuild.
 pub const BENCH_TOUCHED: &str = "drivers/of/dynamic.c";
 
-/// Measures a clean build of `rig-6.12` for `arch` (scratch build directory, no ccache) and an
+/// Measures a clean build of `rig-<default series>` for `arch` (scratch build directory, no ccache) and an
 /// incremental rebuild after touching one file. Nothing lands in the cache.
 pub fn bench(arch: Arch, cache: &Cache, events: &Events) -> Result<KbuildBench, KbuildError> {
     let req = BuildRequest {
         arch,
-        source: Source::Debian612,
+        source: Source::Debian(Series::DEFAULT),
         flavor: String::new(),
     };
     let plan = Plan::new(
         &req,
         &crate::repo_root(),
-        Path::new(source::DEBIAN_612_TARBALL),
+        Path::new(HOST_612_TARBALL),
         false,
     )?;
     let step = format!("bench kbuild ({arch})");
@@ -50,7 +51,14 @@ pub fn bench(arch: Arch, cache: &Cache, events: &Events) -> Result<KbuildBench, 
     let _lock = source::AreaLock::acquire(&area, events, &step)?;
     let logs = area.join("logs");
     fs::create_dir_all(&logs).map_err(io_err("cannot create log folder", &logs))?;
-    let pristine = source::pristine(&req.source, &plan.tarball, &plan.identity, cache, events)?;
+    let pristine = source::pristine(
+        &req.source,
+        &plan.tarball,
+        &plan.repo,
+        &plan.identity,
+        cache,
+        events,
+    )?;
     let log = logs.join(format!("bench-{arch}.log"));
     let _ = fs::remove_file(&log);
     let src = source::sync_work_tree(&area, &pristine, &plan.patches, &log)?;

@@ -70,6 +70,7 @@ fn build_into(
     let pristine = source::pristine(
         &plan.req.source,
         &plan.tarball,
+        &plan.repo,
         &plan.identity,
         cache,
         events,

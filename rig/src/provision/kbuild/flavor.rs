@@ -1,7 +1,7 @@
 //! The flavor catalogue: which config fragments (`images/kconfig/`) and patch sets
-//! (`images/patches/`) make each `rig-6.12[-FLAVOR]`, and the names that select them.
+//! (`images/patches/<series>/`) make each `rig-<SERIES>[-FLAVOR]`, and the names that select them.
 
-use super::KbuildError;
+use super::{KbuildError, Series};
 use crate::host::board::Arch;
 use std::path::{Path, PathBuf};
 
@@ -124,22 +124,30 @@ pub(super) fn known_flavors() -> String {
         .join(", ")
 }
 
-/// `rig-6.12` or `rig-6.12-FLAVOR`.
-pub fn kernel_name(flavor: &str) -> String {
+/// `rig-7.3` or `rig-7.3-FLAVOR`.
+pub fn kernel_name(series: Series, flavor: &str) -> String {
     if flavor.is_empty() {
-        "rig-6.12".into()
+        format!("rig-{series}")
     } else {
-        format!("rig-6.12-{flavor}")
+        format!("rig-{series}-{flavor}")
     }
 }
 
-/// The flavor named by `rig-6.12[-FLAVOR]`.
-pub fn parse_kernel_name(name: &str) -> Result<String, KbuildError> {
+/// The series and flavor named by `rig-<SERIES>[-FLAVOR]`.
+pub fn parse_kernel_name(name: &str) -> Result<(Series, String), KbuildError> {
     let unknown = || KbuildError::UnknownKernel {
         name: name.to_string(),
         known: known_flavors(),
     };
-    let rest = name.strip_prefix("rig-6.12").ok_or_else(unknown)?;
+    let rest = name.strip_prefix("rig-").ok_or_else(unknown)?;
+    let (series, rest) = Series::ALL
+        .into_iter()
+        .find_map(|s| {
+            rest.strip_prefix(s.version())
+                .filter(|r| r.is_empty() || r.starts_with('-'))
+                .map(|r| (s, r))
+        })
+        .ok_or_else(unknown)?;
     let flavor = match rest {
         "" => "",
         r => r
@@ -150,14 +158,17 @@ pub fn parse_kernel_name(name: &str) -> Result<String, KbuildError> {
     if !flavor_names().any(|f| f == flavor) {
         return Err(unknown());
     }
-    Ok(flavor.to_string())
+    Ok((series, flavor.to_string()))
 }
 
-/// The fragment files of a flavor for an arch, in merge order.
+/// The fragment files of a flavor for an arch and series, in merge order: for each fragment
+/// `<f>.config`, then those present of `<f>.<arch>.config`, `<f>.<series>.config` and
+/// `<f>.<arch>.<series>.config` (what a series renamed or added).
 pub fn fragment_files(
     kconfig_dir: &Path,
     flavor: &Flavor,
     arch: Arch,
+    series: Series,
 ) -> Result<Vec<PathBuf>, KbuildError> {
     let mut out = Vec::new();
     for f in &flavor.fragments {
@@ -166,10 +177,21 @@ pub fn fragment_files(
             return Err(KbuildError::MissingFragment { path: common });
         }
         out.push(common);
-        let per_arch = kconfig_dir.join(format!("{f}.{arch}.config"));
-        if per_arch.is_file() {
-            out.push(per_arch);
+        for variant in [
+            format!("{f}.{arch}.config"),
+            format!("{f}.{series}.config"),
+            format!("{f}.{arch}.{series}.config"),
+        ] {
+            let path = kconfig_dir.join(variant);
+            if path.is_file() {
+                out.push(path);
+            }
         }
     }
     Ok(out)
+}
+
+/// A flavor's patch set folder for a series: `images/patches/<series>/<set>/`.
+pub fn patch_set_dir(patches_dir: &Path, series: Series, set: &str) -> PathBuf {
+    patches_dir.join(series.version()).join(set)
 }

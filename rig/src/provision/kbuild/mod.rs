@@ -1,8 +1,10 @@
-//! rig builds its own kernels: `rig-6.12[-FLAVOR]` from Debian's `linux-source-6.12`, or any
-//! kernel tree (bisect), for x86_64 q35 and arm64 virt guests.
+//! rig builds its own kernels: `rig-<SERIES>[-FLAVOR]` from Debian's `linux-source-<SERIES>`
+//! (7.3 fetched and pinned, 6.12 from the host's package: [`series`]), or any kernel tree
+//! (bisect), for x86_64 q35 and arm64 virt guests.
 //!
 //! **Config.** Base = `make tinyconfig` + the kernel's `kvm_guest.config` + rig's fragments in
-//! `images/kconfig/` (`<name>.config`, plus `<name>.<arch>.config` when present), merged with
+//! `images/kconfig/` (`<name>.config`, plus `<name>.<arch>.config`, `<name>.<series>.config` and
+//! `<name>.<arch>.<series>.config` when present), merged with
 //! `scripts/kconfig/merge_config.sh -m` and completed by `make olddefconfig`. tinyconfig rather
 //! than a trimmed defconfig because it meets the time budget (a trimmed arm64 defconfig took
 //! 23 min on 2 cores; tinyconfig + rig's options builds in minutes) and because every option rig
@@ -12,7 +14,7 @@
 //! (`kvm_guest.config` is not checked: it names x86-only and DRM options on purpose-less arches.)
 //!
 //! **Flavors** = fragments + patch sets ([`flavor`]). Patch sets live in
-//! `images/patches/<name>/*.patch` and are applied in file-name order to rig's working copy.
+//! `images/patches/<series>/<name>/*.patch` (each re-made against its series) and are applied in file-name order to rig's working copy.
 //!
 //! **Outputs** land in the cache (`<cache>/kernel-build/<key>/`), keyed by source identity, arch,
 //! fragments' and patches' content, the out-of-tree module's source and the compiler's
@@ -37,16 +39,18 @@ pub mod kconfig;
 pub mod patches;
 mod plan;
 mod run;
+pub mod series;
 pub mod source;
 mod toolchain;
 
 pub use bench::{bench, KbuildBench, BENCH_TOUCHED};
 pub use flavor::{
-    flavor, flavor_names, fragment_files, kernel_name, parse_kernel_name, Flavor, FlavorSpec,
-    CATALOGUE, DEFAULT_FRAGMENTS,
+    flavor, flavor_names, fragment_files, kernel_name, parse_kernel_name, patch_set_dir, Flavor,
+    FlavorSpec, CATALOGUE, DEFAULT_FRAGMENTS,
 };
 pub use kconfig::Dropped;
 pub use run::{host_failure, run_make};
+pub use series::Series;
 
 /// Bumped whenever the steps below change what lands in a cache entry.
 const RECIPE_VERSION: &str = "kbuild-1";
@@ -58,8 +62,19 @@ pub const OF_CONFIGFS_MODULE: &str = "rig_of_configfs";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KbuildError {
-    #[error("unknown kernel `{name}`: rig builds rig-6.12 and rig-6.12-FLAVOR (flavors: {known})")]
+    #[error(
+        "unknown kernel `{name}`: rig builds {} with -FLAVOR or without (flavors: {known})",
+        Series::ALL.iter().map(|s| format!("rig-{s}")).collect::<Vec<_>>().join(", ")
+    )]
     UnknownKernel { name: String, known: String },
+    #[error("kernel source pin {path}: {detail}")]
+    BadPin { path: PathBuf, detail: String },
+    #[error("{what}: sha256 {got}, but the pin says {want} (Debian rebuilt it? update the pin)")]
+    PinMismatch {
+        what: String,
+        want: String,
+        got: String,
+    },
     #[error("unknown kernel flavor `{flavor}` (known: {known})")]
     UnknownFlavor { flavor: String, known: String },
     #[error("kernel source {path} is missing: {hint}")]
@@ -129,25 +144,33 @@ impl KbuildError {
 /// Where the kernel source comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// Debian's `linux-source-6.12` (`/usr/src/linux-source-6.12.tar.xz`): source `debian-6.12`.
-    Debian612,
+    /// Debian's `linux-source-<series>`: source `debian-7.3`, `debian-6.12`.
+    Debian(Series),
     /// A kernel tree or git work tree at some revision (bisect); dirty trees are fine.
     Tree(PathBuf),
 }
 
 impl Source {
-    /// `debian-6.12`, or a path to a kernel tree.
+    /// `debian-7.3`, `debian-6.12`, or a path to a kernel tree.
     pub fn parse(s: &str) -> Source {
-        if s == "debian-6.12" {
-            Source::Debian612
-        } else {
-            Source::Tree(PathBuf::from(s))
+        match s.strip_prefix("debian-").and_then(Series::from_version) {
+            Some(series) => Source::Debian(series),
+            None => Source::Tree(PathBuf::from(s)),
+        }
+    }
+
+    /// The series whose fragments and patches this source takes ([`series::of_tree`] for a
+    /// tree).
+    pub fn series(&self) -> Series {
+        match self {
+            Source::Debian(s) => *s,
+            Source::Tree(p) => series::of_tree(p),
         }
     }
 
     pub fn label(&self) -> String {
         match self {
-            Source::Debian612 => "debian-6.12".into(),
+            Source::Debian(series) => series.source_name(),
             Source::Tree(p) => p.display().to_string(),
         }
     }
@@ -166,7 +189,7 @@ pub fn build(req: &BuildRequest, cache: &Cache, events: &Events) -> Result<Kerne
     build::build_with(
         req,
         &crate::repo_root(),
-        Path::new(source::DEBIAN_612_TARBALL),
+        Path::new(series::HOST_612_TARBALL),
         cache,
         events,
     )
@@ -185,17 +208,19 @@ pub(crate) fn keys_for_assets(repo: &Path, tarball: &Path) -> Vec<(String, Strin
         })
     };
     let mut out = Vec::new();
-    for f in flavor_names() {
-        for arch in [Arch::X86_64, Arch::Arm64] {
-            let req = BuildRequest {
-                arch,
-                source: Source::Debian612,
-                flavor: f.to_string(),
-            };
-            let key = plan::Plan::with_toolchain(&req, repo, tarball, toolchain)
-                .and_then(|p| p.key())
-                .map_or_else(|e| format!("error: {e}"), |k| k.hex());
-            out.push((format!("kernel {} {arch}", kernel_name(f)), key));
+    for series in Series::ALL {
+        for f in flavor_names() {
+            for arch in [Arch::X86_64, Arch::Arm64] {
+                let req = BuildRequest {
+                    arch,
+                    source: Source::Debian(series),
+                    flavor: f.to_string(),
+                };
+                let key = plan::Plan::with_toolchain(&req, repo, tarball, toolchain)
+                    .and_then(|p| p.key())
+                    .map_or_else(|e| format!("error: {e}"), |k| k.hex());
+                out.push((format!("kernel {} {arch}", kernel_name(series, f)), key));
+            }
         }
     }
     out
@@ -210,18 +235,24 @@ mod tests {
 
     #[test]
     fn kernel_names_round_trip_through_flavors() {
-        for f in flavor_names() {
-            let name = kernel_name(f);
-            assert_eq!(parse_kernel_name(&name).unwrap(), *f);
-            flavor(f).unwrap();
+        for series in Series::ALL {
+            for f in flavor_names() {
+                let name = kernel_name(series, f);
+                assert_eq!(parse_kernel_name(&name).unwrap(), (series, f.to_string()));
+                flavor(f).unwrap();
+            }
         }
-        assert_eq!(kernel_name(""), "rig-6.12");
-        assert_eq!(kernel_name("kasan"), "rig-6.12-kasan");
+        assert_eq!(kernel_name(Series::V6_12, ""), "rig-6.12");
+        assert_eq!(kernel_name(Series::V6_12, "kasan"), "rig-6.12-kasan");
+        assert_eq!(kernel_name(Series::V7_3, "kasan"), "rig-7.3-kasan");
         for bad in [
             "rig-6.1",
             "rig-6.12-",
             "rig-6.12kasan",
             "rig-6.12-nope",
+            "rig-7.30",
+            "rig-7",
+            "rig-",
             "debian-6.1",
         ] {
             let e = parse_kernel_name(bad).unwrap_err();
@@ -251,12 +282,16 @@ mod tests {
         let repo = crate::repo_root();
         for f in flavor_names() {
             let fl = flavor(f).unwrap();
-            for arch in [Arch::X86_64, Arch::Arm64] {
-                let files = fragment_files(&repo.join("images/kconfig"), &fl, arch).unwrap();
-                assert!(files.len() >= fl.fragments.len());
-            }
-            for set in &fl.patch_sets {
-                patches::patch_files(&repo.join("images/patches").join(set)).unwrap();
+            for series in Series::ALL {
+                for arch in [Arch::X86_64, Arch::Arm64] {
+                    let files =
+                        fragment_files(&repo.join("images/kconfig"), &fl, arch, series).unwrap();
+                    assert!(files.len() >= fl.fragments.len());
+                }
+                for set in &fl.patch_sets {
+                    let dir = flavor::patch_set_dir(&repo.join("images/patches"), series, set);
+                    patches::patch_files(&dir).unwrap();
+                }
             }
         }
     }
@@ -264,7 +299,13 @@ mod tests {
     #[test]
     fn arch_fragments_follow_their_common_fragment() {
         let d = tempfile::tempdir().unwrap();
-        for f in ["base.config", "base.arm64.config", "debug.config"] {
+        for f in [
+            "base.config",
+            "base.arm64.config",
+            "base.7.3.config",
+            "base.arm64.7.3.config",
+            "debug.config",
+        ] {
             fs::write(d.path().join(f), "CONFIG_X=y\n").unwrap();
         }
         let fl = Flavor {
@@ -273,7 +314,7 @@ mod tests {
             patch_sets: vec![],
         };
         let names = |arch| -> Vec<String> {
-            fragment_files(d.path(), &fl, arch)
+            fragment_files(d.path(), &fl, arch, Series::V6_12)
                 .unwrap()
                 .iter()
                 .map(|p| file_name(p))
@@ -284,9 +325,24 @@ mod tests {
             ["base.config", "base.arm64.config", "debug.config"]
         );
         assert_eq!(names(Arch::X86_64), ["base.config", "debug.config"]);
+        let names_73: Vec<String> = fragment_files(d.path(), &fl, Arch::Arm64, Series::V7_3)
+            .unwrap()
+            .iter()
+            .map(|p| file_name(p))
+            .collect();
+        assert_eq!(
+            names_73,
+            [
+                "base.config",
+                "base.arm64.config",
+                "base.7.3.config",
+                "base.arm64.7.3.config",
+                "debug.config"
+            ]
+        );
         fs::remove_file(d.path().join("debug.config")).unwrap();
         assert!(matches!(
-            fragment_files(d.path(), &fl, Arch::X86_64),
+            fragment_files(d.path(), &fl, Arch::X86_64, Series::V6_12),
             Err(KbuildError::MissingFragment { .. })
         ));
     }
@@ -316,14 +372,14 @@ mod tests {
         let repo = tempfile::tempdir().unwrap();
         let r = repo.path();
         fs::create_dir_all(r.join("images/kconfig")).unwrap();
-        fs::create_dir_all(r.join("images/patches/known-bad-devlink-wait")).unwrap();
+        fs::create_dir_all(r.join("images/patches/6.12/known-bad-devlink-wait")).unwrap();
         fs::create_dir_all(r.join("images/modules/of-configfs")).unwrap();
         fs::write(r.join("images/modules/of-configfs/m.c"), "x").unwrap();
         for f in DEFAULT_FRAGMENTS {
             fs::write(r.join(format!("images/kconfig/{f}.config")), "CONFIG_A=y\n").unwrap();
         }
         fs::write(
-            r.join("images/patches/known-bad-devlink-wait/0001.patch"),
+            r.join("images/patches/6.12/known-bad-devlink-wait/0001.patch"),
             "p1",
         )
         .unwrap();
@@ -349,7 +405,7 @@ mod tests {
         fs::write(r.join("images/kconfig/debug.config"), "CONFIG_B=y\n").unwrap();
         assert_ne!(k0, key(""));
         fs::write(
-            r.join("images/patches/known-bad-devlink-wait/0001.patch"),
+            r.join("images/patches/6.12/known-bad-devlink-wait/0001.patch"),
             "p2",
         )
         .unwrap();
@@ -393,7 +449,7 @@ mod tests {
             let k = build(
                 &BuildRequest {
                     arch,
-                    source: Source::Debian612,
+                    source: Source::Debian(Series::V6_12),
                     flavor: flavor.clone(),
                 },
                 &cache,
@@ -410,7 +466,7 @@ mod tests {
             let again = build(
                 &BuildRequest {
                     arch,
-                    source: Source::Debian612,
+                    source: Source::Debian(Series::V6_12),
                     flavor: flavor.clone(),
                 },
                 &cache,

@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn the_shipped_known_bad_patch_touches_dynamic_c() {
-        let dir = crate::repo_root().join("images/patches/known-bad-devlink-wait");
+        let dir = crate::repo_root().join("images/patches/6.12/known-bad-devlink-wait");
         let files = patch_files(&dir).unwrap();
         assert_eq!(files.len(), 1);
         let text = fs::read_to_string(&files[0]).unwrap();

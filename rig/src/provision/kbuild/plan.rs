@@ -1,7 +1,7 @@
 //! A build plan: everything a build reads, resolved up front (cheap), so the cache key is known
 //! before anything compiles; and the `make` invocation every step uses.
 
-use super::flavor::{flavor, fragment_files, kernel_name, Flavor};
+use super::flavor::{flavor, fragment_files, kernel_name, patch_set_dir, Flavor};
 use super::toolchain::{jobs, make_arch, Toolchain};
 use super::{
     patches, source, BuildRequest, KbuildError, Source, CACHE_KIND, OF_CONFIGFS_DIR, RECIPE_VERSION,
@@ -16,7 +16,10 @@ pub(super) struct Plan {
     pub(super) flavor: Flavor,
     pub(super) name: String,
     pub(super) identity: String,
+    /// The host's linux-source-6.12 tarball (a test's stand-in).
     pub(super) tarball: PathBuf,
+    /// The assets (fragments, patches, pins) the plan was made from.
+    pub(super) repo: PathBuf,
     pub(super) fragments: Vec<PathBuf>,
     pub(super) patches: Vec<PathBuf>,
     pub(super) module_src: PathBuf,
@@ -41,16 +44,19 @@ impl Plan {
         toolchain: impl FnOnce() -> Result<Toolchain, KbuildError>,
     ) -> Result<Self, KbuildError> {
         let flavor = flavor(&req.flavor)?;
-        let identity = source::identity(&req.source, tarball)?;
-        let fragments = fragment_files(&repo.join("images/kconfig"), &flavor, req.arch)?;
+        let identity = source::identity(&req.source, tarball, repo)?;
+        let series = req.source.series();
+        let fragments = fragment_files(&repo.join("images/kconfig"), &flavor, req.arch, series)?;
         let mut patches = Vec::new();
         for set in &flavor.patch_sets {
-            patches.extend(patches::patch_files(
-                &repo.join("images/patches").join(set),
-            )?);
+            patches.extend(patches::patch_files(&patch_set_dir(
+                &repo.join("images/patches"),
+                series,
+                set,
+            ))?);
         }
         let name = match &req.source {
-            Source::Debian612 => kernel_name(&flavor.name),
+            Source::Debian(series) => kernel_name(*series, &flavor.name),
             Source::Tree(_) => {
                 let short = CacheKey::new("id").str("id", &identity).short();
                 let base = format!("rig-tree-{short}");
@@ -67,6 +73,7 @@ impl Plan {
             name,
             identity,
             tarball: tarball.to_path_buf(),
+            repo: repo.to_path_buf(),
             fragments,
             patches,
             module_src: repo.join("images/modules").join(OF_CONFIGFS_DIR),

@@ -8,6 +8,7 @@
 //!   `logs/`, `state.json` (files the applied patches touched), and `lock`.
 //! The area is locked (flock) for the whole build, so two rigs never share it at once.
 
+use super::series;
 use super::{KbuildError, Source};
 use crate::host::cache::{sha256_file_memo, Cache, CacheKey};
 use crate::host::events::{Event, Events};
@@ -17,45 +18,55 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Debian's `linux-source-6.12` tarball.
-pub const DEBIAN_612_TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
-/// The directory the tarball unpacks to.
-const DEBIAN_612_DIR: &str = "linux-source-6.12";
-
 /// A stable identity for the source's content.
 ///
-/// debian-6.12: the tarball's SHA-256. A git tree: `git rev-parse HEAD` plus a hash of what the
+/// debian-6.12: the host tarball's SHA-256 (`host_612_tarball`). debian-7.3 (fetched): the
+/// pinned SHA-256 from the manifest below `repo`, checked when the tarball is fetched. A git tree: `git rev-parse HEAD` plus a hash of what the
 /// build would read beyond HEAD: `git diff HEAD` (tracked changes) and every untracked file git
 /// does not ignore (`git ls-files --others --exclude-standard`), path and content — a new source
 /// file is part of the build (rig copies the whole tree), so it must change the identity. A
 /// clean tree, or one with tracked changes only, keeps the identity it always had (the hash of
 /// the diff alone). Any other tree: a hash of every file.
-pub fn identity(source: &Source, tarball: &Path) -> Result<String, KbuildError> {
+pub fn identity(
+    source: &Source,
+    host_612_tarball: &Path,
+    repo: &Path,
+) -> Result<String, KbuildError> {
     match source {
-        Source::Debian612 => {
-            if !tarball.is_file() {
-                return Err(KbuildError::MissingSource {
-                    path: tarball.to_path_buf(),
-                    hint: "apt-get install linux-source-6.12",
-                });
-            }
-            Ok(format!("debian-6.12:{}", sha256_file_memo(tarball)?))
-        }
-        Source::Tree(path) => {
-            if !path.join("Makefile").is_file() || !path.join("Kconfig").is_file() {
-                return Err(KbuildError::MissingSource {
-                    path: path.clone(),
-                    hint: "not a kernel source tree (no Makefile/Kconfig)",
-                });
-            }
-            match git_identity(path)? {
-                Some(id) => Ok(id),
-                None => {
-                    let mut k = CacheKey::new("tree");
-                    k.tree("tree", path)?;
-                    Ok(format!("tree:{}", k.hex()))
+        Source::Debian(s) => match series::pin(*s, repo)? {
+            Some(pin) => Ok(format!("{}:{}", s.source_name(), pin.tarball_sha256)),
+            None => {
+                if !host_612_tarball.is_file() {
+                    return Err(KbuildError::MissingSource {
+                        path: host_612_tarball.to_path_buf(),
+                        hint: "apt-get install linux-source-6.12",
+                    });
                 }
+                Ok(format!(
+                    "{}:{}",
+                    s.source_name(),
+                    sha256_file_memo(host_612_tarball)?
+                ))
             }
+        },
+        Source::Tree(path) => tree_identity(path),
+    }
+}
+
+/// [`identity`] of a kernel tree.
+pub fn tree_identity(path: &Path) -> Result<String, KbuildError> {
+    if !path.join("Makefile").is_file() || !path.join("Kconfig").is_file() {
+        return Err(KbuildError::MissingSource {
+            path: path.to_path_buf(),
+            hint: "not a kernel source tree (no Makefile/Kconfig)",
+        });
+    }
+    match git_identity(path)? {
+        Some(id) => Ok(id),
+        None => {
+            let mut k = CacheKey::new("tree");
+            k.tree("tree", path)?;
+            Ok(format!("tree:{}", k.hex()))
         }
     }
 }
@@ -116,17 +127,24 @@ fn git_identity(path: &Path) -> Result<Option<String>, KbuildError> {
     Ok(Some(format!("git:{head}:{}", key.hex())))
 }
 
-/// The pristine tree to copy from: the unpacked Debian tarball (cached), or the user's tree.
+/// The pristine tree to copy from: the unpacked Debian tarball (cached; a pinned one fetched
+/// first), or the user's tree.
 pub fn pristine(
     source: &Source,
-    tarball: &Path,
+    host_612_tarball: &Path,
+    repo: &Path,
     identity: &str,
     cache: &Cache,
     events: &Events,
 ) -> Result<PathBuf, KbuildError> {
     match source {
         Source::Tree(p) => Ok(p.clone()),
-        Source::Debian612 => {
+        Source::Debian(s) => {
+            let tarball = match series::pin(*s, repo)? {
+                Some(pin) => series::fetched_tarball(*s, &pin, cache, events)?,
+                None => host_612_tarball.to_path_buf(),
+            };
+            let tarball = tarball.as_path();
             let mut key = CacheKey::new("kernel-src");
             key.str("identity", identity);
             let entry = cache.get_or_build("kernel-src", &key, |dir| {
@@ -139,16 +157,16 @@ pub fn pristine(
                 cmd.arg("-xJf").arg(tarball).arg("-C").arg(dir);
                 Ok::<_, KbuildError>(run_logged(cmd, &dir.join("unpack.log"))?)
             })?;
-            Ok(entry.join(DEBIAN_612_DIR))
+            Ok(entry.join(s.tarball_dir()))
         }
     }
 }
 
-/// The working area for a source: debian-6.12 has one; a tree gets one per path (not per
-/// revision), so a bisect's builds stay incremental.
+/// The working area for a source: each Debian series has one; a tree gets one per path (not
+/// per revision), so a bisect's builds stay incremental.
 pub fn work_area(source: &Source, cache: &Cache) -> PathBuf {
     let name = match source {
-        Source::Debian612 => "debian-6.12".to_string(),
+        Source::Debian(s) => s.source_name(),
         Source::Tree(p) => {
             let canon = p.canonicalize().unwrap_or_else(|_| p.clone());
             let k = CacheKey::new("tree-path")
@@ -276,6 +294,7 @@ pub fn touch(path: &Path, when: std::time::SystemTime) -> Result<(), KbuildError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provision::kbuild::Series;
 
     fn tree(dir: &Path) {
         fs::create_dir_all(dir.join("drivers")).unwrap();
@@ -288,12 +307,12 @@ mod tests {
     fn plain_tree_identity_follows_content() {
         let d = tempfile::tempdir().unwrap();
         tree(d.path());
-        let src = Source::Tree(d.path().to_path_buf());
-        let a = identity(&src, Path::new("/nonexistent")).unwrap();
+        let p = d.path().to_path_buf();
+        let a = tree_identity(&p).unwrap();
         assert!(a.starts_with("tree:"));
-        assert_eq!(a, identity(&src, Path::new("/nonexistent")).unwrap());
+        assert_eq!(a, tree_identity(&p).unwrap());
         fs::write(d.path().join("drivers/x.c"), "int y;\n").unwrap();
-        assert_ne!(a, identity(&src, Path::new("/nonexistent")).unwrap());
+        assert_ne!(a, tree_identity(&p).unwrap());
     }
 
     #[test]
@@ -315,11 +334,11 @@ mod tests {
         git(&["add", "."]);
         git(&["commit", "-qm", "one"]);
         let head = git(&["rev-parse", "HEAD"]).trim().to_string();
-        let src = Source::Tree(d.path().to_path_buf());
-        let clean = identity(&src, Path::new("/x")).unwrap();
+        let p = d.path().to_path_buf();
+        let clean = tree_identity(&p).unwrap();
         assert!(clean.starts_with(&format!("git:{head}:")), "{clean}");
         fs::write(d.path().join("drivers/x.c"), "int dirty;\n").unwrap();
-        let dirty = identity(&src, Path::new("/x")).unwrap();
+        let dirty = tree_identity(&p).unwrap();
         assert!(dirty.starts_with(&format!("git:{head}:")));
         assert_ne!(clean, dirty);
     }
@@ -355,8 +374,8 @@ mod tests {
     fn an_untracked_source_file_changes_a_git_trees_identity() {
         let d = tempfile::tempdir().unwrap();
         git_tree(d.path());
-        let src = Source::Tree(d.path().to_path_buf());
-        let id = || identity(&src, Path::new("/x")).unwrap();
+        let p = d.path().to_path_buf();
+        let id = || tree_identity(&p).unwrap();
         let clean = id();
         // An ignored file (a build product) is not part of the source.
         fs::write(d.path().join("drivers/x.o"), "object").unwrap();
@@ -391,13 +410,18 @@ mod tests {
 
     #[test]
     fn missing_sources_say_what_to_do() {
-        let e = identity(&Source::Debian612, Path::new("/nonexistent/linux.tar.xz")).unwrap_err();
+        let e = identity(
+            &Source::Debian(Series::V6_12),
+            Path::new("/nonexistent/linux.tar.xz"),
+            &crate::repo_root(),
+        )
+        .unwrap_err();
         assert!(
             e.to_string().contains("apt-get install linux-source-6.12"),
             "{e}"
         );
         let d = tempfile::tempdir().unwrap();
-        let e = identity(&Source::Tree(d.path().to_path_buf()), Path::new("/x")).unwrap_err();
+        let e = tree_identity(d.path()).unwrap_err();
         assert!(matches!(e, KbuildError::MissingSource { .. }));
     }
 

@@ -33,7 +33,8 @@ pub(crate) struct Target {
     /// Board: x86_64-q35 or arm64-virt.
     #[arg(long)]
     pub(crate) board: Board,
-    /// Kernel: debian-6.1, rig-6.12, rig-6.12-FLAVOR.
+    /// Kernel: debian-6.1, rig-7.3[-FLAVOR], rig-6.12[-FLAVOR], or tree:PATH[#FLAVOR] (built
+    /// from your kernel tree); `rig kernel list` names them all.
     #[arg(long, default_value = "debian-6.1")]
     pub(crate) kernel: String,
     /// Accelerator: auto (probe KVM, fall back to TCG), kvm, tcg.
@@ -331,18 +332,20 @@ pub(crate) struct SoakArgs {
 pub(crate) enum KernelCmd {
     /// Build a kernel (cached by source, config, patches and toolchain).
     Build(KernelBuildArgs),
-    /// List the kernel flavors rig can build.
-    Flavors,
+    /// List every kernel rig can boot, with its version and what it is for.
+    #[command(alias = "flavors")]
+    List,
 }
 
 #[derive(clap::Args)]
 pub(crate) struct KernelBuildArgs {
     #[arg(long)]
     pub(crate) arch: Arch,
-    /// `debian-6.12` (Debian's linux-source-6.12) or a path to a kernel tree / git worktree.
+    /// `debian-7.3` (Debian's linux-source-7.3, fetched and pinned), `debian-6.12` (the host's
+    /// linux-source-6.12) or a path to a kernel tree / git worktree.
     #[arg(long, default_value = "debian-6.12")]
     pub(crate) source: String,
-    /// Flavor: default (empty) or a name from `rig kernel flavors`.
+    /// Flavor: default (empty) or a name from `rig kernel list`.
     #[arg(long, default_value = "")]
     pub(crate) flavor: String,
     /// Never install missing host packages; fail instead.

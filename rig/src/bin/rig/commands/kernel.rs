@@ -28,12 +28,31 @@ pub(crate) fn fetch(cx: &Ctx, target: &Target) -> Result<i32> {
     Ok(exit::PASS)
 }
 
-/// `rig kernel flavors`: the flavors rig can build, as kernel names.
-pub(crate) fn flavors() -> Result<i32> {
-    for f in kbuild::CATALOGUE {
-        let name = kbuild::kernel_name(f.name);
-        outln!("{name:<32} {}", f.about)?;
+/// `rig kernel list` (alias `flavors`): every kernel name rig boots, with its version and
+/// what it is for.
+pub(crate) fn list() -> Result<i32> {
+    let debian = rig::provision::image::debian::pin(rig::host::board::Arch::X86_64)
+        .map(|p| format!("Debian {}", p.version))
+        .unwrap_or_else(|e| format!("(pin unreadable: {e})"));
+    outln!(
+        "{:<40} {debian}, Debian bookworm's own kernel image",
+        rig::provision::image::debian::NAME
+    )?;
+    for series in kbuild::Series::ALL {
+        let version = match kbuild::series::pin(series, &rig::repo_root()) {
+            Ok(Some(p)) => format!("Linux {series}, Debian {}", p.version),
+            Ok(None) => format!("Linux {series}, the host's linux-source-{series}"),
+            Err(e) => format!("Linux {series} (pin unreadable: {e})"),
+        };
+        for f in kbuild::CATALOGUE {
+            let name = kbuild::kernel_name(series, f.name);
+            outln!("{name:<40} {version}: {}", f.about)?;
+        }
     }
+    outln!(
+        "{:<40} built from your kernel tree at PATH (git or not), any flavor above",
+        "tree:PATH[#FLAVOR]"
+    )?;
     Ok(exit::PASS)
 }
 

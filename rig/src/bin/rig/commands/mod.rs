@@ -84,7 +84,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
         Cmd::Reproduce(a) => run::reproduce(&cx, a),
         Cmd::Report(a) => report::report(a),
         Cmd::Kernel { what } => match what {
-            KernelCmd::Flavors => kernel::flavors(),
+            KernelCmd::List => kernel::list(),
             KernelCmd::Build(a) => kernel::build(&cx, a),
         },
         Cmd::Soak(a) => soak::soak(&cx, a),
