@@ -169,6 +169,13 @@ impl Board {
         }
     }
 
+    /// Whether the board hands the kernel a device tree (QEMU generates one for arm64 virt);
+    /// x86 q35 describes itself through ACPI only, so its kernel has a device tree only if it
+    /// makes its own (an empty root, Linux 6.9+).
+    pub fn firmware_device_tree(self) -> bool {
+        matches!(self, Board::Arm64Virt)
+    }
+
     /// Whether the board's guest learns of DIMM hot-plug. x86 q35 signals it through ACPI.
     /// arm64 virt needs ACPI (UEFI boot) for that in QEMU 7.2; rig boots arm64 with a DT, where
     /// QEMU accepts the DIMM but the guest is never told.

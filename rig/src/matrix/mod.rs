@@ -178,10 +178,14 @@ pub fn plan(
         .into_iter()
         .map(|cell| {
             let plan = if !cell.scenario.boards.contains(&cell.board) {
+                let no_kernel = crate::run::requirements::KernelFacts {
+                    config: &BTreeMap::new(),
+                    version: None,
+                };
                 match crate::run::requirements::check_requirements(
                     &cell.scenario,
                     cell.board,
-                    &BTreeMap::new(),
+                    no_kernel,
                 ) {
                     Err(u) => Plan::Skip(
                         u.unmet

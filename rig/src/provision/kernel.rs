@@ -44,6 +44,11 @@ impl Kernel {
         Ok(parse_kconfig(&text))
     }
 
+    /// The kernel's `VERSION.PATCHLEVEL`, read from its release (`7.3.4-rig` → `(7, 3)`).
+    pub fn version(&self) -> Option<(u32, u32)> {
+        release_version(&self.release)
+    }
+
     /// Where an out-of-tree module `name` (built into `extra/`) would be.
     pub fn extra_module(&self, name: &str) -> PathBuf {
         self.modules_root
@@ -52,6 +57,14 @@ impl Kernel {
             .join("extra")
             .join(format!("{name}.ko"))
     }
+}
+
+/// `VERSION.PATCHLEVEL` of a kernel release string (`6.1.0-50-amd64` → `(6, 1)`).
+pub fn release_version(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(['.', '-']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
 }
 
 /// Parses `.config` text: `CONFIG_X=v` lines; `# CONFIG_X is not set` and comments are skipped.
@@ -71,6 +84,16 @@ pub fn parse_kconfig(text: &str) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn release_versions() {
+        assert_eq!(release_version("7.3.4-rig"), Some((7, 3)));
+        assert_eq!(release_version("6.1.0-50-amd64"), Some((6, 1)));
+        assert_eq!(release_version("6.12.118-rig"), Some((6, 12)));
+        assert_eq!(release_version("7.3"), Some((7, 3)));
+        assert_eq!(release_version("rig"), None);
+        assert_eq!(release_version("7"), None);
+    }
 
     #[test]
     fn kconfig_parsing() {

@@ -8,8 +8,22 @@ use crate::scenario::{Feature, Location, Scenario};
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// What `board` and a kernel with `config` lack for `feature`; empty when it is there.
-pub fn missing(feature: Feature, board: Board, config: &BTreeMap<String, String>) -> Vec<String> {
+/// What the requirements read of a kernel: its `.config` and its `VERSION.PATCHLEVEL`
+/// (`None` when unknown).
+#[derive(Debug, Clone, Copy)]
+pub struct KernelFacts<'a> {
+    pub config: &'a BTreeMap<String, String>,
+    pub version: Option<(u32, u32)>,
+}
+
+/// The first kernel that makes itself an empty device tree when the firmware hands it none
+/// ("of: Create of_root if no dtb provided by firmware", "x86/of: Unconditionally call
+/// unflatten_and_copy_device_tree()"), so overlays have a root to land on.
+const OWN_DEVICE_TREE_SINCE: (u32, u32) = (6, 9);
+
+/// What `board` and `kernel` lack for `feature`; empty when it is there.
+pub fn missing(feature: Feature, board: Board, kernel: KernelFacts) -> Vec<String> {
+    let config = kernel.config;
     let mut out = Vec::new();
     let mut need = |opt: &str, modules_ok: bool| {
         let ok = match config.get(opt).map(String::as_str) {
@@ -26,7 +40,12 @@ pub fn missing(feature: Feature, board: Board, config: &BTreeMap<String, String>
         Feature::OfOverlay => {
             need("CONFIG_OF_OVERLAY", false);
             need("CONFIG_CONFIGFS_FS", true);
+            if !board.firmware_device_tree() {
+                // The kernel unflattens its own built-in empty tree.
+                need("CONFIG_OF_FLATTREE", false);
+            }
         }
+        Feature::PciOfNodes => need("CONFIG_PCI_DYNAMIC_OF_NODES", false),
         Feature::Netdevsim => need("CONFIG_NETDEVSIM", true),
         Feature::Devlink => need("CONFIG_NET_DEVLINK", false),
         Feature::PciHotplug => need("CONFIG_HOTPLUG_PCI_PCIE", false),
@@ -52,15 +71,23 @@ pub fn missing(feature: Feature, board: Board, config: &BTreeMap<String, String>
     {
         out.push("CONFIG_NETDEVSIM=m (a module rig can unload)".into());
     }
+    let own_tree = kernel.version.is_some_and(|v| v >= OWN_DEVICE_TREE_SINCE);
     match feature {
-        Feature::OfOverlay if board != Board::Arm64Virt => out.push(format!(
-            "a board booted with a device tree ({board} has none, so overlay nodes never \
-             become platform devices; use arm64-virt)"
-        )),
+        Feature::OfOverlay | Feature::PciOfNodes if !board.firmware_device_tree() && !own_tree => {
+            let (major, minor) = OWN_DEVICE_TREE_SINCE;
+            let this = match kernel.version {
+                Some((a, b)) => format!("this one is {a}.{b}"),
+                None => "this one's version is unknown".into(),
+            };
+            out.push(format!(
+                "a kernel that makes its own device tree ({board}'s firmware hands it none; \
+                 Linux {major}.{minor}+ does, {this}), or a board booted with one (arm64-virt)"
+            ))
+        }
         Feature::MemoryHotplug if !board.supports_dimm_hotplug() => out.push(format!(
             "a board that signals DIMM hot-plug to the guest ({board} does not; use x86_64-q35)"
         )),
-        Feature::OfUnittest if board != Board::Arm64Virt => out.push(format!(
+        Feature::OfUnittest if !board.firmware_device_tree() => out.push(format!(
             "a board booted with a device tree for the unit tests to run against ({board} has \
              none; use arm64-virt)"
         )),
@@ -126,12 +153,12 @@ impl fmt::Display for Unsupported {
 
 impl std::error::Error for Unsupported {}
 
-/// Whether `scenario` can run on `board` with a kernel whose `.config` is `kernel_config`
-/// (see [`crate::provision::parse_kconfig`]).
+/// Whether `scenario` can run on `board` with `kernel` (its `.config` as
+/// [`crate::provision::parse_kconfig`] reads it, and its version).
 pub fn check_requirements(
     scenario: &Scenario,
     board: Board,
-    kernel_config: &BTreeMap<String, String>,
+    kernel: KernelFacts,
 ) -> Result<(), Unsupported> {
     let mut unmet = Vec::new();
     if !scenario.boards.contains(&board) {
@@ -143,7 +170,7 @@ pub fn check_requirements(
         });
     }
     for r in &scenario.requires {
-        let missing = missing(r.feature, board, kernel_config);
+        let missing = missing(r.feature, board, kernel);
         if !missing.is_empty() {
             unmet.push(Unmet {
                 at: r.at.clone(),
@@ -175,7 +202,11 @@ pub fn check_kernel(scenario: &Scenario, board: Board, kernel: &Kernel) -> Resul
             return unsupported(scenario, board, vec![unmet]);
         }
     };
-    let mut unmet = match check_requirements(scenario, board, &config) {
+    let facts = KernelFacts {
+        config: &config,
+        version: kernel.version(),
+    };
+    let mut unmet = match check_requirements(scenario, board, facts) {
         Ok(()) => Vec::new(),
         Err(u) => u.unmet,
     };
@@ -227,6 +258,14 @@ mod tests {
         fixtures().join("overlays")
     }
 
+    /// A 6.1 kernel (before kernels made their own device tree) with `config`.
+    fn facts(config: &BTreeMap<String, String>) -> KernelFacts<'_> {
+        KernelFacts {
+            config,
+            version: Some((6, 1)),
+        }
+    }
+
     fn good(text: &str) -> Scenario {
         parse_str(text, "t.yaml", &fixture_overlays()).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -238,7 +277,7 @@ mod tests {
         let cfg = crate::provision::parse_kconfig(
             &std::fs::read_to_string(fixtures().join("kernel-no-netdevsim.config")).unwrap(),
         );
-        let e = check_requirements(&s, Board::X86_64Q35, &cfg).unwrap_err();
+        let e = check_requirements(&s, Board::X86_64Q35, facts(&cfg)).unwrap_err();
         let file = path.display();
         assert_eq!(
             e.to_string(),
@@ -253,10 +292,10 @@ mod tests {
 
         let mut cfg = cfg;
         cfg.insert("CONFIG_NETDEVSIM".into(), "m".into());
-        check_requirements(&s, Board::X86_64Q35, &cfg).unwrap();
-        check_requirements(&s, Board::Arm64Virt, &cfg).unwrap();
+        check_requirements(&s, Board::X86_64Q35, facts(&cfg)).unwrap();
+        check_requirements(&s, Board::Arm64Virt, facts(&cfg)).unwrap();
         cfg.insert("CONFIG_NET_DEVLINK".into(), "m".into());
-        let e = check_requirements(&s, Board::X86_64Q35, &cfg).unwrap_err();
+        let e = check_requirements(&s, Board::X86_64Q35, facts(&cfg)).unwrap_err();
         assert_eq!(e.summary(), "devlink needs CONFIG_NET_DEVLINK=y");
     }
 
@@ -268,25 +307,76 @@ mod tests {
         let s = good(
             "requires: [memory_hotplug, of_overlay]\nsteps:\n  - memory_add: {id: d, size: 128M}\n",
         );
-        // x86 has no device tree to overlay.
-        let e = check_requirements(&s, Board::X86_64Q35, &cfg).unwrap_err();
+        // x86's firmware hands a 6.1 kernel no device tree to overlay.
+        let e = check_requirements(&s, Board::X86_64Q35, facts(&cfg)).unwrap_err();
         assert_eq!(e.unmet.len(), 1, "{e}");
         assert_eq!(e.unmet[0].what, "of_overlay");
-        assert!(e.unmet[0].missing[0].contains("device tree"), "{e}");
+        assert!(
+            e.unmet[0].missing.iter().any(|m| m.contains(
+                "a kernel that makes its own device tree (x86_64-q35's firmware hands it none; \
+                 Linux 6.9+ does, this one is 6.1)"
+            )),
+            "{e}"
+        );
         // arm64 virt does not tell the guest about DIMMs.
-        let e = check_requirements(&s, Board::Arm64Virt, &cfg).unwrap_err();
+        let e = check_requirements(&s, Board::Arm64Virt, facts(&cfg)).unwrap_err();
         assert_eq!(e.unmet.len(), 1, "{e}");
         assert_eq!(e.unmet[0].what, "memory_hotplug");
         assert_eq!((e.unmet[0].at.line, e.unmet[0].at.column), (1, 12));
 
         let s = good("boards: [arm64-virt]\nsteps:\n  - sleep: 1s\n");
-        let e = check_requirements(&s, Board::X86_64Q35, &cfg).unwrap_err();
+        let e = check_requirements(&s, Board::X86_64Q35, facts(&cfg)).unwrap_err();
         assert_eq!(
             e.to_string(),
             "scenario `t` cannot run on x86_64-q35:\n  t.yaml:1:1: boards: boards needs one of \
              arm64-virt (not x86_64-q35)"
         );
-        check_requirements(&s, Board::Arm64Virt, &BTreeMap::new()).unwrap();
+        check_requirements(&s, Board::Arm64Virt, facts(&BTreeMap::new())).unwrap();
+    }
+
+    /// Overlays on x86 are decided by the kernel, not the board's name: a kernel that makes its
+    /// own (empty) device tree and has the options takes them; one that lacks either does not.
+    #[test]
+    fn x86_overlays_need_a_kernel_that_makes_its_own_device_tree() {
+        let s = good("requires: [of_overlay, pci_of_nodes]\nsteps:\n  - sleep: 1s\n");
+        let mut cfg: BTreeMap<String, String> = [
+            "CONFIG_OF_OVERLAY",
+            "CONFIG_CONFIGFS_FS",
+            "CONFIG_OF_FLATTREE",
+            "CONFIG_PCI_DYNAMIC_OF_NODES",
+        ]
+        .into_iter()
+        .map(|o| (o.to_string(), "y".to_string()))
+        .collect();
+        let at = |version| KernelFacts {
+            config: &cfg,
+            version,
+        };
+        check_requirements(&s, Board::X86_64Q35, at(Some((7, 3)))).unwrap();
+        check_requirements(&s, Board::X86_64Q35, at(Some((6, 9)))).unwrap();
+        let e = check_requirements(&s, Board::X86_64Q35, at(Some((6, 8)))).unwrap_err();
+        assert_eq!(e.unmet.len(), 2, "{e}");
+        assert!(e.summary().contains("this one is 6.8"), "{e}");
+        let e = check_requirements(&s, Board::X86_64Q35, at(None)).unwrap_err();
+        assert!(e.summary().contains("version is unknown"), "{e}");
+        // arm64 virt's firmware tree is there whatever the version.
+        check_requirements(&s, Board::Arm64Virt, at(Some((6, 1)))).unwrap();
+        cfg.remove("CONFIG_OF_FLATTREE");
+        cfg.remove("CONFIG_PCI_DYNAMIC_OF_NODES");
+        let at = |version| KernelFacts {
+            config: &cfg,
+            version,
+        };
+        let e = check_requirements(&s, Board::X86_64Q35, at(Some((7, 3)))).unwrap_err();
+        assert_eq!(
+            e.summary(),
+            "of_overlay needs CONFIG_OF_FLATTREE=y; pci_of_nodes needs CONFIG_PCI_DYNAMIC_OF_NODES=y"
+        );
+        let e = check_requirements(&s, Board::Arm64Virt, at(Some((7, 3)))).unwrap_err();
+        assert_eq!(
+            e.summary(),
+            "pci_of_nodes needs CONFIG_PCI_DYNAMIC_OF_NODES=y"
+        );
     }
 
     #[test]

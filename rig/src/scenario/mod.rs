@@ -107,9 +107,14 @@ impl fmt::Display for Location {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Feature {
-    /// DT overlays applied through configfs: `CONFIG_OF_OVERLAY`, configfs, and a board booted
-    /// with a device tree (arm64-virt).
+    /// DT overlays applied through configfs: `CONFIG_OF_OVERLAY`, configfs, and a device tree
+    /// to apply them to: the board's (arm64-virt) or the kernel's own empty one (Linux 6.9+
+    /// with `CONFIG_OF_FLATTREE`, on x86_64-q35).
     OfOverlay,
+    /// Device-tree nodes for PCI bridges and devices (`CONFIG_PCI_DYNAMIC_OF_NODES`), so an
+    /// overlay can target a PCI device's node; on a board without a firmware tree, a kernel that
+    /// makes its own.
+    PciOfNodes,
     Netdevsim,
     Devlink,
     PciHotplug,
@@ -129,8 +134,9 @@ pub enum Feature {
 }
 
 impl Feature {
-    pub const ALL: [Feature; 11] = [
+    pub const ALL: [Feature; 12] = [
         Feature::OfOverlay,
+        Feature::PciOfNodes,
         Feature::Netdevsim,
         Feature::Devlink,
         Feature::PciHotplug,
@@ -146,6 +152,7 @@ impl Feature {
     pub fn name(self) -> &'static str {
         match self {
             Feature::OfOverlay => "of_overlay",
+            Feature::PciOfNodes => "pci_of_nodes",
             Feature::Netdevsim => "netdevsim",
             Feature::Devlink => "devlink",
             Feature::PciHotplug => "pci_hotplug",
