@@ -6,7 +6,7 @@ use super::plan::{file_name, file_names, io_err, Plan};
 use super::toolchain::make_arch;
 use super::{
     kconfig, run, source, BuildRequest, KbuildError, CACHE_KIND, META, OF_CONFIGFS_DIR,
-    OF_CONFIGFS_MODULE,
+    OF_CONFIGFS_MODULE, PCI_OVERLAY_MODULE_FILE,
 };
 use crate::host::board::Arch;
 use crate::host::cache::{sha256_file, Cache, CacheKey};
@@ -344,14 +344,17 @@ fn install(
         .arg(out.join("System.map"))
         .arg(release);
     run_logged(depmod, log)?;
-    let ko = moddir
-        .join("extra")
-        .join(format!("{OF_CONFIGFS_MODULE}.ko"));
-    if !ko.is_file() || !moddir.join("modules.dep").is_file() {
-        return Err(KbuildError::Corrupt {
-            path: moddir,
-            detail: format!("{OF_CONFIGFS_MODULE}.ko or modules.dep missing after install"),
-        });
+    for file in [
+        format!("extra/{OF_CONFIGFS_MODULE}.ko"),
+        format!("extra/{PCI_OVERLAY_MODULE_FILE}"),
+        "modules.dep".to_string(),
+    ] {
+        if !moddir.join(&file).is_file() {
+            return Err(KbuildError::Corrupt {
+                path: moddir,
+                detail: format!("{file} missing after install"),
+            });
+        }
     }
     Ok(boot)
 }
