@@ -27,6 +27,7 @@ pub mod guest;
 pub mod host;
 pub mod machine;
 pub mod matrix;
+pub mod prepare;
 pub mod project;
 pub mod provision;
 pub mod report;
