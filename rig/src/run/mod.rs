@@ -160,7 +160,7 @@ struct Prepared {
 
 /// Phase 1, before anything is fetched or built: the machine the scenario runs on (the run's
 /// spec with the scenario's part added), checked. `--snapshot` with a scenario that talks over
-/// ssh is refused.
+/// ssh is refused, and so is a board the scenario cannot run on.
 fn machine_spec(scenario: &Scenario, opts: &RunOptions) -> Result<MachineSpec, RunError> {
     let mut spec = opts.machine.clone();
     spec.cmdline = scenario.cmdline.clone();
@@ -180,6 +180,7 @@ fn machine_spec(scenario: &Scenario, opts: &RunOptions) -> Result<MachineSpec, R
         spec.check_restorable()
             .map_err(|_| RunError::SnapshotNeedsHvc)?;
     }
+    requirements::check_board(scenario, spec.board)?;
     Ok(spec)
 }
 
@@ -407,5 +408,32 @@ mod tests {
         assert!(left.is_empty(), "the cache was touched: {left:?}");
         let in_run: Vec<_> = std::fs::read_dir(run_dir.path()).unwrap().collect();
         assert!(in_run.is_empty(), "the run folder got files: {in_run:?}");
+    }
+
+    /// A board the scenario cannot run on is refused before provisioning too: the cache stays
+    /// empty (an unknown kernel name: provisioning would fail on that instead).
+    #[test]
+    fn a_board_the_scenario_cannot_use_is_refused_before_provisioning() {
+        let text = "boards: [arm64-virt]\nsteps:\n  - guest: {run: 'true'}\n";
+        let scenario =
+            crate::scenario::parse_str(text, "arm-only.yaml", Path::new("/nonexistent")).unwrap();
+        let opts = RunOptions::new(Board::X86_64Q35, "no-such-kernel");
+        let cache_dir = tempfile::tempdir().unwrap();
+        let runs = tempfile::tempdir().unwrap();
+        let run_dir = RunDir::create_in(runs.path(), "arm-only").unwrap();
+        let err = run_scenario(
+            &scenario,
+            &opts,
+            &Cache::at(cache_dir.path().to_path_buf()),
+            &run_dir,
+            &Events::none(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, RunError::Unsupported(u) if u.unmet[0].what == "boards"),
+            "{err:?}"
+        );
+        let left: Vec<_> = std::fs::read_dir(cache_dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "the cache was touched: {left:?}");
     }
 }

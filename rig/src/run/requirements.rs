@@ -52,21 +52,26 @@ pub fn missing(feature: Feature, board: Board, config: &BTreeMap<String, String>
     {
         out.push("CONFIG_NETDEVSIM=m (a module rig can unload)".into());
     }
+    out.extend(board_lacks(feature, board));
+    out
+}
+
+/// What `board` itself lacks for `feature`, whatever the kernel.
+fn board_lacks(feature: Feature, board: Board) -> Option<String> {
     match feature {
-        Feature::OfOverlay if board != Board::Arm64Virt => out.push(format!(
+        Feature::OfOverlay if board != Board::Arm64Virt => Some(format!(
             "a board booted with a device tree ({board} has none, so overlay nodes never \
              become platform devices; use arm64-virt)"
         )),
-        Feature::MemoryHotplug if !board.supports_dimm_hotplug() => out.push(format!(
+        Feature::MemoryHotplug if !board.supports_dimm_hotplug() => Some(format!(
             "a board that signals DIMM hot-plug to the guest ({board} does not; use x86_64-q35)"
         )),
-        Feature::OfUnittest if board != Board::Arm64Virt => out.push(format!(
+        Feature::OfUnittest if board != Board::Arm64Virt => Some(format!(
             "a board booted with a device tree for the unit tests to run against ({board} has \
              none; use arm64-virt)"
         )),
-        _ => {}
+        _ => None,
     }
-    out
 }
 
 /// Why a scenario cannot run on a board with a kernel: one entry per unmet `requires` entry
@@ -126,6 +131,36 @@ impl fmt::Display for Unsupported {
 
 impl std::error::Error for Unsupported {}
 
+/// What can be told before any kernel is provisioned: whether `scenario` can run on `board`
+/// at all (its `boards`, and what its requirements need of the board itself). The run asks
+/// this first; [`check_kernel`] asks it again among the rest.
+pub fn check_board(scenario: &Scenario, board: Board) -> Result<(), Unsupported> {
+    let mut unmet = boards_unmet(scenario, board);
+    for r in &scenario.requires {
+        if let Some(lack) = board_lacks(r.feature, board) {
+            unmet.push(Unmet {
+                at: r.at.clone(),
+                what: r.feature.name().into(),
+                missing: vec![lack],
+            });
+        }
+    }
+    unsupported(scenario, board, unmet)
+}
+
+/// The scenario's `boards` restriction, when `board` is not among them.
+fn boards_unmet(scenario: &Scenario, board: Board) -> Vec<Unmet> {
+    if scenario.boards.contains(&board) {
+        return Vec::new();
+    }
+    let names: Vec<&str> = scenario.boards.iter().map(|b| b.name()).collect();
+    vec![Unmet {
+        at: scenario.boards_at.clone(),
+        what: "boards".into(),
+        missing: vec![format!("one of {} (not {board})", names.join(", "))],
+    }]
+}
+
 /// Whether `scenario` can run on `board` with a kernel whose `.config` is `kernel_config`
 /// (see [`crate::provision::parse_kconfig`]).
 pub fn check_requirements(
@@ -133,15 +168,7 @@ pub fn check_requirements(
     board: Board,
     kernel_config: &BTreeMap<String, String>,
 ) -> Result<(), Unsupported> {
-    let mut unmet = Vec::new();
-    if !scenario.boards.contains(&board) {
-        let names: Vec<&str> = scenario.boards.iter().map(|b| b.name()).collect();
-        unmet.push(Unmet {
-            at: scenario.boards_at.clone(),
-            what: "boards".into(),
-            missing: vec![format!("one of {} (not {board})", names.join(", "))],
-        });
-    }
+    let mut unmet = boards_unmet(scenario, board);
     for r in &scenario.requires {
         let missing = missing(r.feature, board, kernel_config);
         if !missing.is_empty() {
@@ -287,6 +314,35 @@ mod tests {
              arm64-virt (not x86_64-q35)"
         );
         check_requirements(&s, Board::Arm64Virt, &BTreeMap::new()).unwrap();
+    }
+
+    /// What the board alone decides is known before any kernel: the same unmet entries as the
+    /// full check names for the board, none of the kernel's.
+    #[test]
+    fn the_board_is_checked_without_a_kernel() {
+        let s = good(
+            "requires: [memory_hotplug, of_overlay, netdevsim]\nsteps:\n  \
+             - memory_add: {id: d, size: 128M}\n",
+        );
+        let e = check_board(&s, Board::X86_64Q35).unwrap_err();
+        assert_eq!(e.unmet.len(), 1, "{e}");
+        assert_eq!(e.unmet[0].what, "of_overlay");
+        assert!(e.unmet[0].missing[0].contains("device tree"), "{e}");
+        let e = check_board(&s, Board::Arm64Virt).unwrap_err();
+        assert_eq!(e.unmet.len(), 1, "{e}");
+        assert_eq!(e.unmet[0].what, "memory_hotplug");
+        assert_eq!(e.unmet[0].missing.len(), 1, "{e}");
+
+        let s = good("boards: [arm64-virt]\nsteps:\n  - sleep: 1s\n");
+        let e = check_board(&s, Board::X86_64Q35).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "scenario `t` cannot run on x86_64-q35:\n  t.yaml:1:1: boards: boards needs one of \
+             arm64-virt (not x86_64-q35)"
+        );
+        check_board(&s, Board::Arm64Virt).unwrap();
+        let s = good("requires: [netdevsim]\nsteps:\n  - sleep: 1s\n");
+        check_board(&s, Board::X86_64Q35).unwrap();
     }
 
     #[test]
