@@ -1,5 +1,5 @@
 //! What runs before a boot, in order: the host tools the kernel needs (installed with apt when
-//! allowed), the kernel and initramfs provisioned ([`provision`]), the accelerator chosen
+//! allowed), the kernel and initramfs provisioned ([`provision()`]), the accelerator chosen
 //! ([`choose_accel`]). Callers run these first and hand the [`PreparedMachine`] to
 //! [`crate::guest::Guest::boot`], which only boots; [`prepare`] is all of it at once. The scenario
 //! engine runs the phases one by one, with its requirement checks between them
@@ -120,7 +120,7 @@ pub fn choose_accel(
     PreparedMachine { spec, image, accel }
 }
 
-/// Every phase before the boot: [`provision`], then [`choose_accel`].
+/// Every phase before the boot: [`provision()`], then [`choose_accel`].
 pub fn prepare(
     spec: MachineSpec,
     auto_setup: bool,

@@ -3,7 +3,7 @@
 //!
 //! [`Vm::save_snapshot`] stops the guest at its ready shell and migrates it to a file through a
 //! unix socket rig serves (QEMU 7.2 has no `file:` migration, and under `-sandbox` it may not run
-//! `exec:cat`). [`VmConfig::restore`](super::vm_config::VmConfig::restore) makes
+//! `exec:cat`). A spec restored from it ([`MachineSpec::restore_from`](super::spec::MachineSpec::restore_from)) makes
 //! [`Vm::boot`] start QEMU with the same argv plus `-incoming defer`, load the file, and continue
 //! the guest; the kernel console log of the original boot is copied to the new run's
 //! `console.log` first, so the analyzer sees a whole boot either way.
