@@ -168,6 +168,21 @@ fn wait_migration(vm: &mut Vm, what: &str, timeout: Duration) -> Result<(), VmEr
     }
 }
 
+#[cfg(test)]
+impl Snapshot {
+    /// A snapshot at `state` that nothing saved, for tests of what holds one.
+    pub(crate) fn unsaved(state: &Path) -> Snapshot {
+        Snapshot {
+            state: state.to_path_buf(),
+            boot_log: state.with_extension("log"),
+            kernel_release: "6.1.0-test".into(),
+            _cleanup: std::sync::Arc::new(crate::host::cleanup::Registration::new(
+                crate::host::cleanup::Action::RemoveFile(state.to_path_buf()),
+            )),
+        }
+    }
+}
+
 impl Vm {
     /// Stops the guest and saves its state to `path`. The VM stays stopped; shut it down after.
     pub fn save_snapshot(&mut self, path: &Path) -> Result<Snapshot, VmError> {

@@ -162,7 +162,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ssh_and_a_restore_do_not_go_together_whichever_comes_first() {
+    fn a_spec_with_ssh_cannot_be_restored() {
         let mut spec = MachineSpec::new(Board::Arm64Virt, "debian-6.1");
         spec.check_restorable().unwrap();
         spec.set_ssh(true).unwrap();
@@ -170,5 +170,22 @@ mod tests {
         spec.set_ssh(false).unwrap();
         spec.check_restorable().unwrap();
         assert!(!spec.ssh());
+    }
+
+    #[test]
+    fn a_restored_spec_refuses_ssh_and_an_ssh_spec_refuses_a_restore() {
+        let dir = tempfile::tempdir().unwrap();
+        let snap = Snapshot::unsaved(&dir.path().join("state.bin"));
+        let mut restored = MachineSpec::new(Board::Arm64Virt, "debian-6.1");
+        restored.restore_from(snap.clone()).unwrap();
+        assert_eq!(restored.set_ssh(true), Err(SpecError::RestoreNeedsHvc));
+        assert!(!restored.ssh());
+        restored.set_ssh(false).unwrap();
+        assert!(restored.restore().is_some());
+
+        let mut with_ssh = MachineSpec::new(Board::Arm64Virt, "debian-6.1");
+        with_ssh.set_ssh(true).unwrap();
+        assert_eq!(with_ssh.restore_from(snap), Err(SpecError::RestoreNeedsHvc));
+        assert!(with_ssh.restore().is_none());
     }
 }

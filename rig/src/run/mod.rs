@@ -410,6 +410,40 @@ mod tests {
         assert!(in_run.is_empty(), "the run folder got files: {in_run:?}");
     }
 
+    /// The run's spec is the command line's with the scenario's part added: its `cmdline:`
+    /// before `--cmdline`, its devices, ssh when a step uses it, root ports only when it
+    /// hot-plugs PCI, the outbound network only when it requires it.
+    #[test]
+    fn the_scenario_adds_its_part_to_the_command_lines_machine() {
+        let overlays = crate::repo_root().join("overlays");
+        let parse = |text: &str| crate::scenario::parse_str(text, "t.yaml", &overlays).unwrap();
+        let mut opts = RunOptions::new(Board::X86_64Q35, "debian-6.1");
+        opts.machine.cmdline = vec!["from.cli=1".into()];
+        opts.machine.memory_mib = 1024;
+        let plain = parse("cmdline: [from.file=1]\nsteps:\n  - guest: {run: 'true'}\n");
+        let spec = machine_spec(&plain, &opts).unwrap();
+        assert_eq!(spec.cmdline, ["from.file=1", "from.cli=1"]);
+        assert_eq!(spec.memory_mib, 1024);
+        assert_eq!(spec.hotplug_root_ports, 0);
+        assert!(!spec.ssh() && !spec.outbound_network && spec.devices.is_empty());
+
+        let busy = parse(
+            "requires: [pci_hotplug, outbound_network]\ndevices:\n  - qemu: {driver: pci-testdev}\n\
+             steps:\n  - pci_hotplug: {id: nic1, driver: e1000e}\n  \
+             - guest: {run: 'true', via: ssh}\n",
+        );
+        let spec = machine_spec(&busy, &opts).unwrap();
+        assert_eq!(spec.cmdline, ["from.cli=1"]);
+        assert_eq!(
+            spec.hotplug_root_ports,
+            crate::host::board::HOTPLUG_ROOT_PORTS
+        );
+        assert!(spec.ssh() && spec.outbound_network);
+        assert_eq!(spec.devices.len(), 1);
+        // The command line's own spec is left as it was.
+        assert_eq!(opts.machine.cmdline, ["from.cli=1"]);
+    }
+
     /// A board the scenario cannot run on is refused before provisioning too: the cache stays
     /// empty (an unknown kernel name: provisioning would fail on that instead).
     #[test]
