@@ -177,6 +177,7 @@ fn machine_spec(scenario: &Scenario, opts: &RunOptions) -> Result<MachineSpec, R
     let ssh = spec.ssh() || uses_ssh(scenario);
     spec.set_ssh(ssh).map_err(RunError::Machine)?;
     if opts.snapshot {
+        // The spec's one rule, said for the run: it will restore what it saves.
         spec.check_restorable()
             .map_err(|_| RunError::SnapshotNeedsHvc)?;
     }
