@@ -56,6 +56,8 @@ bad_input!(
     crate::host::board::UnknownName,
     crate::machine::timeouts::BadTimeoutScale,
     crate::machine::qemu::CmdlineError,
+    // Parts of a machine that cannot go together (ssh on a restored guest).
+    crate::machine::spec::SpecError,
     crate::scenario::ScenarioError,
     crate::project::ProjectError,
     crate::run::requirements::Unsupported,
@@ -98,12 +100,21 @@ impl Classify for crate::guest::GuestError {
     fn exit_class(&self) -> ExitClass {
         use crate::guest::GuestError as E;
         match self {
-            E::MissingTools { source, .. } => source.exit_class(),
             E::Image { source, .. } => source.exit_class(),
             E::Vm(e) => e.exit_class(),
             E::Ssh { source, .. } => source.exit_class(),
             E::Transport { source, .. } => source.exit_class(),
             E::NoSsh => Infra,
+        }
+    }
+}
+
+impl Classify for crate::prepare::PrepareError {
+    fn exit_class(&self) -> ExitClass {
+        use crate::prepare::PrepareError as E;
+        match self {
+            E::MissingTools { source, .. } => source.exit_class(),
+            E::Image { source, .. } => source.exit_class(),
         }
     }
 }
@@ -152,6 +163,7 @@ impl Classify for crate::run::RunError {
             E::Snapshot(e) => e.exit_class(),
             // A run's options that cannot go with its scenario: refused before anything runs.
             E::SnapshotNeedsHvc => BadInput,
+            E::Machine(e) => e.exit_class(),
             E::NoRuns | E::Report { .. } => Infra,
         }
     }
@@ -212,6 +224,8 @@ impl Classify for crate::bench::BenchError {
     fn exit_class(&self) -> ExitClass {
         use crate::bench::BenchError as E;
         match self {
+            E::Prepare(e) => e.exit_class(),
+            E::Machine(e) => e.exit_class(),
             E::Guest(e) => e.exit_class(),
             E::Run(e) => e.exit_class(),
             E::Bare { .. } | E::Round { .. } | E::NoRuns => Infra,

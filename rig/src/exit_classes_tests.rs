@@ -6,9 +6,11 @@ use crate::bisect::{git::GitError, BisectError};
 use crate::guest::transport::TransportError;
 use crate::guest::GuestError;
 use crate::host::board::{Board, UnknownName};
+use crate::machine::spec::SpecError;
 use crate::machine::state::{BootStall, MachineState};
 use crate::machine::vm::VmError;
 use crate::matrix::{MatrixError, MatrixRunError};
+use crate::prepare::PrepareError;
 use crate::provision::kbuild::KbuildError;
 use crate::provision::{image::ImageError, ProvisionError};
 use crate::report::ReportError;
@@ -58,6 +60,14 @@ fn unknown_kernel() -> ProvisionError {
 
 fn guest_image(source: ProvisionError) -> GuestError {
     GuestError::Image {
+        kernel: "nope".into(),
+        board: Board::X86_64Q35,
+        source: Box::new(source),
+    }
+}
+
+fn prepare_image(source: ProvisionError) -> PrepareError {
+    PrepareError::Image {
         kernel: "nope".into(),
         board: Board::X86_64Q35,
         source: Box::new(source),
@@ -208,8 +218,26 @@ fn every_error_kind_has_its_class() {
             BadInput,
         ),
         (
+            "PrepareError::Image(UnknownKernel)",
+            Box::new(prepare_image(unknown_kernel())),
+            BadInput,
+        ),
+        (
             "RunError::Prepare(Image(UnknownKernel))",
-            Box::new(RunError::Prepare(guest_image(unknown_kernel()))),
+            Box::new(RunError::Prepare(prepare_image(unknown_kernel()))),
+            BadInput,
+        ),
+        ("SpecError", Box::new(SpecError::RestoreNeedsHvc), BadInput),
+        (
+            "RunError::Machine",
+            Box::new(RunError::Machine(SpecError::RestoreNeedsHvc)),
+            BadInput,
+        ),
+        (
+            "BenchError::Machine",
+            Box::new(crate::bench::BenchError::Machine(
+                SpecError::RestoreNeedsHvc,
+            )),
             BadInput,
         ),
         (
@@ -243,14 +271,14 @@ fn every_error_kind_has_its_class() {
         ),
         (
             "ReproduceError::Run(Prepare(Image(UnknownKernel)))",
-            Box::new(ReproduceError::Run(RunError::Prepare(guest_image(
+            Box::new(ReproduceError::Run(RunError::Prepare(prepare_image(
                 unknown_kernel(),
             )))),
             BadInput,
         ),
         (
-            "BenchError::Guest(Image(UnknownKernel))",
-            Box::new(crate::bench::BenchError::Guest(guest_image(
+            "BenchError::Prepare(Image(UnknownKernel))",
+            Box::new(crate::bench::BenchError::Prepare(prepare_image(
                 unknown_kernel(),
             ))),
             BadInput,
@@ -278,8 +306,10 @@ fn every_error_kind_has_its_class() {
             Kernel,
         ),
         (
-            "RunError::Prepare(Vm(hang))",
-            Box::new(RunError::Prepare(GuestError::Vm(Box::new(hang())))),
+            "RunError::Snapshot(Vm(hang))",
+            Box::new(RunError::Snapshot(Box::new(GuestError::Vm(Box::new(
+                hang(),
+            ))))),
             Kernel,
         ),
         // rig's own failures.
@@ -350,6 +380,19 @@ fn every_error_kind_has_its_class() {
             Infra,
         ),
         ("GuestError::NoSsh", Box::new(GuestError::NoSsh), Infra),
+        (
+            "PrepareError::MissingTools",
+            Box::new(PrepareError::MissingTools {
+                missing: "qemu-system-arm".into(),
+                source: crate::host::apt::SetupError::NotRoot(vec!["qemu-system-arm"]),
+            }),
+            Infra,
+        ),
+        (
+            "PrepareError::Image(Image(Io))",
+            Box::new(prepare_image(ProvisionError::Image(image_io()))),
+            Infra,
+        ),
         ("RunError::NoRuns", Box::new(RunError::NoRuns), Infra),
         (
             "RunError::SnapshotNeedsHvc",

@@ -5,12 +5,13 @@
 //!
 //! ```text
 //!   provision ──► machine ──► guest ──► run (drive) ──► dmesg (detect)
-//!   (kernels,     (board,     (console   (steps,          (reports,
+//!   (kernels,     (spec,      (console   (steps,          (reports,
 //!    rootfs,       QEMU argv,  protocol,  parallel,        titles)
 //!    initramfs)    VM, QMP,    ssh,       repeat,
 //!                  accel)      transport) verdicts)
 //!                                 ▲
 //!                    scenario (format: parse, validate)
+//!   before a boot:  prepare (host tools, provision, accelerator: a prepared machine spec)
 //!   workflows on top:  matrix · reproduce · bisect · soak   (each uses run + report)
 //!   under everything:  host (process ownership, cache, artifacts, events, board names)
 //! ```
@@ -27,6 +28,7 @@ pub mod guest;
 pub mod host;
 pub mod machine;
 pub mod matrix;
+pub mod prepare;
 pub mod project;
 pub mod provision;
 pub mod report;

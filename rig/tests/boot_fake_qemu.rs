@@ -14,6 +14,7 @@ use rig::host::events::{Event, EventSink, Events};
 use rig::host::exit::{Classify, ExitClass};
 use rig::machine::qemu::Accel;
 use rig::machine::qmp::QmpError;
+use rig::machine::spec::MachineSpec;
 use rig::machine::state::{BootStall, MachineState};
 use rig::machine::timeouts::Timeouts;
 use rig::machine::vm::{ExitCause, Vm, VmError};
@@ -121,9 +122,10 @@ fn boot(mode: Mode, timeouts: Timeouts) -> (Boot, Result<Vm, VmError>) {
         initrd: file("initrd"),
     };
     // x86: the board that needs no device tree (an arm64 boot would dump one with real QEMU).
-    let mut cfg = VmConfig::new(Board::X86_64Q35, Accel::Tcg, image);
+    let mut spec = MachineSpec::new(Board::X86_64Q35, "fake");
+    spec.cmdline = vec![mode.param()];
+    let mut cfg = VmConfig::new(spec, Accel::Tcg, image);
     cfg.timeouts = timeouts;
-    cfg.extra_cmdline = vec![mode.param()];
     cfg.qemu_program = Some(fake_qemu::link(dir.path()));
     let run_dir = RunDir::create_in(&dir.path().join("runs"), mode.name()).unwrap();
     let seen = Arc::new(Seen::default());

@@ -46,7 +46,7 @@ fn trials(args: &Arguments) -> Result<Vec<Trial>, String> {
                     let cell = p.cell;
                     Trial::test(name, move || {
                         let opts = CellOptions {
-                            accel: rig::machine::accel::AccelChoice::Auto,
+                            accel: rig::machine::spec::AccelChoice::Auto,
                             auto_setup: false,
                             artifacts: artifacts(),
                         };

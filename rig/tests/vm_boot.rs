@@ -175,11 +175,11 @@ fn qemu_that_exits_early_is_reported_at_once_with_its_stderr() {
     opts.memory_mib = 8192; // more than maxmem: QEMU refuses to start
     let rd = run_dir("early-exit");
     let start = Instant::now();
-    let err =
-        match rig::guest::Guest::start(&opts, &cache(), &rd, &rig::host::events::Events::none()) {
-            Ok(_) => panic!("boot with memory > maxmem must fail"),
-            Err(e) => e,
-        };
+    let machine = prepare(opts);
+    let err = match rig::guest::Guest::boot(&machine, &rd, &rig::host::events::Events::none()) {
+        Ok(_) => panic!("boot with memory > maxmem must fail"),
+        Err(e) => e,
+    };
     assert!(
         start.elapsed() < Duration::from_secs(30),
         "took {:?}",

@@ -150,7 +150,7 @@ fn listening(pid: u32) -> Vec<(String, u16)> {
 #[test]
 fn ssh_listens_on_loopback_only_and_leaves_no_key_or_open_socket_behind() {
     let mut o = options(BOARD, "debian-6.1");
-    o.ssh = true;
+    o.set_ssh(true).unwrap();
     let mut g = boot_with(o, "hostile-ssh");
     let port = g.ssh.as_ref().unwrap().addr().port();
     let qemu = g.vm.qemu_pid();
@@ -281,7 +281,7 @@ fn a_console_flood_is_capped_and_a_report_after_the_cap_still_counts() {
 #[test]
 fn ssh_output_is_capped_like_the_hvc_shells() {
     let mut opts = options(BOARD, "debian-6.1");
-    opts.ssh = true;
+    opts.set_ssh(true).unwrap();
     let mut g = boot_with(opts, "hostile-ssh-flood");
     sh(&mut g, "true");
     let before = hwm_kib();

@@ -77,28 +77,21 @@ fn the_command_shell_keeps_its_framing_whatever_the_guest_prints() {
 
 #[test]
 fn restored_guests_start_from_the_saved_state_every_time() {
-    let opts = options(Board::Arm64Virt, "rig-6.12");
-    let mut g0 = boot_with(opts.clone(), "snapshot-template");
+    let machine = prepare(options(Board::Arm64Virt, "rig-6.12"));
+    let mut g0 = boot_prepared(&machine, "snapshot-template");
     sh(&mut g0, "echo saved > /tmp/base");
-    let (image, accel) = (g0.image.clone(), g0.accel.clone());
     let state = g0.vm.run_dir().file("state.bin");
     let snap = g0.vm.save_snapshot(&state).unwrap();
     let pid0 = g0.vm.qemu_pid();
     g0.shutdown();
     assert!(!alive(pid0));
-    let mut restored = opts.clone();
-    restored.restore = Some(snap.clone());
+    let mut restored = machine.clone();
+    restored.spec.restore_from(snap.clone()).unwrap();
     let mut seen_random = Vec::new();
     for run in 1..=2 {
         let rd = run_dir(&format!("snapshot-restored-{run}"));
-        let mut g = Guest::boot(
-            &restored,
-            image.clone(),
-            accel.clone(),
-            &rd,
-            &Events::none(),
-        )
-        .unwrap_or_else(|e| panic!("restore {run}: {e:?}"));
+        let mut g = Guest::boot(&restored, &rd, &Events::none())
+            .unwrap_or_else(|e| panic!("restore {run}: {e:?}"));
         // The saved guest's state, and nothing a previous restored run did.
         assert_eq!(sh(&mut g, "cat /tmp/base"), "saved\n");
         assert_eq!(
@@ -118,11 +111,12 @@ fn restored_guests_start_from_the_saved_state_every_time() {
     // Fresh entropy was mixed in after each restore and the CRNG reseeded from it: the runs do
     // not read the same bytes (without the reseed wait they did).
     assert_ne!(seen_random[0], seen_random[1]);
-    // ssh is refused on restored guests.
-    let mut with_ssh = restored.clone();
-    with_ssh.ssh = true;
-    let rd = run_dir("snapshot-ssh");
-    assert!(Guest::boot(&with_ssh, image, accel, &rd, &Events::none()).is_err());
+    // ssh is refused on restored guests, and a restore on guests with ssh.
+    let mut with_ssh = restored.spec.clone();
+    assert!(with_ssh.set_ssh(true).is_err());
+    let mut with_ssh = machine.spec.clone();
+    with_ssh.set_ssh(true).unwrap();
+    assert!(with_ssh.restore_from(snap).is_err());
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 fn boot_ssh(board: Board, label: &str) -> rig::guest::Guest {
     let mut o = options(board, "debian-6.1");
-    o.ssh = true;
+    o.set_ssh(true).unwrap();
     boot_with(o, label)
 }
 

@@ -2,12 +2,13 @@
 //! rig's overhead shows as a ratio.
 
 use super::{median, BenchError};
-use crate::guest::{self, Guest, GuestOptions};
+use crate::guest::Guest;
 use crate::host::artifacts::RunDir;
 use crate::host::cache::Cache;
 use crate::host::events::Events;
 use crate::host::process::Supervised;
 use crate::machine::qemu::{self, Accel, QemuConfig};
+use crate::machine::spec::MachineSpec;
 use crate::provision::BootImage;
 use std::fmt;
 use std::io::Read;
@@ -46,8 +47,11 @@ impl fmt::Display for BootBench {
     }
 }
 
+/// Boots `spec` `runs` times through rig and as many times bare (host tools installed first
+/// when `auto_setup`).
 pub fn boot(
-    opts: &GuestOptions,
+    spec: &MachineSpec,
+    auto_setup: bool,
     runs: usize,
     cache: &Cache,
     run_dir: &RunDir,
@@ -56,26 +60,26 @@ pub fn boot(
     if runs == 0 {
         return Err(BenchError::NoRuns);
     }
-    let (image, verdict) = guest::prepare(opts, cache, events)?;
+    let machine = crate::prepare::prepare(spec.clone(), auto_setup, cache, events)?;
     let mut rig_times = Vec::new();
     let mut bare_times = Vec::new();
     for n in 0..runs {
         let dir = run_dir
-            .child(&format!("{}-{n}", opts.board))
+            .child(&format!("{}-{n}", spec.board))
             .map_err(|e| BenchError::Bare {
                 run: n,
                 why: e.to_string(),
             })?;
         let start = Instant::now();
-        let g = Guest::boot(opts, image.clone(), verdict.clone(), &dir, &Events::none())?;
+        let g = Guest::boot(&machine, &dir, &Events::none())?;
         rig_times.push(start.elapsed().as_secs_f64());
         g.shutdown();
-        bare_times.push(bare_boot(opts, &image, verdict.accel, n)?);
+        bare_times.push(bare_boot(spec, &machine.image, machine.accel.accel, n)?);
     }
     Ok(BootBench {
-        board: opts.board.to_string(),
-        kernel: opts.kernel.clone(),
-        accel: verdict.accel.name().into(),
+        board: spec.board.to_string(),
+        kernel: spec.kernel.clone(),
+        accel: machine.accel.accel.name().into(),
         runs,
         rig_median_s: median(&mut rig_times).unwrap_or_default(),
         bare_median_s: median(&mut bare_times).unwrap_or_default(),
@@ -84,19 +88,19 @@ pub fn boot(
 
 /// Plain QEMU with the console on a pipe: seconds until `RIG-READY` is printed.
 fn bare_boot(
-    opts: &GuestOptions,
+    spec: &MachineSpec,
     image: &BootImage,
     accel: Accel,
     run: usize,
 ) -> Result<f64, BenchError> {
     let fail = |why: String| BenchError::Bare { run, why };
-    let mut cfg = QemuConfig::new(opts.board, accel, "unused".into(), "unused".into());
+    let mut cfg = QemuConfig::new(spec.board, accel, "unused".into(), "unused".into());
     cfg.console_socket = None;
     cfg.qmp_socket = None;
     cfg.kernel = Some(image.kernel.image.clone());
     cfg.initrd = Some(image.initrd.clone());
-    let params = crate::machine::vm_config::boot_params(image, &opts.extra_cmdline);
-    cfg.cmdline = qemu::kernel_cmdline(opts.board, &params).map_err(|e| fail(e.to_string()))?;
+    let params = crate::machine::vm_config::boot_params(image, &spec.cmdline);
+    cfg.cmdline = qemu::kernel_cmdline(spec.board, &params).map_err(|e| fail(e.to_string()))?;
     cfg.dtb = crate::machine::dtb::for_boot(&cfg, &crate::host::events::Events::none());
     let argv = qemu::argv(&cfg);
     let mut cmd = Command::new(&argv[0]);

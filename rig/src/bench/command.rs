@@ -12,10 +12,11 @@
 
 use super::{BenchError, Summary};
 use crate::guest::transport::Via;
-use crate::guest::{self, Guest, GuestOptions};
+use crate::guest::Guest;
 use crate::host::artifacts::RunDir;
 use crate::host::cache::Cache;
 use crate::host::events::Events;
+use crate::machine::spec::MachineSpec;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -67,8 +68,11 @@ impl fmt::Display for CommandBench {
     }
 }
 
+/// Boots `spec` (host tools installed first when `auto_setup`) and measures `runs` round trips
+/// over `via`.
 pub fn command(
-    opts: &GuestOptions,
+    spec: &MachineSpec,
+    auto_setup: bool,
     via: Via,
     runs: usize,
     cache: &Cache,
@@ -78,17 +82,17 @@ pub fn command(
     if runs == 0 {
         return Err(BenchError::NoRuns);
     }
-    let mut opts = opts.clone();
-    opts.ssh = via == Via::Ssh;
-    let (image, accel) = guest::prepare(&opts, cache, events)?;
-    let mut g = Guest::boot(&opts, image, accel.clone(), run_dir, &Events::none())?;
+    let mut spec = spec.clone();
+    spec.set_ssh(via == Via::Ssh)?;
+    let machine = crate::prepare::prepare(spec, auto_setup, cache, events)?;
+    let mut g = Guest::boot(&machine, run_dir, &Events::none())?;
     let result = measure(&mut g, via, runs);
     g.shutdown();
     let (rig, bare) = result?;
     Ok(CommandBench {
-        board: opts.board.to_string(),
-        kernel: opts.kernel.clone(),
-        accel: accel.accel.name().into(),
+        board: machine.spec.board.to_string(),
+        kernel: machine.spec.kernel.clone(),
+        accel: machine.accel.accel.name().into(),
         transport: via.name().into(),
         command: COMMAND.into(),
         runs,

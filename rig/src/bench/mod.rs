@@ -18,9 +18,14 @@ pub use command::{command, CommandBench};
 pub use scenario::{scenario_runs, RunBench};
 
 use crate::guest::GuestError;
+use crate::prepare::PrepareError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    #[error(transparent)]
+    Machine(#[from] crate::machine::spec::SpecError),
     #[error(transparent)]
     Guest(#[from] GuestError),
     #[error(transparent)]

@@ -103,10 +103,7 @@ pub fn scenario_runs(
         return Err(BenchError::NoRuns);
     }
     // Provision first, so the wall clock below holds repetitions only.
-    let mut gopts = crate::guest::GuestOptions::new(opts.board, &opts.kernel);
-    gopts.accel = opts.accel;
-    gopts.auto_setup = opts.auto_setup;
-    crate::guest::prepare(&gopts, cache, events)?;
+    crate::prepare::prepare(opts.machine.clone(), opts.auto_setup, cache, events)?;
 
     let times = Arc::new(CommandTimes::default());
     let ev = events.clone().with(times.clone());
@@ -123,8 +120,8 @@ pub fn scenario_runs(
     let cmds = times.0.lock().map(|v| v.clone()).unwrap_or_default();
     Ok(RunBench {
         scenario: scenario.name.clone(),
-        board: opts.board.to_string(),
-        kernel: opts.kernel.clone(),
+        board: opts.machine.board.to_string(),
+        kernel: opts.machine.kernel.clone(),
         accel: result.accel.clone(),
         snapshot: opts.snapshot,
         runs,

@@ -471,7 +471,7 @@ pub struct Request<'a> {
     pub scenario: &'a crate::scenario::Scenario,
     pub board: crate::host::board::Board,
     pub flavor: String,
-    pub accel: crate::machine::accel::AccelChoice,
+    pub accel: crate::machine::spec::AccelChoice,
     pub runs: Option<u32>,
     pub title: Option<String>,
     pub resume: bool,

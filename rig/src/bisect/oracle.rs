@@ -6,7 +6,7 @@ use crate::host::artifacts::RunDir;
 use crate::host::board::Board;
 use crate::host::cache::{sha256_file, Cache};
 use crate::host::events::Events;
-use crate::machine::accel::AccelChoice;
+use crate::machine::spec::AccelChoice;
 use crate::provision::kbuild::KbuildError;
 use crate::provision::{KernelSpec, ProvisionError};
 use crate::run::{error_chain as chain, run_scenario, RunError, RunOptions, Verdict};
@@ -80,7 +80,7 @@ impl Oracle for KernelOracle<'_> {
             .child(&format!("{short}-run-{index}"))
             .map_err(|e| chain(&e))?;
         let mut opts = RunOptions::new(self.board, &self.kernel_name());
-        opts.accel = self.accel;
+        opts.machine.accel = self.accel;
         opts.auto_setup = false;
         match run_scenario(self.scenario, &opts, self.cache, &dir, self.events) {
             Ok(r) if r.verdict == Verdict::Infra => Ok(RunOutcome::Infra { why: r.render() }),

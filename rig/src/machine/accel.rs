@@ -7,57 +7,15 @@ use crate::host::board::{Arch, Board};
 use crate::host::cache::{Cache, CacheKey};
 use crate::host::events::{Event, Events};
 use crate::machine::qemu::Accel;
+use crate::machine::spec::{AccelChoice, AccelDecision, MachineSpec};
 use crate::machine::timeouts::Timeouts;
 use crate::machine::vm::Vm;
 use crate::machine::vm_config::VmConfig;
 use crate::provision::BootImage;
-use std::str::FromStr;
 use std::time::Duration;
-
-/// What the user asked for with `--accel`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AccelChoice {
-    #[default]
-    Auto,
-    Kvm,
-    Tcg,
-}
-
-impl FromStr for AccelChoice {
-    type Err = crate::host::board::UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "auto" => Ok(AccelChoice::Auto),
-            "kvm" => Ok(AccelChoice::Kvm),
-            "tcg" => Ok(AccelChoice::Tcg),
-            _ => Err(crate::host::board::UnknownName {
-                what: "accelerator",
-                given: s.into(),
-                known: "auto, kvm, tcg".into(),
-            }),
-        }
-    }
-}
-
-impl AccelChoice {
-    /// The spelling `--accel` takes (what [`FromStr`] reads back).
-    pub fn name(self) -> &'static str {
-        match self {
-            AccelChoice::Auto => "auto",
-            AccelChoice::Kvm => "kvm",
-            AccelChoice::Tcg => "tcg",
-        }
-    }
-}
 
 /// The deadline for the KVM probe boot: a working KVM reaches init in about a second.
 pub const PROBE_DEADLINE: Duration = Duration::from_secs(5);
-
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct AccelDecision {
-    pub accel: Accel,
-    pub reason: String,
-}
 
 /// Why KVM cannot even be tried, if so.
 pub fn kvm_precondition(board: Board, host: Option<Arch>) -> Result<(), String> {
@@ -224,7 +182,8 @@ pub fn probe(
             }
         }
     };
-    let mut cfg = VmConfig::new(board, Accel::Kvm, image.clone());
+    let spec = MachineSpec::new(board, &image.kernel.name);
+    let mut cfg = VmConfig::new(spec, Accel::Kvm, image.clone());
     cfg.timeouts = Timeouts {
         boot: PROBE_DEADLINE,
         ..Timeouts::NATIVE

@@ -33,7 +33,7 @@ impl Vm {
         let console = open_console(&mut qemu, &sockets.console, shell, cfg, run_dir)?;
         let qmp = qmp_handshake(&mut qemu, &sockets.qmp, &console, cfg, run_dir)?;
         let mut vm = Vm {
-            board: cfg.board,
+            board: cfg.spec.board,
             accel: cfg.accel,
             timeouts: cfg.timeouts,
             qemu,
@@ -44,7 +44,7 @@ impl Vm {
             events: events.clone(),
             sockets: sockets.dir,
         };
-        let kernel_release = match &cfg.restore {
+        let kernel_release = match cfg.spec.restore() {
             Some(snap) => {
                 vm.load_snapshot(snap)?;
                 snap.kernel_release.clone()
@@ -97,26 +97,25 @@ fn qemu_argv(
     events: &Events,
 ) -> Result<Vec<String>, VmError> {
     let mut qc = QemuConfig::new(
-        cfg.board,
+        cfg.spec.board,
         cfg.accel,
         sockets.console.clone(),
         sockets.qmp.clone(),
     );
     qc.shell_fd = Some(shell_pair.qemu_fd());
-    qc.incoming_defer = cfg.restore.is_some();
+    qc.incoming_defer = cfg.spec.restore().is_some();
     qc.kernel = Some(cfg.image.kernel.image.clone());
     qc.initrd = Some(
         cfg.initrd_override
             .clone()
             .unwrap_or(cfg.image.initrd.clone()),
     );
-    qc.cmdline = qemu::kernel_cmdline(cfg.board, &boot_params(&cfg.image, &cfg.extra_cmdline))?;
-    qc.memory_mib = cfg.memory_mib;
-    qc.smp = cfg.smp;
+    qc.cmdline = qemu::kernel_cmdline(cfg.spec.board, &boot_params(&cfg.image, &cfg.spec.cmdline))?;
+    qc.memory_mib = cfg.spec.memory_mib;
     qc.ssh_forward_port = cfg.ssh_forward_port;
-    qc.devices = cfg.devices.clone();
-    qc.hotplug_root_ports = cfg.hotplug_root_ports;
-    qc.outbound_network = cfg.outbound_network;
+    qc.devices = cfg.spec.devices.clone();
+    qc.hotplug_root_ports = cfg.spec.hotplug_root_ports;
+    qc.outbound_network = cfg.spec.outbound_network;
     qc.dtb = super::dtb::for_boot(&qc, events);
     let mut argv = qemu::argv(&qc);
     if let Some(program) = &cfg.qemu_program {
@@ -197,7 +196,7 @@ fn open_console(
         ("connecting the console", String::new),
         run_dir,
     )?;
-    if let Some(snap) = &cfg.restore {
+    if let Some(snap) = cfg.spec.restore() {
         let log = run_dir.console_log();
         snapshot::seed_console_log(snap, &log)
             .map_err(|source| VmError::Artifact { path: log, source })?;

@@ -1,6 +1,6 @@
 //! One emulated machine: board → QEMU argv and kernel cmdline (pure functions), the supervised
 //! QEMU process with its two console byte streams (kernel console, command shell) and QMP
-//! connection, and the choice of accelerator.
+//! connection, the choice of accelerator, and the machine's spec ([`spec::MachineSpec`]).
 
 pub mod accel;
 mod boot;
@@ -11,6 +11,7 @@ pub mod exit;
 pub mod qemu;
 pub mod qmp;
 pub mod snapshot;
+pub mod spec;
 pub mod state;
 pub mod stream;
 pub mod timeouts;

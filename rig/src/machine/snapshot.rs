@@ -3,7 +3,7 @@
 //!
 //! [`Vm::save_snapshot`] stops the guest at its ready shell and migrates it to a file through a
 //! unix socket rig serves (QEMU 7.2 has no `file:` migration, and under `-sandbox` it may not run
-//! `exec:cat`). [`VmConfig::restore`](super::vm_config::VmConfig::restore) makes
+//! `exec:cat`). A spec restored from it ([`MachineSpec::restore_from`](super::spec::MachineSpec::restore_from)) makes
 //! [`Vm::boot`] start QEMU with the same argv plus `-incoming defer`, load the file, and continue
 //! the guest; the kernel console log of the original boot is copied to the new run's
 //! `console.log` first, so the analyzer sees a whole boot either way.
@@ -165,6 +165,21 @@ fn wait_migration(vm: &mut Vm, what: &str, timeout: Duration) -> Result<(), VmEr
             "{what}: migration ended `{}`",
             other.unwrap_or("?")
         ))),
+    }
+}
+
+#[cfg(test)]
+impl Snapshot {
+    /// A snapshot at `state` that nothing saved, for tests of what holds one.
+    pub(crate) fn unsaved(state: &Path) -> Snapshot {
+        Snapshot {
+            state: state.to_path_buf(),
+            boot_log: state.with_extension("log"),
+            kernel_release: "6.1.0-test".into(),
+            _cleanup: std::sync::Arc::new(crate::host::cleanup::Registration::new(
+                crate::host::cleanup::Action::RemoveFile(state.to_path_buf()),
+            )),
+        }
     }
 }
 

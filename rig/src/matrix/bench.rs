@@ -78,7 +78,7 @@ pub fn bench(
     let provisioning_s = t.elapsed().as_secs_f64();
     let dir = RunDir::create(&format!("bench-matrix-{}", set.name))?;
     let opts = CellOptions {
-        accel: crate::machine::accel::AccelChoice::Auto,
+        accel: crate::machine::spec::AccelChoice::Auto,
         auto_setup: false,
         artifacts: dir.path().to_path_buf(),
     };

@@ -5,7 +5,7 @@ use super::Cell;
 use crate::host::artifacts::RunDir;
 use crate::host::cache::Cache;
 use crate::host::events::Events;
-use crate::machine::accel::AccelChoice;
+use crate::machine::spec::AccelChoice;
 use crate::run::{run_scenario, RunError, RunOptions, ScenarioResult, Verdict};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -75,7 +75,7 @@ pub fn run_cell(cell: &Cell, opts: &CellOptions, cache: &Cache, events: &Events)
             ),
             Ok(dir) => {
                 let mut ro = RunOptions::new(cell.board, &cell.kernel);
-                ro.accel = opts.accel;
+                ro.machine.accel = opts.accel;
                 ro.auto_setup = opts.auto_setup;
                 ro.repeat = cell.repeat;
                 let path = dir.path().to_path_buf();

@@ -226,8 +226,8 @@ pub fn plan_here(
     auto_setup: bool,
 ) -> Vec<Planned> {
     plan(cells, &mut |k, arch| {
-        let needs = crate::guest::needs_for_kernel(k);
-        crate::guest::ensure_host_tools(&needs, auto_setup, cache, events)
+        let needs = crate::prepare::needs_for_kernel(k);
+        crate::prepare::ensure_host_tools(&needs, auto_setup, cache, events)
             .map_err(|e| crate::run::error_chain(&e))?;
         crate::provision::resolve_kernel(k, arch, cache, events)
             .map_err(|e| crate::run::error_chain(&e))
@@ -241,7 +241,7 @@ pub fn provision(
     cache: &crate::host::cache::Cache,
     events: &crate::host::events::Events,
     auto_setup: bool,
-) -> Result<(), crate::guest::GuestError> {
+) -> Result<(), crate::prepare::PrepareError> {
     let mut boards: Vec<(String, Board)> = Vec::new();
     for g in &set.groups {
         for k in &g.kernels {
@@ -256,9 +256,8 @@ pub fn provision(
         }
     }
     for (k, b) in boards {
-        let mut o = crate::guest::GuestOptions::new(b, &k);
-        o.auto_setup = auto_setup;
-        crate::guest::prepare(&o, cache, events)?;
+        let spec = crate::machine::spec::MachineSpec::new(b, &k);
+        crate::prepare::prepare(spec, auto_setup, cache, events)?;
     }
     Ok(())
 }

@@ -175,7 +175,7 @@ fn an_infra_error_is_retried_once_inside_the_cell_and_says_so() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let opts = CellOptions {
-        accel: crate::machine::accel::AccelChoice::Tcg,
+        accel: crate::machine::spec::AccelChoice::Tcg,
         auto_setup: false,
         artifacts: tmp.path().join("runs"),
     };

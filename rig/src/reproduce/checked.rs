@@ -20,7 +20,7 @@
 //! with it, and only from rig's own cache ([`super::bundle`]).
 
 use crate::host::board::Board;
-use crate::machine::accel::AccelChoice;
+use crate::machine::spec::AccelChoice;
 use crate::provision::KernelSpec;
 use crate::run::record::{RunRecord, RECORD_VERSION};
 use std::path::{Component, Path, PathBuf};

@@ -151,8 +151,8 @@ pub fn replay(
     for n in &scenario.notices {
         events.warn(n.clone());
     }
-    crate::guest::ensure_host_tools(
-        &crate::guest::needs_for_kernel(&kernel),
+    crate::prepare::ensure_host_tools(
+        &crate::prepare::needs_for_kernel(&kernel),
         o.auto_setup,
         cache,
         events,
@@ -160,9 +160,9 @@ pub fn replay(
     .map_err(RunError::Prepare)?;
     kernel::check(&kernel, r, cache, events)?;
     let mut opts = RunOptions::new(r.board, &kernel);
-    opts.accel = r.accel;
-    opts.memory_mib = r.memory_mib;
-    opts.extra_cmdline = r.extra_cmdline.clone();
+    opts.machine.accel = r.accel;
+    opts.machine.memory_mib = r.memory_mib;
+    opts.machine.cmdline = r.extra_cmdline.clone();
     opts.seed = Some(r.seed);
     opts.repeat = o.repeat.unwrap_or(r.repeat).max(1);
     opts.auto_setup = o.auto_setup;

@@ -49,20 +49,28 @@ pub(super) fn hot_plugs_pci(scenario: &Scenario) -> bool {
         })
 }
 
-/// Modules the devices need: virtio_mem when the kernel has it as a module (Debian's 6.1).
+/// Modules the scenario needs loaded at boot: virtio_mem for its devices when the kernel has
+/// it as a module (Debian's 6.1); rig_pci_overlay when it requires `pci_overlay_driver`.
 pub(super) fn needed_modules(
-    devices: &[BoardDevice],
+    scenario: &Scenario,
     config: &std::collections::BTreeMap<String, String>,
 ) -> Vec<String> {
-    let virtio = devices
+    let mut out = Vec::new();
+    let virtio = scenario
+        .devices
         .iter()
         .any(|d| matches!(d, BoardDevice::VirtioMem { .. }));
-    let is_module = config.get("CONFIG_VIRTIO_MEM").map(String::as_str) == Some("m");
-    if virtio && is_module {
-        vec!["virtio_mem".into()]
-    } else {
-        Vec::new()
+    if virtio && config.get("CONFIG_VIRTIO_MEM").map(String::as_str) == Some("m") {
+        out.push("virtio_mem".into());
     }
+    if scenario
+        .requires
+        .iter()
+        .any(|r| r.feature == Feature::PciOverlayDriver)
+    {
+        out.push(crate::provision::kbuild::PCI_OVERLAY_MODULE.into());
+    }
+    out
 }
 
 /// Packs `modules` into the image's initramfs and returns the command-line parameter that has
@@ -134,12 +142,24 @@ mod tests {
                 size_mib: 1024
             }
         );
+        let mut with_devs = scenario("requires: [virtio_mem]\nsteps:\n  - sleep: 1s\n");
+        with_devs.devices = devs.clone();
         let mut cfg = std::collections::BTreeMap::new();
-        assert!(needed_modules(&devs, &cfg).is_empty());
+        assert!(needed_modules(&with_devs, &cfg).is_empty());
         cfg.insert("CONFIG_VIRTIO_MEM".into(), "y".into());
-        assert!(needed_modules(&devs, &cfg).is_empty());
+        assert!(needed_modules(&with_devs, &cfg).is_empty());
         cfg.insert("CONFIG_VIRTIO_MEM".into(), "m".into());
-        assert_eq!(needed_modules(&devs, &cfg), ["virtio_mem"]);
-        assert!(needed_modules(&devs[..1], &cfg).is_empty());
+        assert_eq!(needed_modules(&with_devs, &cfg), ["virtio_mem"]);
+        with_devs.devices.truncate(1);
+        assert!(needed_modules(&with_devs, &cfg).is_empty());
+    }
+
+    #[test]
+    fn the_pci_overlay_driver_is_loaded_when_required() {
+        let cfg = std::collections::BTreeMap::new();
+        let s = scenario("requires: [pci_overlay_driver]\nsteps:\n  - sleep: 1s\n");
+        assert_eq!(needed_modules(&s, &cfg), ["rig_pci_overlay"]);
+        let s = scenario("requires: [pci_of_nodes]\nsteps:\n  - sleep: 1s\n");
+        assert!(needed_modules(&s, &cfg).is_empty());
     }
 }

@@ -14,12 +14,14 @@
 //! and DIMM plug/unplug) run on the host meanwhile; then everything is joined with the deadline.
 
 use crate::guest::transport::Via;
-use crate::guest::{self, Guest, GuestError, GuestOptions};
+use crate::guest::{Guest, GuestError};
 use crate::host::artifacts::RunDir;
 use crate::host::board::Board;
 use crate::host::cache::Cache;
 use crate::host::events::{Event, Events};
-use crate::machine::accel::AccelChoice;
+use crate::machine::spec::{MachineSpec, PreparedMachine, SpecError};
+use crate::prepare::{self, PrepareError};
+use crate::provision::BootImage;
 use crate::scenario::{Scenario, StepKind};
 
 mod boot_extras;
@@ -54,7 +56,7 @@ pub enum RunError {
     #[error(transparent)]
     Unsupported(#[from] requirements::Unsupported),
     #[error("cannot prepare the guest")]
-    Prepare(#[source] GuestError),
+    Prepare(#[source] PrepareError),
     #[error(transparent)]
     Artifacts(#[from] crate::host::artifacts::ArtifactsError),
     #[error("no repetitions asked for")]
@@ -75,18 +77,19 @@ pub enum RunError {
     Snapshot(#[source] Box<GuestError>),
     #[error("--snapshot restores guests over hvc only; this scenario uses ssh")]
     SnapshotNeedsHvc,
+    #[error("the machine asked for cannot run this scenario")]
+    Machine(#[source] SpecError),
 }
 
+/// A run's choices: the machine as the command line asked for it, and how the run goes.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    pub board: Board,
-    pub kernel: String,
-    pub accel: AccelChoice,
+    /// Board, kernel, accelerator, memory and `--cmdline`; the run adds the scenario's part
+    /// (its `cmdline:` before these, its devices, ssh, root ports, network).
+    pub machine: MachineSpec,
     pub repeat: u32,
+    /// Install missing host tools with apt when possible (Debian/Ubuntu as root or with sudo).
     pub auto_setup: bool,
-    pub memory_mib: u64,
-    /// Kernel command-line parameters added after the scenario's own (`rig run --cmdline`).
-    pub extra_cmdline: Vec<String>,
     /// Drives everything random in the run (`stagger` delays); `None`: a fresh one, recorded.
     pub seed: Option<u64>,
     /// Boot once, save the guest's state at its ready shell, and start every repetition from
@@ -97,13 +100,9 @@ pub struct RunOptions {
 impl RunOptions {
     pub fn new(board: Board, kernel: &str) -> Self {
         RunOptions {
-            board,
-            kernel: kernel.into(),
-            accel: AccelChoice::Auto,
+            machine: MachineSpec::new(board, kernel),
             repeat: 1,
             auto_setup: true,
-            memory_mib: crate::host::board::DEFAULT_MEMORY_MIB,
-            extra_cmdline: Vec::new(),
             seed: None,
             snapshot: false,
         }
@@ -122,7 +121,8 @@ fn uses_ssh(scenario: &Scenario) -> bool {
 }
 
 /// Runs `scenario` `opts.repeat` times, each on a fresh boot; writes `report.json`. The list of
-/// its phases; each phase is a function below, in order.
+/// its phases; each phase is a function below, in order: cheap refusals first, then the kernel
+/// provisioned and checked, the accelerator chosen, and the boots.
 pub fn run_scenario(
     scenario: &Scenario,
     opts: &RunOptions,
@@ -133,12 +133,9 @@ pub fn run_scenario(
     if opts.repeat == 0 {
         return Err(RunError::NoRuns);
     }
-    let gopts = guest_options(scenario, opts);
-    // Cheap refusals first: before any kernel is fetched or built.
-    if opts.snapshot && gopts.ssh {
-        return Err(RunError::SnapshotNeedsHvc);
-    }
-    let mut prepared = prepare(scenario, opts, gopts, cache, events)?;
+    let spec = machine_spec(scenario, opts)?;
+    let (spec, image) = provision(scenario, opts, spec, cache, events)?;
+    let mut prepared = choose_accel(spec, image, cache, events);
     // Timeouts the file left to their defaults are for native speed: scale them to this machine.
     let scaled = scenario.with_default_timeouts_scaled(prepared.timeout_scale);
     let scenario = &scaled;
@@ -154,52 +151,55 @@ pub fn run_scenario(
     Ok(final_result(header, reps, written))
 }
 
-/// What every repetition boots: the guest's options, its boot image (with the scenario's
-/// modules), the accelerator chosen, and the scale of the default timeouts on this machine.
+/// What every repetition boots: the machine prepared (the spec, its boot image with the
+/// scenario's modules, the accelerator chosen), and the scale of the default timeouts on it.
 struct Prepared {
-    gopts: GuestOptions,
-    image: crate::provision::BootImage,
-    /// Which accelerator runs the guest, and why ([`guest::prepare`]'s decision).
-    verdict: crate::machine::accel::AccelDecision,
+    machine: PreparedMachine,
     timeout_scale: f64,
 }
 
-/// Phase 1: the guest's options, from the run's and the scenario's.
-fn guest_options(scenario: &Scenario, opts: &RunOptions) -> GuestOptions {
-    let mut gopts = GuestOptions::new(opts.board, &opts.kernel);
-    gopts.accel = opts.accel;
-    gopts.auto_setup = opts.auto_setup;
-    gopts.memory_mib = opts.memory_mib;
-    gopts.extra_cmdline = scenario.cmdline.clone();
-    gopts
-        .extra_cmdline
-        .extend(opts.extra_cmdline.iter().cloned());
-    gopts.ssh = uses_ssh(scenario);
-    gopts.devices = boot_extras::extra_devices(&scenario.devices);
-    gopts.outbound_network = scenario
+/// Phase 1, before anything is fetched or built: the machine the scenario runs on (the run's
+/// spec with the scenario's part added), checked. `--snapshot` with a scenario that talks over
+/// ssh is refused, and so is a board the scenario cannot run on.
+fn machine_spec(scenario: &Scenario, opts: &RunOptions) -> Result<MachineSpec, RunError> {
+    let mut spec = opts.machine.clone();
+    spec.cmdline = scenario.cmdline.clone();
+    spec.cmdline.extend(opts.machine.cmdline.iter().cloned());
+    spec.devices
+        .extend(boot_extras::extra_devices(&scenario.devices));
+    spec.outbound_network |= scenario
         .requires
         .iter()
         .any(|r| r.feature == crate::scenario::Feature::OutboundNetwork);
     if !boot_extras::hot_plugs_pci(scenario) {
-        gopts.hotplug_root_ports = 0;
+        spec.hotplug_root_ports = 0;
     }
-    gopts
+    let ssh = spec.ssh() || uses_ssh(scenario);
+    spec.set_ssh(ssh).map_err(RunError::Machine)?;
+    if opts.snapshot {
+        // The spec's one rule, said for the run: it will restore what it saves.
+        spec.check_restorable()
+            .map_err(|_| RunError::SnapshotNeedsHvc)?;
+    }
+    requirements::check_board(scenario, spec.board)?;
+    Ok(spec)
 }
 
 /// Phase 2: the kernel and initramfs ready (fetched or built), the kernel checked against what
-/// the scenario requires, the modules its devices need packed into the initramfs, and the
-/// timeout scale of the accelerator chosen.
-fn prepare(
+/// the scenario requires of its `.config`, and the modules its devices need packed into the
+/// initramfs (init told to load them on the spec's command line).
+fn provision(
     scenario: &Scenario,
     opts: &RunOptions,
-    mut gopts: GuestOptions,
+    mut spec: MachineSpec,
     cache: &Cache,
     events: &Events,
-) -> Result<Prepared, RunError> {
-    let (mut image, verdict) = guest::prepare(&gopts, cache, events).map_err(RunError::Prepare)?;
-    requirements::check_kernel(scenario, opts.board, &image.kernel)?;
+) -> Result<(MachineSpec, BootImage), RunError> {
+    let mut image =
+        prepare::provision(&spec, opts.auto_setup, cache, events).map_err(RunError::Prepare)?;
+    requirements::check_kernel(scenario, spec.board, &image.kernel)?;
     let config = image.kernel.config_options().unwrap_or_default();
-    let modules = boot_extras::needed_modules(&scenario.devices, &config);
+    let modules = boot_extras::needed_modules(scenario, &config);
     if let Some(param) =
         boot_extras::add_modules(&mut image, &modules, cache, events).map_err(|source| {
             RunError::Modules {
@@ -208,18 +208,23 @@ fn prepare(
             }
         })?
     {
-        gopts.extra_cmdline.push(param);
+        spec.cmdline.push(param);
     }
-    let timeout_scale = crate::machine::timeouts::timeout_scale(verdict.accel, opts.board);
-    Ok(Prepared {
-        gopts,
-        image,
-        verdict,
-        timeout_scale,
-    })
+    Ok((spec, image))
 }
 
-/// Phase 3: what `rig reproduce` needs to run it again, in the run folder.
+/// Phase 3: the accelerator chosen ([`prepare::choose_accel`]), and the timeout scale it sets.
+fn choose_accel(spec: MachineSpec, image: BootImage, cache: &Cache, events: &Events) -> Prepared {
+    let machine = prepare::choose_accel(spec, image, cache, events);
+    let timeout_scale =
+        crate::machine::timeouts::timeout_scale(machine.accel.accel, machine.spec.board);
+    Prepared {
+        machine,
+        timeout_scale,
+    }
+}
+
+/// Phase 4: what `rig reproduce` needs to run it again, in the run folder.
 fn record_inputs(
     run_dir: &RunDir,
     scenario: &Scenario,
@@ -233,13 +238,13 @@ fn record_inputs(
             scenario,
             opts,
             seed,
-            kernel: &prepared.image.kernel,
-            accel_used: prepared.verdict.accel.name(),
+            kernel: &prepared.machine.image.kernel,
+            accel_used: prepared.machine.accel.accel.name(),
         },
     );
 }
 
-/// Phase 4, with `--snapshot`: boots once and saves the guest's state, which every repetition
+/// Phase 5, with `--snapshot`: boots once and saves the guest's state, which every repetition
 /// then starts from.
 fn snapshot_if_asked(
     opts: &RunOptions,
@@ -250,22 +255,19 @@ fn snapshot_if_asked(
     if !opts.snapshot {
         return Ok(None);
     }
-    let s = save_boot(
-        &prepared.gopts,
-        &prepared.image,
-        &prepared.verdict,
-        run_dir,
-        events,
-    )?;
-    prepared.gopts.restore = Some(s.clone());
+    let s = save_boot(&prepared.machine, run_dir, events)?;
+    // Phase 1 checked that this spec can be restored.
+    prepared
+        .machine
+        .spec
+        .restore_from(s.clone())
+        .map_err(RunError::Machine)?;
     Ok(Some(s))
 }
 
 /// Boots the guest once (in `saved-boot/`) and saves its state at the ready shell.
 fn save_boot(
-    gopts: &GuestOptions,
-    image: &crate::provision::BootImage,
-    verdict: &crate::machine::accel::AccelDecision,
+    machine: &PreparedMachine,
     run_dir: &RunDir,
     events: &Events,
 ) -> Result<crate::machine::snapshot::Snapshot, RunError> {
@@ -275,14 +277,13 @@ fn save_boot(
         message: "booting once to save the guest's state (--snapshot)".into(),
         fraction: None,
     });
-    let mut g = Guest::boot(gopts, image.clone(), verdict.clone(), &dir, events)
-        .map_err(|e| RunError::Snapshot(Box::new(e)))?;
+    let mut g = Guest::boot(machine, &dir, events).map_err(|e| RunError::Snapshot(Box::new(e)))?;
     let saved = g.vm.save_snapshot(&dir.file("state.bin"));
     g.shutdown();
     saved.map_err(|e| RunError::Snapshot(Box::new(e.into())))
 }
 
-/// Phase 5: what every version of `report.json` says about the run as a whole.
+/// Phase 6: what every version of `report.json` says about the run as a whole.
 fn result_header<'a>(
     scenario: &'a Scenario,
     opts: &'a RunOptions,
@@ -294,14 +295,14 @@ fn result_header<'a>(
         seed,
         scenario,
         opts,
-        kernel_release: prepared.image.kernel.release.clone(),
-        kernel_provenance: prepared.image.kernel.provenance.clone(),
-        accel: prepared.verdict.accel.name().into(),
+        kernel_release: prepared.machine.image.kernel.release.clone(),
+        kernel_provenance: prepared.machine.image.kernel.provenance.clone(),
+        accel: prepared.machine.accel.accel.name().into(),
         artifacts: run_dir.path().to_path_buf(),
     }
 }
 
-/// Phase 6: the repetitions (the header's scenario, repeat count and seed), one after the other,
+/// Phase 7: the repetitions (the header's scenario, repeat count and seed), one after the other,
 /// each in its own folder when there are several; `report.json` rewritten after each. Returns the
 /// repetitions and how the last write of `report.json` went; an error only for a repetition's
 /// folder that cannot be made.
@@ -357,7 +358,7 @@ fn run_repetitions(
     Ok((reps, written))
 }
 
-/// Phase 7: the run's result over all its repetitions.
+/// Phase 8: the run's result over all its repetitions.
 fn final_result(
     header: ResultHeader<'_>,
     reps: Vec<Repetition>,
@@ -408,5 +409,66 @@ mod tests {
         assert!(left.is_empty(), "the cache was touched: {left:?}");
         let in_run: Vec<_> = std::fs::read_dir(run_dir.path()).unwrap().collect();
         assert!(in_run.is_empty(), "the run folder got files: {in_run:?}");
+    }
+
+    /// The run's spec is the command line's with the scenario's part added: its `cmdline:`
+    /// before `--cmdline`, its devices, ssh when a step uses it, root ports only when it
+    /// hot-plugs PCI, the outbound network only when it requires it.
+    #[test]
+    fn the_scenario_adds_its_part_to_the_command_lines_machine() {
+        let overlays = crate::repo_root().join("overlays");
+        let parse = |text: &str| crate::scenario::parse_str(text, "t.yaml", &overlays).unwrap();
+        let mut opts = RunOptions::new(Board::X86_64Q35, "debian-6.1");
+        opts.machine.cmdline = vec!["from.cli=1".into()];
+        opts.machine.memory_mib = 1024;
+        let plain = parse("cmdline: [from.file=1]\nsteps:\n  - guest: {run: 'true'}\n");
+        let spec = machine_spec(&plain, &opts).unwrap();
+        assert_eq!(spec.cmdline, ["from.file=1", "from.cli=1"]);
+        assert_eq!(spec.memory_mib, 1024);
+        assert_eq!(spec.hotplug_root_ports, 0);
+        assert!(!spec.ssh() && !spec.outbound_network && spec.devices.is_empty());
+
+        let busy = parse(
+            "requires: [pci_hotplug, outbound_network]\ndevices:\n  - qemu: {driver: pci-testdev}\n\
+             steps:\n  - pci_hotplug: {id: nic1, driver: e1000e}\n  \
+             - guest: {run: 'true', via: ssh}\n",
+        );
+        let spec = machine_spec(&busy, &opts).unwrap();
+        assert_eq!(spec.cmdline, ["from.cli=1"]);
+        assert_eq!(
+            spec.hotplug_root_ports,
+            crate::host::board::HOTPLUG_ROOT_PORTS
+        );
+        assert!(spec.ssh() && spec.outbound_network);
+        assert_eq!(spec.devices.len(), 1);
+        // The command line's own spec is left as it was.
+        assert_eq!(opts.machine.cmdline, ["from.cli=1"]);
+    }
+
+    /// A board the scenario cannot run on is refused before provisioning too: the cache stays
+    /// empty (an unknown kernel name: provisioning would fail on that instead).
+    #[test]
+    fn a_board_the_scenario_cannot_use_is_refused_before_provisioning() {
+        let text = "boards: [arm64-virt]\nsteps:\n  - guest: {run: 'true'}\n";
+        let scenario =
+            crate::scenario::parse_str(text, "arm-only.yaml", Path::new("/nonexistent")).unwrap();
+        let opts = RunOptions::new(Board::X86_64Q35, "no-such-kernel");
+        let cache_dir = tempfile::tempdir().unwrap();
+        let runs = tempfile::tempdir().unwrap();
+        let run_dir = RunDir::create_in(runs.path(), "arm-only").unwrap();
+        let err = run_scenario(
+            &scenario,
+            &opts,
+            &Cache::at(cache_dir.path().to_path_buf()),
+            &run_dir,
+            &Events::none(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, RunError::Unsupported(u) if u.unmet[0].what == "boards"),
+            "{err:?}"
+        );
+        let left: Vec<_> = std::fs::read_dir(cache_dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "the cache was touched: {left:?}");
     }
 }

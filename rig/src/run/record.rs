@@ -78,8 +78,8 @@ pub(super) struct Inputs<'a> {
 }
 
 /// The `--accel` word for a choice (parses back with `AccelChoice::from_str`).
-pub fn accel_name(a: crate::machine::accel::AccelChoice) -> &'static str {
-    use crate::machine::accel::AccelChoice;
+pub fn accel_name(a: crate::machine::spec::AccelChoice) -> &'static str {
+    use crate::machine::spec::AccelChoice;
     match a {
         AccelChoice::Auto => "auto",
         AccelChoice::Kvm => "kvm",
@@ -134,20 +134,20 @@ pub(super) fn write(dir: &RunDir, i: &Inputs<'_>) {
             sha256,
             overlays,
         },
-        board: i.opts.board,
+        board: i.opts.machine.board,
         kernel: KernelIdentity {
-            name: i.opts.kernel.clone(),
+            name: i.opts.machine.kernel.clone(),
             release: i.kernel.release.clone(),
             provenance: i.kernel.provenance.clone(),
             config: i.kernel.config.clone(),
         },
-        extra_cmdline: i.opts.extra_cmdline.clone(),
-        accel: accel_name(i.opts.accel).into(),
+        extra_cmdline: i.opts.machine.cmdline.clone(),
+        accel: accel_name(i.opts.machine.accel).into(),
         accel_used: i.accel_used.into(),
-        memory_mib: i.opts.memory_mib,
+        memory_mib: i.opts.machine.memory_mib,
         repeat: i.opts.repeat,
         seed: i.seed,
-        qemu_version: crate::host::doctor::tool_version(i.opts.board.qemu_binary())
+        qemu_version: crate::host::doctor::tool_version(i.opts.machine.board.qemu_binary())
             .unwrap_or_default(),
     };
     if let Ok(s) = serde_json::to_string_pretty(&record) {

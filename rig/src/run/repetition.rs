@@ -29,7 +29,7 @@ pub(super) fn run_once(
     let start = Instant::now();
     let done = Finish {
         scenario,
-        kernel: &prepared.image.kernel,
+        kernel: &prepared.machine.image.kernel,
         index,
         dir,
         start,
@@ -74,13 +74,7 @@ fn boot(
     dir: &RunDir,
     events: &Events,
 ) -> (Result<Guest, (StepFailure, Option<ExitCause>)>, Instant) {
-    let guest = Guest::boot(
-        &prepared.gopts,
-        prepared.image.clone(),
-        prepared.verdict.clone(),
-        dir,
-        events,
-    );
+    let guest = Guest::boot(&prepared.machine, dir, events);
     let booted = Instant::now();
     let guest = guest.map_err(|e| {
         let vm_error = match &e {

@@ -72,13 +72,16 @@ pub fn missing(feature: Feature, board: Board, kernel: KernelFacts) -> Vec<Strin
             need("CONFIG_MEMORY_HOTREMOVE", false);
         }
         Feature::OfUnittest => need("CONFIG_OF_UNITTEST", false),
-        Feature::NetdevsimModule | Feature::OutboundNetwork => {}
+        // pci_overlay_driver: rig's module, which [`check_kernel`] looks for.
+        Feature::NetdevsimModule | Feature::OutboundNetwork | Feature::PciOverlayDriver => {}
     }
     if feature == Feature::NetdevsimModule
         && config.get("CONFIG_NETDEVSIM").map(String::as_str) != Some("m")
     {
         out.push("CONFIG_NETDEVSIM=m (a module rig can unload)".into());
     }
+    out.extend(board_lacks(feature, board));
+    // A device tree to overlay: the board's, or one the kernel makes itself.
     let this = match kernel.version {
         Some((a, b)) => format!("this one is {a}.{b}"),
         None => "this one's version is unknown".into(),
@@ -102,16 +105,24 @@ pub fn missing(feature: Feature, board: Board, kernel: KernelFacts) -> Vec<Strin
                  (arm64-virt)"
             ))
         }
-        Feature::MemoryHotplug if !board.supports_dimm_hotplug() => out.push(format!(
-            "a board that signals DIMM hot-plug to the guest ({board} does not; use x86_64-q35)"
-        )),
-        Feature::OfUnittest if !board.firmware_device_tree() => out.push(format!(
-            "a board booted with a device tree for the unit tests to run against ({board} has \
-             none; use arm64-virt)"
-        )),
         _ => {}
     }
     out
+}
+
+/// What `board` itself lacks for `feature`, whatever the kernel. (A device tree for overlays
+/// is not among them: a kernel can make its own, see [`missing`].)
+fn board_lacks(feature: Feature, board: Board) -> Option<String> {
+    match feature {
+        Feature::MemoryHotplug if !board.supports_dimm_hotplug() => Some(format!(
+            "a board that signals DIMM hot-plug to the guest ({board} does not; use x86_64-q35)"
+        )),
+        Feature::OfUnittest if !board.firmware_device_tree() => Some(format!(
+            "a board booted with a device tree for the unit tests to run against ({board} has \
+             none; use arm64-virt)"
+        )),
+        _ => None,
+    }
 }
 
 /// Why a scenario cannot run on a board with a kernel: one entry per unmet `requires` entry
@@ -171,6 +182,36 @@ impl fmt::Display for Unsupported {
 
 impl std::error::Error for Unsupported {}
 
+/// What can be told before any kernel is provisioned: whether `scenario` can run on `board`
+/// at all (its `boards`, and what its requirements need of the board itself). The run asks
+/// this first; [`check_kernel`] asks it again among the rest.
+pub fn check_board(scenario: &Scenario, board: Board) -> Result<(), Unsupported> {
+    let mut unmet = boards_unmet(scenario, board);
+    for r in &scenario.requires {
+        if let Some(lack) = board_lacks(r.feature, board) {
+            unmet.push(Unmet {
+                at: r.at.clone(),
+                what: r.feature.name().into(),
+                missing: vec![lack],
+            });
+        }
+    }
+    unsupported(scenario, board, unmet)
+}
+
+/// The scenario's `boards` restriction, when `board` is not among them.
+fn boards_unmet(scenario: &Scenario, board: Board) -> Vec<Unmet> {
+    if scenario.boards.contains(&board) {
+        return Vec::new();
+    }
+    let names: Vec<&str> = scenario.boards.iter().map(|b| b.name()).collect();
+    vec![Unmet {
+        at: scenario.boards_at.clone(),
+        what: "boards".into(),
+        missing: vec![format!("one of {} (not {board})", names.join(", "))],
+    }]
+}
+
 /// Whether `scenario` can run on `board` with `kernel` (its `.config` as
 /// [`crate::provision::parse_kconfig`] reads it, and its version).
 pub fn check_requirements(
@@ -178,15 +219,7 @@ pub fn check_requirements(
     board: Board,
     kernel: KernelFacts,
 ) -> Result<(), Unsupported> {
-    let mut unmet = Vec::new();
-    if !scenario.boards.contains(&board) {
-        let names: Vec<&str> = scenario.boards.iter().map(|b| b.name()).collect();
-        unmet.push(Unmet {
-            at: scenario.boards_at.clone(),
-            what: "boards".into(),
-            missing: vec![format!("one of {} (not {board})", names.join(", "))],
-        });
-    }
+    let mut unmet = boards_unmet(scenario, board);
     for r in &scenario.requires {
         let missing = missing(r.feature, board, kernel);
         if !missing.is_empty() {
@@ -228,14 +261,11 @@ pub fn check_kernel(scenario: &Scenario, board: Board, kernel: &Kernel) -> Resul
         Ok(()) => Vec::new(),
         Err(u) => u.unmet,
     };
-    let module = crate::provision::kbuild::OF_CONFIGFS_MODULE;
-    let ko = kernel.extra_module(module);
-    if let Some(r) = scenario
-        .requires
-        .iter()
-        .find(|r| r.feature == Feature::OfOverlay)
-    {
-        if !ko.is_file() {
+    for r in &scenario.requires {
+        let Some(module) = rig_module(r.feature) else {
+            continue;
+        };
+        if !kernel.extra_module(module).is_file() {
             let need = format!("the {module} module (rig-built kernels have it)");
             match unmet.iter_mut().find(|u| u.what == r.feature.name()) {
                 Some(u) => u.missing.push(need),
@@ -248,6 +278,16 @@ pub fn check_kernel(scenario: &Scenario, board: Board, kernel: &Kernel) -> Resul
         }
     }
     unsupported(scenario, board, unmet)
+}
+
+/// rig's own out-of-tree module a feature needs among the kernel's modules
+/// (`lib/modules/<release>/extra/`, built by [`crate::provision::kbuild`]).
+fn rig_module(feature: Feature) -> Option<&'static str> {
+    match feature {
+        Feature::OfOverlay => Some(crate::provision::kbuild::OF_CONFIGFS_MODULE),
+        Feature::PciOverlayDriver => Some(crate::provision::kbuild::PCI_OVERLAY_MODULE),
+        _ => None,
+    }
 }
 
 /// `Ok` when nothing is unmet, else the `Unsupported` naming every unmet requirement.
@@ -399,6 +439,37 @@ mod tests {
             e.summary(),
             "pci_of_nodes needs CONFIG_PCI_DYNAMIC_OF_NODES=y"
         );
+    }
+
+    /// What the board alone decides is known before any kernel: the same unmet entries as the
+    /// full check names for the board, none of the kernel's.
+    #[test]
+    fn the_board_is_checked_without_a_kernel() {
+        let s = good(
+            "requires: [memory_hotplug, of_unittest, of_overlay, netdevsim]\nsteps:\n  \
+             - memory_add: {id: d, size: 128M}\n",
+        );
+        // The OF unit tests need the board's own tree; an overlay can land on one the kernel
+        // makes, so only a kernel can refuse it.
+        let e = check_board(&s, Board::X86_64Q35).unwrap_err();
+        assert_eq!(e.unmet.len(), 1, "{e}");
+        assert_eq!(e.unmet[0].what, "of_unittest");
+        assert!(e.unmet[0].missing[0].contains("device tree"), "{e}");
+        let e = check_board(&s, Board::Arm64Virt).unwrap_err();
+        assert_eq!(e.unmet.len(), 1, "{e}");
+        assert_eq!(e.unmet[0].what, "memory_hotplug");
+        assert_eq!(e.unmet[0].missing.len(), 1, "{e}");
+
+        let s = good("boards: [arm64-virt]\nsteps:\n  - sleep: 1s\n");
+        let e = check_board(&s, Board::X86_64Q35).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "scenario `t` cannot run on x86_64-q35:\n  t.yaml:1:1: boards: boards needs one of \
+             arm64-virt (not x86_64-q35)"
+        );
+        check_board(&s, Board::Arm64Virt).unwrap();
+        let s = good("requires: [netdevsim]\nsteps:\n  - sleep: 1s\n");
+        check_board(&s, Board::X86_64Q35).unwrap();
     }
 
     #[test]

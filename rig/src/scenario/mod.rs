@@ -115,6 +115,10 @@ pub enum Feature {
     /// overlay can target a PCI device's node; on a board without a firmware tree, a kernel that
     /// makes its own.
     PciOfNodes,
+    /// rig's `rig_pci_overlay` driver (built with every rig kernel), packed into the initramfs
+    /// and loaded at boot: it binds every pci-testdev, applying an overlay on its node at probe
+    /// and removing it at remove, as lan966x_pci does.
+    PciOverlayDriver,
     Netdevsim,
     Devlink,
     PciHotplug,
@@ -134,9 +138,10 @@ pub enum Feature {
 }
 
 impl Feature {
-    pub const ALL: [Feature; 12] = [
+    pub const ALL: [Feature; 13] = [
         Feature::OfOverlay,
         Feature::PciOfNodes,
+        Feature::PciOverlayDriver,
         Feature::Netdevsim,
         Feature::Devlink,
         Feature::PciHotplug,
@@ -153,6 +158,7 @@ impl Feature {
         match self {
             Feature::OfOverlay => "of_overlay",
             Feature::PciOfNodes => "pci_of_nodes",
+            Feature::PciOverlayDriver => "pci_overlay_driver",
             Feature::Netdevsim => "netdevsim",
             Feature::Devlink => "devlink",
             Feature::PciHotplug => "pci_hotplug",

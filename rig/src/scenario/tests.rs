@@ -190,7 +190,7 @@ fn unknown_feature() {
     assert_eq!(
         bad("unknown-feature.yaml"),
         "bad/unknown-feature.yaml:2:23: requires[1]: unknown feature `of_overlays` (known: \
-         of_overlay, pci_of_nodes, netdevsim, devlink, pci_hotplug, memory_hotplug, lockdep, kasan, virtio_mem, of_unittest, netdevsim_module, outbound_network)"
+         of_overlay, pci_of_nodes, pci_overlay_driver, netdevsim, devlink, pci_hotplug, memory_hotplug, lockdep, kasan, virtio_mem, of_unittest, netdevsim_module, outbound_network)"
     );
 }
 

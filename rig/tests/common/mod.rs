@@ -2,11 +2,12 @@
 #![allow(dead_code)]
 
 use rig::guest::transport::Via;
-use rig::guest::{Guest, GuestOptions};
+use rig::guest::Guest;
 use rig::host::artifacts::RunDir;
 use rig::host::board::Board;
 use rig::host::cache::Cache;
 use rig::host::events::Events;
+use rig::machine::spec::{MachineSpec, PreparedMachine};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -29,31 +30,40 @@ pub fn cache() -> Cache {
     Cache::from_env()
 }
 
-pub fn options(board: Board, kernel: &str) -> GuestOptions {
-    let mut o = GuestOptions::new(board, kernel);
-    // Tests never install packages behind the user's back: .ci/run does that up front.
-    o.auto_setup = false;
-    o
+pub fn options(board: Board, kernel: &str) -> MachineSpec {
+    MachineSpec::new(board, kernel)
+}
+
+/// The error and its causes, one per line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(&format!("\n  caused by: {s}"));
+        src = s.source();
+    }
+    msg
+}
+
+/// `spec`'s kernel and initramfs provisioned and its accelerator chosen. Tests never install
+/// packages behind the user's back: .ci/run does that up front.
+pub fn prepare(spec: MachineSpec) -> PreparedMachine {
+    rig::prepare::prepare(spec, false, &cache(), &Events::none())
+        .unwrap_or_else(|e| panic!("cannot prepare the guest: {}", chain(&e)))
 }
 
 pub fn boot(board: Board, kernel: &str, label: &str) -> Guest {
     boot_with(options(board, kernel), label)
 }
 
-pub fn boot_with(opts: GuestOptions, label: &str) -> Guest {
-    let rd = run_dir(&format!("{label}-{}", opts.board));
-    match Guest::start(&opts, &cache(), &rd, &Events::none()) {
-        Ok(g) => g,
-        Err(e) => {
-            let mut msg = format!("boot failed: {e}");
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(&format!("\n  caused by: {s}"));
-                src = s.source();
-            }
-            panic!("{msg}");
-        }
-    }
+pub fn boot_with(spec: MachineSpec, label: &str) -> Guest {
+    boot_prepared(&prepare(spec), label)
+}
+
+pub fn boot_prepared(machine: &PreparedMachine, label: &str) -> Guest {
+    let rd = run_dir(&format!("{label}-{}", machine.spec.board));
+    Guest::boot(machine, &rd, &Events::none())
+        .unwrap_or_else(|e| panic!("boot failed: {}", chain(&e)))
 }
 
 pub const CMD: Duration = Duration::from_secs(120);

@@ -6,7 +6,7 @@ use super::plan::{file_name, file_names, io_err, Plan};
 use super::toolchain::make_arch;
 use super::{
     kconfig, run, source, BuildRequest, KbuildError, CACHE_KIND, META, OF_CONFIGFS_DIR,
-    OF_CONFIGFS_MODULE, PCI_OVERLAY_MODULE_FILE,
+    OF_CONFIGFS_MODULE, PCI_OVERLAY_MODULE,
 };
 use crate::host::board::Arch;
 use crate::host::cache::{sha256_file, Cache, CacheKey};
@@ -346,7 +346,7 @@ fn install(
     run_logged(depmod, log)?;
     for file in [
         format!("extra/{OF_CONFIGFS_MODULE}.ko"),
-        format!("extra/{PCI_OVERLAY_MODULE_FILE}"),
+        format!("extra/{PCI_OVERLAY_MODULE}.ko"),
         "modules.dep".to_string(),
     ] {
         if !moddir.join(&file).is_file() {

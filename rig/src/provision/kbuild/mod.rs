@@ -59,8 +59,8 @@ const META: &str = "kernel.json";
 /// The out-of-tree module's directory under `images/modules/` and its module name.
 pub const OF_CONFIGFS_DIR: &str = "of-configfs";
 pub const OF_CONFIGFS_MODULE: &str = "rig_of_configfs";
-/// The PCI driver built beside it (`rig_pci_overlay`, an overlay on its PCI device's node).
-pub const PCI_OVERLAY_MODULE_FILE: &str = "rig-pci-overlay.ko";
+/// The PCI driver built beside it (an overlay on its PCI device's node).
+pub const PCI_OVERLAY_MODULE: &str = "rig_pci_overlay";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KbuildError {

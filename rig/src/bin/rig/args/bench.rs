@@ -3,7 +3,7 @@
 use super::Target;
 use clap::Subcommand;
 use rig::host::board::{Arch, Board};
-use rig::machine::accel::AccelChoice;
+use rig::machine::spec::AccelChoice;
 use std::path::PathBuf;
 
 #[derive(Subcommand)]

@@ -4,10 +4,9 @@ pub(crate) mod bench;
 
 use clap::{Parser, Subcommand};
 use rig::guest::transport::{old_hvc_notice, Via, OLD_HVC_NAME};
-use rig::guest::GuestOptions;
 use rig::host::board::{Arch, Board};
 use rig::host::events::Events;
-use rig::machine::accel::AccelChoice;
+use rig::machine::spec::{AccelChoice, MachineSpec};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -52,13 +51,18 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    pub(crate) fn guest_options(&self) -> GuestOptions {
-        let mut o = GuestOptions::new(self.board, &self.kernel);
-        o.accel = self.accel;
-        o.extra_cmdline = self.cmdline.clone();
-        o.memory_mib = self.memory;
-        o.auto_setup = !self.no_setup;
-        o
+    /// The machine these flags ask for (`--no-setup` is not part of it: [`Self::auto_setup`]).
+    pub(crate) fn machine_spec(&self) -> MachineSpec {
+        let mut spec = MachineSpec::new(self.board, &self.kernel);
+        spec.accel = self.accel;
+        spec.cmdline = self.cmdline.clone();
+        spec.memory_mib = self.memory;
+        spec
+    }
+
+    /// Whether missing host tools may be installed.
+    pub(crate) fn auto_setup(&self) -> bool {
+        !self.no_setup
     }
 }
 

@@ -4,19 +4,26 @@ use super::{run_options, Ctx};
 use crate::args::bench::{BenchBootArgs, BenchCommandArgs, BenchRunArgs};
 use crate::failure::{Infra, Result};
 use crate::stdout::outln;
-use rig::guest::GuestOptions;
 use rig::host::artifacts::RunDir;
 use rig::host::board::{Arch, Board};
 use rig::host::exit;
-use rig::machine::accel::AccelChoice;
+use rig::machine::spec::{AccelChoice, MachineSpec};
 
 /// `rig bench command`: one guest command's round trip through rig against a bare baseline.
 pub(crate) fn command(cx: &Ctx, a: BenchCommandArgs) -> Result<i32> {
     let events = cx.events(None);
     let run_dir = RunDir::create(&format!("bench-command-{}", a.target.board))?;
-    let opts = a.target.guest_options();
+    let spec = a.target.machine_spec();
     let via = a.transport.via(&events);
-    let r = rig::bench::command(&opts, via, a.runs, &cx.cache, &run_dir, &events)?;
+    let r = rig::bench::command(
+        &spec,
+        a.target.auto_setup(),
+        via,
+        a.runs,
+        &cx.cache,
+        &run_dir,
+        &events,
+    )?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&r).infra()?)?;
     } else {
@@ -123,9 +130,9 @@ pub(crate) fn boot(cx: &Ctx, a: BenchBootArgs) -> Result<i32> {
     let events = cx.events(None);
     let run_dir = RunDir::create("bench-boot")?;
     for b in boards {
-        let mut opts = GuestOptions::new(b, &a.kernel);
-        opts.accel = a.accel;
-        let r = rig::bench::boot(&opts, a.runs, &cx.cache, &run_dir, &events)?;
+        let mut spec = MachineSpec::new(b, &a.kernel);
+        spec.accel = a.accel;
+        let r = rig::bench::boot(&spec, true, a.runs, &cx.cache, &run_dir, &events)?;
         outln!("{r}")?;
     }
     Ok(exit::PASS)

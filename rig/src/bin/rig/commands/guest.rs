@@ -20,10 +20,12 @@ pub(crate) fn boot(cx: &Ctx, a: BootArgs) -> Result<i32> {
     let run_dir = RunDir::create(&format!("boot-{}", target.board))?;
     let events = cx.events(Some(&run_dir));
     let transport = transport.via(&events);
-    let mut opts = target.guest_options();
-    opts.ssh = transport == Via::Ssh;
-    let mut guest = Guest::start(&opts, &cx.cache, &run_dir, &events)
-        .with_context(|| format!("booting {} on {}", target.kernel, target.board))?;
+    let mut spec = target.machine_spec();
+    spec.set_ssh(transport == Via::Ssh)?;
+    let booting = || format!("booting {} on {}", target.kernel, target.board);
+    let machine = rig::prepare::prepare(spec, target.auto_setup(), &cx.cache, &events)
+        .with_context(booting)?;
+    let mut guest = Guest::boot(&machine, &run_dir, &events).with_context(booting)?;
     let command = rig::host::shell::shell_line(&cmd);
     let out = guest.run(&command, timeout, transport);
     guest.shutdown();
@@ -40,7 +42,13 @@ pub(crate) fn boot(cx: &Ctx, a: BootArgs) -> Result<i32> {
 pub(crate) fn console(cx: &Ctx, target: &Target) -> Result<i32> {
     let run_dir = RunDir::create(&format!("console-{}", target.board))?;
     let events = cx.events(Some(&run_dir));
-    let mut guest = Guest::start(&target.guest_options(), &cx.cache, &run_dir, &events)?;
+    let machine = rig::prepare::prepare(
+        target.machine_spec(),
+        target.auto_setup(),
+        &cx.cache,
+        &events,
+    )?;
+    let mut guest = Guest::boot(&machine, &run_dir, &events)?;
     eprintln!("rig: console attached; Ctrl-] quits");
     let r = guest.vm.interact();
     guest.shutdown();

@@ -72,7 +72,7 @@ pub(crate) fn setup(cx: &Ctx, kbuild: bool, tests: bool) -> Result<i32> {
         eprintln!("rig: nothing to install");
     } else {
         eprintln!("rig: installing {}", missing.join(" "));
-        let log = rig::guest::setup_log(&cx.cache);
+        let log = rig::prepare::setup_log(&cx.cache);
         for r in rig::host::doctor::install(&missing, &log)? {
             eprintln!("rig: {r}");
         }

@@ -11,14 +11,13 @@ use rig::provision::kbuild;
 /// `rig fetch`: the kernel and its initramfs, provisioned; prints where they are.
 pub(crate) fn fetch(cx: &Ctx, target: &Target) -> Result<i32> {
     let events = cx.events(None);
-    let opts = target.guest_options();
-    rig::guest::ensure_host_tools(
-        &rig::guest::needs_for_kernel(&opts.kernel),
-        opts.auto_setup,
+    rig::prepare::ensure_host_tools(
+        &rig::prepare::needs_for_kernel(&target.kernel),
+        target.auto_setup(),
         &cx.cache,
         &events,
     )?;
-    let img = rig::provision::boot_image(&opts.kernel, target.board.arch(), &cx.cache, &events)?;
+    let img = rig::provision::boot_image(&target.kernel, target.board.arch(), &cx.cache, &events)?;
     outln!("kernel  {}", img.kernel.image.display())?;
     outln!("release {}", img.kernel.release)?;
     outln!("initrd  {}", img.initrd.display())?;
@@ -60,7 +59,7 @@ pub(crate) fn list() -> Result<i32> {
 pub(crate) fn build(cx: &Ctx, a: KernelBuildArgs) -> Result<i32> {
     let events = cx.events(None);
     kbuild::flavor(&a.flavor)?;
-    rig::guest::ensure_host_tools(&[Need::Core, Need::Kbuild], !a.no_setup, &cx.cache, &events)?;
+    rig::prepare::ensure_host_tools(&[Need::Core, Need::Kbuild], !a.no_setup, &cx.cache, &events)?;
     let req = kbuild::BuildRequest {
         arch: a.arch,
         source: kbuild::Source::parse(&a.source),

@@ -6,7 +6,7 @@ use crate::failure::{Infra, Result};
 use crate::stdout::{outln, print_verdict, write_stdout};
 use rig::host::artifacts::RunDir;
 use rig::host::exit;
-use rig::machine::accel::AccelChoice;
+use rig::machine::spec::AccelChoice;
 
 /// The set `--set` names, else $RIG_MATRIX's, else the default.
 fn set_name(set: &SetArg) -> String {

@@ -102,9 +102,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
 /// A scenario run's options from the common target flags.
 fn run_options(target: &Target) -> rig::run::RunOptions {
     let mut opts = rig::run::RunOptions::new(target.board, &target.kernel);
-    opts.accel = target.accel;
-    opts.auto_setup = !target.no_setup;
-    opts.memory_mib = target.memory;
-    opts.extra_cmdline = target.cmdline.clone();
+    opts.machine = target.machine_spec();
+    opts.auto_setup = target.auto_setup();
     opts
 }

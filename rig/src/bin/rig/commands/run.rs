@@ -77,7 +77,7 @@ pub(crate) fn bisect(cx: &Ctx, a: BisectArgs) -> Result<i32> {
     rig::provision::kbuild::flavor(&a.flavor)?;
     let events = cx.events(None);
     super::scenario_notices(&sc, &events);
-    rig::guest::ensure_host_tools(&[Need::Core, Need::Kbuild], true, &cx.cache, &events)?;
+    rig::prepare::ensure_host_tools(&[Need::Core, Need::Kbuild], true, &cx.cache, &events)?;
     let run_dir = RunDir::create(&format!("bisect-{}-{}", sc.name, a.board))?;
     let req = rig::bisect::Request {
         tree: a.tree,
