@@ -91,9 +91,12 @@ fn overlay_apply_cmd(id: &str, guest_path: &str) -> String {
 /// the PCI function at `addr` (PCI_DYNAMIC_OF_NODES), so `target-path = ""` means that node.
 ///
 /// The function's `of_node` link names it where there is one; but the kernel makes these nodes
-/// after the device is registered, so 6.12 creates no link for them, and the node's path is
-/// built as the kernel names it (`of_pci_make_dev_node()`): the host bridge's node, then a
-/// `pci@SLOT,FUNC` (bridges) or `dev@SLOT,FUNC` (others) per PCI hop, in hex.
+/// after the device is registered, so 6.12 and 7.3 create no link for them, and the node's path
+/// is built as the kernel names it (`of_pci_make_dev_node()`): the host bridge's node, then a
+/// `pci@SLOT,FUNC` (bridges) or `dev@SLOT,FUNC` (others) per PCI hop, in hex. The host bridge's
+/// node is its parent's `of_node` (arm64 virt: the firmware tree's `pcie@…`), or, on a machine
+/// whose firmware describes the bridge in ACPI only (x86 q35, 6.15+), the node the kernel made
+/// for it under the root: `/pci@DOMAIN,BUS` (`of_pci_make_host_bridge_node()`).
 fn base_node_cmd(id: &str, addr: &str) -> String {
     let d = format!("/sys/kernel/config/device-tree/overlays/{id}");
     format!(
@@ -102,7 +105,10 @@ fn base_node_cmd(id: &str, addr: &str) -> String {
          while [ -n \"$d\" ] && [ -e \"$d/config\" ]; do f=${{d##*/}}; s=${{f##*:}}; \
          read -r c < \"$d/class\"; case $c in 0x0604*|0x0607*) t=pci;; *) t=dev;; esac; \
          rel=\"/$t@$(printf %x 0x${{s%.*}}),$(printf %x 0x${{s#*.}})$rel\"; d=${{d%/*}}; done; \
-         h=$(readlink -f \"${{d%/*}}/of_node\" 2>/dev/null) && [ -n \"$h\" ] && n=$h$rel; fi; \
+         h=$(readlink -f \"${{d%/*}}/of_node\" 2>/dev/null); \
+         if [ ! -d \"$h\" ]; then b=${{d##*/pci}}; \
+         h=/sys/firmware/devicetree/base/pci@$(printf %x 0x${{b%:*}}),$(printf %x 0x${{b#*:}}); fi; \
+         [ -d \"$h\" ] && n=$h$rel; fi; \
          [ -n \"$n\" ] && [ -d \"$n\" ] || \
          {{ echo \"PCI function {addr} has no device tree node\"; exit 1; }}; \
          mkdir {d} && echo \"${{n#/sys/firmware/devicetree/base}}\" > {d}/base || exit 1"
@@ -219,5 +225,50 @@ mod tests_pci {
         );
         let b = run("b", "0000:01:00.0");
         assert!(b.trim().ends_with("/pcie@10000000/pci@1,0/pci@0,0"), "{b}");
+    }
+
+    /// x86 q35 (ACPI): the host bridge has no node link and no parent with one; its node is the
+    /// one the kernel made under the root, `/pci@DOMAIN,BUS`.
+    #[test]
+    fn base_node_under_an_acpi_host_bridge_is_under_its_made_node() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        let dt = root.join("sys/firmware/devicetree/base/pci@0,10");
+        std::fs::create_dir_all(dt.join("pci@1,0/dev@0,0")).unwrap();
+        // root port 0000:10:01.0 -> pci-testdev 0000:14:00.0, under host bridge pci0000:10
+        let port = root.join("sys/devices/pci0000:10/0000:10:01.0");
+        let func = port.join("0000:14:00.0");
+        for (dir, class) in [(&port, "0x060400"), (&func, "0x00ff00")] {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(dir.join("config"), b"").unwrap();
+            std::fs::write(dir.join("class"), format!("{class}\n")).unwrap();
+        }
+        let devices = root.join("sys/bus/pci/devices");
+        std::fs::create_dir_all(&devices).unwrap();
+        std::os::unix::fs::symlink(&func, devices.join("0000:14:00.0")).unwrap();
+        std::fs::create_dir_all(root.join("sys/kernel/config/device-tree/overlays/t")).unwrap();
+        let script = base_node_cmd("t", "0000:14:00.0")
+            .replace("/sys/", &format!("{}/sys/", root.display()));
+        let script = script.replace("mkdir ", "mkdir -p ");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let base = root.join("sys/kernel/config/device-tree/overlays/t/base");
+        let b = std::fs::read_to_string(base).unwrap();
+        assert!(b.trim().ends_with("/pci@0,10/pci@1,0/dev@0,0"), "{b}");
+        // Without the made node there is none to give.
+        std::fs::remove_dir_all(&dt).unwrap();
+        let script = base_node_cmd("u", "0000:14:00.0")
+            .replace("/sys/", &format!("{}/sys/", root.display()));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("has no device tree node"));
     }
 }
