@@ -34,6 +34,7 @@ pub mod reproduce;
 pub mod run;
 pub mod scenario;
 pub mod soak;
+pub mod steps;
 
 /// A folder holding rig's own `images/`, `overlays/` and `scenarios/`.
 ///
