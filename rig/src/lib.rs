@@ -5,10 +5,12 @@
 //!
 //! ```text
 //!   provision ──► machine ──► guest ──► run (drive) ──► dmesg (detect)
-//!   (kernels,     (board,     (console   (steps,          (reports,
-//!    rootfs,       QEMU argv,  protocol,  parallel,        titles)
-//!    initramfs)    VM, QMP,    ssh,       repeat,
-//!                  accel)      transport) verdicts)
+//!   (kernels,     (board,     (console   (repetitions,    (reports,
+//!    rootfs,       QEMU argv,  protocol,  boots,           titles)
+//!    initramfs)    VM, QMP,    ssh,       verdicts)
+//!                  accel)      transport)    ▲
+//!                                 ▲          │
+//!                   steps (each kind: raw form, validation, where and how it runs)
 //!                                 ▲
 //!                    scenario (format: parse, validate)
 //!   workflows on top:  matrix · reproduce · bisect · soak   (each uses run + report)

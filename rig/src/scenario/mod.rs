@@ -177,11 +177,7 @@ impl Scenario {
                         *t = t.mul_f64(factor);
                     }
                 }
-                match &mut s.kind {
-                    StepKind::Parallel(p) => scale(&mut p.steps, factor),
-                    StepKind::Repeat(r) => scale(&mut r.steps, factor),
-                    _ => {}
-                }
+                scale(s.kind.children_mut(), factor);
             }
         }
         let mut out = self.clone();
@@ -197,11 +193,7 @@ impl Scenario {
         fn walk<'a>(steps: &'a [Step], out: &mut Vec<&'a Step>) {
             for s in steps {
                 out.push(s);
-                match &s.kind {
-                    StepKind::Parallel(p) => walk(&p.steps, out),
-                    StepKind::Repeat(r) => walk(&r.steps, out),
-                    _ => {}
-                }
+                walk(s.kind.children(), out);
             }
         }
         let mut out = Vec::new();

@@ -188,6 +188,10 @@ impl Kind for RepeatStep {
         &self.steps
     }
 
+    fn children_mut(&mut self) -> &mut [Step] {
+        &mut self.steps
+    }
+
     fn exec(&self, step: &Step, e: &mut Engine<'_>) -> Result<(), StepError> {
         let r = self;
         let start = Instant::now();

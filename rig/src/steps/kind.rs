@@ -96,6 +96,11 @@ pub(crate) trait Kind {
         &[]
     }
 
+    /// [`Kind::children`], to change them.
+    fn children_mut(&mut self) -> &mut [Step] {
+        &mut []
+    }
+
     /// For steps that are one guest shell command: it, its transport (a step over ssh makes the
     /// guest start its ssh server) and the statuses that pass. Inside `parallel`, such a step
     /// over ssh runs on its own ssh channel.

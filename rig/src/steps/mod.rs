@@ -1,9 +1,8 @@
 //! Step kinds: each family of kinds is one module here that holds the kind's raw form (as the
 //! file writes it), its validation into the engine type, the feature it implies, where it runs
-//! (a guest job, the host, ssh) and how it executes. This file is the one dispatch: the
-//! [`RawStep`] and [`StepKind`] enums and the place that maps each variant to its family
-//! ([`each_raw!`], [`each_kind!`]). What a family implements is [`kind::RawKind`] and
-//! [`kind::Kind`].
+//! (a guest job, the host, ssh) and how it executes. This file is the one dispatch: the table
+//! of kinds (`step_kinds!`) that makes the [`RawStep`] and [`StepKind`] enums and maps each
+//! variant to its family. What a family implements is [`kind::RawKind`] and [`kind::Kind`].
 //!
 //! Direction of use: `scenario` and `run` use `steps`; `steps` uses neither (the leaf types both
 //! share, like [`Location`], [`ScenarioError`] and [`Feature`], live here and are re-exported
@@ -95,225 +94,103 @@ impl Step {
     }
 }
 
-/// A step as the file writes it: the key names the kind (`guest:`, `memory_add:`, …).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RawStep {
-    Guest(RawGuest),
-    Qmp(RawQmp),
-    PciHotplug(RawPciHotplug),
-    PciUnplug(RawPciUnplug),
-    OverlayLoad(RawOverlayLoad),
-    OverlayUnload(RawOverlayUnload),
-    MemoryAdd(RawMemoryAdd),
-    MemoryRemove(RawMemoryRemove),
-    MemoryOnline(RawMemoryOnline),
-    MemoryOffline(RawMemoryOffline),
-    DevlinkReload(RawDevlinkReload),
-    NetdevsimNew(RawNetdevsimNew),
-    NetdevsimDel(RawNetdevsimDel),
-    Parallel(RawParallel),
-    Repeat(RawRepeat),
-    WaitLog(RawWaitLog),
-    Sleep(RawSleep),
-    MemoryResize(RawMemoryResize),
-    OfUnittest(RawOfUnittest),
-}
+/// Defines [`RawStep`] and [`StepKind`] from one table, `Variant(RawForm, EngineType) = "key"`,
+/// and the dispatch from each variant to its family's [`kind::RawKind`] and [`kind::Kind`].
+macro_rules! step_kinds {
+    ($($variant:ident($raw:ty, $engine:ty) = $key:literal,)*) => {
+        /// A step as the file writes it: the key names the kind (`guest:`, `memory_add:`, …).
+        #[derive(Debug, Deserialize)]
+        pub enum RawStep {
+            $(#[serde(rename = $key)] $variant($raw),)*
+        }
 
-/// A validated step's kind, with what the engine needs to run it.
-#[derive(Debug, Clone)]
-pub enum StepKind {
-    Guest(GuestStep),
-    Qmp(QmpStep),
-    PciHotplug(PciHotplugStep),
-    PciUnplug(PciUnplugStep),
-    OverlayLoad(OverlayLoadStep),
-    OverlayUnload(OverlayUnloadStep),
-    MemoryAdd(MemoryAddStep),
-    MemoryRemove(MemoryRemoveStep),
-    MemoryOnline(MemoryOnlineStep),
-    MemoryOffline(MemoryOfflineStep),
-    DevlinkReload(DevlinkReloadStep),
-    NetdevsimNew(NetdevsimNewStep),
-    NetdevsimDel(NetdevsimDelStep),
-    Parallel(ParallelStep),
-    Repeat(RepeatStep),
-    WaitLog(WaitLogStep),
-    Sleep(Duration),
-    MemoryResize(MemoryResizeStep),
-    OfUnittest(OfUnittestStep),
-}
+        /// A validated step's kind, with what the engine needs to run it.
+        #[derive(Debug, Clone)]
+        pub enum StepKind {
+            $($variant($engine),)*
+        }
 
-/// Runs `$body` with `$x` bound to the family type inside a [`RawStep`] (`$key`: the kind's
-/// key in the file). One arm per kind: the only list of raw kinds besides the enum.
-macro_rules! each_raw {
-    ($raw:expr, $x:ident, $key:ident => $body:expr) => {
-        match $raw {
-            RawStep::Guest($x) => {
-                let $key = "guest";
-                $body
+        impl RawStep {
+            /// The key the file uses for this kind.
+            pub(crate) fn kind_name(&self) -> &'static str {
+                match self {
+                    $(RawStep::$variant(_) => $key,)*
+                }
             }
-            RawStep::Qmp($x) => {
-                let $key = "qmp";
-                $body
+
+            /// Everything the dispatch asks of a raw step, as its family's [`kind::RawKind`].
+            pub(crate) fn as_kind(&self) -> &dyn kind::RawKind {
+                match self {
+                    $(RawStep::$variant(x) => x as &dyn kind::RawKind,)*
+                }
             }
-            RawStep::PciHotplug($x) => {
-                let $key = "pci_hotplug";
-                $body
+
+            /// Raw → engine kind (the family's checks; errors point into the file at `kp`, the
+            /// kind's key). Returns the step's name and kind.
+            pub(crate) fn validate(
+                self,
+                cx: &check::Check,
+                kp: &rig_yaml::Path,
+                within: Within,
+            ) -> check::R<(Option<String>, StepKind)> {
+                match self {
+                    $(RawStep::$variant(x) => kind::RawKind::validate(x, cx, kp, within),)*
+                }
             }
-            RawStep::PciUnplug($x) => {
-                let $key = "pci_unplug";
-                $body
+        }
+
+        impl StepKind {
+            /// The key the file uses for this kind.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(StepKind::$variant(_) => $key,)*
+                }
             }
-            RawStep::OverlayLoad($x) => {
-                let $key = "overlay_load";
-                $body
+
+            /// Everything the engine asks of a step, as its family's [`kind::Kind`].
+            pub(crate) fn as_kind(&self) -> &dyn kind::Kind {
+                match self {
+                    $(StepKind::$variant(x) => x as &dyn kind::Kind,)*
+                }
             }
-            RawStep::OverlayUnload($x) => {
-                let $key = "overlay_unload";
-                $body
-            }
-            RawStep::MemoryAdd($x) => {
-                let $key = "memory_add";
-                $body
-            }
-            RawStep::MemoryRemove($x) => {
-                let $key = "memory_remove";
-                $body
-            }
-            RawStep::MemoryOnline($x) => {
-                let $key = "memory_online";
-                $body
-            }
-            RawStep::MemoryOffline($x) => {
-                let $key = "memory_offline";
-                $body
-            }
-            RawStep::DevlinkReload($x) => {
-                let $key = "devlink_reload";
-                $body
-            }
-            RawStep::NetdevsimNew($x) => {
-                let $key = "netdevsim_new";
-                $body
-            }
-            RawStep::NetdevsimDel($x) => {
-                let $key = "netdevsim_del";
-                $body
-            }
-            RawStep::Parallel($x) => {
-                let $key = "parallel";
-                $body
-            }
-            RawStep::Repeat($x) => {
-                let $key = "repeat";
-                $body
-            }
-            RawStep::WaitLog($x) => {
-                let $key = "wait_log";
-                $body
-            }
-            RawStep::Sleep($x) => {
-                let $key = "sleep";
-                $body
-            }
-            RawStep::MemoryResize($x) => {
-                let $key = "memory_resize";
-                $body
-            }
-            RawStep::OfUnittest($x) => {
-                let $key = "of_unittest";
-                $body
+
+            fn as_kind_mut(&mut self) -> &mut dyn kind::Kind {
+                match self {
+                    $(StepKind::$variant(x) => x as &mut dyn kind::Kind,)*
+                }
             }
         }
     };
 }
 
-/// Runs `$body` with `$x` bound to the engine type inside a [`StepKind`] (a [`kind::Kind`]).
-macro_rules! each_kind {
-    ($kind:expr, $x:ident => $body:expr) => {
-        match $kind {
-            StepKind::Guest($x) => $body,
-            StepKind::Qmp($x) => $body,
-            StepKind::PciHotplug($x) => $body,
-            StepKind::PciUnplug($x) => $body,
-            StepKind::OverlayLoad($x) => $body,
-            StepKind::OverlayUnload($x) => $body,
-            StepKind::MemoryAdd($x) => $body,
-            StepKind::MemoryRemove($x) => $body,
-            StepKind::MemoryOnline($x) => $body,
-            StepKind::MemoryOffline($x) => $body,
-            StepKind::DevlinkReload($x) => $body,
-            StepKind::NetdevsimNew($x) => $body,
-            StepKind::NetdevsimDel($x) => $body,
-            StepKind::Parallel($x) => $body,
-            StepKind::Repeat($x) => $body,
-            StepKind::WaitLog($x) => $body,
-            StepKind::Sleep($x) => $body,
-            StepKind::MemoryResize($x) => $body,
-            StepKind::OfUnittest($x) => $body,
-        }
-    };
-}
-
-impl RawStep {
-    /// The key the file uses for this kind.
-    pub(crate) fn kind_name(&self) -> &'static str {
-        each_raw!(self, _x, key => key)
-    }
-
-    /// Everything the dispatch asks of a raw step, as its family's [`kind::RawKind`].
-    pub(crate) fn as_kind(&self) -> &dyn kind::RawKind {
-        each_raw!(self, x, _key => x as &dyn kind::RawKind)
-    }
-
-    /// Raw → engine kind (the family's checks; errors point into the file at `kp`, the kind's
-    /// key). Returns the step's name and kind.
-    pub(crate) fn validate(
-        self,
-        cx: &check::Check,
-        kp: &rig_yaml::Path,
-        within: Within,
-    ) -> check::R<(Option<String>, StepKind)> {
-        each_raw!(self, x, _key => kind::RawKind::validate(x, cx, kp, within))
-    }
+// The kinds, each with its raw form, its engine type and its key in the file.
+step_kinds! {
+    Guest(RawGuest, GuestStep) = "guest",
+    Qmp(RawQmp, QmpStep) = "qmp",
+    PciHotplug(RawPciHotplug, PciHotplugStep) = "pci_hotplug",
+    PciUnplug(RawPciUnplug, PciUnplugStep) = "pci_unplug",
+    OverlayLoad(RawOverlayLoad, OverlayLoadStep) = "overlay_load",
+    OverlayUnload(RawOverlayUnload, OverlayUnloadStep) = "overlay_unload",
+    MemoryAdd(RawMemoryAdd, MemoryAddStep) = "memory_add",
+    MemoryRemove(RawMemoryRemove, MemoryRemoveStep) = "memory_remove",
+    MemoryOnline(RawMemoryOnline, MemoryOnlineStep) = "memory_online",
+    MemoryOffline(RawMemoryOffline, MemoryOfflineStep) = "memory_offline",
+    DevlinkReload(RawDevlinkReload, DevlinkReloadStep) = "devlink_reload",
+    NetdevsimNew(RawNetdevsimNew, NetdevsimNewStep) = "netdevsim_new",
+    NetdevsimDel(RawNetdevsimDel, NetdevsimDelStep) = "netdevsim_del",
+    Parallel(RawParallel, ParallelStep) = "parallel",
+    Repeat(RawRepeat, RepeatStep) = "repeat",
+    WaitLog(RawWaitLog, WaitLogStep) = "wait_log",
+    Sleep(RawSleep, Duration) = "sleep",
+    MemoryResize(RawMemoryResize, MemoryResizeStep) = "memory_resize",
+    OfUnittest(RawOfUnittest, OfUnittestStep) = "of_unittest",
 }
 
 impl StepKind {
-    /// The key the file uses for this kind.
-    pub fn name(&self) -> &'static str {
-        match self {
-            StepKind::Guest(_) => "guest",
-            StepKind::Qmp(_) => "qmp",
-            StepKind::PciHotplug(_) => "pci_hotplug",
-            StepKind::PciUnplug(_) => "pci_unplug",
-            StepKind::OverlayLoad(_) => "overlay_load",
-            StepKind::OverlayUnload(_) => "overlay_unload",
-            StepKind::MemoryAdd(_) => "memory_add",
-            StepKind::MemoryRemove(_) => "memory_remove",
-            StepKind::MemoryOnline(_) => "memory_online",
-            StepKind::MemoryOffline(_) => "memory_offline",
-            StepKind::DevlinkReload(_) => "devlink_reload",
-            StepKind::NetdevsimNew(_) => "netdevsim_new",
-            StepKind::NetdevsimDel(_) => "netdevsim_del",
-            StepKind::Parallel(_) => "parallel",
-            StepKind::Repeat(_) => "repeat",
-            StepKind::WaitLog(_) => "wait_log",
-            StepKind::Sleep(_) => "sleep",
-            StepKind::MemoryResize(_) => "memory_resize",
-            StepKind::OfUnittest(_) => "of_unittest",
-        }
-    }
-
-    /// Everything the engine asks of a step, as its family's [`kind::Kind`].
-    pub(crate) fn as_kind(&self) -> &dyn kind::Kind {
-        each_kind!(self, x => x as &dyn kind::Kind)
-    }
-
     /// The step's own timeout, for the kinds that have one (not `parallel`'s deadline, `repeat`
     /// or `sleep`).
     pub fn timeout_mut(&mut self) -> Option<&mut Duration> {
-        each_kind!(self, x => kind::Kind::timeout_mut(x))
+        self.as_kind_mut().timeout_mut()
     }
 
     /// How long the step may take (for `repeat`: no bound of its own; the scenario timeout holds).
@@ -328,11 +205,7 @@ impl StepKind {
 
     /// [`StepKind::children`], to change them.
     pub fn children_mut(&mut self) -> &mut [Step] {
-        match self {
-            StepKind::Parallel(p) => &mut p.steps,
-            StepKind::Repeat(r) => &mut r.steps,
-            _ => &mut [],
-        }
+        self.as_kind_mut().children_mut()
     }
 
     /// Whether the step talks to the guest over ssh (the guest then needs its ssh server).

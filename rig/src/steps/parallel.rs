@@ -1,6 +1,7 @@
-//! `parallel`: its raw form and validation, and its execution: guest-side children become background jobs of the guest shell (or
-//! concurrent ssh channels), host-side children (QMP, PCI and DIMM removal, sleeps) run on a
-//! host thread meanwhile; then everything is joined against the deadline.
+//! `parallel`: its raw form and validation, and its execution. Guest-side children become
+//! background jobs of the guest shell (or concurrent ssh channels), host-side children (QMP,
+//! PCI and DIMM removal, sleeps) run on a host thread meanwhile; then everything is joined
+//! against the deadline.
 
 use super::check::{Check, R};
 use super::control::{steps, Within};
@@ -92,6 +93,10 @@ impl Kind for ParallelStep {
 
     fn children(&self) -> &[Step] {
         &self.steps
+    }
+
+    fn children_mut(&mut self) -> &mut [Step] {
+        &mut self.steps
     }
 
     fn exec(&self, step: &Step, e: &mut Engine<'_>) -> Result<(), StepError> {

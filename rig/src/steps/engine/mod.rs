@@ -141,7 +141,7 @@ impl Engine<'_> {
         }
     }
 
-    /// A failure decided by [`Exec::probe`]: while the guest answers on its console, `answers`
+    /// A failure decided by [`Engine::probe`]: while the guest answers on its console, `answers`
     /// says why and `answers_infra` whose it is; a dead console while QEMU runs the guest is the
     /// kernel's; anything else is the host's.
     fn by_probe(&mut self, m: String, answers: &str, answers_infra: bool) -> (String, bool) {
@@ -203,8 +203,9 @@ impl Engine<'_> {
         });
     }
 
-    /// Runs one step (its family's [`super::kind::Kind::exec`]); returns true when the run must stop (QEMU gone, scenario timeout, or the
-    /// console dead: every later guest command would wait out its timeout and probe again).
+    /// Runs one step (its family's [`super::kind::Kind::exec`]); returns true when the run
+    /// must stop (QEMU gone, scenario timeout, or the console dead: every later guest command
+    /// would wait out its timeout and probe again).
     pub(crate) fn step(&mut self, step: &Step) -> bool {
         if self.remaining().is_zero() {
             self.fail(
