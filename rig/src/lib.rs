@@ -5,10 +5,12 @@
 //!
 //! ```text
 //!   provision ──► machine ──► guest ──► run (drive) ──► dmesg (detect)
-//!   (kernels,     (spec,      (console   (steps,          (reports,
-//!    rootfs,       QEMU argv,  protocol,  parallel,        titles)
-//!    initramfs)    VM, QMP,    ssh,       repeat,
-//!                  accel)      transport) verdicts)
+//!   (kernels,     (spec,      (console   (repetitions,    (reports,
+//!    rootfs,       QEMU argv,  protocol,  boots,           titles)
+//!    initramfs)    VM, QMP,    ssh,       verdicts)
+//!                  accel)      transport)    ▲
+//!                                 ▲          │
+//!                   steps (each kind: raw form, validation, where and how it runs)
 //!                                 ▲
 //!                    scenario (format: parse, validate)
 //!   before a boot:  prepare (host tools, provision, accelerator: a prepared machine spec)
@@ -36,6 +38,7 @@ pub mod reproduce;
 pub mod run;
 pub mod scenario;
 pub mod soak;
+pub mod steps;
 
 /// A folder holding rig's own `images/`, `overlays/` and `scenarios/`.
 ///

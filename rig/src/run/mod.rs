@@ -13,7 +13,6 @@
 //! guest shell (or concurrent ssh channels for `via: ssh`), while host-side children (QMP, PCI
 //! and DIMM plug/unplug) run on the host meanwhile; then everything is joined with the deadline.
 
-use crate::guest::transport::Via;
 use crate::guest::{Guest, GuestError};
 use crate::host::artifacts::RunDir;
 use crate::host::board::Board;
@@ -22,17 +21,9 @@ use crate::host::events::{Event, Events};
 use crate::machine::spec::{MachineSpec, PreparedMachine, SpecError};
 use crate::prepare::{self, PrepareError};
 use crate::provision::BootImage;
-use crate::scenario::{Scenario, StepKind};
+use crate::scenario::Scenario;
 
 mod boot_extras;
-mod compiled_overlay;
-mod exec;
-mod hotplug;
-mod log;
-mod mem_blocks;
-mod of_unittest;
-mod overlays;
-mod parallel;
 pub mod phase;
 pub mod record;
 mod repetition;
@@ -40,11 +31,9 @@ pub mod requirements;
 mod result;
 mod schema_rules;
 pub mod seed;
-mod shell;
 mod verdict;
-mod virtio_mem;
 
-pub use exec::error_chain;
+pub use crate::host::text::error_chain;
 use repetition::run_once;
 pub use result::{
     Repetition, ScenarioResult, StepFailure, TriageSummary, Verdict, REPORT_SCHEMA_VERSION,
@@ -111,13 +100,7 @@ impl RunOptions {
 
 /// Whether any step talks to the guest over ssh.
 fn uses_ssh(scenario: &Scenario) -> bool {
-    scenario.all_steps().iter().any(|s| match &s.kind {
-        StepKind::Guest(g) => g.via == Via::Ssh,
-        StepKind::DevlinkReload(d) => d.via == Via::Ssh,
-        StepKind::NetdevsimNew(n) => n.via == Via::Ssh,
-        StepKind::NetdevsimDel(n) => n.via == Via::Ssh,
-        _ => false,
-    })
+    scenario.all_steps().iter().any(|s| s.kind.over_ssh())
 }
 
 /// Runs `scenario` `opts.repeat` times, each on a fresh boot; writes `report.json`. The list of

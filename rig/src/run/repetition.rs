@@ -1,19 +1,20 @@
 //! One repetition of a scenario ([`run_once`]): a fresh boot, the console watched, the steps
 //! run, the guest stopped, and what it all showed turned into the repetition's verdict.
 
-use super::exec::{error_chain, Exec};
 use super::result::{Repetition, StepFailure};
 use super::verdict::{console_log_lost, finish, keep_reports, Finish, Incomplete};
-use super::{log, seed, Prepared};
+use super::{seed, Prepared};
 use crate::dmesg::{Analyzer, Report};
 use crate::guest::transport::Via;
 use crate::guest::{Guest, GuestError};
 use crate::host::artifacts::RunDir;
 use crate::host::events::{Event, Events};
+use crate::host::text::error_chain;
 use crate::machine::console::LogState;
 use crate::machine::vm::ExitCause;
-use crate::scenario::Scenario;
-use std::collections::HashMap;
+use crate::scenario::{BoardDevice, Scenario};
+use crate::steps::engine::log::KernelLog;
+use crate::steps::engine::Engine;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -102,7 +103,7 @@ fn boot(
 /// What watches the booted guest's console: the kernel log `wait_log` reads, the live analyzer
 /// and what it found, and whether console.log keeps everything.
 struct Watch {
-    log: Arc<log::KernelLog>,
+    log: Arc<KernelLog>,
     analyzer: Arc<Mutex<Analyzer>>,
     /// What the live analyzer found: the verdict's source for what a capped console.log lacks.
     live: Arc<Mutex<Vec<Report>>>,
@@ -115,7 +116,7 @@ struct Watch {
 /// starts with everything printed since QEMU started (`since: boot`).
 fn watch_console(guest: &mut Guest, dir: &RunDir, events: &Events) -> Watch {
     let boot_log = std::fs::read(dir.console_log()).unwrap_or_default();
-    let log = Arc::new(log::KernelLog::default());
+    let log = Arc::new(KernelLog::default());
     if !boot_log.is_empty() {
         // (An empty chunk would say the console closed.)
         log.push(&boot_log);
@@ -175,25 +176,24 @@ fn run_steps(
     // The scenario's time is its steps': a slow boot (which has its own timeout) cannot eat it and
     // make a command look hung.
     let deadline = Instant::now() + scenario.timeout;
-    let mut exec = Exec {
+    let mut exec = Engine::new(
         guest,
-        log: watch.log.clone(),
-        events: events.clone(),
+        watch.log.clone(),
+        events.clone(),
         deadline,
-        ports: HashMap::new(),
-        dimms: HashMap::new(),
-        virtio: HashMap::new(),
-        unplugging: Default::default(),
-        overlays: HashMap::new(),
-        dir: dir.clone(),
-        failures: Vec::new(),
-        par_seq: 0,
-        timeout_scale: prepared.timeout_scale,
-        console_dead: false,
-        machine_stuck: false,
-        rng: seed::repetition_rng(seed, index),
-    };
-    if let Err(e) = exec.init_virtio_mem(&scenario.devices) {
+        dir.clone(),
+        prepared.timeout_scale,
+        seed::repetition_rng(seed, index),
+    );
+    let virtio_mem: Vec<&str> = scenario
+        .devices
+        .iter()
+        .filter_map(|d| match d {
+            BoardDevice::VirtioMem { id, .. } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    if let Err(e) = crate::steps::virtio_mem::init(&mut exec, &virtio_mem) {
         exec.fail_setup("virtio-mem devices", e);
     }
     for (i, step) in scenario.steps.iter().enumerate() {
@@ -211,10 +211,15 @@ fn run_steps(
             break;
         }
     }
+    let outcome = exec.finish();
     Stepped {
-        failures: exec.failures,
-        console_dead: exec.console_dead,
-        machine_stuck: exec.machine_stuck,
+        failures: outcome
+            .failures
+            .into_iter()
+            .map(StepFailure::from)
+            .collect(),
+        console_dead: outcome.console_dead,
+        machine_stuck: outcome.machine_stuck,
     }
 }
 

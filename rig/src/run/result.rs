@@ -51,6 +51,17 @@ pub struct StepFailure {
     pub infra: bool,
 }
 
+impl From<crate::steps::Failure> for StepFailure {
+    fn from(f: crate::steps::Failure) -> Self {
+        StepFailure {
+            step: f.step,
+            at: f.at,
+            message: f.message,
+            infra: f.infra,
+        }
+    }
+}
+
 /// One repetition: one boot, all steps, one verdict.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(transform = |s: &mut schemars::Schema| require(s, &[

@@ -4,10 +4,9 @@
 //! Each repetition draws from its own stream of a ChaCha8 generator keyed by the seed, so
 //! repetition 3 of a replay sees what repetition 3 of the original saw, whatever came before.
 
-use crate::scenario::Stagger;
-use rand::{Rng, SeedableRng};
+pub use crate::steps::stagger_delays;
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::time::Duration;
 
 /// A seed for a run that was not given one.
 pub fn fresh_seed() -> u64 {
@@ -22,19 +21,11 @@ pub fn repetition_rng(seed: u64, index: u32) -> ChaCha8Rng {
     rng
 }
 
-/// Start delays for `n` children of a `parallel` with `stagger`: uniform in `[min, max]`,
-/// microsecond resolution.
-pub fn stagger_delays(rng: &mut impl Rng, n: usize, stagger: &Stagger) -> Vec<Duration> {
-    let lo = stagger.min.as_micros() as u64;
-    let hi = stagger.max.as_micros() as u64;
-    (0..n)
-        .map(|_| Duration::from_micros(rng.gen_range(lo..=hi)))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::steps::Stagger;
+    use std::time::Duration;
 
     fn delays(seed: u64, index: u32) -> Vec<Duration> {
         let st = Stagger {

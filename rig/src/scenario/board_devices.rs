@@ -1,7 +1,7 @@
-//! What a scenario adds to the board (`devices:`), and the steps that drive those devices.
+//! What a scenario adds to the board (`devices:`); the steps that drive those devices are
+//! `crate::steps`'.
 
 use super::JsonMap;
-use std::time::Duration;
 
 /// A device the board gets for this scenario, present from boot.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,22 +26,4 @@ impl BoardDevice {
             BoardDevice::VirtioMem { id, .. } => Some(id),
         }
     }
-}
-
-/// Sets a virtio-mem device's `requested-size`; with `wait`, waits until the device reports
-/// that much plugged (and, outside `parallel`, until the guest has exactly the memory blocks
-/// that covers).
-#[derive(Debug, Clone)]
-pub struct MemoryResizeStep {
-    pub id: String,
-    pub size_bytes: u64,
-    pub wait: bool,
-    pub timeout: Duration,
-}
-
-/// The verdict of CONFIG_OF_UNITTEST, which runs while the kernel boots: waits for
-/// `### dt-test ### end of unittest - N passed, M failed` and fails when M > 0.
-#[derive(Debug, Clone)]
-pub struct OfUnittestStep {
-    pub timeout: Duration,
 }

@@ -11,21 +11,17 @@
 
 use crate::guest::transport::Via;
 use crate::host::board::Board;
-use serde::Serialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 mod board_devices;
 mod find;
 mod raw;
-mod raw_board_devices;
-mod raw_scalars;
-mod step;
+pub(crate) use crate::steps::compile_regex;
+pub use crate::steps::*;
 pub use board_devices::*;
 use rig_yaml as yaml;
-pub use step::*;
 mod validate;
 
 #[cfg(test)]
@@ -41,156 +37,14 @@ mod tests_robust;
 #[cfg(test)]
 mod tests_validated;
 
-pub type JsonMap = serde_json::Map<String, serde_json::Value>;
-
 /// Defaults for timeouts a file leaves out, at native (KVM) speed: the engine multiplies them by
 /// the machine's timeout scale (3 under TCG, 4 for arm64 on x86, times `RIG_TIMEOUT_SCALE`).
+/// Each step kind's default is its family's (`crate::steps`).
 pub mod defaults {
     use std::time::Duration;
     /// The steps' time, from the ready guest on (the boot has its own timeout).
     pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-    pub const GUEST_TIMEOUT: Duration = Duration::from_secs(20);
-    pub const QMP_TIMEOUT: Duration = Duration::from_secs(10);
-    pub const PCI_TIMEOUT: Duration = Duration::from_secs(20);
-    pub const OVERLAY_TIMEOUT: Duration = Duration::from_secs(10);
-    pub const MEMORY_TIMEOUT: Duration = Duration::from_secs(20);
-    pub const DEVLINK_TIMEOUT: Duration = Duration::from_secs(20);
-    pub const NETDEVSIM_TIMEOUT: Duration = Duration::from_secs(10);
-    pub const WAIT_LOG_TIMEOUT: Duration = Duration::from_secs(20);
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ScenarioError {
-    #[error("cannot read scenario file {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// Anything wrong with the file's content: syntax, types, unknown fields, semantics.
-    #[error("{file}:{line}:{column}: {}", with_path(.path, .message))]
-    Invalid {
-        file: String,
-        line: usize,
-        column: usize,
-        /// The field path, like `steps[3].pci_hotplug.driver`; empty for the whole document.
-        path: String,
-        message: String,
-    },
-}
-
-fn with_path(path: &str, message: &str) -> String {
-    if path.is_empty() {
-        message.to_string()
-    } else {
-        format!("{path}: {message}")
-    }
-}
-
-/// Where something was written in a scenario file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Location {
-    pub file: String,
-    pub line: usize,
-    pub column: usize,
-    /// The field path, like `steps[3]` or `requires[1]`.
-    pub path: String,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.line, self.column)
-    }
-}
-
-/// Kernel features and board abilities a scenario can require.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Feature {
-    /// DT overlays applied through configfs: `CONFIG_OF_OVERLAY`, configfs, and a device tree
-    /// to apply them to: the board's (arm64-virt) or the kernel's own empty one (Linux 6.9+
-    /// with `CONFIG_OF_FLATTREE`, on x86_64-q35).
-    OfOverlay,
-    /// Device-tree nodes for PCI bridges and devices (`CONFIG_PCI_DYNAMIC_OF_NODES`), so an
-    /// overlay can target a PCI device's node; on a board without a firmware tree, a kernel that
-    /// makes its own.
-    PciOfNodes,
-    /// rig's `rig_pci_overlay` driver (built with every rig kernel), packed into the initramfs
-    /// and loaded at boot: it binds every pci-testdev, applying an overlay on its node at probe
-    /// and removing it at remove, as lan966x_pci does.
-    PciOverlayDriver,
-    Netdevsim,
-    Devlink,
-    PciHotplug,
-    MemoryHotplug,
-    Lockdep,
-    Kasan,
-    /// virtio-mem memory hot-(un)plug: `CONFIG_VIRTIO_MEM`, on any board.
-    VirtioMem,
-    /// CONFIG_OF_UNITTEST, run at boot against a live device tree (arm64-virt).
-    OfUnittest,
-    /// netdevsim built as a module (`CONFIG_NETDEVSIM=m`), so a scenario can unload it.
-    NetdevsimModule,
-    /// The guest may open connections through QEMU's user-mode network to the host's own
-    /// services and beyond. Without it the network is `restrict=on`: the guest reaches nothing
-    /// outside itself (rig's ssh forward into the guest still works).
-    OutboundNetwork,
-}
-
-impl Feature {
-    pub const ALL: [Feature; 13] = [
-        Feature::OfOverlay,
-        Feature::PciOfNodes,
-        Feature::PciOverlayDriver,
-        Feature::Netdevsim,
-        Feature::Devlink,
-        Feature::PciHotplug,
-        Feature::MemoryHotplug,
-        Feature::Lockdep,
-        Feature::Kasan,
-        Feature::VirtioMem,
-        Feature::OfUnittest,
-        Feature::NetdevsimModule,
-        Feature::OutboundNetwork,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Feature::OfOverlay => "of_overlay",
-            Feature::PciOfNodes => "pci_of_nodes",
-            Feature::PciOverlayDriver => "pci_overlay_driver",
-            Feature::Netdevsim => "netdevsim",
-            Feature::Devlink => "devlink",
-            Feature::PciHotplug => "pci_hotplug",
-            Feature::MemoryHotplug => "memory_hotplug",
-            Feature::Lockdep => "lockdep",
-            Feature::Kasan => "kasan",
-            Feature::VirtioMem => "virtio_mem",
-            Feature::OfUnittest => "of_unittest",
-            Feature::NetdevsimModule => "netdevsim_module",
-            Feature::OutboundNetwork => "outbound_network",
-        }
-    }
-}
-
-impl fmt::Display for Feature {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Feature {
-    type Err = crate::host::board::UnknownName;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Feature::ALL
-            .into_iter()
-            .find(|f| f.name() == s)
-            .ok_or_else(|| crate::host::board::UnknownName {
-                what: "feature",
-                given: s.into(),
-                known: Feature::ALL.map(Feature::name).join(", "),
-            })
-    }
+    pub use crate::steps::defaults::*;
 }
 
 /// A report-title pattern in `expect` / `allow`: an exact title, or `/regex/` (unanchored).
@@ -226,22 +80,6 @@ impl fmt::Display for TitlePattern {
             TitlePattern::Regex(r) => write!(f, "/{}/", r.as_str()),
         }
     }
-}
-
-/// Compiles a regex with a size limit; the error is one line.
-pub(crate) fn compile_regex(s: &str) -> Result<regex::Regex, String> {
-    regex::RegexBuilder::new(s)
-        .size_limit(1 << 20)
-        .build()
-        .map_err(|e| {
-            let text = e.to_string();
-            let why = text
-                .lines()
-                .find_map(|l| l.strip_prefix("error: "))
-                .map(str::to_string)
-                .unwrap_or_else(|| text.lines().collect::<Vec<_>>().join("; "));
-            format!("invalid regex `{s}`: {why}")
-        })
 }
 
 /// A validated scenario.
@@ -339,11 +177,7 @@ impl Scenario {
                         *t = t.mul_f64(factor);
                     }
                 }
-                match &mut s.kind {
-                    StepKind::Parallel(p) => scale(&mut p.steps, factor),
-                    StepKind::Repeat(r) => scale(&mut r.steps, factor),
-                    _ => {}
-                }
+                scale(s.kind.children_mut(), factor);
             }
         }
         let mut out = self.clone();
@@ -359,11 +193,7 @@ impl Scenario {
         fn walk<'a>(steps: &'a [Step], out: &mut Vec<&'a Step>) {
             for s in steps {
                 out.push(s);
-                match &s.kind {
-                    StepKind::Parallel(p) => walk(&p.steps, out),
-                    StepKind::Repeat(r) => walk(&r.steps, out),
-                    _ => {}
-                }
+                walk(s.kind.children(), out);
             }
         }
         let mut out = Vec::new();

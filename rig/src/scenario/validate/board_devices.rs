@@ -1,18 +1,14 @@
-//! Validation of `devices:` and of the steps that drive them (`memory_resize`), of the
-//! `of_unittest` step, and which feature a memory step needs (a DIMM's or virtio-mem's).
+//! Validation of `devices:` (the steps that drive them are `crate::steps`').
 
-use super::allow::HOTPLUG_ROOM;
-use super::host::Place;
-use super::{list, R, V};
-use crate::scenario::raw::RawStep;
-use crate::scenario::raw_board_devices::{RawDevice, RawMemoryResize, RawOfUnittest};
+use crate::scenario::raw::RawDevice;
 use crate::scenario::*;
+use crate::steps::check::allow::HOTPLUG_ROOM;
+use crate::steps::check::host::{safe, Place};
+use crate::steps::check::{Check, R};
+use crate::steps::virtio_mem::BLOCK;
 use rig_yaml::Path;
 
-/// Memory blocks are 128 MiB on both boards; virtio-mem sizes are whole blocks.
-const BLOCK: u64 = 128 << 20;
-
-impl V<'_> {
+impl Check<'_> {
     pub(super) fn devices(&self, raw: Vec<RawDevice>, path: &Path) -> R<Vec<BoardDevice>> {
         let mut out: Vec<BoardDevice> = Vec::new();
         let mut virtio_total = 0u64;
@@ -21,7 +17,7 @@ impl V<'_> {
             let dev = match d {
                 RawDevice::Qemu(q) => {
                     let kp = p.key("qemu");
-                    let ok = super::host::safe(&q.driver, "-_.");
+                    let ok = safe(&q.driver, "-_.");
                     if !ok {
                         return Err(self.err(
                             &kp.key("driver"),
@@ -104,85 +100,5 @@ impl V<'_> {
             out.push(dev);
         }
         Ok(out)
-    }
-
-    /// The feature a step needs: memory_online/_offline on a virtio-mem device need
-    /// `virtio_mem`, on a DIMM `memory_hotplug`.
-    pub(super) fn implied_feature(&self, raw: &RawStep) -> Option<Feature> {
-        // An unknown id needs nothing here: the id check says what is wrong with it.
-        let memory = |id: &str| {
-            if self.ids.virtio_mem.contains(id) {
-                Some(Feature::VirtioMem)
-            } else if self.ids.dimms.contains(id) {
-                Some(Feature::MemoryHotplug)
-            } else {
-                None
-            }
-        };
-        match raw {
-            RawStep::MemoryOnline(m) => memory(&m.id),
-            RawStep::MemoryOffline(m) => memory(&m.id),
-            other => other.implied_feature(),
-        }
-    }
-
-    /// A memory id: a DIMM some `memory_add` plugs, or a virtio-mem device.
-    pub(super) fn memory_id(&self, id: &str, path: &Path) -> R<()> {
-        if self.ids.dimms.contains(id) || self.ids.virtio_mem.contains(id) {
-            return Ok(());
-        }
-        Err(self.err(
-            path,
-            format!(
-                "no memory_add step creates `{id}` and no virtio_mem device has that id \
-                 (DIMMs: {}; virtio-mem: {})",
-                list(&self.ids.dimms),
-                list(&self.ids.virtio_mem)
-            ),
-        ))
-    }
-
-    pub(super) fn memory_resize(
-        &self,
-        m: RawMemoryResize,
-        kp: &Path,
-    ) -> R<(Option<String>, StepKind)> {
-        let size = self.virtio_size(&m.id, &kp.key("id"))?;
-        if !m.size.0.is_multiple_of(BLOCK) || m.size.0 > size {
-            return Err(self.err(
-                &kp.key("size"),
-                format!(
-                    "size must be a multiple of 128 MiB and at most the device's {} MiB",
-                    size >> 20
-                ),
-            ));
-        }
-        let step = MemoryResizeStep {
-            id: m.id,
-            size_bytes: m.size.0,
-            wait: m.wait.unwrap_or(true),
-            timeout: self.duration(m.timeout, defaults::MEMORY_TIMEOUT, &kp.key("timeout"))?,
-        };
-        Ok((self.name(m.name, kp)?, StepKind::MemoryResize(step)))
-    }
-
-    fn virtio_size(&self, id: &str, path: &Path) -> R<u64> {
-        match self.ids.virtio_sizes.get(id) {
-            Some(s) => Ok(*s),
-            None => Err(self.err(
-                path,
-                format!(
-                    "no virtio_mem device `{id}` in `devices` (virtio-mem: {})",
-                    list(&self.ids.virtio_mem)
-                ),
-            )),
-        }
-    }
-
-    pub(super) fn of_unittest(&self, u: RawOfUnittest, kp: &Path) -> R<(Option<String>, StepKind)> {
-        let step = OfUnittestStep {
-            timeout: self.duration(u.timeout, defaults::WAIT_LOG_TIMEOUT, &kp.key("timeout"))?,
-        };
-        Ok((self.name(u.name, kp)?, StepKind::OfUnittest(step)))
     }
 }

@@ -24,14 +24,14 @@ struct State {
 
 /// The lines of the kernel console, fed by the console's reader thread.
 #[derive(Default)]
-pub(super) struct KernelLog {
+pub(crate) struct KernelLog {
     state: Mutex<State>,
     changed: Condvar,
 }
 
 /// How a [`KernelLog::wait`] ended.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Waited<T> {
+pub(crate) enum Waited<T> {
     Found(T),
     Timeout,
     /// The console closed (QEMU exited) without the line.
@@ -44,7 +44,7 @@ impl KernelLog {
     }
 
     /// Adds console bytes; an empty chunk means the console closed.
-    pub(super) fn push(&self, data: &[u8]) {
+    pub(crate) fn push(&self, data: &[u8]) {
         let mut st = self.lock();
         if data.is_empty() {
             st.closed = true;
@@ -72,14 +72,14 @@ impl KernelLog {
     }
 
     /// The number of the next line to arrive: `since: step` waits from here.
-    pub(super) fn mark(&self) -> u64 {
+    pub(crate) fn mark(&self) -> u64 {
         let st = self.lock();
         st.first + st.lines.len() as u64
     }
 
     /// Calls `check` on each line from line `from` on (or from the oldest kept), in order and
     /// once each, until it returns `Some`, the console closes, or `deadline` passes.
-    pub(super) fn wait<T>(
+    pub(crate) fn wait<T>(
         &self,
         from: u64,
         deadline: Instant,

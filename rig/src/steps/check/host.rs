@@ -19,7 +19,7 @@
 //!   echoes on the console while it boots.
 
 use super::allow::{self, Value};
-use super::{list, R, V};
+use super::{list, Check, R};
 use crate::host::board::{DEFAULT_MEMORY_MIB, MAX_MEMORY_MIB};
 use rig_yaml::Path;
 
@@ -47,7 +47,7 @@ pub(crate) const QMP_ALLOWED: &[&str] = &[
 ];
 
 /// Letters, digits and `chars`.
-pub(super) fn safe(s: &str, chars: &str) -> bool {
+pub(crate) fn safe(s: &str, chars: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || chars.contains(c))
@@ -56,7 +56,7 @@ pub(super) fn safe(s: &str, chars: &str) -> bool {
 /// Where a device is added: memory devices need a backend, which only QMP `object-add`
 /// creates, so they come from QMP `device_add` only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Place {
+pub(crate) enum Place {
     /// `devices: [{qemu: …}]`
     Boot,
     /// `pci_hotplug`
@@ -73,11 +73,11 @@ fn allowed_drivers() -> String {
         .join(", ")
 }
 
-impl V<'_> {
+impl Check<'_> {
     /// A QEMU device: a driver of the allow-list ([`allow::DEVICES`]), each property one that
     /// driver takes, with a value of its kind. From QMP, `props` is the whole argument map:
     /// its `driver` and `id` are the caller's to check.
-    pub(super) fn device(
+    pub(crate) fn device(
         &self,
         driver: &str,
         props: &serde_json::Map<String, serde_json::Value>,
@@ -140,7 +140,13 @@ impl V<'_> {
     }
 
     /// A value of `kind` at `path`; `what` names it in the error.
-    fn value(&self, kind: Value, v: &serde_json::Value, path: &Path, what: &str) -> R<()> {
+    pub(crate) fn value(
+        &self,
+        kind: Value,
+        v: &serde_json::Value,
+        path: &Path,
+        what: &str,
+    ) -> R<()> {
         if !kind.accepts(v) {
             return Err(self.err(path, format!("{what} must be {}, not {v}", kind.describe())));
         }
@@ -162,7 +168,7 @@ impl V<'_> {
 
     /// A QMP command a scenario may send; `device_add` and `object-add` are held to the device
     /// and object allow-lists.
-    pub(super) fn qmp_command(
+    pub(crate) fn qmp_command(
         &self,
         execute: &str,
         arguments: &serde_json::Map<String, serde_json::Value>,
@@ -201,7 +207,7 @@ impl V<'_> {
 
     /// `object-add`: a RAM backend ([`allow::OBJECT_TYPE`]) with an id and a size, counted
     /// against the hot-plug room, and only the properties of [`allow::OBJECT_PROPS`].
-    fn object_add(
+    pub(crate) fn object_add(
         &self,
         arguments: &serde_json::Map<String, serde_json::Value>,
         args: &Path,
@@ -268,7 +274,7 @@ impl V<'_> {
 
     /// Counts `size` bytes of RAM for `what` (a DIMM or backend id: added again, the larger
     /// size counts, since one id exists once at a time) against the hot-plug room.
-    pub(super) fn add_memory(&self, what: &str, size: u64, path: &Path) -> R<()> {
+    pub(crate) fn add_memory(&self, what: &str, size: u64, path: &Path) -> R<()> {
         let mut m = self.memory.borrow_mut();
         let e = m.entry(what.to_string()).or_default();
         *e = (*e).max(size);
@@ -291,7 +297,7 @@ impl V<'_> {
     }
 
     /// A kernel parameter that cannot forge rig's console markers.
-    pub(super) fn cmdline_param(&self, param: &str, path: &Path) -> R<()> {
+    pub(crate) fn cmdline_param(&self, param: &str, path: &Path) -> R<()> {
         if param.contains("RIG-") || param.contains('\u{1e}') {
             return Err(self.err(
                 path,
@@ -303,7 +309,7 @@ impl V<'_> {
 
     /// An overlay file given by name must be a plain, safe file name whose real location is in
     /// the overlay folder `dir` it was found in.
-    pub(super) fn overlay_contained(
+    pub(crate) fn overlay_contained(
         &self,
         name: &str,
         file: &std::path::Path,
@@ -332,7 +338,7 @@ impl V<'_> {
 
     /// An overlay's source names no other file (dtc would read it on the host): the first
     /// `/include/`, `/incbin/` or `#include` is an error naming the overlay's file:line:column.
-    pub(super) fn overlay_source(&self, name: &str, file: &std::path::Path, path: &Path) -> R<()> {
+    pub(crate) fn overlay_source(&self, name: &str, file: &std::path::Path, path: &Path) -> R<()> {
         use crate::provision::overlay::{forbidden_directive, read_source};
         let bytes =
             read_source(file).map_err(|e| self.err(path, format!("overlay `{name}`: {e}")))?;

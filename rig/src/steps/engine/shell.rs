@@ -1,12 +1,11 @@
-//! Guest shell commands the engine builds: checked statuses, guest-side polls, overlay and
-//! memory-state commands, and the commands of shell-like steps.
+//! Guest shell commands the engine builds: checked statuses, guest-side polls, and the
+//! background jobs of `parallel`.
 
-use crate::guest::transport::Via;
-use crate::scenario::{ExpectStatus, StepKind};
+use crate::steps::ExpectStatus;
 use std::time::Duration;
 
 /// A guest-side poll loop: waits until `cond` (a shell condition) holds, at most `timeout`.
-pub(super) fn poll_script(cond: &str, timeout: Duration) -> String {
+pub(crate) fn poll_script(cond: &str, timeout: Duration) -> String {
     let tries = (timeout.as_millis() / 100).max(1);
     format!(
         "i=0; while ! ( {cond} ) >/dev/null 2>&1; do [ $i -ge {tries} ] && exit 1; i=$((i+1)); sleep 0.1; done"
@@ -15,7 +14,7 @@ pub(super) fn poll_script(cond: &str, timeout: Duration) -> String {
 
 /// Wraps a command so its exit status is checked in the guest: the job exits 0 when the
 /// status is acceptable, else with the status (and says so).
-pub(super) fn checked(cmd: &str, expect: &ExpectStatus, may_fail: bool) -> String {
+pub(crate) fn checked(cmd: &str, expect: &ExpectStatus, may_fail: bool) -> String {
     if may_fail {
         return format!("( {cmd} ); true");
     }
@@ -31,42 +30,6 @@ pub(super) fn checked(cmd: &str, expect: &ExpectStatus, may_fail: bool) -> Strin
     }
 }
 
-/// Removes an overlay: `remove` first, whose write fails with `of_overlay_remove()`'s error
-/// (rmdir cannot report one), then the configfs directory.
-pub(super) fn overlay_remove_cmd(id: &str) -> String {
-    let d = format!("/sys/kernel/config/device-tree/overlays/{id}");
-    format!("echo 1 > {d}/remove && rmdir {d}")
-}
-
-/// The guest shell command for steps that are one (`guest`, `devlink_reload`,
-/// `netdevsim_new`, `netdevsim_del`), with the transport it goes over. `parallel` can run
-/// these as background jobs of one shell.
-pub(super) fn shell_command(kind: &StepKind) -> Option<(String, Via)> {
-    match kind {
-        StepKind::Guest(g) => Some((g.run.clone(), g.via)),
-        StepKind::DevlinkReload(d) => Some((
-            format!(
-                "devlink dev reload {} action {}",
-                d.dev,
-                d.action.devlink_name()
-            ),
-            d.via,
-        )),
-        StepKind::NetdevsimNew(n) => Some((
-            format!(
-                "echo '{} {}' > /sys/bus/netdevsim/new_device",
-                n.id, n.ports
-            ),
-            n.via,
-        )),
-        StepKind::NetdevsimDel(n) => Some((
-            format!("echo {} > /sys/bus/netdevsim/del_device", n.id),
-            n.via,
-        )),
-        _ => None,
-    }
-}
-
 /// The guest shell line that starts child `i` of a `parallel` as a background job: its script
 /// (base64) is written to `dir`, run in a session and process group of its own (whose id lands
 /// in `i.pgid`), its output in `i.out`, the guest's uptime when it started and ended in
@@ -74,7 +37,7 @@ pub(super) fn shell_command(kind: &StepKind) -> Option<(String, Via)> {
 ///
 /// The job's time is the guest's own clock: what rig does around the jobs (launching them,
 /// polling, collecting statuses: guest commands, slow under TCG) never counts against them.
-pub(super) fn job_launch(dir: &str, i: usize, script_b64: &str) -> String {
+pub(crate) fn job_launch(dir: &str, i: usize, script_b64: &str) -> String {
     job_launch_with("busybox setsid", dir, i, script_b64)
 }
 
@@ -90,7 +53,7 @@ fn job_launch_with(setsid: &str, dir: &str, i: usize, script_b64: &str) -> Strin
 
 /// Kills every job [`job_launch`] started in `dir`, each with its whole process group, so
 /// nothing of a job outlives the `parallel` step.
-pub(super) fn kill_jobs(dir: &str) -> String {
+pub(crate) fn kill_jobs(dir: &str) -> String {
     format!("for p in {dir}/*.pgid; do kill -9 -$(cat $p) 2>/dev/null; done; true")
 }
 
@@ -98,47 +61,6 @@ pub(super) fn kill_jobs(dir: &str) -> String {
 mod tests {
     use super::*;
     use crate::host::process::tests::{ends_by, pidfd};
-
-    #[test]
-    fn shell_like_steps_become_one_command_each() {
-        use crate::scenario::{
-            DevlinkReloadStep, NetdevsimDelStep, NetdevsimNewStep, ReloadAction,
-        };
-        let t = Duration::from_secs(1);
-        let new = StepKind::NetdevsimNew(NetdevsimNewStep {
-            id: 10,
-            ports: 1,
-            via: Via::Ssh,
-            timeout: t,
-        });
-        assert_eq!(
-            shell_command(&new),
-            Some((
-                "echo '10 1' > /sys/bus/netdevsim/new_device".into(),
-                Via::Ssh
-            ))
-        );
-        let reload = StepKind::DevlinkReload(DevlinkReloadStep {
-            dev: "netdevsim/netdevsim10".into(),
-            action: ReloadAction::FwActivate,
-            via: Via::Hvc,
-            timeout: t,
-        });
-        assert_eq!(
-            shell_command(&reload).unwrap().0,
-            "devlink dev reload netdevsim/netdevsim10 action fw_activate"
-        );
-        let del = StepKind::NetdevsimDel(NetdevsimDelStep {
-            id: 10,
-            via: Via::Hvc,
-            timeout: t,
-        });
-        assert_eq!(
-            shell_command(&del).unwrap().0,
-            "echo 10 > /sys/bus/netdevsim/del_device"
-        );
-        assert_eq!(shell_command(&StepKind::Sleep(t)), None);
-    }
 
     /// Reads the number `path` holds once it is written whole, at most until `deadline`.
     fn wait_number(path: &std::path::Path, deadline: std::time::Instant) -> i32 {

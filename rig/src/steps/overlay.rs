@@ -1,24 +1,194 @@
-//! DT overlay steps: compile once per run with dtc, upload once per boot, apply through configfs.
+//! `overlay_load` and `overlay_unload`: DT overlays compiled once per run with dtc, uploaded
+//! once per boot, applied and removed through configfs.
 //!
 //! The guest keeps each compiled overlay under a name made of its content hash
 //! (`/tmp/rig-overlay-<sha256>.dtbo`), so a scenario that applies and removes the same overlay
 //! twenty times sends it once; every `overlay_load` after the first costs one guest command.
 
-use super::compiled_overlay::CompiledOverlay;
-use super::exec::{Exec, StepError};
+use super::check::{Check, Ids, R};
+use super::engine::shell::checked;
+use super::engine::{Engine, StepError};
+use super::kind::{ExpectStatus, InParallel, Kind, RawKind};
+use super::scalars::HumanDuration;
+use super::{Feature, Step, StepKind, Within};
 use crate::host::text::error_chain;
-use crate::scenario;
 use base64::Engine as _;
-use std::path::{Path, PathBuf};
+use rig_yaml::Path;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
-impl Exec<'_> {
-    pub(super) fn overlay_load(&mut self, o: &scenario::OverlayLoadStep) -> Result<(), StepError> {
-        let guest_path = self.upload_overlay(&o.file, o.timeout)?;
+/// The default `timeout` of the overlay steps.
+pub const OVERLAY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an overlay_load step: {file: NAME.dtso, id, under_pci, timeout, may_fail, name}"
+)]
+pub struct RawOverlayLoad {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub file: String,
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Apply under the DT node the kernel made for this hot-plugged PCI device.
+    #[serde(default)]
+    pub under_pci: Option<String>,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub may_fail: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an overlay_unload step: {id: …, timeout, may_fail, name}"
+)]
+pub struct RawOverlayUnload {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub id: String,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub may_fail: bool,
+}
+
+/// Compile `file` with dtc and apply it through configfs as `/sys/kernel/config/device-tree/overlays/<id>`.
+#[derive(Debug, Clone)]
+pub struct OverlayLoadStep {
+    /// The resolved, existing `.dtso` file.
+    pub file: PathBuf,
+    pub id: String,
+    /// Apply under the DT node the kernel made for this hot-plugged PCI device (the overlay's
+    /// `target-path = ""` is that node); `None`: paths are from the root.
+    pub under_pci: Option<String>,
+    pub timeout: Duration,
+}
+
+/// Remove the overlay applied as `id`.
+#[derive(Debug, Clone)]
+pub struct OverlayUnloadStep {
+    pub id: String,
+    pub timeout: Duration,
+}
+
+impl RawOverlayLoad {
+    /// The overlay's id: the one given, or the file's stem.
+    fn overlay_id(&self) -> String {
+        self.id.clone().unwrap_or_else(|| {
+            std::path::Path::new(&self.file)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+    }
+}
+
+impl RawKind for RawOverlayLoad {
+    fn timeout_given(&self) -> bool {
+        self.timeout.is_some()
+    }
+
+    fn may_fail(&self) -> bool {
+        self.may_fail
+    }
+
+    fn implied_feature(&self, _: &Ids) -> Option<Feature> {
+        Some(Feature::OfOverlay)
+    }
+
+    fn collect_ids(&self, ids: &mut Ids) {
+        ids.overlays.insert(self.overlay_id());
+    }
+
+    fn in_parallel(&self) -> InParallel {
+        InParallel::Never
+    }
+
+    fn validate(self, cx: &Check, kp: &Path, _: Within) -> R<(Option<String>, StepKind)> {
+        let o = self;
+        let id = o.overlay_id();
+        let file = cx.overlay_file(&o.file, &kp.key("file"))?;
+        let id_ok = !id.is_empty()
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+        if !id_ok {
+            return Err(cx.err(
+                &kp.key(if o.id.is_some() { "id" } else { "file" }),
+                format!("invalid overlay id `{id}` (letters, digits, `-`, `.`, `_`)"),
+            ));
+        }
+        if let Some(dev) = &o.under_pci {
+            cx.known_id(dev, &cx.ids.pci, "pci_hotplug", &kp.key("under_pci"))?;
+        }
+        Ok((
+            cx.name(o.name, kp)?,
+            StepKind::OverlayLoad(OverlayLoadStep {
+                file,
+                id,
+                under_pci: o.under_pci,
+                timeout: cx.timeout(o.timeout, OVERLAY_TIMEOUT, kp)?,
+            }),
+        ))
+    }
+}
+
+impl RawKind for RawOverlayUnload {
+    fn timeout_given(&self) -> bool {
+        self.timeout.is_some()
+    }
+
+    fn may_fail(&self) -> bool {
+        self.may_fail
+    }
+
+    fn implied_feature(&self, _: &Ids) -> Option<Feature> {
+        Some(Feature::OfOverlay)
+    }
+
+    fn in_parallel(&self) -> InParallel {
+        InParallel::Guest
+    }
+
+    fn validate(self, cx: &Check, kp: &Path, _: Within) -> R<(Option<String>, StepKind)> {
+        let o = self;
+        cx.known_id(&o.id, &cx.ids.overlays, "overlay_load", &kp.key("id"))?;
+        Ok((
+            cx.name(o.name, kp)?,
+            StepKind::OverlayUnload(OverlayUnloadStep {
+                id: o.id,
+                timeout: cx.timeout(o.timeout, OVERLAY_TIMEOUT, kp)?,
+            }),
+        ))
+    }
+}
+
+/// Overlay file → compiled overlay, and whether this boot's guest has it.
+#[derive(Default)]
+struct Compiled(HashMap<PathBuf, CompiledOverlay>);
+
+impl Kind for OverlayLoadStep {
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn timeout_mut(&mut self) -> Option<&mut Duration> {
+        Some(&mut self.timeout)
+    }
+
+    fn exec(&self, _: &Step, e: &mut Engine<'_>) -> Result<(), StepError> {
+        let o = self;
+        let guest_path = upload_overlay(e, &o.file, o.timeout)?;
         let cmd = match &o.under_pci {
             None => overlay_apply_cmd(&o.id, &guest_path),
             Some(dev) => {
-                let addr = self.pci_address_now(dev).ok_or_else(|| {
+                let addr = super::pci::address_now(e, dev).ok_or_else(|| {
                     StepError::Kernel(format!("PCI device {dev} has no address in the guest"))
                 })?;
                 let d = format!("/sys/kernel/config/device-tree/overlays/{}", o.id);
@@ -28,7 +198,7 @@ impl Exec<'_> {
                 )
             }
         };
-        let out = self.sh_ok(&cmd, o.timeout, &format!("applying overlay {}", o.id))?;
+        let out = e.sh_ok(&cmd, o.timeout, &format!("applying overlay {}", o.id))?;
         if out.trim() != "applied" {
             return Err(StepError::Kernel(format!(
                 "overlay {} status is `{}`, not `applied`",
@@ -38,38 +208,101 @@ impl Exec<'_> {
         }
         Ok(())
     }
+}
 
-    /// Compiles `file` (once per run) and puts it into the guest (once per boot); returns its
-    /// guest path.
-    fn upload_overlay(&mut self, file: &Path, timeout: Duration) -> Result<String, StepError> {
-        if !self.overlays.contains_key(file) {
-            let compiled = self.compile_overlay(file)?;
-            self.overlays.insert(file.to_path_buf(), compiled);
-        }
-        let o = &self.overlays[file];
-        if o.uploaded {
-            return Ok(o.guest_path.clone());
-        }
-        let (path, cmd) = (o.guest_path.clone(), upload_cmd(o));
-        self.sh_ok(&cmd, timeout, "uploading the overlay")?;
-        if let Some(o) = self.overlays.get_mut(file) {
-            o.uploaded = true;
-        }
-        Ok(path)
+impl Kind for OverlayUnloadStep {
+    fn timeout(&self) -> Duration {
+        self.timeout
     }
 
-    fn compile_overlay(&self, file: &Path) -> Result<CompiledOverlay, StepError> {
-        let stem = file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let out: PathBuf = self.dir.file(&format!("{stem}.dtbo"));
-        crate::provision::overlay::compile(file, &out)
-            .map_err(|e| StepError::Rig(error_chain(&e)))?;
-        let bytes =
-            std::fs::read(&out).map_err(|e| StepError::Rig(format!("{}: {e}", out.display())))?;
-        Ok(CompiledOverlay::new(bytes))
+    fn timeout_mut(&mut self) -> Option<&mut Duration> {
+        Some(&mut self.timeout)
     }
+
+    fn exec(&self, _: &Step, e: &mut Engine<'_>) -> Result<(), StepError> {
+        e.sh_ok(
+            &overlay_remove_cmd(&self.id),
+            self.timeout,
+            &format!("removing overlay {}", self.id),
+        )
+        .map(drop)
+    }
+
+    fn job_script(&self, step: &Step, _: &Engine<'_>) -> Option<Result<String, StepError>> {
+        Some(Ok(checked(
+            &overlay_remove_cmd(&self.id),
+            &ExpectStatus::OneOf(vec![0]),
+            step.may_fail,
+        )))
+    }
+}
+
+/// Compiles `file` (once per run) and puts it into the guest (once per boot); returns its
+/// guest path.
+fn upload_overlay(
+    e: &mut Engine<'_>,
+    file: &std::path::Path,
+    timeout: Duration,
+) -> Result<String, StepError> {
+    if !e.kept::<Compiled>().0.contains_key(file) {
+        let compiled = compile_overlay(e, file)?;
+        e.kept::<Compiled>().0.insert(file.to_path_buf(), compiled);
+    }
+    let Some(o) = e.kept::<Compiled>().0.get(file) else {
+        return Err(StepError::Rig(format!(
+            "{} was not compiled",
+            file.display()
+        )));
+    };
+    if o.uploaded {
+        return Ok(o.guest_path.clone());
+    }
+    let (path, cmd) = (o.guest_path.clone(), upload_cmd(o));
+    e.sh_ok(&cmd, timeout, "uploading the overlay")?;
+    if let Some(o) = e.kept::<Compiled>().0.get_mut(file) {
+        o.uploaded = true;
+    }
+    Ok(path)
+}
+
+fn compile_overlay(e: &Engine<'_>, file: &std::path::Path) -> Result<CompiledOverlay, StepError> {
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let out: PathBuf = e.dir().file(&format!("{stem}.dtbo"));
+    crate::provision::overlay::compile(file, &out).map_err(|e| StepError::Rig(error_chain(&e)))?;
+    let bytes =
+        std::fs::read(&out).map_err(|e| StepError::Rig(format!("{}: {e}", out.display())))?;
+    Ok(CompiledOverlay::new(bytes))
+}
+
+/// An overlay compiled on the host, and where this boot's guest has it.
+#[derive(Debug, Clone)]
+struct CompiledOverlay {
+    dtbo: Vec<u8>,
+    /// The guest path, named by content.
+    guest_path: String,
+    /// Already in this boot's guest.
+    uploaded: bool,
+}
+
+impl CompiledOverlay {
+    fn new(dtbo: Vec<u8>) -> Self {
+        let hash = hex::encode(Sha256::digest(&dtbo));
+        CompiledOverlay {
+            guest_path: format!("/tmp/rig-overlay-{}.dtbo", &hash[..32]),
+            dtbo,
+            uploaded: false,
+        }
+    }
+}
+
+/// Removes an overlay: `remove` first, whose write fails with `of_overlay_remove()`'s error
+/// (rmdir cannot report one), then the configfs directory.
+fn overlay_remove_cmd(id: &str) -> String {
+    let d = format!("/sys/kernel/config/device-tree/overlays/{id}");
+    format!("echo 1 > {d}/remove && rmdir {d}")
 }
 
 /// Writes the overlay to its guest path (through a temporary name, so a half-written file is

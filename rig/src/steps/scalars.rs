@@ -1,5 +1,5 @@
-//! The scenario file's scalars that parse on their own (durations, stagger ranges, sizes), in
-//! a module of their own: [`super::raw`] and [`super::raw_board_devices`] both use them.
+//! The scenario file's scalars that parse on their own (durations, stagger ranges, sizes,
+//! regexes), which the steps' raw forms and the scenario's top level both use.
 
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
@@ -24,13 +24,30 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
+/// `stagger: 0-50ms`: the range a `parallel` child's start delay is drawn from (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stagger {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+/// Start delays for `n` children of a `parallel` with `stagger`: uniform in `[min, max]`,
+/// microsecond resolution.
+pub fn stagger_delays(rng: &mut impl rand::Rng, n: usize, stagger: &Stagger) -> Vec<Duration> {
+    let lo = stagger.min.as_micros() as u64;
+    let hi = stagger.max.as_micros() as u64;
+    (0..n)
+        .map(|_| Duration::from_micros(rng.gen_range(lo..=hi)))
+        .collect()
+}
+
 /// `stagger: LO-HI`: two durations (`10ms-1s`), or two numbers sharing the unit written after
 /// the second (`0-50ms`); LO ≤ HI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StaggerRange(pub super::Stagger);
+pub struct StaggerRange(pub Stagger);
 
 impl StaggerRange {
-    pub fn parse(s: &str) -> Result<super::Stagger, String> {
+    pub fn parse(s: &str) -> Result<Stagger, String> {
         let bad = |why: &str| {
             format!("invalid stagger `{s}`: {why} (write a range such as 0-50ms or 10ms-1s)")
         };
@@ -50,7 +67,7 @@ impl StaggerRange {
         if max.is_zero() {
             return Err(bad("the high end must be more than zero"));
         }
-        Ok(super::Stagger { min, max })
+        Ok(Stagger { min, max })
     }
 }
 
@@ -95,5 +112,32 @@ impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         Size::parse(&s).map(Size).map_err(de::Error::custom)
+    }
+}
+
+/// Compiles a regex with a size limit; the error is one line.
+pub(crate) fn compile_regex(s: &str) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(s)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| {
+            let text = e.to_string();
+            let why = text
+                .lines()
+                .find_map(|l| l.strip_prefix("error: "))
+                .map(str::to_string)
+                .unwrap_or_else(|| text.lines().collect::<Vec<_>>().join("; "));
+            format!("invalid regex `{s}`: {why}")
+        })
+}
+
+/// A compiled regex (for `wait_log`).
+#[derive(Debug, Clone)]
+pub struct Regex(pub regex::Regex);
+
+impl<'de> Deserialize<'de> for Regex {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        compile_regex(&s).map(Regex).map_err(de::Error::custom)
     }
 }

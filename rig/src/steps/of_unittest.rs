@@ -1,12 +1,84 @@
-//! The verdict of CONFIG_OF_UNITTEST: the unit tests run while the kernel boots and end with
-//! `### dt-test ### end of unittest - N passed, M failed`; each failure is a
+//! `of_unittest`: the verdict of CONFIG_OF_UNITTEST. The unit tests run while the kernel boots
+//! and end with `### dt-test ### end of unittest - N passed, M failed`; each failure is a
 //! `### dt-test ### FAIL <function>():<line> <message>` line before it. The deliberate errors
 //! between `EXPECT \ :` and `EXPECT / :` brackets are the analyzer's business (expected noise).
 
-use super::exec::{Exec, StepError};
-use super::log::Waited;
-use crate::scenario::OfUnittestStep;
-use std::time::Instant;
+use super::check::{Check, Ids, R};
+use super::engine::log::Waited;
+use super::engine::{Engine, StepError};
+use super::kind::{InParallel, Kind, RawKind};
+use super::scalars::HumanDuration;
+use super::wait::WAIT_LOG_TIMEOUT;
+use super::{Feature, Step, StepKind, Within};
+use rig_yaml::Path;
+use serde::Deserialize;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "an of_unittest step: {timeout, name}"
+)]
+pub struct RawOfUnittest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+}
+
+/// The verdict of CONFIG_OF_UNITTEST, which runs while the kernel boots: waits for
+/// `### dt-test ### end of unittest - N passed, M failed` and fails when M > 0.
+#[derive(Debug, Clone)]
+pub struct OfUnittestStep {
+    pub timeout: Duration,
+}
+
+impl RawKind for RawOfUnittest {
+    fn timeout_given(&self) -> bool {
+        self.timeout.is_some()
+    }
+
+    fn implied_feature(&self, _: &Ids) -> Option<Feature> {
+        Some(Feature::OfUnittest)
+    }
+
+    fn in_parallel(&self) -> InParallel {
+        InParallel::Never
+    }
+
+    fn validate(self, cx: &Check, kp: &Path, _: Within) -> R<(Option<String>, StepKind)> {
+        let step = OfUnittestStep {
+            timeout: cx.duration(self.timeout, WAIT_LOG_TIMEOUT, &kp.key("timeout"))?,
+        };
+        Ok((cx.name(self.name, kp)?, StepKind::OfUnittest(step)))
+    }
+}
+
+impl Kind for OfUnittestStep {
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn timeout_mut(&mut self) -> Option<&mut Duration> {
+        Some(&mut self.timeout)
+    }
+
+    /// Waits for the unit tests' end line in the log since boot and turns it into the step's
+    /// outcome.
+    fn exec(&self, _: &Step, e: &mut Engine<'_>) -> Result<(), StepError> {
+        let deadline = Instant::now() + self.timeout.min(e.remaining());
+        let mut reader = Reader::default();
+        match e.log().wait(0, deadline, |l| reader.line(l)) {
+            Waited::Found(o) => o.verdict().map_err(StepError::Kernel),
+            Waited::Closed => Err(e.console_closed()),
+            Waited::Timeout => Err(StepError::Kernel(format!(
+                "the OF unit tests printed no `end of unittest` line within {:?} (is \
+                 CONFIG_OF_UNITTEST on and the tree live?)",
+                self.timeout
+            ))),
+        }
+    }
+}
 
 /// What the unit tests said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,24 +147,6 @@ impl Outcome {
             msg.push_str(&format!("\n  ... {} more", self.failures.len() - 5));
         }
         Err(msg)
-    }
-}
-
-impl Exec<'_> {
-    /// Waits for the unit tests' end line in the log since boot and turns it into the step's
-    /// outcome.
-    pub(super) fn of_unittest(&mut self, u: &OfUnittestStep) -> Result<(), StepError> {
-        let deadline = Instant::now() + u.timeout.min(self.remaining());
-        let mut reader = Reader::default();
-        match self.log.wait(0, deadline, |l| reader.line(l)) {
-            Waited::Found(o) => o.verdict().map_err(StepError::Kernel),
-            Waited::Closed => Err(self.console_closed()),
-            Waited::Timeout => Err(StepError::Kernel(format!(
-                "the OF unit tests printed no `end of unittest` line within {:?} (is \
-                 CONFIG_OF_UNITTEST on and the tree live?)",
-                u.timeout
-            ))),
-        }
     }
 }
 
