@@ -364,34 +364,42 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    /// `--snapshot` with a scenario that talks over ssh is refused as bad input before anything
-    /// is fetched or built: the cache stays empty and no run folder gets a record (an unknown
-    /// kernel name: a check made after provisioning would fail on that instead).
-    #[test]
-    fn snapshot_with_ssh_is_refused_before_provisioning() {
-        let text = "steps:\n  - guest: {run: 'true', via: ssh}\n";
+    /// Runs `text` with `opts` on an empty cache and an unknown kernel name, where the run must
+    /// be refused before provisioning: its error, after checking that neither the cache nor the
+    /// run folder was touched (a check made after provisioning would fail on the kernel name).
+    fn refused_before_provisioning(text: &str, opts: &RunOptions) -> RunError {
+        assert_eq!(opts.machine.kernel, "no-such-kernel");
         let scenario =
-            crate::scenario::parse_str(text, "snap-ssh.yaml", Path::new("/nonexistent")).unwrap();
-        let mut opts = RunOptions::new(Board::Arm64Virt, "no-such-kernel");
-        opts.snapshot = true;
+            crate::scenario::parse_str(text, "t.yaml", Path::new("/nonexistent")).unwrap();
         let cache_dir = tempfile::tempdir().unwrap();
         let runs = tempfile::tempdir().unwrap();
-        let run_dir = RunDir::create_in(runs.path(), "snap-ssh").unwrap();
+        let run_dir = RunDir::create_in(runs.path(), "t").unwrap();
         let err = run_scenario(
             &scenario,
-            &opts,
+            opts,
             &Cache::at(cache_dir.path().to_path_buf()),
             &run_dir,
             &Events::none(),
         )
         .unwrap_err();
-        assert!(matches!(err, RunError::SnapshotNeedsHvc), "{err:?}");
-        use crate::host::exit::Classify;
-        assert_eq!(err.exit_class(), crate::host::exit::ExitClass::BadInput);
         let left: Vec<_> = std::fs::read_dir(cache_dir.path()).unwrap().collect();
         assert!(left.is_empty(), "the cache was touched: {left:?}");
         let in_run: Vec<_> = std::fs::read_dir(run_dir.path()).unwrap().collect();
         assert!(in_run.is_empty(), "the run folder got files: {in_run:?}");
+        err
+    }
+
+    /// `--snapshot` with a scenario that talks over ssh is refused as bad input before anything
+    /// is fetched or built.
+    #[test]
+    fn snapshot_with_ssh_is_refused_before_provisioning() {
+        let mut opts = RunOptions::new(Board::Arm64Virt, "no-such-kernel");
+        opts.snapshot = true;
+        let err =
+            refused_before_provisioning("steps:\n  - guest: {run: 'true', via: ssh}\n", &opts);
+        assert!(matches!(err, RunError::SnapshotNeedsHvc), "{err:?}");
+        use crate::host::exit::Classify;
+        assert_eq!(err.exit_class(), crate::host::exit::ExitClass::BadInput);
     }
 
     /// The run's spec is the command line's with the scenario's part added: its `cmdline:`
@@ -428,30 +436,17 @@ mod tests {
         assert_eq!(opts.machine.cmdline, ["from.cli=1"]);
     }
 
-    /// A board the scenario cannot run on is refused before provisioning too: the cache stays
-    /// empty (an unknown kernel name: provisioning would fail on that instead).
+    /// A board the scenario cannot run on is refused before provisioning too.
     #[test]
     fn a_board_the_scenario_cannot_use_is_refused_before_provisioning() {
-        let text = "boards: [arm64-virt]\nsteps:\n  - guest: {run: 'true'}\n";
-        let scenario =
-            crate::scenario::parse_str(text, "arm-only.yaml", Path::new("/nonexistent")).unwrap();
         let opts = RunOptions::new(Board::X86_64Q35, "no-such-kernel");
-        let cache_dir = tempfile::tempdir().unwrap();
-        let runs = tempfile::tempdir().unwrap();
-        let run_dir = RunDir::create_in(runs.path(), "arm-only").unwrap();
-        let err = run_scenario(
-            &scenario,
+        let err = refused_before_provisioning(
+            "boards: [arm64-virt]\nsteps:\n  - guest: {run: 'true'}\n",
             &opts,
-            &Cache::at(cache_dir.path().to_path_buf()),
-            &run_dir,
-            &Events::none(),
-        )
-        .unwrap_err();
+        );
         assert!(
             matches!(&err, RunError::Unsupported(u) if u.unmet[0].what == "boards"),
             "{err:?}"
         );
-        let left: Vec<_> = std::fs::read_dir(cache_dir.path()).unwrap().collect();
-        assert!(left.is_empty(), "the cache was touched: {left:?}");
     }
 }

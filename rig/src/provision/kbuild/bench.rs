@@ -51,14 +51,7 @@ pub fn bench(arch: Arch, cache: &Cache, events: &Events) -> Result<KbuildBench, 
     let _lock = source::AreaLock::acquire(&area, events, &step)?;
     let logs = area.join("logs");
     fs::create_dir_all(&logs).map_err(io_err("cannot create log folder", &logs))?;
-    let pristine = source::pristine(
-        &req.source,
-        &plan.tarball,
-        &plan.repo,
-        &plan.identity,
-        cache,
-        events,
-    )?;
+    let pristine = plan.pristine(cache, events)?;
     let log = logs.join(format!("bench-{arch}.log"));
     let _ = fs::remove_file(&log);
     let src = source::sync_work_tree(&area, &pristine, &plan.patches, &log)?;

@@ -67,14 +67,7 @@ fn build_into(
         .replace(':', "");
     let log = logs.join(format!("{stamp}-{}.log", plan.build_dir_name()));
 
-    let pristine = source::pristine(
-        &plan.req.source,
-        &plan.tarball,
-        &plan.repo,
-        &plan.identity,
-        cache,
-        events,
-    )?;
+    let pristine = plan.pristine(cache, events)?;
     progress(events, step, "syncing the working source tree");
     let src = source::sync_work_tree(&area, &pristine, &plan.patches, &log)?;
 

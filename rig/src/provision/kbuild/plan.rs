@@ -97,6 +97,23 @@ impl Plan {
         Ok(k)
     }
 
+    /// The pristine source tree the plan builds from (unpacked, a pinned tarball fetched
+    /// first, on first use).
+    pub(super) fn pristine(
+        &self,
+        cache: &crate::host::cache::Cache,
+        events: &crate::host::events::Events,
+    ) -> Result<PathBuf, KbuildError> {
+        source::pristine(
+            &self.req.source,
+            &self.tarball,
+            &self.repo,
+            &self.identity,
+            cache,
+            events,
+        )
+    }
+
     pub(super) fn build_dir_name(&self) -> String {
         let f = if self.flavor.name.is_empty() {
             "default"
