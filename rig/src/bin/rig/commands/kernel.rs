@@ -60,11 +60,7 @@ pub(crate) fn build(cx: &Ctx, a: KernelBuildArgs) -> Result<i32> {
     let events = cx.events(None);
     kbuild::flavor(&a.flavor)?;
     rig::prepare::ensure_host_tools(&[Need::Core, Need::Kbuild], !a.no_setup, &cx.cache, &events)?;
-    let req = kbuild::BuildRequest {
-        arch: a.arch,
-        source: kbuild::Source::parse(&a.source),
-        flavor: a.flavor,
-    };
+    let req = rig::provision::build_request(a.arch, kbuild::Source::parse(&a.source), a.flavor)?;
     let k = kbuild::build(&req, &cx.cache, &events)?;
     outln!("kernel  {} ({})", k.name, k.release)?;
     outln!("image   {}", k.image.display())?;
