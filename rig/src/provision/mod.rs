@@ -151,6 +151,16 @@ fn refuse_unbuilt(
     }
 }
 
+/// Refuses `name` when rig does not build it and the working directory's project names kernel
+/// fragments or patches: what [`resolve_kernel`] would refuse, asked before host tools are set
+/// up or anything is fetched.
+pub fn check_project_kernel(name: &str) -> Result<(), ProvisionError> {
+    if KernelSpec::parse(name)?.is_built() {
+        return Ok(());
+    }
+    refuse_unbuilt(name, crate::project::discover()?.as_ref())
+}
+
 /// Resolves a kernel name for an arch, provisioning (download / build) on first use. A kernel
 /// rig builds takes the project's `kernel:` inputs ([`build_request`]); `debian-6.1` is refused
 /// while the project names any.
