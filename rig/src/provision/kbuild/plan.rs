@@ -95,23 +95,15 @@ impl Plan {
         // The project's inputs under their own labels, after rig's: without any, the key is
         // the one a build without a project file has.
         for f in &self.fragments {
-            let kind = self.kind(f, &self.req.project.fragments, "fragment");
+            let kind = label_kind(f, &self.req.project.fragments, "fragment");
             k.file(&format!("{kind}/{}", file_name(f)), f)?;
         }
         for p in &self.patches {
-            let kind = self.kind(p, &self.req.project.patches, "patch");
+            let kind = label_kind(p, &self.req.project.patches, "patch");
             k.file(&format!("{kind}/{}", file_name(p)), p)?;
         }
         k.tree("module", &self.module_src)?;
         Ok(k)
-    }
-
-    fn kind(&self, path: &Path, project: &[PathBuf], kind: &str) -> String {
-        if project.iter().any(|p| p == path) {
-            format!("project-{kind}")
-        } else {
-            kind.to_string()
-        }
     }
 
     /// How messages name a fragment: rig's by file name, the project's by path (so a dropped
@@ -162,6 +154,15 @@ impl Plan {
             cmd.arg(format!("CROSS_COMPILE={prefix}"));
         }
         cmd
+    }
+}
+
+/// A key label's kind for `path`: `project-KIND` when the project named it, else `KIND`.
+fn label_kind(path: &Path, project: &[PathBuf], kind: &str) -> String {
+    if project.iter().any(|p| p == path) {
+        format!("project-{kind}")
+    } else {
+        kind.to_string()
     }
 }
 
