@@ -145,9 +145,10 @@ impl Classify for crate::provision::ProvisionError {
     fn exit_class(&self) -> ExitClass {
         use crate::provision::ProvisionError as E;
         match self {
-            E::UnknownKernel { .. } => BadInput,
+            E::UnknownKernel { .. } | E::ProjectNeedsBuild { .. } => BadInput,
             E::Image(e) => e.exit_class(),
             E::Build(e) => e.exit_class(),
+            E::Project(e) => e.exit_class(),
         }
     }
 }

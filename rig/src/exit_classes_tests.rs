@@ -218,6 +218,26 @@ fn every_error_kind_has_its_class() {
             BadInput,
         ),
         (
+            "PrepareError::Image(ProjectNeedsBuild)",
+            Box::new(prepare_image(ProvisionError::ProjectNeedsBuild {
+                kernel: "debian-6.1".into(),
+                project: "/p/rig.yaml".into(),
+            })),
+            BadInput,
+        ),
+        (
+            "ProvisionError::Project(Invalid)",
+            Box::new(ProvisionError::Project(
+                crate::project::ProjectError::Invalid {
+                    file: "rig.yaml".into(),
+                    line: 2,
+                    column: 15,
+                    message: "kernel.fragments[0]: config fragment x is not a file".into(),
+                },
+            )),
+            BadInput,
+        ),
+        (
             "PrepareError::Image(UnknownKernel)",
             Box::new(prepare_image(unknown_kernel())),
             BadInput,

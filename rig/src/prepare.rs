@@ -104,6 +104,7 @@ pub fn provision(
         source: Box::new(source),
     };
     provision::check_kernel_name(&spec.kernel).map_err(image_error)?;
+    provision::check_project_kernel(&spec.kernel).map_err(image_error)?;
     ensure_host_tools(&needs_for_kernel(&spec.kernel), auto_setup, cache, events)?;
     provision::boot_image(&spec.kernel, spec.board.arch(), cache, events).map_err(image_error)
 }

@@ -200,6 +200,60 @@ fn unknown_board_and_flavor_are_bad_input() {
     assert!(err.contains("known-bad-devlink-wait"), "{err}");
 }
 
+/// `rig ARGS` in `cwd` (where a project file is found), with a scratch cache and run folder.
+fn rig_at(cwd: &Path, args: &[&str]) -> Output {
+    let cache = tempfile::tempdir().unwrap();
+    Command::new(env!("CARGO_BIN_EXE_rig"))
+        .args(args)
+        .current_dir(cwd)
+        .env("RIG_CACHE_DIR", cache.path())
+        .env("RIG_ARTIFACTS", cache.path().join("runs"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_projects_kernel_inputs_are_checked_before_anything_builds() {
+    let d = tempfile::tempdir().unwrap();
+    let deep = d.path().join("sub");
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(
+        d.path().join("rig.yaml"),
+        "kernel:\n  fragments: [gone.config]\n",
+    )
+    .unwrap();
+    let out = rig_at(
+        &deep,
+        &["kernel", "build", "--no-setup", "--arch", "x86_64"],
+    );
+    let err = refused_by_rig(&out, "missing project fragment");
+    assert!(
+        err.contains("rig.yaml:2:15: kernel.fragments[0]: config fragment")
+            && err.contains("gone.config"),
+        "{err}"
+    );
+    // debian-6.1 (the default --kernel) cannot take the project's patches: refused, not
+    // booted without them, before any host tool or download.
+    std::fs::write(d.path().join("0001.patch"), "--- a/x\n+++ b/x\n").unwrap();
+    std::fs::write(
+        d.path().join("rig.yaml"),
+        "kernel:\n  patches: [0001.patch]\n",
+    )
+    .unwrap();
+    for args in [
+        &["fetch", "--no-setup", "--board", "x86_64-q35"][..],
+        &["boot", "--no-setup", "--board", "x86_64-q35", "--", "true"][..],
+    ] {
+        let out = rig_at(&deep, args);
+        let err = refused_by_rig(&out, args[0]);
+        assert!(
+            err.contains(&d.path().join("rig.yaml").display().to_string())
+                && err.contains("rig does not build `debian-6.1`"),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn missing_log_for_analyze_is_bad_input() {
     let out = rig(&["analyze", "/nonexistent/rig/missing.log"]);

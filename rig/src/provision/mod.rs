@@ -29,6 +29,14 @@ pub enum ProvisionError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Build(#[from] KbuildError),
+    #[error(transparent)]
+    Project(#[from] crate::project::ProjectError),
+    #[error(
+        "{project} names kernel fragments or patches (`kernel:`), but rig does not build \
+         `{kernel}`: boot a kernel rig builds (rig-<SERIES>[-FLAVOR], tree:PATH[#FLAVOR]) or \
+         run outside the project"
+    )]
+    ProjectNeedsBuild { kernel: String, project: PathBuf },
 }
 
 impl ProvisionError {
@@ -102,26 +110,80 @@ pub fn check_kernel_name(name: &str) -> Result<(), ProvisionError> {
     KernelSpec::parse(name).map(drop)
 }
 
-/// Resolves a kernel name for an arch, provisioning (download / build) on first use.
+/// The build request for `source` and `flavor` on `arch`, with the kernel inputs of the
+/// working directory's project file ([`crate::project::discover`]): the one place a kernel
+/// rig builds learns of the project, for [`resolve_kernel`] and `rig kernel build` alike.
+pub fn build_request(
+    arch: Arch,
+    source: kbuild::Source,
+    flavor: String,
+) -> Result<kbuild::BuildRequest, ProvisionError> {
+    let project = crate::project::discover()?;
+    Ok(request_for(arch, source, flavor, project.as_ref()))
+}
+
+fn request_for(
+    arch: Arch,
+    source: kbuild::Source,
+    flavor: String,
+    project: Option<&crate::project::Project>,
+) -> kbuild::BuildRequest {
+    kbuild::BuildRequest {
+        arch,
+        source,
+        flavor,
+        project: project.map(|p| p.kernel.clone()).unwrap_or_default(),
+    }
+}
+
+/// A kernel rig does not build cannot take the project's fragments and patches: refused
+/// rather than booted without them.
+fn refuse_unbuilt(
+    name: &str,
+    project: Option<&crate::project::Project>,
+) -> Result<(), ProvisionError> {
+    match project {
+        Some(p) if !p.kernel.is_empty() => Err(ProvisionError::ProjectNeedsBuild {
+            kernel: name.to_string(),
+            project: p.file.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses `name` when rig does not build it and the working directory's project names kernel
+/// fragments or patches: what [`resolve_kernel`] would refuse, asked before host tools are set
+/// up or anything is fetched.
+pub fn check_project_kernel(name: &str) -> Result<(), ProvisionError> {
+    if KernelSpec::parse(name)?.is_built() {
+        return Ok(());
+    }
+    refuse_unbuilt(name, crate::project::discover()?.as_ref())
+}
+
+/// Resolves a kernel name for an arch, provisioning (download / build) on first use. A kernel
+/// rig builds takes the project's `kernel:` inputs ([`build_request`]); `debian-6.1` is refused
+/// while the project names any.
 pub fn resolve_kernel(
     name: &str,
     arch: Arch,
     cache: &Cache,
     events: &Events,
 ) -> Result<Kernel, ProvisionError> {
+    let spec = KernelSpec::parse(name)?;
+    let project = crate::project::discover()?;
     let build = |source, flavor: String| {
         kbuild::build(
-            &kbuild::BuildRequest {
-                arch,
-                source,
-                flavor,
-            },
+            &request_for(arch, source, flavor, project.as_ref()),
             cache,
             events,
         )
     };
-    Ok(match KernelSpec::parse(name)? {
-        KernelSpec::Debian61 => image::debian::kernel(arch, cache, events)?,
+    Ok(match spec {
+        KernelSpec::Debian61 => {
+            refuse_unbuilt(name, project.as_ref())?;
+            image::debian::kernel(arch, cache, events)?
+        }
         KernelSpec::Rig { series, flavor } => build(kbuild::Source::Debian(series), flavor)?,
         KernelSpec::Tree { path, flavor } => build(kbuild::Source::Tree(path), flavor)?,
     })
@@ -185,5 +247,40 @@ mod tests {
             let named = bad.rsplit('#').next().unwrap_or(bad);
             assert!(e.to_string().contains(named), "{e}");
         }
+    }
+
+    #[test]
+    fn a_kernel_rig_does_not_build_is_refused_with_project_inputs() {
+        use crate::host::exit::{Classify, ExitClass};
+        let mut project = crate::project::Project {
+            file: "/p/rig.yaml".into(),
+            scenarios: vec![],
+            matrix: None,
+            kernel: Default::default(),
+        };
+        refuse_unbuilt("debian-6.1", None).unwrap();
+        refuse_unbuilt("debian-6.1", Some(&project)).unwrap();
+        let req = request_for(
+            Arch::X86_64,
+            kbuild::Source::Debian(kbuild::Series::V6_12),
+            String::new(),
+            Some(&project),
+        );
+        assert!(req.project.is_empty());
+        project.kernel.patches.push("/p/0001.patch".into());
+        let e = refuse_unbuilt("debian-6.1", Some(&project)).unwrap_err();
+        assert_eq!(e.exit_class(), ExitClass::BadInput);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("/p/rig.yaml") && msg.contains("debian-6.1"),
+            "{msg}"
+        );
+        let req = request_for(
+            Arch::X86_64,
+            kbuild::Source::Debian(kbuild::Series::V6_12),
+            String::new(),
+            Some(&project),
+        );
+        assert_eq!(req.project, project.kernel);
     }
 }

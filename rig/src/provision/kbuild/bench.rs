@@ -34,6 +34,8 @@ pub fn bench(arch: Arch, cache: &Cache, events: &Events) -> Result<KbuildBench, 
         arch,
         source: Source::Debian(Series::DEFAULT),
         flavor: String::new(),
+        // rig's own build, measured: not the project's.
+        project: Default::default(),
     };
     let plan = Plan::new(
         &req,

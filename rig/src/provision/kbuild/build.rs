@@ -2,7 +2,7 @@
 //! configure the persistent `O=` directory, `make`, install image, vmlinux, config and modules
 //! (rig's configfs overlay module included) into the cache entry.
 
-use super::plan::{file_name, file_names, io_err, Plan};
+use super::plan::{file_names, io_err, Plan};
 use super::toolchain::make_arch;
 use super::{
     kconfig, run, source, BuildRequest, KbuildError, CACHE_KIND, META, OF_CONFIGFS_DIR,
@@ -106,6 +106,23 @@ fn build_into(
     provenance.insert("flavor".to_string(), plan.flavor.name.clone());
     provenance.insert("fragments".to_string(), file_names(&plan.fragments));
     provenance.insert("patches".to_string(), file_names(&plan.patches));
+    if !plan.req.project.is_empty() {
+        // The project's inputs by path (`fragments` and `patches` above name them too).
+        let paths = |l: &[PathBuf]| {
+            l.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        provenance.insert(
+            "project_fragments".to_string(),
+            paths(&plan.req.project.fragments),
+        );
+        provenance.insert(
+            "project_patches".to_string(),
+            paths(&plan.req.project.patches),
+        );
+    }
     provenance.insert("config_sha256".to_string(), config_hash);
     provenance.insert("toolchain".to_string(), plan.toolchain.version.clone());
     provenance.insert("cache_key".to_string(), key.hex());
@@ -185,7 +202,7 @@ pub(super) fn configure(
     progress(
         events,
         step,
-        "configuring (tinyconfig + kvm_guest.config + rig fragments)",
+        "configuring (tinyconfig + kvm_guest.config + fragments)",
     );
     let cfg_dir = area.join(format!("config-{}", plan.req.arch));
     fs::create_dir_all(&cfg_dir).map_err(io_err("cannot create config dir", &cfg_dir))?;
@@ -217,7 +234,7 @@ pub(super) fn configure(
     let mut reqs = Vec::new();
     for f in &plan.fragments {
         let text = fs::read_to_string(f).map_err(io_err("cannot read fragment", f))?;
-        reqs.extend(kconfig::parse_fragment(&file_name(f), &text));
+        reqs.extend(kconfig::parse_fragment(&plan.fragment_label(f), &text));
     }
     let dropped = kconfig::check(&reqs, &final_text);
     if !dropped.is_empty() {

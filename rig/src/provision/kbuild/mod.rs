@@ -16,6 +16,12 @@
 //! **Flavors** = fragments + patch sets ([`flavor`]). Patch sets live in
 //! `images/patches/<series>/<name>/*.patch` (each re-made against its series) and are applied in file-name order to rig's working copy.
 //!
+//! **The project's inputs.** A project file's `kernel:` ([`crate::project`], passed in
+//! [`BuildRequest::project`]) adds fragments, merged after the flavor's and checked like them
+//! (a dropped option names the project's file by path), and patches, applied after the flavor's
+//! patch sets. Both enter the cache key by content under their own labels; with none, the key
+//! is the one rig's assets alone give.
+//!
 //! **Outputs** land in the cache (`<cache>/kernel-build/<key>/`), keyed by source identity, arch,
 //! fragments' and patches' content, the out-of-tree module's source and the compiler's
 //! `--version`; a second build with nothing changed returns at once. The `O=` build directory
@@ -93,7 +99,7 @@ pub enum KbuildError {
         source: Box<KbuildError>,
     },
     #[error(
-        "the final kernel config {config} lost {} option(s) rig's fragments asked for \
+        "the final kernel config {config} lost {} option(s) the fragments asked for \
          (name their dependencies in the fragment):\n  {}",
         dropped.len(),
         dropped.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n  ")
@@ -184,6 +190,9 @@ pub struct BuildRequest {
     pub source: Source,
     /// `""` for the default flavor, else a name from [`CATALOGUE`].
     pub flavor: String,
+    /// The project's own fragments and patches (`rig.yaml`'s `kernel:`), after the flavor's;
+    /// empty for none (the build and its key are then exactly those without a project).
+    pub project: crate::project::KernelInputs,
 }
 
 /// Builds (or finds in the cache) the kernel `req` asks for.
@@ -217,6 +226,7 @@ pub(crate) fn keys_for_assets(repo: &Path, tarball: &Path) -> Vec<(String, Strin
                     arch,
                     source: Source::Debian(series),
                     flavor: f.to_string(),
+                    project: Default::default(),
                 };
                 let key = plan::Plan::with_toolchain(&req, repo, tarball, toolchain)
                     .and_then(|p| p.key())
@@ -392,6 +402,7 @@ mod tests {
             arch: Arch::X86_64,
             source: Source::Tree(tree.path().to_path_buf()),
             flavor: flavor.into(),
+            project: Default::default(),
         };
         let key = |flavor: &str| {
             Plan::new(&req(flavor), r, Path::new("/x"), false)
@@ -453,6 +464,7 @@ mod tests {
                     arch,
                     source: Source::Debian(Series::V6_12),
                     flavor: flavor.clone(),
+                    project: Default::default(),
                 },
                 &cache,
                 &events,
@@ -470,6 +482,7 @@ mod tests {
                     arch,
                     source: Source::Debian(Series::V6_12),
                     flavor: flavor.clone(),
+                    project: Default::default(),
                 },
                 &cache,
                 &events,

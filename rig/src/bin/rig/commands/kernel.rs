@@ -11,6 +11,7 @@ use rig::provision::kbuild;
 /// `rig fetch`: the kernel and its initramfs, provisioned; prints where they are.
 pub(crate) fn fetch(cx: &Ctx, target: &Target) -> Result<i32> {
     let events = cx.events(None);
+    rig::provision::check_project_kernel(&target.kernel)?;
     rig::prepare::ensure_host_tools(
         &rig::prepare::needs_for_kernel(&target.kernel),
         target.auto_setup(),
@@ -59,12 +60,9 @@ pub(crate) fn list() -> Result<i32> {
 pub(crate) fn build(cx: &Ctx, a: KernelBuildArgs) -> Result<i32> {
     let events = cx.events(None);
     kbuild::flavor(&a.flavor)?;
+    // The project file is read (its fragments and patches checked) before any setup.
+    let req = rig::provision::build_request(a.arch, kbuild::Source::parse(&a.source), a.flavor)?;
     rig::prepare::ensure_host_tools(&[Need::Core, Need::Kbuild], !a.no_setup, &cx.cache, &events)?;
-    let req = kbuild::BuildRequest {
-        arch: a.arch,
-        source: kbuild::Source::parse(&a.source),
-        flavor: a.flavor,
-    };
     let k = kbuild::build(&req, &cx.cache, &events)?;
     outln!("kernel  {} ({})", k.name, k.release)?;
     outln!("image   {}", k.image.display())?;
