@@ -180,6 +180,11 @@ impl Vm {
         self.exited()
     }
 
+    /// QEMU closed the console: it is exiting (or, rarely, stuck on the way out).
+    pub fn console_hung_up(&self) -> bool {
+        self.console.hung_up()
+    }
+
     /// Why QEMU stopped; meaningful once [`Vm::exited`] says it has.
     pub fn exit_cause(&mut self) -> ExitCause {
         ExitCause::from_events(&self.qmp.final_events(Duration::from_secs(2)))

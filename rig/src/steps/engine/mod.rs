@@ -100,6 +100,9 @@ impl<'a> Engine<'a> {
     }
 }
 
+/// How long a step waits for QEMU's process to end once QEMU has closed the console.
+const QEMU_EXIT_GRACE: Duration = Duration::from_secs(5);
+
 impl Engine<'_> {
     pub(crate) fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
@@ -221,7 +224,11 @@ impl Engine<'_> {
                 self.fail(step, e);
             }
         }
-        self.guest.vm.exited().is_some()
+        // QEMU closes the console a moment before its process ends: a step that failed on the
+        // closed console must not let the next ones run (each would fail at once on the dead
+        // console, once per round of a `repeat`), so the exit is waited for, briefly, then.
+        self.guest.vm.exited_settled(QEMU_EXIT_GRACE).is_some()
+            || self.guest.vm.console_hung_up()
             || self.remaining().is_zero()
             || self.machine_stuck
             || self.console_dead
@@ -254,7 +261,7 @@ impl Engine<'_> {
     /// The console closed while a step waited on the kernel log: QEMU exited. Why (a guest
     /// panic or reset is the kernel's, and its report decides the verdict) is QEMU's to say.
     pub(crate) fn console_closed(&mut self) -> StepError {
-        match self.guest.vm.exited_settled(Duration::from_secs(5)) {
+        match self.guest.vm.exited_settled(QEMU_EXIT_GRACE) {
             Some(reason) => StepError::Rig(reason),
             None => StepError::Rig("the kernel console closed while QEMU still runs".into()),
         }
