@@ -1,10 +1,10 @@
-//! A real bisect: a git history on linux-source-6.12 (harmless commits, one that breaks the
+//! A real bisect: a git history on linux-source-7.3 (the default series) (harmless commits, one that breaks the
 //! build, the known-bad-devlink-wait change, an unrelated one after it — `rig::bisect::fixture`),
 //! bisected with the overlay-devlink-teardown scenario on arm64-virt. rig must name the
 //! known-bad commit and report the build breaker as skipped.
 //!
 //! Cost (2-core TCG host): the fixture repository once (~2 min: copy, git add), the first build
-//! of the worktree (ccache hits where the debian-6.12 builds left them, else a full build), then
+//! of the worktree (ccache hits where the debian-7.3 builds left them, else a full build), then
 //! incremental builds and two runs per good commit.
 
 mod common;

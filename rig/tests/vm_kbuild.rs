@@ -1,4 +1,4 @@
-//! VM tests for kernels rig builds (`rig-6.12`, from Debian's linux-source-6.12): both arches
+//! VM tests for kernels rig builds (the suite's `rig-7.3`, from Debian's linux-source-7.3): both arches
 //! boot, rig's configfs overlay module applies and removes overlays, netdevsim is there, and the
 //! known-bad flavor reproduces the overlay-removal refcount leak the default kernel does not.
 //!
@@ -15,9 +15,9 @@ use rig::run::{run_scenario, RunOptions, Verdict};
 const OVERLAYS: &str = "/sys/kernel/config/device-tree/overlays";
 
 #[test]
-fn rig_6_12_boots_on_both_boards_with_configfs_overlays_and_netdevsim() {
+fn the_rig_kernel_boots_on_both_boards_with_configfs_overlays_and_netdevsim() {
     for board in Board::ALL {
-        let mut g = boot(board, "rig-6.12", "rig612");
+        let mut g = boot(board, RIG_KERNEL, "rig-kernel");
         let release = sh(&mut g, "uname -r");
         assert!(release.trim().ends_with("-rig"), "{board}: {release}");
         assert_eq!(sh(&mut g, "uname -m").trim(), board.arch().uname());
@@ -40,7 +40,7 @@ fn rig_6_12_boots_on_both_boards_with_configfs_overlays_and_netdevsim() {
 
 #[test]
 fn arm64_applies_and_removes_an_overlay_through_configfs() {
-    let mut g = boot(Board::Arm64Virt, "rig-6.12", "overlay");
+    let mut g = boot(Board::Arm64Virt, RIG_KERNEL, "overlay");
     let dir = tempfile::tempdir().unwrap();
     let dtbo = dir.path().join("simple-node.dtbo");
     rig::provision::overlay::compile(&rig::repo_root().join("overlays/simple-node.dtso"), &dtbo)
@@ -86,8 +86,8 @@ fn overlay_teardown(kernel: &str) -> rig::run::ScenarioResult {
 }
 
 #[test]
-fn overlay_devlink_teardown_is_clean_on_rig_6_12() {
-    let r = overlay_teardown("rig-6.12");
+fn overlay_devlink_teardown_is_clean_on_the_rig_kernel() {
+    let r = overlay_teardown(RIG_KERNEL);
     assert_eq!(r.verdict, Verdict::Pass, "{}", r.render());
 }
 
@@ -95,7 +95,7 @@ fn overlay_devlink_teardown_is_clean_on_rig_6_12() {
 fn known_bad_devlink_wait_reproduces_the_overlay_refcount_leak() {
     // The positive control: without device_link_wait_removal() in of_changeset_destroy(),
     // removing the provider+consumer overlay leaks a node reference in most rounds.
-    let r = overlay_teardown("rig-6.12-known-bad-devlink-wait");
+    let r = overlay_teardown(&rig_flavor("known-bad-devlink-wait"));
     assert_eq!(r.verdict, Verdict::Fail, "{}", r.render());
     assert!(
         r.reproduced

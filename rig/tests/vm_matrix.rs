@@ -96,15 +96,15 @@ fn the_harness_lists_a_fixture_matrix_exactly_with_its_ignored_cells() {
         names.sort();
         names
     };
-    // Real kernels: Debian's 6.1 has no netdevsim, rig-6.12 does.
+    // Real kernels: Debian's 6.1 has no netdevsim, rig-7.3 does.
     assert_eq!(
         list(&[]),
         [
             "arm64-virt::debian-6.1::arm-only",
             "arm64-virt::debian-6.1::needs-netdevsim",
             "arm64-virt::debian-6.1::plain",
-            "arm64-virt::rig-6.12::arm-only",
-            "arm64-virt::rig-6.12::needs-netdevsim",
+            "arm64-virt::rig-7.3::arm-only",
+            "arm64-virt::rig-7.3::needs-netdevsim",
             "x86_64-q35::debian-6.1::arm-only",
             "x86_64-q35::debian-6.1::needs-netdevsim",
             "x86_64-q35::debian-6.1::plain",

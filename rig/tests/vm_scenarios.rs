@@ -120,7 +120,7 @@ steps:
 #[test]
 fn memory_hotplug_cycle_passes_on_both_boards() {
     // virtio-mem on both boards; Debian's 6.1 has virtio_mem as a module, which the engine packs
-    // into the initramfs and has init load. (Seed 003's race needs lockdep: it runs on rig-6.12,
+    // into the initramfs and has init load. (Seed 003's race needs lockdep: it runs on rig-7.3,
     // in vm_seeds.rs.)
     for board in Board::ALL {
         let r = run_file("memory-hotplug-cycle.yaml", board);

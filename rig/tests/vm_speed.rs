@@ -13,7 +13,7 @@ use std::time::Duration;
 
 #[test]
 fn the_command_shell_keeps_its_framing_whatever_the_guest_prints() {
-    let mut g = boot(Board::Arm64Virt, "rig-6.12", "hostile-output");
+    let mut g = boot(Board::Arm64Virt, RIG_KERNEL, "hostile-output");
     // Marker look-alikes (another token, a start marker) in the output change nothing.
     let out = g
         .run(
@@ -77,7 +77,7 @@ fn the_command_shell_keeps_its_framing_whatever_the_guest_prints() {
 
 #[test]
 fn restored_guests_start_from_the_saved_state_every_time() {
-    let machine = prepare(options(Board::Arm64Virt, "rig-6.12"));
+    let machine = prepare(options(Board::Arm64Virt, RIG_KERNEL));
     let mut g0 = boot_prepared(&machine, "snapshot-template");
     sh(&mut g0, "echo saved > /tmp/base");
     let state = g0.vm.run_dir().file("state.bin");
@@ -126,7 +126,7 @@ fn the_positive_control_still_fails_every_restored_run() {
         &rig::repo_root().join("overlays"),
     )
     .unwrap();
-    let mut opts = RunOptions::new(Board::Arm64Virt, "rig-6.12-known-bad-devlink-wait");
+    let mut opts = RunOptions::new(Board::Arm64Virt, &rig_flavor("known-bad-devlink-wait"));
     opts.auto_setup = false;
     opts.repeat = 2;
     opts.snapshot = true;

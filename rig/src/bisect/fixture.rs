@@ -1,6 +1,6 @@
-//! A real kernel history to bisect: Debian's linux-source-6.12 as the base commit and six
-//! commits on top — harmless ones, one that breaks the build and one that fixes it, the
-//! known-bad-devlink-wait change (the culprit), and an unrelated one after it. The suite's real
+//! A real kernel history to bisect: Debian's source of the default series (linux-source-7.3) as
+//! the base commit and six commits on top — harmless ones, one that breaks the build and one that
+//! fixes it, the known-bad-devlink-wait change (the culprit), and an unrelated one after it. The suite's real
 //! bisect and `rig bench bisect` run on it. Commits carry fixed authors and dates, so their
 //! hashes are the same on every machine; the repository is cached by the source's identity and
 //! the patch's content (`<cache>/bisect-fixture/<key>/repo`).
@@ -81,12 +81,13 @@ pub fn linux_history(cache: &Cache, events: &Events) -> Result<History, BisectEr
     let infra = |e: String| BisectError::Infra(format!("bisect fixture: {e}"));
     let tarball = Path::new(HOST_612_TARBALL);
     let repo_root = crate::repo_root();
-    let source = Source::Debian(Series::V6_12);
+    let series = Series::DEFAULT;
+    let source = Source::Debian(series);
     let identity =
         source::identity(&source, tarball, &repo_root).map_err(|e| infra(e.to_string()))?;
     let patch_dir = patch_set_dir(
         &repo_root.join("images/patches"),
-        Series::V6_12,
+        series,
         "known-bad-devlink-wait",
     );
     let patch = std::fs::read_dir(&patch_dir)
@@ -105,7 +106,12 @@ pub fn linux_history(cache: &Cache, events: &Events) -> Result<History, BisectEr
         &key,
         events,
         "bisect fixture",
-        || Some("a git history on linux-source-6.12 (copy, git add, 7 commits)".into()),
+        || {
+            Some(format!(
+                "a git history on {} (copy, git add, 7 commits)",
+                series.tarball_dir()
+            ))
+        },
         |dir| -> Result<(), BisectError> {
             let pristine = source::pristine(&source, tarball, &repo_root, &identity, cache, events)
                 .map_err(|e| infra(e.to_string()))?;
@@ -119,7 +125,7 @@ pub fn linux_history(cache: &Cache, events: &Events) -> Result<History, BisectEr
             if !st.success() {
                 return Err(infra(format!("cp -a {} failed", pristine.display())));
             }
-            build_history(&repo, &patch).map_err(infra)
+            build_history(&repo, series, &patch).map_err(infra)
         },
     )?;
     let repo = entry.join("repo");
@@ -130,14 +136,12 @@ pub fn linux_history(cache: &Cache, events: &Events) -> Result<History, BisectEr
     })
 }
 
-fn build_history(repo: &Path, patch: &Path) -> Result<(), String> {
+fn build_history(repo: &Path, series: Series, patch: &Path) -> Result<(), String> {
     git(repo, &["init", "-q"])?;
     // Debian's .gitignore ignores everything at the top level: add regardless.
     git(repo, &["add", "-A", "-f"])?;
-    git(
-        repo,
-        &["commit", "-q", "-m", "linux-source-6.12 (Debian), the base"],
-    )?;
+    let base = format!("{} (Debian), the base", series.tarball_dir());
+    git(repo, &["commit", "-q", "-m", &base])?;
     let commit = |subject: &str| git(repo, &["commit", "-q", "-a", "-m", subject]).map(drop);
     let doc = repo.join("Documentation/process/howto.rst");
     edit(&doc, |t| t + "\n.. rig bisect demo: a harmless note.\n")?;

@@ -45,7 +45,7 @@ fn a_fixture_matrix_lists_exactly_its_cells_with_skip_reasons() {
     // Each kernel is resolved once per arch, only where a cell needs its features.
     assert_eq!(
         asked,
-        ["debian-6.1/X86_64", "debian-6.1/Arm64", "rig-6.12/Arm64"]
+        ["debian-6.1/X86_64", "debian-6.1/Arm64", "rig-7.3/Arm64"]
     );
     let listed = render_list(&planned);
     assert_eq!(
@@ -57,8 +57,8 @@ run    x86_64-q35::debian-6.1::plain
 run    arm64-virt::debian-6.1::arm-only
 skip   arm64-virt::debian-6.1::needs-netdevsim  netdevsim needs CONFIG_NETDEVSIM=y or m
 run    arm64-virt::debian-6.1::plain
-run    arm64-virt::rig-6.12::arm-only (×3)
-run    arm64-virt::rig-6.12::needs-netdevsim (×3)
+run    arm64-virt::rig-7.3::arm-only (×3)
+run    arm64-virt::rig-7.3::needs-netdevsim (×3)
 8 cells: 5 run, 3 skipped, 0 cannot be provisioned
 "
     );

@@ -13,6 +13,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+/// The kernel rig builds that the suite boots: ci/provision-tests.sh provisions it on both boards,
+/// with the flavors in [`rig_flavor`]'s callers. (rig-6.12 stays buildable and in the `full` and
+/// `nightly` matrix sets; the suite does not build it.)
+pub const RIG_KERNEL: &str = "rig-7.3";
+
+/// `rig-7.3-FLAVOR`: a flavor of the suite's kernel.
+pub fn rig_flavor(flavor: &str) -> String {
+    format!("{RIG_KERNEL}-{flavor}")
+}
+
 /// Where VM tests keep their artifacts: `target/rig-test-runs/` (kept on failure for CI uploads).
 pub fn runs_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -31,7 +31,7 @@ pub const HOST_612_TARBALL: &str = "/usr/src/linux-source-6.12.tar.xz";
 
 impl Series {
     /// The series `rig kernel build --source` and `rig kernel bench` default to.
-    pub const DEFAULT: Series = Series::V6_12;
+    pub const DEFAULT: Series = Series::V7_3;
 
     /// Every series, newest first (the order `rig kernel list` shows them in).
     pub const ALL: [Series; 2] = [Series::V7_3, Series::V6_12];

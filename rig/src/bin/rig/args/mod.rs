@@ -345,9 +345,9 @@ pub(crate) enum KernelCmd {
 pub(crate) struct KernelBuildArgs {
     #[arg(long)]
     pub(crate) arch: Arch,
-    /// `debian-7.3` (Debian's linux-source-7.3, fetched and pinned), `debian-6.12` (the host's
-    /// linux-source-6.12) or a path to a kernel tree / git worktree.
-    #[arg(long, default_value = "debian-6.12")]
+    /// `debian-7.3` (Debian's linux-source-7.3, fetched and pinned; the default), `debian-6.12`
+    /// (the host's linux-source-6.12) or a path to a kernel tree / git worktree.
+    #[arg(long, default_value = "debian-7.3")]
     pub(crate) source: String,
     /// Flavor: default (empty) or a name from `rig kernel list`.
     #[arg(long, default_value = "")]
