@@ -351,7 +351,7 @@ pub fn console_to_transport(e: ConsoleError, command: &str) -> TransportError {
         ConsoleError::Closed { last, .. } => TransportError::GuestDied {
             transport: Via::Hvc.name(),
             command: command.into(),
-            status: "console closed".into(),
+            status: "the console closed (QEMU exited)".into(),
             last_console: last,
         },
         ConsoleError::Aborted { reason, last, .. } => TransportError::GuestDied {

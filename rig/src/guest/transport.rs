@@ -27,10 +27,14 @@ pub enum TransportError {
         timeout: Duration,
         last_console: String,
     },
-    #[error("QEMU exited ({status}) while `{command}` ran over {transport}; console showed last:\n{last_console}")]
+    #[error(
+        "{status} while `{command}` ran over {transport}; console showed last:\n{last_console}"
+    )]
     GuestDied {
         transport: &'static str,
         command: String,
+        /// What ended the guest, as a sentence start: `QEMU exited (exit code 0)`, `the
+        /// console closed (QEMU exited)`.
         status: String,
         last_console: String,
     },
