@@ -201,7 +201,8 @@ fn run_steps(
             index: i + 1,
             name: step.label(),
         });
-        let stop = exec.step(step);
+        // Steps left unrun are a failure even when the step that stopped the run is not.
+        let stop = exec.step_before(step, scenario.steps.get(i + 1));
         // Reports without an end marker (lockdep, OF errors, hung tasks) come out on a flush.
         if let Ok(mut a) = watch.analyzer.lock() {
             let found = a.flush();

@@ -213,8 +213,17 @@ impl Kind for RepeatStep {
                     RepeatCount::For(_) => None,
                 },
             });
-            for child in &r.steps {
-                if e.step(child) {
+            let last_round = match r.count {
+                RepeatCount::Times(t) => n >= t,
+                RepeatCount::For(d) => start.elapsed() >= d,
+            };
+            for (j, child) in r.steps.iter().enumerate() {
+                // After the last child comes the next round's first.
+                let next = r
+                    .steps
+                    .get(j + 1)
+                    .or(r.steps.first().filter(|_| !last_round));
+                if e.step_before(child, next) {
                     return Ok(());
                 }
             }

@@ -206,6 +206,33 @@ impl Engine<'_> {
         });
     }
 
+    /// The run stopped before `next` although the step that stopped it recorded no failure (a
+    /// `qmp: {execute: quit}`, a guest that died right after a step succeeded, the scenario's
+    /// time used up): `next`, and so every step after it, did not run. Whose failure that is
+    /// follows from why: QEMU's exit is rig's unless the guest ended itself (the verdict asks
+    /// QEMU), a used-up scenario time is the kernel's, as for a step that starts too late.
+    fn not_run(&mut self, next: &Step) {
+        let e = if let Some(exit) = self.guest.vm.exited() {
+            StepError::Rig(format!("not run, nor any step after it: {exit}"))
+        } else if self.remaining().is_zero() {
+            StepError::Kernel("scenario timeout reached before this step".into())
+        } else {
+            StepError::Rig("not run, nor any step after it: the guest's console is gone".into())
+        };
+        self.fail(next, e);
+    }
+
+    /// Runs `step` like [`Engine::step`], `next` being the step that would run after it: when
+    /// the run stops there without `step` having failed, `next` is recorded as not run.
+    pub(crate) fn step_before(&mut self, step: &Step, next: Option<&Step>) -> bool {
+        let failed_before = self.failures.len();
+        let stop = self.step(step);
+        if let (true, Some(next)) = (stop && self.failures.len() == failed_before, next) {
+            self.not_run(next);
+        }
+        stop
+    }
+
     /// Runs one step (its family's [`super::kind::Kind::exec`]); returns true when the run
     /// must stop (QEMU gone, scenario timeout, or the console dead: every later guest command
     /// would wait out its timeout and probe again).
