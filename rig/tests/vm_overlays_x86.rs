@@ -21,9 +21,7 @@ fn scenario(name: &str) -> PathBuf {
 
 /// Every title of every repetition.
 fn titles(r: &serde_json::Value) -> Vec<String> {
-    r["repetitions"]
-        .as_array()
-        .unwrap()
+    common::repetitions(r)
         .iter()
         .flat_map(|rep| rep["reports"].as_array().unwrap().iter())
         .filter_map(|x| x["title"].as_str().map(String::from))

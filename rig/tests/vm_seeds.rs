@@ -36,15 +36,27 @@ fn failed_where(report: &Value, what: impl Fn(&Value) -> bool) -> usize {
         .count()
 }
 
+/// Whether repetition `rep` has a report whose title starts with `prefix`.
+fn has_title(rep: &Value, prefix: &str) -> bool {
+    rep["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["title"].as_str().is_some_and(|t| t.starts_with(prefix)))
+}
+
+/// Whether repetition `rep` has a failure of the step named `step`.
+fn has_step_failure(rep: &Value, step: &str) -> bool {
+    rep["step_failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["step"] == step)
+}
+
 /// Failed repetitions with a report whose title starts with `prefix`.
 fn caught_by_title(report: &Value, prefix: &str) -> usize {
-    failed_where(report, |r| {
-        r["reports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|x| x["title"].as_str().is_some_and(|t| t.starts_with(prefix)))
-    })
+    failed_where(report, |r| has_title(r, prefix))
 }
 
 /// Asserts that the one repetition of `report` failed with a report titled `prefix…`, showing
@@ -79,13 +91,7 @@ fn assert_stopped_at_the_crash(report: &Value) {
 
 /// Failed repetitions with a failure of the step named `step`.
 fn failed_at_step(report: &Value, step: &str) -> usize {
-    failed_where(report, |r| {
-        r["step_failures"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|f| f["step"] == step)
-    })
+    failed_where(report, |r| has_step_failure(r, step))
 }
 
 // Seed 001: `devlink dev reload` racing `del_device`.
@@ -182,17 +188,7 @@ fn probe_remove_ordering_catches_a_probe_of_a_deleted_device() {
         2,
     );
     let both_ways = failed_where(&r, |rep| {
-        let titled = rep["reports"].as_array().unwrap().iter().any(|x| {
-            x["title"]
-                .as_str()
-                .is_some_and(|t| t.starts_with(PROBE_AFTER_DEL))
-        });
-        let left_bound = rep["step_failures"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|f| f["step"] == LEFT_BOUND_STEP);
-        titled && left_bound
+        has_title(rep, PROBE_AFTER_DEL) && has_step_failure(rep, LEFT_BOUND_STEP)
     });
     let shown = serde_json::to_string_pretty(&r).unwrap();
     assert!(both_ways >= 1, "{shown}");
