@@ -49,6 +49,7 @@ fn trials(args: &Arguments) -> Result<Vec<Trial>, String> {
                             accel: rig::machine::spec::AccelChoice::Auto,
                             auto_setup: false,
                             artifacts: artifacts(),
+                            vmcore: rig::run::Vmcore::Never,
                         };
                         let cache = Cache::from_env();
                         let events = Events::none().with(Arc::new(StderrProgress::new(false)));

@@ -186,6 +186,13 @@ pub const TOOLS: &[Tool] = &[
         need: Need::Tests,
     },
     Tool {
+        // Opens a failed run's vmcore (both boards' cores on this host); the tests open them.
+        name: "gdb-multiarch",
+        probe: Probe::Command("gdb-multiarch", "--version"),
+        package: "gdb-multiarch",
+        need: Need::Tests,
+    },
+    Tool {
         // The report HTML is tested in a real headless browser.
         name: "chromium",
         probe: Probe::Command("chromium", "--version"),

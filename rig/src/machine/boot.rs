@@ -32,6 +32,7 @@ impl Vm {
         let (mut qemu, shell) = spawn_qemu(&argv, shell_pair, run_dir, events)?;
         let console = open_console(&mut qemu, &sockets.console, shell, cfg, run_dir)?;
         let qmp = qmp_handshake(&mut qemu, &sockets.qmp, &console, cfg, run_dir)?;
+        let vmcore = start_vmcore_watch(cfg, &sockets, run_dir)?;
         let mut vm = Vm {
             board: cfg.spec.board,
             accel: cfg.accel,
@@ -43,6 +44,7 @@ impl Vm {
             timings: Timings::default(),
             events: events.clone(),
             sockets: sockets.dir,
+            vmcore,
         };
         let kernel_release = match cfg.spec.restore() {
             Some(snap) => {
@@ -61,6 +63,8 @@ struct Sockets {
     dir: TempDir,
     console: PathBuf,
     qmp: PathBuf,
+    /// The dump monitor ([`crate::machine::vmcore`]), served when the spec asks for a vmcore.
+    dump: PathBuf,
 }
 
 impl Sockets {
@@ -84,7 +88,13 @@ impl Sockets {
         })?;
         let console = dir.path().join("con");
         let qmp = dir.path().join("qmp");
-        Ok(Sockets { dir, console, qmp })
+        let dump = dir.path().join("dump");
+        Ok(Sockets {
+            dir,
+            console,
+            qmp,
+            dump,
+        })
     }
 }
 
@@ -117,6 +127,7 @@ fn qemu_argv(
     qc.hotplug_root_ports = cfg.spec.hotplug_root_ports;
     qc.outbound_network = cfg.spec.outbound_network;
     qc.dtb = super::dtb::for_boot(&qc, events);
+    qc.vmcore_socket = cfg.spec.vmcore.then(|| sockets.dump.clone());
     let mut argv = qemu::argv(&qc);
     if let Some(program) = &cfg.qemu_program {
         argv[0] = program.display().to_string();
@@ -250,6 +261,30 @@ fn qmp_handshake(
             })
         }
     }
+}
+
+/// Phase 6b, for a machine that can be dumped: the dump monitor connected and watched. QEMU
+/// pauses a panicked guest for it, so a machine without it is refused rather than left to hang.
+fn start_vmcore_watch(
+    cfg: &VmConfig,
+    sockets: &Sockets,
+    run_dir: &RunDir,
+) -> Result<Option<super::vmcore::Watch>, VmError> {
+    if !cfg.spec.vmcore {
+        return Ok(None);
+    }
+    super::vmcore::Watch::start(
+        &sockets.dump,
+        &run_dir.file("qmp-vmcore.jsonl"),
+        run_dir.path(),
+        cfg.spec.board,
+    )
+    .map(Some)
+    .map_err(|source| VmError::Qmp {
+        step: "connecting the dump monitor".into(),
+        artifacts: run_dir.path().to_path_buf(),
+        source,
+    })
 }
 
 impl Vm {

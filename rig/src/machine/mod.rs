@@ -17,3 +17,4 @@ pub mod stream;
 pub mod timeouts;
 pub mod vm;
 pub mod vm_config;
+pub mod vmcore;

@@ -66,6 +66,9 @@ pub struct QemuConfig {
     pub incoming_defer: bool,
     /// `-dtb`: the device tree to boot with instead of QEMU's own ([`super::dtb`]).
     pub dtb: Option<PathBuf>,
+    /// The dump monitor's socket ([`super::vmcore`]): with it, QEMU also gets the board's
+    /// pvpanic device and pauses a panicked guest instead of resetting it.
+    pub vmcore_socket: Option<PathBuf>,
 }
 
 /// A device a scenario adds to the board, present from boot.
@@ -133,6 +136,7 @@ impl QemuConfig {
             )),
             incoming_defer: false,
             dtb: None,
+            vmcore_socket: None,
         }
     }
 }
@@ -142,6 +146,15 @@ impl QemuConfig {
 /// can start a host program: migration goes through a unix socket rig serves, never `exec:`),
 /// no scheduler or CPU affinity changes.
 pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
+/// The board's pvpanic device: the ISA one (found through ACPI) on q35; on virt the PCI one, in
+/// the last slot of the root bus so the slots other devices get stay as they were.
+pub fn pvpanic_device(board: Board) -> &'static str {
+    match board {
+        Board::X86_64Q35 => "pvpanic",
+        Board::Arm64Virt => "pvpanic-pci,bus=pcie.0,addr=0x1f",
+    }
+}
 
 /// The full QEMU argument vector (program first).
 pub fn argv(cfg: &QemuConfig) -> Vec<String> {
@@ -188,6 +201,16 @@ pub fn argv(cfg: &QemuConfig) -> Vec<String> {
     if let Some(q) = &cfg.qmp_socket {
         let qmp = format!("socket,id=qmp0,path={},server=on,wait=off", q.display());
         push(&["-chardev", &qmp, "-mon", "chardev=qmp0,mode=control"]);
+    }
+    if let Some(d) = &cfg.vmcore_socket {
+        let qmp = format!("socket,id=qmp1,path={},server=on,wait=off", d.display());
+        push(&["-chardev", &qmp, "-mon", "chardev=qmp1,mode=control"]);
+        push(&[
+            "-device",
+            pvpanic_device(cfg.board),
+            "-action",
+            "panic=pause",
+        ]);
     }
 
     for n in 0..cfg.hotplug_root_ports {

@@ -83,6 +83,32 @@ fn sockets_console_waits_qmp_does_not() {
     assert!(has_pair(&a, "-mon", "chardev=qmp0,mode=control"));
 }
 
+/// A dumpable machine has a second monitor, the board's pvpanic device and a panic that pauses;
+/// a plain one has none of them.
+#[test]
+fn a_dumpable_machine_pauses_on_panic_and_has_a_dump_monitor() {
+    for board in [Board::X86_64Q35, Board::Arm64Virt] {
+        let plain = argv(&cfg(board));
+        assert!(!plain
+            .iter()
+            .any(|a| a.contains("pvpanic") || a == "-action"));
+        assert!(!plain.iter().any(|a| a.contains("qmp1")));
+        let mut c = cfg(board);
+        c.vmcore_socket = Some("/t/dump.sock".into());
+        let a = argv(&c);
+        assert!(has_pair(
+            &a,
+            "-chardev",
+            "socket,id=qmp1,path=/t/dump.sock,server=on,wait=off"
+        ));
+        assert!(has_pair(&a, "-mon", "chardev=qmp1,mode=control"));
+        assert!(has_pair(&a, "-device", pvpanic_device(board)));
+        assert!(has_pair(&a, "-action", "panic=pause"));
+    }
+    assert_eq!(pvpanic_device(Board::X86_64Q35), "pvpanic");
+    assert!(pvpanic_device(Board::Arm64Virt).starts_with("pvpanic-pci,"));
+}
+
 #[test]
 fn the_command_shell_is_a_virtio_console_after_the_other_devices() {
     let mut c = cfg(Board::Arm64Virt);

@@ -472,6 +472,62 @@ impl Qmp {
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
+
+    /// Waits for an event `matches` accepts, or for `wake` to become readable, at most `timeout`.
+    /// Reads from QEMU only when it sent something, so an idle wait sends no command.
+    pub fn wait_event_or_wake(
+        &mut self,
+        matches: &dyn Fn(&Value) -> bool,
+        wake: std::os::fd::BorrowedFd<'_>,
+        timeout: Duration,
+    ) -> Result<Woken, QmpError> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.collect_events();
+            if let Some(pos) = self.events.iter().position(matches) {
+                return Ok(Woken::Event(self.events.remove(pos)));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Woken::Timeout);
+            }
+            let reader = self.inner.inner().get_ref_read();
+            let buffered = !reader.buffer().is_empty();
+            let (qemu_said, woken) = {
+                let mut fds = [
+                    PollFd::new(&reader.get_ref().inner, PollFlags::IN),
+                    PollFd::new(&wake, PollFlags::IN),
+                ];
+                let limit = Timespec::try_from(left.min(Duration::from_secs(3600))).ok();
+                if !buffered {
+                    let _ = poll(&mut fds, limit.as_ref());
+                }
+                (
+                    buffered || !fds[0].revents().is_empty(),
+                    !fds[1].revents().is_empty(),
+                )
+            };
+            if woken {
+                return Ok(Woken::Wake);
+            }
+            if qemu_said {
+                // The answer to a no-op comes after every event QEMU sent before it.
+                self.inner.nop().map_err(|source| QmpError::Io {
+                    command: "query-version".into(),
+                    source,
+                })?;
+            }
+        }
+    }
+}
+
+/// How [`Qmp::wait_event_or_wake`] ended.
+#[derive(Debug)]
+pub enum Woken {
+    Event(Value),
+    Wake,
+    Timeout,
 }
 
 fn is_device_deleted(e: &Value, id: &str) -> bool {

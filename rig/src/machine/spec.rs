@@ -33,6 +33,9 @@ pub struct MachineSpec {
     /// Let the guest reach the host's network ([`crate::scenario::Feature::OutboundNetwork`]);
     /// off: QEMU's user-mode network is `restrict=on`.
     pub outbound_network: bool,
+    /// Make the guest's memory dumpable at the moment it goes wrong ([`crate::machine::vmcore`]):
+    /// QEMU's pvpanic device with `-action panic=pause`, and a second QMP monitor for the dump.
+    pub vmcore: bool,
     /// Also bring up ssh (dropbear in the guest, a forwarded loopback port, per-run keys).
     ssh: bool,
     /// Start from this saved post-boot state instead of booting ([`crate::machine::snapshot`]).
@@ -106,6 +109,7 @@ impl MachineSpec {
             devices: Vec::new(),
             hotplug_root_ports: HOTPLUG_ROOT_PORTS,
             outbound_network: false,
+            vmcore: false,
             ssh: false,
             restore: None,
         }

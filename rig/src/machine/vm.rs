@@ -106,6 +106,9 @@ pub struct Vm {
     pub(super) events: Events,
     // Holds the sockets' directory until the VM is gone (unix socket paths must stay short).
     pub(super) sockets: crate::host::cleanup::TempDir,
+    /// The dump monitor's watch, for a machine that can be dumped. After `qemu`: dropping the
+    /// VM ends QEMU first, which ends the watch's thread.
+    pub(super) vmcore: Option<super::vmcore::Watch>,
 }
 
 /// The last lines QEMU wrote to stderr, without its notice that it waits for a socket client
@@ -151,6 +154,16 @@ impl Vm {
     /// A path for another socket of this VM, in its private 0700 sockets folder.
     pub(super) fn socket_path(&self, name: &str) -> std::path::PathBuf {
         self.sockets.path().join(name)
+    }
+
+    /// The dump monitor's watch, when the machine can be dumped.
+    pub fn vmcore(&self) -> Option<&super::vmcore::Watch> {
+        self.vmcore.as_ref()
+    }
+
+    /// The dump monitor's watch, taken out so that it can be finished after QEMU is stopped.
+    pub fn take_vmcore(&mut self) -> Option<super::vmcore::Watch> {
+        self.vmcore.take()
     }
 
     pub fn console(&mut self) -> &mut Console {

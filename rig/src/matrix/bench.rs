@@ -81,6 +81,7 @@ pub fn bench(
         accel: crate::machine::spec::AccelChoice::Auto,
         auto_setup: false,
         artifacts: dir.path().to_path_buf(),
+        vmcore: crate::run::Vmcore::Never,
     };
     let mut b = MatrixBench {
         set: set.name.clone(),

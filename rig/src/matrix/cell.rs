@@ -16,6 +16,8 @@ pub struct CellOptions {
     pub auto_setup: bool,
     /// Folder the cell's run folders go in.
     pub artifacts: PathBuf,
+    /// Keep failed cells' vmcores (`rig matrix run --vmcore`; never by default).
+    pub vmcore: crate::run::Vmcore,
 }
 
 /// What a cell did.
@@ -78,6 +80,7 @@ pub fn run_cell(cell: &Cell, opts: &CellOptions, cache: &Cache, events: &Events)
                 ro.machine.accel = opts.accel;
                 ro.auto_setup = opts.auto_setup;
                 ro.repeat = cell.repeat;
+                ro.vmcore = opts.vmcore;
                 let path = dir.path().to_path_buf();
                 match run_scenario(&cell.scenario, &ro, cache, &dir, events) {
                     Ok(r) => (r.verdict, Some(r), None, path),

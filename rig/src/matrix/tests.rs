@@ -178,6 +178,7 @@ fn an_infra_error_is_retried_once_inside_the_cell_and_says_so() {
         accel: crate::machine::spec::AccelChoice::Tcg,
         auto_setup: false,
         artifacts: tmp.path().join("runs"),
+        vmcore: crate::run::Vmcore::Never,
     };
     let cache = crate::host::cache::Cache::at(tmp.path().join("cache"));
     let o = run_cell(&cell, &opts, &cache, &crate::host::events::Events::none());

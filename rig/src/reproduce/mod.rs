@@ -110,6 +110,7 @@ pub struct ReplayOptions {
     pub repeat: Option<u32>,
     pub tree: Option<PathBuf>,
     pub auto_setup: bool,
+    pub vmcore: crate::run::Vmcore,
 }
 
 /// Re-runs `recorded` into `run_dir`. Everything that can be refused is refused before a host
@@ -166,6 +167,7 @@ pub fn replay(
     opts.seed = Some(r.seed);
     opts.repeat = o.repeat.unwrap_or(r.repeat).max(1);
     opts.auto_setup = o.auto_setup;
+    opts.vmcore = o.vmcore;
     let result = run_scenario(&scenario, &opts, cache, run_dir, events)?;
     Ok(Replay { recorded, result })
 }

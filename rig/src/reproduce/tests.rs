@@ -409,6 +409,7 @@ fn replay_of(recorded: Recorded, verdicts: &[Verdict], titles: &[&str]) -> Repla
             analysis_seconds: 0.0,
             teardown_seconds: 0.0,
             artifacts: PathBuf::from("/x"),
+            vmcore: None,
             console_log_truncated_at: None,
         })
         .collect();

@@ -36,7 +36,8 @@ mod verdict;
 pub use crate::host::text::error_chain;
 use repetition::run_once;
 pub use result::{
-    Repetition, ScenarioResult, StepFailure, TriageSummary, Verdict, REPORT_SCHEMA_VERSION,
+    Repetition, ScenarioResult, StepFailure, TriageSummary, Verdict, VmcoreRecord,
+    REPORT_SCHEMA_VERSION,
 };
 use verdict::{write_report, ResultHeader};
 
@@ -84,6 +85,20 @@ pub struct RunOptions {
     /// Boot once, save the guest's state at its ready shell, and start every repetition from
     /// that state instead of booting ([`crate::machine::snapshot`]; scenarios that use hvc only).
     pub snapshot: bool,
+    /// Keep the guest's memory of a failed repetition ([`crate::machine::vmcore`]).
+    pub vmcore: Vmcore,
+}
+
+/// `--vmcore`: when a repetition keeps the guest's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Vmcore {
+    /// When the repetition fails (`rig run` and `rig reproduce` by default): dumped at the
+    /// guest's panic, its first unexpected report, or the end of a failed run.
+    OnFailure,
+    /// Never (the library's and `rig matrix run`'s default: a core is ~512 MiB before
+    /// compression).
+    #[default]
+    Never,
 }
 
 impl RunOptions {
@@ -94,6 +109,7 @@ impl RunOptions {
             auto_setup: true,
             seed: None,
             snapshot: false,
+            vmcore: Vmcore::Never,
         }
     }
 }
@@ -150,6 +166,7 @@ fn machine_spec(scenario: &Scenario, opts: &RunOptions) -> Result<MachineSpec, R
     spec.cmdline.extend(opts.machine.cmdline.iter().cloned());
     spec.devices
         .extend(boot_extras::extra_devices(&scenario.devices));
+    spec.vmcore = opts.vmcore == Vmcore::OnFailure;
     spec.outbound_network |= scenario
         .requires
         .iter()

@@ -15,6 +15,7 @@ use crate::machine::vm::ExitCause;
 use crate::scenario::{BoardDevice, Scenario};
 use crate::steps::engine::log::KernelLog;
 use crate::steps::engine::Engine;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,7 +44,7 @@ pub(super) fn run_once(
             return finish(done, vec![failure], None, cause, (booted, booted));
         }
     };
-    let watch = watch_console(&mut guest, dir, events);
+    let watch = watch_console(&mut guest, scenario, dir, events);
     let steps = run_steps(
         scenario,
         &mut guest,
@@ -55,8 +56,11 @@ pub(super) fn run_once(
     );
     let mut failures = steps.failures;
     let last_step = Instant::now();
+    dump_if_failing(&mut guest, &failures, &watch, scenario);
     let (dmesg_text, gone) = pull_dmesg(&mut guest, steps.console_dead, steps.machine_stuck, dir);
+    let vmcore = guest.vm.take_vmcore();
     let cause = stop_guest(guest, gone, steps.machine_stuck);
+    let vmcore = vmcore.map(crate::machine::vmcore::Watch::finish);
     let done = Finish {
         incomplete: close_watch(&watch, dir, &scenario.file, &mut failures, events),
         ..done
@@ -64,6 +68,9 @@ pub(super) fn run_once(
     let stepped = Instant::now();
     let mut rep = finish(done, failures, dmesg_text, cause, (booted, stepped));
     rep.teardown_seconds = stepped.duration_since(last_step).as_secs_f64();
+    if let Some(outcome) = vmcore {
+        keep_vmcore(&mut rep, outcome, prepared, dir, events);
+    }
     rep
 }
 
@@ -110,11 +117,12 @@ struct Watch {
     /// console.log lacks the RIG-READY the console showed.
     ready_lost: bool,
     log_state: Arc<Mutex<LogState>>,
+    dump: Option<Arc<DumpOnReport>>,
 }
 
 /// Phase 2: taps the console. It feeds the live analyzer and a text buffer for `wait_log`, which
 /// starts with everything printed since QEMU started (`since: boot`).
-fn watch_console(guest: &mut Guest, dir: &RunDir, events: &Events) -> Watch {
+fn watch_console(guest: &mut Guest, scenario: &Scenario, dir: &RunDir, events: &Events) -> Watch {
     let boot_log = std::fs::read(dir.console_log()).unwrap_or_default();
     let log = Arc::new(KernelLog::default());
     if !boot_log.is_empty() {
@@ -133,15 +141,25 @@ fn watch_console(guest: &mut Guest, dir: &RunDir, events: &Events) -> Watch {
         && !boot_log.windows(9).any(|w| w == b"RIG-READY");
     let log_state = guest.vm.console().log_state_handle();
     let live: Arc<Mutex<Vec<Report>>> = Arc::default();
+    // With a vmcore asked for: the first unexpected report dumps the guest at once.
+    let dump = guest.vm.vmcore().map(|w| {
+        Arc::new(DumpOnReport {
+            trigger: w.trigger(),
+            scenario: scenario.clone(),
+            asked: AtomicBool::new(false),
+        })
+    });
     {
         let log = log.clone();
         let analyzer = analyzer.clone();
         let ev = events.clone();
         let live = live.clone();
+        let dump = dump.clone();
         guest.vm.console().add_tap(Box::new(move |data| {
             log.push(data);
             if let Ok(mut a) = analyzer.lock() {
                 let found = a.feed_bytes(data);
+                dump_on_report(dump.as_deref(), &found);
                 keep_reports(&ev, &live, found);
             }
         }));
@@ -152,6 +170,27 @@ fn watch_console(guest: &mut Guest, dir: &RunDir, events: &Events) -> Watch {
         live,
         ready_lost,
         log_state,
+        dump,
+    }
+}
+
+/// The live analyzer's side of the vmcore: the first report the scenario does not expect or
+/// allow asks for a dump, once.
+struct DumpOnReport {
+    trigger: crate::machine::vmcore::Trigger,
+    scenario: Scenario,
+    asked: AtomicBool,
+}
+
+fn dump_on_report(dump: Option<&DumpOnReport>, found: &[Report]) {
+    let Some(d) = dump else { return };
+    if d.asked.load(Ordering::Relaxed) {
+        return;
+    }
+    let triage = d.scenario.triage(found.iter().map(|r| r.title.as_str()));
+    if let Some(title) = triage.unexpected.first() {
+        d.asked.store(true, Ordering::Relaxed);
+        d.trigger.dump(title);
     }
 }
 
@@ -206,6 +245,7 @@ fn run_steps(
         // Reports without an end marker (lockdep, OF errors, hung tasks) come out on a flush.
         if let Ok(mut a) = watch.analyzer.lock() {
             let found = a.flush();
+            dump_on_report(watch.dump.as_deref(), &found);
             keep_reports(events, &watch.live, found);
         }
         if stop {
@@ -221,6 +261,65 @@ fn run_steps(
             .collect(),
         console_dead: outcome.console_dead,
         machine_stuck: outcome.machine_stuck,
+    }
+}
+
+/// Phase 4a, when the guest can be dumped: a run that failed without a report the live analyzer
+/// already dumped for (a step the kernel did not do, a missing expected report) is dumped now,
+/// before anything else changes the guest; and an asynchronous dump under way is waited for.
+fn dump_if_failing(
+    guest: &mut Guest,
+    failures: &[StepFailure],
+    watch: &Watch,
+    scenario: &Scenario,
+) {
+    let Some(w) = guest.vm.vmcore() else { return };
+    let live = watch.live.lock().map(|l| l.clone()).unwrap_or_default();
+    let triage = scenario.triage(live.iter().map(|r| r.title.as_str()));
+    let failed = failures.iter().any(|f| !f.infra) || !triage.passed();
+    if failed {
+        w.dump_and_wait("the run failed");
+    }
+}
+
+/// Phase 7, when the guest could be dumped: a failed repetition keeps its core (`vmcore.gz`,
+/// with the command that opens it); any other discards it.
+fn keep_vmcore(
+    rep: &mut Repetition,
+    outcome: crate::machine::vmcore::Outcome,
+    prepared: &Prepared,
+    dir: &RunDir,
+    events: &Events,
+) {
+    use crate::machine::vmcore;
+    if let Some(e) = &outcome.error {
+        events.emit(Event::Warning {
+            message: format!("no vmcore: {e}"),
+        });
+    }
+    let taken = match (rep.verdict, outcome.taken) {
+        (super::Verdict::Fail, Some(t)) => t,
+        _ => return vmcore::discard(dir.path()),
+    };
+    let kernel = &prepared.machine.image.kernel;
+    match vmcore::file::keep(&taken.raw, kernel, prepared.machine.spec.board) {
+        Ok(kept) => {
+            rep.vmcore = Some(super::VmcoreRecord {
+                path: kept.path,
+                command: kept.command,
+                taken_at: taken.why,
+                bytes: kept.bytes,
+                dump_seconds: taken.seconds,
+                write_seconds: kept.seconds,
+                note: kept.note,
+            })
+        }
+        Err(e) => {
+            vmcore::discard(dir.path());
+            events.emit(Event::Warning {
+                message: format!("no vmcore: {}", error_chain(&e)),
+            });
+        }
     }
 }
 

@@ -107,6 +107,33 @@ pub struct Repetition {
     /// The repetition's folder (`run-N` when repeating).
     #[serde(default)]
     pub artifacts: PathBuf,
+    /// The guest's memory, kept when the repetition failed (`--vmcore on-failure`). Absent
+    /// otherwise, and in reports of older rigs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmcore: Option<VmcoreRecord>,
+}
+
+/// A failed repetition's vmcore ([`crate::machine::vmcore`]).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct VmcoreRecord {
+    /// `vmcore.gz`, in the repetition's folder.
+    pub path: PathBuf,
+    /// The shell command that opens it in gdb.
+    pub command: String,
+    /// The moment it shows: `the guest panicked`, the first unexpected report's title, or
+    /// `the run failed` (a failure without a report, dumped before the guest was stopped).
+    pub taken_at: String,
+    #[schemars(range(min = 0))]
+    pub bytes: u64,
+    /// QEMU's dump, seconds (the guest paused meanwhile).
+    #[schemars(range(min = 0.0))]
+    pub dump_seconds: f64,
+    /// Mapping and compressing it, seconds.
+    #[schemars(range(min = 0.0))]
+    pub write_seconds: f64,
+    /// What the core lacks for gdb, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// The repetition's reports sorted by the scenario's `expect`/`allow` rules.
@@ -275,6 +302,18 @@ impl ScenarioResult {
                     "  run {}: {what}: {} ({}): {}\n",
                     r.index, f.step, f.at, f.message
                 ));
+            }
+            if let Some(v) = &r.vmcore {
+                s.push_str(&format!(
+                    "  run {}: vmcore ({}, {} MiB): {}\n",
+                    r.index,
+                    v.taken_at,
+                    v.bytes >> 20,
+                    v.command
+                ));
+                if let Some(note) = &v.note {
+                    s.push_str(&format!("  run {}: vmcore note: {note}\n", r.index));
+                }
             }
         }
         if !self.complete {

@@ -224,6 +224,7 @@ pub(super) fn finish(
         teardown_seconds: 0.0,
         console_log_truncated_at: truncated_at,
         artifacts: dir.path().to_path_buf(),
+        vmcore: None,
     }
 }
 

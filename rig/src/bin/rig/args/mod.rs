@@ -205,6 +205,11 @@ pub(crate) struct RunArgs {
     /// start every repetition from it instead of booting. Scenarios that use hvc only.
     #[arg(long)]
     pub(crate) snapshot: bool,
+    /// Keep the guest's memory of a failed run as `vmcore.gz` (with the gdb command that opens
+    /// it): dumped when the guest panics, at the first unexpected report, or when a failed run
+    /// ends.
+    #[arg(long, value_enum, default_value = "on-failure")]
+    pub(crate) vmcore: rig::run::Vmcore,
 }
 
 #[derive(clap::Args)]
@@ -278,6 +283,14 @@ pub(crate) struct ReproduceArgs {
     /// Never install missing host packages; fail instead.
     #[arg(long)]
     pub(crate) no_setup: bool,
+    /// Keep the guest's memory of a failed replay (as `rig run --vmcore`).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "on-failure",
+        conflicts_with = "bundle"
+    )]
+    pub(crate) vmcore: rig::run::Vmcore,
 }
 
 #[derive(clap::Args)]
@@ -388,5 +401,8 @@ pub(crate) enum MatrixCmd {
         set: SetArg,
         #[arg(long, default_value = "auto")]
         accel: AccelChoice,
+        /// Keep the guest's memory of failed cells (~512 MiB each before compression).
+        #[arg(long, value_enum, default_value = "never")]
+        vmcore: rig::run::Vmcore,
     },
 }

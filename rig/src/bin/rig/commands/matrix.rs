@@ -42,7 +42,12 @@ pub(crate) fn provision(cx: &Ctx, set: &SetArg) -> Result<i32> {
 
 /// `rig matrix run`: the set provisioned, then its cells one after another into one folder;
 /// the exit code is the worst cell's.
-pub(crate) fn run(cx: &Ctx, set: &SetArg, accel: AccelChoice) -> Result<i32> {
+pub(crate) fn run(
+    cx: &Ctx,
+    set: &SetArg,
+    accel: AccelChoice,
+    vmcore: rig::run::Vmcore,
+) -> Result<i32> {
     let (m, scenarios) = rig::matrix::load_default()?;
     let set_name = set_name(set);
     let s = m.set(&set_name)?;
@@ -56,6 +61,7 @@ pub(crate) fn run(cx: &Ctx, set: &SetArg, accel: AccelChoice) -> Result<i32> {
         accel,
         auto_setup: false,
         artifacts: RunDir::base(),
+        vmcore,
     };
     let run = rig::matrix::run_planned(&set_name, &planned, &opts, &cx.cache, &events, &mut |o| {
         eprintln!("rig: {} {:?} ({:.0}s)", o.name, o.verdict, o.seconds);

@@ -79,7 +79,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
         Cmd::Matrix { what } => match what {
             MatrixCmd::List { set, json } => matrix::list(&cx, &set, json),
             MatrixCmd::Provision { set } => matrix::provision(&cx, &set),
-            MatrixCmd::Run { set, accel } => matrix::run(&cx, &set, accel),
+            MatrixCmd::Run { set, accel, vmcore } => matrix::run(&cx, &set, accel, vmcore),
         },
         Cmd::Reproduce(a) => run::reproduce(&cx, a),
         Cmd::Report(a) => report::report(a),

@@ -20,6 +20,7 @@ pub(crate) fn run(cx: &Ctx, a: RunArgs) -> Result<i32> {
     opts.repeat = a.repeat;
     opts.seed = a.seed;
     opts.snapshot = a.snapshot;
+    opts.vmcore = a.vmcore;
     let result = rig::run::run_scenario(&sc, &opts, &cx.cache, &run_dir, &events)?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&result).infra()?)?;
@@ -53,6 +54,7 @@ pub(crate) fn reproduce(cx: &Ctx, a: ReproduceArgs) -> Result<i32> {
         repeat: a.repeat,
         tree: a.tree,
         auto_setup: !a.no_setup,
+        vmcore: a.vmcore,
     };
     let replay = rig::reproduce::replay(recorded, &opts, &cx.cache, &run_dir, &events)?;
     print_verdict(&replay.render());
