@@ -1,7 +1,7 @@
 //! A failed run keeps the guest's memory (`--vmcore on-failure`, `rig run`'s default), and gdb
 //! finds the guilty function in it, on both boards' rig kernels: a real WARNING (LKDTM's) with
 //! `panic_on_warn` panics into QEMU's pause, and the core shows the warning task's frames; the
-//! same WARNING without it is dumped at the report, the guest going on; a passing run keeps no
+//! fake-warning scenario is dumped at its report, the guest going on; a passing run keeps no
 //! core; `--vmcore never` boots no dump monitor. Needs gdb-multiarch (`rig setup --tests`).
 
 mod common;
@@ -79,8 +79,11 @@ fn check_panic_core(board: Board) {
     assert_eq!(rep["vmcore"]["taken_at"], "the guest panicked", "{rep:#}");
     assert!(rep["vmcore"].get("note").is_none(), "{rep:#}");
     let bt = backtraces(rep);
+    // The panic's frames down to the warning, whose caller gdb names: lkdtm_WARNING.
     assert!(
-        bt.contains("lkdtm_WARNING") && bt.contains("panic"),
+        bt.contains("pvpanic")
+            && bt.contains("check_panic_on_warn")
+            && bt.contains("lkdtm_WARNING"),
         "gdb shows no panic from lkdtm_WARNING:\n{bt}"
     );
     let dir = PathBuf::from(rep["artifacts"].as_str().unwrap());
@@ -97,26 +100,28 @@ fn a_warning_with_panic_on_warn_leaves_a_core_with_its_frames_arm64() {
     check_panic_core(Board::Arm64Virt);
 }
 
-/// Without panic_on_warn the guest goes on: the core is taken when the live analyzer sees the
-/// report (the guest paused for the dump only), it opens in gdb, and the run still ends as usual.
+/// The fake-warning scenario (a splat written to /dev/kmsg: no panic) is dumped when the live
+/// analyzer has its report, the guest paused for the dump only and going on after it; gdb opens
+/// the core.
 #[test]
-fn a_warning_is_dumped_at_its_report_and_the_guest_goes_on() {
-    let d = tempfile::tempdir().unwrap();
-    let file = scenario(
-        d.path(),
-        &format!("{LKDTM_WARNING}  - guest: {{name: still alive, run: 'echo alive'}}\n"),
-    );
+fn the_fake_warning_is_dumped_at_its_report_and_the_guest_goes_on() {
+    let file = rig::repo_root().join("scenarios/fake-warning.yaml");
     let (code, report) = run(&file, Board::X86_64Q35, RIG_KERNEL, &[]);
     assert_eq!(code, Some(1), "{report:#}");
     let rep = &repetitions(&report)[0];
-    let taken = rep["vmcore"]["taken_at"].as_str().unwrap_or_default();
-    assert!(taken.starts_with("WARNING in lkdtm_WARNING"), "{rep:#}");
+    assert_eq!(
+        rep["vmcore"]["taken_at"], "WARNING in rig_fake_teardown",
+        "{rep:#}"
+    );
     assert!(
         rep["step_failures"].as_array().unwrap().is_empty(),
         "the guest did not go on after the dump: {rep:#}"
     );
     let bt = backtraces(rep);
-    assert!(bt.contains("Thread 1"), "gdb read no thread:\n{bt}");
+    assert!(
+        bt.contains("Thread 1") && bt.contains("Thread 2"),
+        "gdb read no vCPU:\n{bt}"
+    );
 }
 
 /// A passing run keeps no core (nor a raw one), and `--vmcore never` boots no dump monitor.

@@ -4,7 +4,7 @@
 use super::result::{Repetition, StepFailure};
 use super::verdict::{console_log_lost, finish, keep_reports, Finish, Incomplete};
 use super::{seed, Prepared};
-use crate::dmesg::{Analyzer, Report};
+use crate::dmesg::{Analyzer, Report, ReportKind};
 use crate::guest::transport::Via;
 use crate::guest::{Guest, GuestError};
 use crate::host::artifacts::RunDir;
@@ -44,7 +44,7 @@ pub(super) fn run_once(
             return finish(done, vec![failure], None, cause, (booted, booted));
         }
     };
-    let watch = watch_console(&mut guest, scenario, dir, events);
+    let watch = watch_console(&mut guest, (scenario, prepared), dir, events);
     let steps = run_steps(
         scenario,
         &mut guest,
@@ -56,7 +56,9 @@ pub(super) fn run_once(
     );
     let mut failures = steps.failures;
     let last_step = Instant::now();
-    dump_if_failing(&mut guest, &failures, &watch, scenario);
+    if !steps.machine_stuck {
+        dump_if_failing(&mut guest, &failures, &watch, scenario);
+    }
     let (dmesg_text, gone) = pull_dmesg(&mut guest, steps.console_dead, steps.machine_stuck, dir);
     let vmcore = guest.vm.take_vmcore();
     let cause = stop_guest(guest, gone, steps.machine_stuck);
@@ -122,7 +124,12 @@ struct Watch {
 
 /// Phase 2: taps the console. It feeds the live analyzer and a text buffer for `wait_log`, which
 /// starts with everything printed since QEMU started (`since: boot`).
-fn watch_console(guest: &mut Guest, scenario: &Scenario, dir: &RunDir, events: &Events) -> Watch {
+fn watch_console(
+    guest: &mut Guest,
+    (scenario, prepared): (&Scenario, &Prepared),
+    dir: &RunDir,
+    events: &Events,
+) -> Watch {
     let boot_log = std::fs::read(dir.console_log()).unwrap_or_default();
     let log = Arc::new(KernelLog::default());
     if !boot_log.is_empty() {
@@ -147,6 +154,7 @@ fn watch_console(guest: &mut Guest, scenario: &Scenario, dir: &RunDir, events: &
             trigger: w.trigger(),
             scenario: scenario.clone(),
             asked: AtomicBool::new(false),
+            pause: PanicPause::of(prepared),
         })
     });
     {
@@ -175,11 +183,50 @@ fn watch_console(guest: &mut Guest, scenario: &Scenario, dir: &RunDir, events: &
 }
 
 /// The live analyzer's side of the vmcore: the first report the scenario does not expect or
-/// allow asks for a dump, once.
+/// allow asks for a dump, once; unless the kernel will panic on it into QEMU's pause, where the
+/// dump monitor takes it with every CPU stopped.
 struct DumpOnReport {
     trigger: crate::machine::vmcore::Trigger,
     scenario: Scenario,
     asked: AtomicBool,
+    pause: PanicPause,
+}
+
+/// Which reports end in a panic that pauses the guest: rig boots every kernel with
+/// `oops=panic`; `panic_on_warn=1` on the command line makes warnings and the sanitizers'
+/// reports panic too; the pause needs the board's pvpanic driver built in.
+#[derive(Debug, Clone, Copy)]
+struct PanicPause {
+    pvpanic: bool,
+    panic_on_warn: bool,
+}
+
+impl PanicPause {
+    fn of(prepared: &Prepared) -> PanicPause {
+        let m = &prepared.machine;
+        let driver = match m.spec.board {
+            crate::host::board::Board::X86_64Q35 => "CONFIG_PVPANIC_MMIO",
+            crate::host::board::Board::Arm64Virt => "CONFIG_PVPANIC_PCI",
+        };
+        let config = m.image.kernel.config_options().unwrap_or_default();
+        PanicPause {
+            pvpanic: config.get(driver).is_some_and(|v| v == "y"),
+            panic_on_warn: m.spec.cmdline.iter().any(|p| p == "panic_on_warn=1"),
+        }
+    }
+
+    fn pauses_on(self, kind: ReportKind) -> bool {
+        use ReportKind::*;
+        let oops = matches!(
+            kind,
+            KernelBug | Bug | GeneralProtection | PageFault | Oops | Panic | ListCorruption
+        );
+        let warns = matches!(
+            kind,
+            Warning | Refcount | Kasan | Ubsan | Kfence | Kmsan | Kcsan
+        );
+        self.pvpanic && (oops || (self.panic_on_warn && warns))
+    }
 }
 
 fn dump_on_report(dump: Option<&DumpOnReport>, found: &[Report]) {
@@ -188,8 +235,12 @@ fn dump_on_report(dump: Option<&DumpOnReport>, found: &[Report]) {
         return;
     }
     let triage = d.scenario.triage(found.iter().map(|r| r.title.as_str()));
-    if let Some(title) = triage.unexpected.first() {
-        d.asked.store(true, Ordering::Relaxed);
+    let Some(title) = triage.unexpected.first() else {
+        return;
+    };
+    d.asked.store(true, Ordering::Relaxed);
+    let kind = found.iter().find(|r| &r.title == title).map(|r| r.kind);
+    if !kind.is_some_and(|k| d.pause.pauses_on(k)) {
         d.trigger.dump(title);
     }
 }
@@ -267,6 +318,7 @@ fn run_steps(
 /// Phase 4a, when the guest can be dumped: a run that failed without a report the live analyzer
 /// already dumped for (a step the kernel did not do, a missing expected report) is dumped now,
 /// before anything else changes the guest; and an asynchronous dump under way is waited for.
+/// (Not for a QEMU that stopped answering: the dump would wait out its timeout.)
 fn dump_if_failing(
     guest: &mut Guest,
     failures: &[StepFailure],
@@ -384,4 +436,39 @@ fn close_watch(
         truncated_at: logged.truncated.then_some(logged.written),
         live: watch.live.lock().map(|l| l.clone()).unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The live analyzer leaves to the panic pause the reports the kernel panics on, and only
+    /// when the guest can pause: oopses always (rig's `oops=panic`), warnings and sanitizer
+    /// reports with `panic_on_warn=1`; lockdep and OF errors never panic.
+    #[test]
+    fn reports_that_panic_into_the_pause_are_left_to_it() {
+        let p = |pvpanic, panic_on_warn| PanicPause {
+            pvpanic,
+            panic_on_warn,
+        };
+        for k in [
+            ReportKind::PageFault,
+            ReportKind::KernelBug,
+            ReportKind::Oops,
+        ] {
+            assert!(p(true, false).pauses_on(k), "{k}");
+            assert!(!p(false, true).pauses_on(k), "{k} without pvpanic");
+        }
+        for k in [ReportKind::Warning, ReportKind::Refcount, ReportKind::Kasan] {
+            assert!(!p(true, false).pauses_on(k), "{k}");
+            assert!(p(true, true).pauses_on(k), "{k} with panic_on_warn");
+        }
+        for k in [
+            ReportKind::Lockdep,
+            ReportKind::OfError,
+            ReportKind::HungTask,
+        ] {
+            assert!(!p(true, true).pauses_on(k), "{k}");
+        }
+    }
 }

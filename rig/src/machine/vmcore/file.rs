@@ -53,7 +53,7 @@ pub fn keep(raw: &Path, kernel: &Kernel, board: Board) -> Result<Kept, KeepError
     let mut note = None;
     let extra = match board {
         Board::X86_64Q35 => Vec::new(),
-        Board::Arm64Virt => match arm64_views(raw, kernel) {
+        Board::Arm64Virt => match super::arm64::arm64_views(raw, kernel) {
             Ok(v) => v,
             Err(why) => {
                 note = Some(format!(
@@ -103,22 +103,22 @@ pub fn open_command(kept: &Path, kernel: &Kernel) -> String {
 
 /// One ELF program header (`Elf64_Phdr`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Phdr {
-    p_type: u32,
-    flags: u32,
-    offset: u64,
-    vaddr: u64,
-    paddr: u64,
-    filesz: u64,
-    memsz: u64,
-    align: u64,
+pub(super) struct Phdr {
+    pub(super) p_type: u32,
+    pub(super) flags: u32,
+    pub(super) offset: u64,
+    pub(super) vaddr: u64,
+    pub(super) paddr: u64,
+    pub(super) filesz: u64,
+    pub(super) memsz: u64,
+    pub(super) align: u64,
 }
 
-const PT_LOAD: u32 = 1;
-const PHDR_SIZE: usize = 56;
+pub(super) const PT_LOAD: u32 = 1;
+pub(super) const PHDR_SIZE: usize = 56;
 
 impl Phdr {
-    fn parse(b: &[u8]) -> Phdr {
+    pub(super) fn parse(b: &[u8]) -> Phdr {
         let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or_default());
         let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or_default());
         Phdr {
@@ -133,7 +133,7 @@ impl Phdr {
         }
     }
 
-    fn bytes(&self) -> [u8; PHDR_SIZE] {
+    pub(super) fn bytes(&self) -> [u8; PHDR_SIZE] {
         let mut b = [0u8; PHDR_SIZE];
         b[0..4].copy_from_slice(&self.p_type.to_le_bytes());
         b[4..8].copy_from_slice(&self.flags.to_le_bytes());
@@ -155,12 +155,12 @@ impl Phdr {
 }
 
 /// A little-endian ELF64 core's header fields rig uses.
-struct Core {
-    phoff: u64,
-    phdrs: Vec<Phdr>,
+pub(super) struct Core {
+    pub(super) phoff: u64,
+    pub(super) phdrs: Vec<Phdr>,
 }
 
-fn read_core(f: &mut File) -> io::Result<Core> {
+pub(super) fn read_core(f: &mut File) -> io::Result<Core> {
     let mut eh = [0u8; 64];
     f.read_exact(&mut eh)?;
     let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
@@ -180,7 +180,7 @@ fn read_core(f: &mut File) -> io::Result<Core> {
 }
 
 /// The physical address's bytes in the core.
-fn read_phys(f: &mut File, core: &Core, paddr: u64, buf: &mut [u8]) -> io::Result<()> {
+pub(super) fn read_phys(f: &mut File, core: &Core, paddr: u64, buf: &mut [u8]) -> io::Result<()> {
     let seg = core
         .phdrs
         .iter()
@@ -194,94 +194,16 @@ fn read_phys(f: &mut File, core: &Core, paddr: u64, buf: &mut [u8]) -> io::Resul
     f.read_exact(buf)
 }
 
-/// The address of each of `names` in the kernel's System.map (beside its vmlinux).
-fn symbols(kernel: &Kernel, names: &[&str]) -> Result<Vec<u64>, String> {
-    let vmlinux = kernel.vmlinux.as_ref().ok_or("no vmlinux")?;
-    let map = vmlinux.with_file_name("System.map");
-    let text = std::fs::read_to_string(&map).map_err(|e| format!("{}: {e}", map.display()))?;
-    names
+/// The RAM segment holding `len` bytes at physical `paddr`.
+pub(super) fn segment_of(core: &Core, paddr: u64, len: u64) -> Option<&Phdr> {
+    core.phdrs
         .iter()
-        .map(|name| {
-            text.lines()
-                .find_map(|l| {
-                    let mut w = l.split_whitespace();
-                    let (addr, _, sym) = (w.next()?, w.next()?, w.next()?);
-                    (sym == *name).then(|| u64::from_str_radix(addr, 16).ok())?
-                })
-                .ok_or_else(|| format!("{name} is not in {}", map.display()))
-        })
-        .collect()
-}
-
-/// The two views the arm64 core lacks: the kernel image at its link address and the linear
-/// map, as program headers over the RAM segments' bytes.
-fn arm64_views(raw: &Path, kernel: &Kernel) -> Result<Vec<Phdr>, String> {
-    let syms = symbols(kernel, &["_text", "_end", "memstart_addr"])?;
-    let (text, end, memstart_sym) = (syms[0], syms[1], syms[2]);
-    let va_bits: u32 = kernel
-        .config_options()
-        .ok()
-        .and_then(|c| c.get("CONFIG_ARM64_VA_BITS").and_then(|v| v.parse().ok()))
-        .ok_or("the kernel's config names no CONFIG_ARM64_VA_BITS")?;
-    let mut header = [0u8; 64];
-    File::open(&kernel.image)
-        .and_then(|mut f| f.read_exact(&mut header))
-        .map_err(|e| format!("{}: {e}", kernel.image.display()))?;
-    let mut f = File::open(raw).map_err(|e| e.to_string())?;
-    let core = read_core(&mut f).map_err(|e| e.to_string())?;
-    let text_phys = find_page(&mut f, &core, &header)
-        .map_err(|e| e.to_string())?
-        .ok_or("the kernel image's header is nowhere in RAM")?;
-    let mut b = [0u8; 8];
-    read_phys(&mut f, &core, text_phys + (memstart_sym - text), &mut b)
-        .map_err(|e| e.to_string())?;
-    let memstart = u64::from_le_bytes(b);
-    let page_offset = u64::MAX << va_bits;
-    let mut views = Vec::new();
-    for seg in core.phdrs.iter().filter(|p| p.p_type == PT_LOAD) {
-        views.push(Phdr {
-            vaddr: seg.paddr.wrapping_sub(memstart) | page_offset,
-            ..*seg
-        });
-        if text_phys >= seg.paddr && text_phys < seg.paddr + seg.filesz {
-            let len = (end - text).min(seg.paddr + seg.filesz - text_phys);
-            views.push(Phdr {
-                offset: seg.offset + (text_phys - seg.paddr),
-                vaddr: text,
-                paddr: text_phys,
-                filesz: len,
-                memsz: len,
-                ..*seg
-            });
-        }
-    }
-    Ok(views)
-}
-
-/// The first page-aligned physical address whose first bytes are `header`.
-fn find_page(f: &mut File, core: &Core, header: &[u8]) -> io::Result<Option<u64>> {
-    const PAGE: usize = 4096;
-    let mut chunk = vec![0u8; 1 << 20];
-    for seg in core.phdrs.iter().filter(|p| p.p_type == PT_LOAD) {
-        f.seek(SeekFrom::Start(seg.offset))?;
-        let mut at = 0u64;
-        while at < seg.filesz {
-            let n = chunk.len().min((seg.filesz - at) as usize);
-            f.read_exact(&mut chunk[..n])?;
-            for page in (0..n).step_by(PAGE) {
-                if chunk[page..].starts_with(header) {
-                    return Ok(Some(seg.paddr + at + page as u64));
-                }
-            }
-            at += n as u64;
-        }
-    }
-    Ok(None)
+        .find(|p| p.p_type == PT_LOAD && paddr >= p.paddr && paddr + len <= p.paddr + p.filesz)
 }
 
 /// Writes `raw` gzipped to `out`, with `extra` program headers put before the core's own (gdb
 /// takes the first that covers an address); every file offset moves by the headers added.
-fn write_gz(raw: &Path, extra: &[Phdr], out: &Path) -> io::Result<()> {
+pub(super) fn write_gz(raw: &Path, extra: &[Phdr], out: &Path) -> io::Result<()> {
     let mut f = File::open(raw)?;
     let gz = flate2::write::GzEncoder::new(
         BufWriter::new(File::create(out)?),
@@ -341,64 +263,5 @@ mod tests {
             align: 0,
         };
         assert_eq!(Phdr::parse(&p.bytes()), p);
-    }
-
-    /// A fake arm64 core (one RAM segment at 0x4000_0000 holding an "image" at +0x20_0000) gets
-    /// the linear map and image views, its offsets shifted, and its bytes unchanged.
-    #[test]
-    fn the_arm64_views_point_at_the_same_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let raw = dir.path().join("vmcore.elf");
-        let ram_len = 0x40_0000u64;
-        let data_off = 64 + PHDR_SIZE as u64;
-        let mut eh = [0u8; 64];
-        eh[0..6].copy_from_slice(b"\x7fELF\x02\x01");
-        eh[32..40].copy_from_slice(&64u64.to_le_bytes());
-        eh[56..58].copy_from_slice(&1u16.to_le_bytes());
-        let seg = Phdr {
-            p_type: PT_LOAD,
-            flags: 0,
-            offset: data_off,
-            vaddr: 0x4000_0000,
-            paddr: 0x4000_0000,
-            filesz: ram_len,
-            memsz: ram_len,
-            align: 0,
-        };
-        let mut ram = vec![0u8; ram_len as usize];
-        ram[0x20_0000..0x20_0004].copy_from_slice(b"HDR!");
-        let mut file = eh.to_vec();
-        file.extend(seg.bytes());
-        file.extend(&ram);
-        std::fs::write(&raw, &file).unwrap();
-        let mut f = File::open(&raw).unwrap();
-        let core = read_core(&mut f).unwrap();
-        assert_eq!(core.phdrs, vec![seg]);
-        assert_eq!(
-            find_page(&mut f, &core, b"HDR!").unwrap(),
-            Some(0x4020_0000)
-        );
-        let view = Phdr {
-            vaddr: 0xffff_0000_0000_0000,
-            ..seg
-        };
-        let out = dir.path().join("out.gz");
-        write_gz(&raw, &[view], &out).unwrap();
-        let mut back = Vec::new();
-        flate2::read::GzDecoder::new(File::open(&out).unwrap())
-            .read_to_end(&mut back)
-            .unwrap();
-        let mut bf = File::create(dir.path().join("back")).unwrap();
-        bf.write_all(&back).unwrap();
-        let mut bf = File::open(dir.path().join("back")).unwrap();
-        let core = read_core(&mut bf).unwrap();
-        assert_eq!(core.phdrs.len(), 2);
-        assert_eq!(core.phdrs[0].vaddr, 0xffff_0000_0000_0000);
-        for p in &core.phdrs {
-            assert_eq!(p.offset, data_off + PHDR_SIZE as u64);
-        }
-        let mut hdr = [0u8; 4];
-        read_phys(&mut bf, &core, 0x4020_0000, &mut hdr).unwrap();
-        assert_eq!(&hdr, b"HDR!");
     }
 }
