@@ -56,10 +56,10 @@ pub(super) fn run_once(
     );
     let mut failures = steps.failures;
     let last_step = Instant::now();
-    if !steps.machine_stuck {
-        dump_if_failing(&mut guest, &failures, &watch, scenario);
-    }
     let (dmesg_text, gone) = pull_dmesg(&mut guest, steps.console_dead, steps.machine_stuck, dir);
+    if !steps.machine_stuck && !gone {
+        dump_if_failing(&mut guest, &failures, (&watch, dmesg_text.as_deref()), scenario);
+    }
     let vmcore = guest.vm.take_vmcore();
     let cause = stop_guest(guest, gone, steps.machine_stuck);
     let vmcore = vmcore.map(crate::machine::vmcore::Watch::finish);
@@ -315,21 +315,23 @@ fn run_steps(
     }
 }
 
-/// Phase 4a, when the guest can be dumped: a run that failed without a report the live analyzer
-/// already dumped for (a step the kernel did not do, a missing expected report) is dumped now,
-/// before anything else changes the guest; and an asynchronous dump under way is waited for.
-/// (Not for a QEMU that stopped answering: the dump would wait out its timeout.)
+/// Phase 4b, when the guest can be dumped: a run that failed without a report the live analyzer
+/// already dumped for (a step the kernel did not do, a missing expected report, a report the
+/// console had not shown yet but `dmesg` has) is dumped now; and an asynchronous dump under way
+/// is waited for. (Not for a QEMU that stopped answering: the dump would wait out its timeout.)
 fn dump_if_failing(
     guest: &mut Guest,
     failures: &[StepFailure],
-    watch: &Watch,
+    (watch, dmesg_text): (&Watch, Option<&str>),
     scenario: &Scenario,
 ) {
     let Some(w) = guest.vm.vmcore() else { return };
-    let live = watch.live.lock().map(|l| l.clone()).unwrap_or_default();
-    let triage = scenario.triage(live.iter().map(|r| r.title.as_str()));
-    let failed = failures.iter().any(|f| !f.infra) || !triage.passed();
-    if failed {
+    let mut reports = watch.live.lock().map(|l| l.clone()).unwrap_or_default();
+    reports.extend(dmesg_text.map(crate::dmesg::analyze).unwrap_or_default());
+    let triage = scenario.triage(reports.iter().map(|r| r.title.as_str()));
+    if let Some(title) = triage.unexpected.first() {
+        w.dump_and_wait(title);
+    } else if failures.iter().any(|f| !f.infra) || !triage.passed() {
         w.dump_and_wait("the run failed");
     }
 }
