@@ -58,7 +58,12 @@ pub(super) fn run_once(
     let last_step = Instant::now();
     let (dmesg_text, gone) = pull_dmesg(&mut guest, steps.console_dead, steps.machine_stuck, dir);
     if !steps.machine_stuck && !gone {
-        dump_if_failing(&mut guest, &failures, (&watch, dmesg_text.as_deref()), scenario);
+        dump_if_failing(
+            &mut guest,
+            &failures,
+            (&watch, dmesg_text.as_deref()),
+            scenario,
+        );
     }
     let vmcore = guest.vm.take_vmcore();
     let cause = stop_guest(guest, gone, steps.machine_stuck);

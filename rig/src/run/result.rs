@@ -305,11 +305,13 @@ impl ScenarioResult {
             }
             if let Some(v) = &r.vmcore {
                 s.push_str(&format!(
-                    "  run {}: vmcore ({}, {} MiB): {}\n",
+                    "  run {}: vmcore ({}, {} MiB): {}\n  run {}: (in gdb, `rig-interrupted` \
+                     shows the code an exception interrupted)\n",
                     r.index,
                     v.taken_at,
                     v.bytes >> 20,
-                    v.command
+                    v.command,
+                    r.index
                 ));
                 if let Some(note) = &v.note {
                     s.push_str(&format!("  run {}: vmcore note: {note}\n", r.index));

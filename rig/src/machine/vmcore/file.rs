@@ -39,6 +39,17 @@ pub enum KeepError {
 
 /// The kept core's name in the run folder.
 pub const KEPT_NAME: &str = "vmcore.gz";
+/// rig's gdb commands for it (`rig-interrupted`), beside it.
+pub const SCRIPT_NAME: &str = "vmcore.gdb";
+
+/// The board's gdb commands: `rig-interrupted` shows what an exception interrupted, below the
+/// exception entry where gdb's own backtrace stops.
+pub fn gdb_script(board: Board) -> &'static str {
+    match board {
+        Board::X86_64Q35 => include_str!("x86_64.gdb"),
+        Board::Arm64Virt => include_str!("arm64.gdb"),
+    }
+}
 
 /// Turns `raw` into `vmcore.gz` in the same folder (arm64: with the kernel's virtual addresses
 /// added when rig can find them) and removes `raw`.
@@ -69,13 +80,15 @@ pub fn keep(raw: &Path, kernel: &Kernel, board: Board) -> Result<Kept, KeepError
             kernel.name, kernel.release
         ));
     }
+    let script = dir.join(SCRIPT_NAME);
+    std::fs::write(&script, gdb_script(board)).map_err(io_err(&script))?;
     let tmp = out.with_extension("gz.tmp");
     write_gz(raw, &extra, &tmp).map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, &out).map_err(io_err(&out))?;
     let _ = std::fs::remove_file(raw);
     let bytes = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     Ok(Kept {
-        command: open_command(&out, kernel),
+        command: open_command(&out, &script, kernel),
         path: out,
         bytes,
         seconds: start.elapsed().as_secs_f64(),
@@ -83,10 +96,10 @@ pub fn keep(raw: &Path, kernel: &Kernel, board: Board) -> Result<Kept, KeepError
     })
 }
 
-/// `gunzip -k DIR/vmcore.gz && gdb-multiarch VMLINUX DIR/vmcore` (gdb-multiarch reads both
+/// `gunzip -k DIR/vmcore.gz && gdb-multiarch -x DIR/vmcore.gdb VMLINUX DIR/vmcore` (gdb-multiarch reads both
 /// boards' cores on an x86_64 host; Debian's `crash` reads only its host's arch, and only with
 /// a kernel's full debug info, which rig's kernels, built with reduced info, lack).
-pub fn open_command(kept: &Path, kernel: &Kernel) -> String {
+pub fn open_command(kept: &Path, script: &Path, kernel: &Kernel) -> String {
     let q = |p: &Path| crate::host::shell::quote(&p.display().to_string()).into_owned();
     let core = kept.with_extension("");
     let vmlinux = kernel
@@ -95,8 +108,9 @@ pub fn open_command(kept: &Path, kernel: &Kernel) -> String {
         .map(q)
         .unwrap_or_else(|| "VMLINUX".into());
     format!(
-        "gunzip -k {} && gdb-multiarch {vmlinux} {}",
+        "gunzip -k {} && gdb-multiarch -x {} {vmlinux} {}",
         q(kept),
+        q(script),
         q(&core)
     )
 }
