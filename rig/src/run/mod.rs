@@ -163,6 +163,10 @@ struct Prepared {
 fn machine_spec(scenario: &Scenario, opts: &RunOptions) -> Result<MachineSpec, RunError> {
     let mut spec = opts.machine.clone();
     spec.cmdline = scenario.cmdline.clone();
+    if scenario.trace.is_some() {
+        // The kernel prints the trace buffer on an oops, where rig cannot read it back.
+        spec.cmdline.insert(0, "ftrace_dump_on_oops".into());
+    }
     spec.cmdline.extend(opts.machine.cmdline.iter().cloned());
     spec.devices
         .extend(boot_extras::extra_devices(&scenario.devices));

@@ -57,13 +57,14 @@ pub(super) fn run_once(
     let mut failures = steps.failures;
     let last_step = Instant::now();
     let (dmesg_text, gone) = pull_dmesg(&mut guest, steps.console_dead, steps.machine_stuck, dir);
-    if !steps.machine_stuck && !gone {
-        dump_if_failing(
-            &mut guest,
-            &failures,
-            (&watch, dmesg_text.as_deref()),
-            scenario,
-        );
+    let failing = failing(&failures, (&watch, dmesg_text.as_deref()), scenario);
+    if let (Some(why), false) = (&failing, steps.machine_stuck || gone) {
+        if let Some(w) = guest.vm.vmcore() {
+            w.dump_and_wait(why);
+        }
+        if scenario.trace.is_some() && !steps.console_dead {
+            keep_trace(&mut guest, dir, events);
+        }
     }
     let vmcore = guest.vm.take_vmcore();
     let cause = stop_guest(guest, gone, steps.machine_stuck);
@@ -291,6 +292,19 @@ fn run_steps(
     if let Err(e) = crate::steps::virtio_mem::init(&mut exec, &virtio_mem) {
         exec.fail_setup("virtio-mem devices", e);
     }
+    if let Some(t) = &scenario.trace {
+        match crate::steps::trace::start(&mut exec, &t.spec) {
+            Ok(missing) if !missing.is_empty() => events.emit(Event::Warning {
+                message: format!(
+                    "{}: trace: not in this kernel, not traced: {}",
+                    t.at,
+                    missing.join(", ")
+                ),
+            }),
+            Ok(_) => {}
+            Err(e) => exec.fail_setup("trace", e),
+        }
+    }
     for (i, step) in scenario.steps.iter().enumerate() {
         events.emit(Event::ScenarioStep {
             index: i + 1,
@@ -320,24 +334,40 @@ fn run_steps(
     }
 }
 
-/// Phase 4b, when the guest can be dumped: a run that failed without a report the live analyzer
-/// already dumped for (a step the kernel did not do, a missing expected report, a report the
-/// console had not shown yet but `dmesg` has) is dumped now; and an asynchronous dump under way
-/// is waited for. (Not for a QEMU that stopped answering: the dump would wait out its timeout.)
-fn dump_if_failing(
-    guest: &mut Guest,
+/// Phase 4b: whether the repetition is failing, and why (the first unexpected report, from the
+/// live analyzer or the guest's `dmesg`, which has what the console had not shown yet; else a
+/// step the kernel did not do or an expected report missing): what the vmcore is dumped for
+/// (one dumped already is kept: the first moment wins) and when the trace is kept.
+fn failing(
     failures: &[StepFailure],
     (watch, dmesg_text): (&Watch, Option<&str>),
     scenario: &Scenario,
-) {
-    let Some(w) = guest.vm.vmcore() else { return };
+) -> Option<String> {
     let mut reports = watch.live.lock().map(|l| l.clone()).unwrap_or_default();
     reports.extend(dmesg_text.map(crate::dmesg::analyze).unwrap_or_default());
     let triage = scenario.triage(reports.iter().map(|r| r.title.as_str()));
     if let Some(title) = triage.unexpected.first() {
-        w.dump_and_wait(title);
+        Some(title.clone())
     } else if failures.iter().any(|f| !f.infra) || !triage.passed() {
-        w.dump_and_wait("the run failed");
+        Some("the run failed".into())
+    } else {
+        None
+    }
+}
+
+/// Phase 4c, for a failing repetition of a traced scenario whose guest still answers: the
+/// trace buffer, read back into `trace.txt` (at most [`crate::steps::trace::TRACE_READ_MAX`]).
+fn keep_trace(guest: &mut Guest, dir: &RunDir, events: &Events) {
+    use crate::steps::trace;
+    let read = guest.run(&trace::read_command(), Duration::from_secs(300), Via::Hvc);
+    let kept = match read {
+        Ok(o) => std::fs::write(dir.file(trace::TRACE_FILE), o.stdout).map_err(|e| e.to_string()),
+        Err(e) => Err(error_chain(&e)),
+    };
+    if let Err(e) = kept {
+        events.emit(Event::Warning {
+            message: format!("no {}: {e}", trace::TRACE_FILE),
+        });
     }
 }
 

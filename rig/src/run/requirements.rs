@@ -261,6 +261,22 @@ pub fn check_kernel(scenario: &Scenario, board: Board, kernel: &Kernel) -> Resul
         Ok(()) => Vec::new(),
         Err(u) => u.unmet,
     };
+    if let Some(t) = &scenario.trace {
+        let missing: Vec<String> = t
+            .spec
+            .needs_config()
+            .into_iter()
+            .filter(|o| config.get(*o).map(String::as_str) != Some("y"))
+            .map(|o| format!("{o}=y"))
+            .collect();
+        if !missing.is_empty() {
+            unmet.push(Unmet {
+                at: t.at.clone(),
+                what: "trace".into(),
+                missing,
+            });
+        }
+    }
     for r in &scenario.requires {
         let Some(module) = rig_module(r.feature) else {
             continue;

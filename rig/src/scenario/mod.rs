@@ -108,10 +108,19 @@ pub struct Scenario {
     pub allow: Vec<TitlePattern>,
     /// Devices the board gets for this scenario.
     pub devices: Vec<BoardDevice>,
+    /// Tracepoints and functions recorded while the steps run ([`crate::steps::trace`]).
+    pub trace: Option<TraceBlock>,
     pub steps: Vec<Step>,
     /// Deprecation notices, one per old spelling the file uses (`via: serial`), each starting
     /// with `file:line:column: path:`; whoever loads the scenario for a user shows them.
     pub notices: Vec<String>,
+}
+
+/// A scenario's checked `trace:` block and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceBlock {
+    pub spec: crate::steps::trace::Trace,
+    pub at: Location,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -33,7 +33,7 @@ impl<'de> Deserialize<'de> for TitlePattern {
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a scenario: a mapping with `steps` and optionally name, description, boards, requires, cmdline, timeout, transport, expect, allow, devices"
+    expecting = "a scenario: a mapping with `steps` and optionally name, description, boards, requires, cmdline, timeout, transport, expect, allow, devices, trace"
 )]
 pub struct RawScenario {
     #[serde(default)]
@@ -56,6 +56,8 @@ pub struct RawScenario {
     pub allow: Vec<TitlePattern>,
     #[serde(default)]
     pub devices: Vec<RawDevice>,
+    #[serde(default)]
+    pub trace: Option<crate::steps::trace::RawTrace>,
     pub steps: Vec<RawStep>,
 }
 

@@ -25,6 +25,7 @@ mod parallel;
 mod pci;
 mod qmp;
 mod scalars;
+pub mod trace;
 pub(crate) mod virtio_mem;
 mod wait;
 

@@ -26,6 +26,7 @@ fn valid_top(key: &str) -> &'static str {
         "devices" => "[{qemu: {driver: pci-testdev}}]",
         "transport" => "hvc",
         "expect" | "allow" => "['/^WARNING/']",
+        "trace" => "{functions: [devlink_reload]}",
         _ => "x",
     }
 }

@@ -97,6 +97,7 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "steps",
     "stepz",
     "devices",
+    "trace",
 ];
 
 pub(super) const KINDS: &[&str] = &[

@@ -100,6 +100,11 @@ pub(super) fn validate(
         v.cmdline_param(param, &root.key("cmdline").index(i))?;
     }
 
+    let trace = match raw.trace {
+        None => None,
+        Some(t) => Some(trace_block(&v, t, &root.key("trace"))?),
+    };
+
     let timeout = v.duration(
         raw.timeout,
         defaults::SCENARIO_TIMEOUT,
@@ -148,7 +153,32 @@ pub(super) fn validate(
         expect: raw.expect,
         allow: raw.allow,
         devices,
+        trace,
         steps,
         notices: v.notices.into_inner(),
     })
+}
+
+/// The `trace:` block checked, errors at the refused name.
+fn trace_block(
+    v: &Check<'_>,
+    raw: crate::steps::trace::RawTrace,
+    path: &Path,
+) -> R<super::TraceBlock> {
+    use crate::steps::trace::{validate, TraceField};
+    match validate(raw) {
+        Ok(spec) => Ok(super::TraceBlock {
+            spec,
+            at: v.location(path, false),
+        }),
+        Err((field, message)) => {
+            let at = match field {
+                TraceField::Event(i) => path.key("events").index(i),
+                TraceField::Function(i) => path.key("functions").index(i),
+                TraceField::BufferKb => path.key("buffer_kb"),
+                TraceField::Block => path.clone(),
+            };
+            Err(v.err(&at, message))
+        }
+    }
 }
