@@ -522,4 +522,31 @@ mod tests {
         let e = check_kernel(&s, Board::Arm64Virt, &kernel).unwrap_err();
         assert!(e.summary().contains("a readable .config"), "{e}");
     }
+
+    /// A `trace:` block needs ftrace, and what it names: trace events, the function tracer.
+    #[test]
+    fn check_kernel_wants_ftrace_for_a_trace_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        std::fs::write(&config, "CONFIG_FTRACE=y\nCONFIG_EVENT_TRACING=y\n").unwrap();
+        let kernel = crate::provision::Kernel {
+            name: "k".into(),
+            arch: crate::host::board::Arch::Arm64,
+            release: "7.3.4-rig".into(),
+            image: dir.path().join("Image"),
+            modules_root: dir.path().join("mods"),
+            config: config.clone(),
+            vmlinux: None,
+            provenance: BTreeMap::new(),
+        };
+        let events = good("trace: {events: ['devlink:*']}\nsteps:\n  - sleep: 1s\n");
+        check_kernel(&events, Board::Arm64Virt, &kernel).unwrap();
+        let functions = good("trace:\n  functions: [devlink_reload]\nsteps:\n  - sleep: 1s\n");
+        let e = check_kernel(&functions, Board::Arm64Virt, &kernel).unwrap_err();
+        assert_eq!(
+            e.summary(),
+            "trace needs CONFIG_FUNCTION_TRACER=y, CONFIG_DYNAMIC_FTRACE=y"
+        );
+        assert_eq!(e.unmet[0].at.to_string(), "t.yaml:2:3");
+    }
 }
