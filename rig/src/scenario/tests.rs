@@ -65,7 +65,7 @@ fn unknown_field_at_top_level() {
     assert_eq!(
         bad("unknown-field-top.yaml"),
         "bad/unknown-field-top.yaml:2:1: descripton: unknown field `descripton` (known: name, \
-         description, boards, requires, cmdline, timeout, transport, expect, allow, devices, steps)"
+         description, boards, requires, cmdline, timeout, transport, expect, allow, devices, trace, steps)"
     );
 }
 
@@ -271,7 +271,7 @@ fn structural_errors() {
             "not-a-mapping.yaml",
             "1:1: invalid type: sequence, expected a scenario: a mapping with `steps` and \
              optionally name, description, boards, requires, cmdline, timeout, transport, \
-             expect, allow, devices",
+             expect, allow, devices, trace",
         ),
     ];
     for (file, want) in cases {

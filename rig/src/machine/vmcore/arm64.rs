@@ -2,7 +2,7 @@
 //! linear map, and each vCPU's stack (arm64 kernels always have `VMAP_STACK`), its pages found by
 //! walking the kernel's page tables from `swapper_pg_dir`.
 
-use super::file::{read_core, read_phys, segment_of, Core, Phdr, PT_LOAD};
+use super::elf::{read_core, read_phys, segment_of, Core, Phdr, PT_LOAD};
 use crate::provision::Kernel;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -205,7 +205,7 @@ fn find_page(f: &mut File, core: &Core, header: &[u8]) -> io::Result<Option<u64>
 
 #[cfg(test)]
 mod tests {
-    use super::super::file::{write_gz, PHDR_SIZE};
+    use super::super::elf::{write_gz, PHDR_SIZE};
     use super::*;
     use std::path::PathBuf;
 

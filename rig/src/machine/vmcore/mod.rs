@@ -13,6 +13,7 @@
 //! keeps (`vmcore.gz`, mapped for gdb on arm64).
 
 mod arm64;
+mod elf;
 pub mod file;
 
 use crate::host::board::Board;
