@@ -488,21 +488,35 @@ mod tests {
         check_board(&s, Board::X86_64Q35).unwrap();
     }
 
-    #[test]
-    fn check_kernel_reads_config_and_looks_for_the_overlay_module() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("config");
-        std::fs::write(&config, "CONFIG_OF_OVERLAY=y\nCONFIG_CONFIGFS_FS=y\n").unwrap();
+    /// An arm64 kernel `release` in `dir` whose `.config` is `config`; and the config's path.
+    fn kernel_in(
+        dir: &std::path::Path,
+        release: &str,
+        config: &str,
+    ) -> (crate::provision::Kernel, std::path::PathBuf) {
+        let path = dir.join("config");
+        std::fs::write(&path, config).unwrap();
         let kernel = crate::provision::Kernel {
-            name: "rig-6.12".into(),
+            name: "k".into(),
             arch: crate::host::board::Arch::Arm64,
-            release: "6.12.0-rig".into(),
-            image: dir.path().join("Image"),
-            modules_root: dir.path().join("mods"),
-            config: config.clone(),
+            release: release.into(),
+            image: dir.join("Image"),
+            modules_root: dir.join("mods"),
+            config: path.clone(),
             vmlinux: None,
             provenance: BTreeMap::new(),
         };
+        (kernel, path)
+    }
+
+    #[test]
+    fn check_kernel_reads_config_and_looks_for_the_overlay_module() {
+        let dir = tempfile::tempdir().unwrap();
+        let (kernel, config) = kernel_in(
+            dir.path(),
+            "6.12.0-rig",
+            "CONFIG_OF_OVERLAY=y\nCONFIG_CONFIGFS_FS=y\n",
+        );
         let s = good(
             "boards: [arm64-virt]\nrequires: [of_overlay]\nsteps:\n  \
              - overlay_load: {file: simple-node.dtso}\n",
@@ -527,18 +541,11 @@ mod tests {
     #[test]
     fn check_kernel_wants_ftrace_for_a_trace_block() {
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("config");
-        std::fs::write(&config, "CONFIG_FTRACE=y\nCONFIG_EVENT_TRACING=y\n").unwrap();
-        let kernel = crate::provision::Kernel {
-            name: "k".into(),
-            arch: crate::host::board::Arch::Arm64,
-            release: "7.3.4-rig".into(),
-            image: dir.path().join("Image"),
-            modules_root: dir.path().join("mods"),
-            config: config.clone(),
-            vmlinux: None,
-            provenance: BTreeMap::new(),
-        };
+        let (kernel, _) = kernel_in(
+            dir.path(),
+            "7.3.4-rig",
+            "CONFIG_FTRACE=y\nCONFIG_EVENT_TRACING=y\n",
+        );
         let events = good("trace: {events: ['devlink:*']}\nsteps:\n  - sleep: 1s\n");
         check_kernel(&events, Board::Arm64Virt, &kernel).unwrap();
         let functions = good("trace:\n  functions: [devlink_reload]\nsteps:\n  - sleep: 1s\n");
