@@ -57,8 +57,13 @@ pub(super) fn run_once(
     let mut failures = steps.failures;
     let last_step = Instant::now();
     let (dmesg_text, gone) = pull_dmesg(&mut guest, steps.console_dead, steps.machine_stuck, dir);
-    let failing = failing(&failures, (&watch, dmesg_text.as_deref()), scenario);
-    if let (Some(why), false) = (&failing, steps.machine_stuck || gone) {
+    // Only a guest that still runs and has a dump monitor or a trace needs to know (the guest's
+    // dmesg is analyzed once more for it; the verdict analyzes everything later anyway).
+    let evidence = guest.vm.vmcore().is_some() || scenario.trace.is_some();
+    let failing = (evidence && !steps.machine_stuck && !gone)
+        .then(|| failing(&failures, (&watch, dmesg_text.as_deref()), scenario))
+        .flatten();
+    if let Some(why) = &failing {
         if let Some(w) = guest.vm.vmcore() {
             w.dump_and_wait(why);
         }
