@@ -141,10 +141,10 @@ fn the_fake_warning_is_dumped_at_its_report_and_the_guest_goes_on() {
     let (code, report) = run(&file, Board::X86_64Q35, RIG_KERNEL, &[]);
     assert_eq!(code, Some(1), "{report:#}");
     let rep = &repetitions(&report)[0];
-    assert_eq!(
-        rep["vmcore"]["taken_at"], "WARNING in rig_fake_teardown",
-        "{rep:#}"
-    );
+    // The live analyzer's title of the report: it can differ from the final one (a splat cut
+    // across console chunks is `WARNING in corrupted` live), so only its kind is checked.
+    let taken = rep["vmcore"]["taken_at"].as_str().unwrap_or_default();
+    assert!(taken.starts_with("WARNING in "), "{rep:#}");
     assert!(
         rep["step_failures"].as_array().unwrap().is_empty(),
         "the guest did not go on after the dump: {rep:#}"
