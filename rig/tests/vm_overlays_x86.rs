@@ -56,11 +56,13 @@ fn an_overlay_at_the_root_runs_on_x86_known_bad_caught_fixed_passes() {
 #[test]
 fn a_pci_driver_overlay_on_x86_known_bad_caught_fixed_passes() {
     let file = scenario("pci-overlay-driver-hotunplug");
+    // Two runs: one run missed once in 2 suite runs on the build with PVPANIC and FTRACE
+    // (2026-12-08; its 7.3 rate, 10 of 10, was measured on the build before).
     let r = common::rig_run(
         &file,
         Board::X86_64Q35,
         &rig_flavor("known-bad-devlink-wait"),
-        1,
+        2,
     );
     let t = titles(&r);
     assert!(
